@@ -1,0 +1,140 @@
+//! Small types shared by several kinds: secret and config-map references, env vars,
+//! volumes, resource requirements, and the status conditions every kind reports.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use schemars::Schema;
+use serde::{Deserialize, Serialize};
+
+/// Reference to one key of a Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the same namespace as the referencing object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret whose value is used.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// Reference to one key of a ConfigMap in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// Name of the ConfigMap, in the same namespace as the referencing object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the ConfigMap. When omitted, the default named by the referencing field applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// A reference to another object of this API group by name, in the same namespace.
+/// Cross-namespace references are not supported, for isolation between tenants.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRef {
+    /// Name of the referenced object in the same namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// An environment variable with a literal value.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    /// Name of the environment variable, e.g. `LOG_LEVEL`. Letters, digits and `_`,
+    /// not starting with a digit.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Literal value. For sensitive values use `secrets` instead, so the value never
+    /// appears in a ConfigMap.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// A host path mounted into the MCP server container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    /// Name of the volume; unique within the MCPServer.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Path on the node to mount. Prefer `podTemplateSpec` volumes for anything but
+    /// development clusters: host paths are refused by the `restricted` Pod Security level.
+    pub host_path: String,
+    /// Absolute path inside the container where the volume is mounted.
+    pub mount_path: String,
+    /// Mount the volume read-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// CPU and memory quantities, in Kubernetes quantity syntax.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceList {
+    /// CPU in cores, e.g. `500m` for half a core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory in bytes, e.g. `128Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// Compute resource requests and limits of one container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRequirements {
+    /// The most the container may use; it is throttled (CPU) or killed (memory) beyond this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceList>,
+    /// What the scheduler reserves for the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<ResourceList>,
+}
+
+/// A CA certificate bundle read from a ConfigMap.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CABundleSource {
+    /// ConfigMap holding the PEM bundle; the key defaults to `ca.crt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ConfigMapKeyRef>,
+}
+
+/// Status shared by the configuration kinds (MCPToolConfig, MCPOIDCConfig,
+/// MCPAuthzConfig, MCPTelemetryConfig).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigStatus {
+    /// Latest observations. `Valid` tells whether the configuration passed validation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` the controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Hash of the current spec; referencing MCPServers record it to detect changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+}
+
+/// Schema of a `conditions` list: metav1 Conditions, a list-type map keyed by `type`,
+/// so server-side apply merges conditions by type.
+pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> Schema {
+    let mut schema = generator.subschema_for::<Vec<Condition>>();
+    schema.insert("x-kubernetes-list-type".into(), "map".into());
+    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema
+}
+
+/// Schema of a free-form object whose unknown fields the API server must keep
+/// (embedded pod templates, backend-specific configuration).
+pub fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}

@@ -1,0 +1,31 @@
+//! CRD types of the `toolhive.stacklok.dev` API group: `MCPServer`, `MCPRegistry` and the
+//! shared configuration kinds. Field names, defaults and status follow ToolHive's
+//! v1beta1 API so existing manifests apply unchanged; additions are documented on the field.
+//!
+//! Doc comments on fields are user documentation: they become the CRD descriptions that
+//! `kubectl explain` prints.
+
+pub mod authzconfig;
+pub mod common;
+pub mod crds;
+pub mod manifest;
+pub mod mcpserver;
+pub mod oidcconfig;
+pub mod registry;
+pub mod telemetryconfig;
+pub mod toolconfig;
+
+pub use authzconfig::{MCPAuthzConfig, MCPAuthzConfigSpec};
+pub use manifest::{Manifest, ManifestError};
+pub use mcpserver::{MCPServer, MCPServerSpec, MCPServerStatus};
+pub use oidcconfig::{MCPOIDCConfig, MCPOIDCConfigSpec};
+pub use registry::{MCPRegistry, MCPRegistrySpec, MCPRegistryStatus};
+pub use telemetryconfig::{MCPTelemetryConfig, MCPTelemetryConfigSpec};
+pub use toolconfig::{MCPToolConfig, MCPToolConfigSpec};
+
+/// The API group of every kind in this crate.
+pub const GROUP: &str = "toolhive.stacklok.dev";
+/// The storage version.
+pub const VERSION: &str = "v1beta1";
+/// The older version still served, with an identical schema, for ToolHive manifests.
+pub const DEPRECATED_VERSION: &str = "v1alpha1";

@@ -1,0 +1,151 @@
+//! Reading manifests a user wrote: YAML into the typed kinds, with errors that name the
+//! field that is wrong (`spec.transport: unknown variant ...`).
+
+use serde::de::DeserializeOwned;
+
+use crate::{
+    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPOIDCConfig, MCPRegistry, MCPServer,
+    MCPTelemetryConfig, MCPToolConfig, VERSION,
+};
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The document is not YAML, or a field has the wrong type or value.
+    #[error("{path}: {message}")]
+    Field {
+        /// Dotted path of the offending field, e.g. `spec.proxyPort`; `.` for the document.
+        path: String,
+        /// What the parser found wrong.
+        message: String,
+    },
+    /// `apiVersion`/`kind` name something this API group does not define.
+    #[error("{api_version} {kind} is not a kind of {GROUP}; expected one of {}", KINDS.join(", "))]
+    UnknownKind {
+        /// The document's `apiVersion`.
+        api_version: String,
+        /// The document's `kind`.
+        kind: String,
+    },
+}
+
+/// The kinds [`Manifest`] reads.
+pub const KINDS: &[&str] = &[
+    "MCPServer",
+    "MCPRegistry",
+    "MCPToolConfig",
+    "MCPOIDCConfig",
+    "MCPAuthzConfig",
+    "MCPTelemetryConfig",
+];
+
+/// One object of this API group, of any kind.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // read once per document; boxing buys nothing
+pub enum Manifest {
+    /// An MCPServer.
+    MCPServer(MCPServer),
+    /// An MCPRegistry.
+    MCPRegistry(MCPRegistry),
+    /// An MCPToolConfig.
+    MCPToolConfig(MCPToolConfig),
+    /// An MCPOIDCConfig.
+    MCPOIDCConfig(MCPOIDCConfig),
+    /// An MCPAuthzConfig.
+    MCPAuthzConfig(MCPAuthzConfig),
+    /// An MCPTelemetryConfig.
+    MCPTelemetryConfig(MCPTelemetryConfig),
+}
+
+impl Manifest {
+    /// Reads one YAML document; `apiVersion` must be `toolhive.stacklok.dev/v1beta1` or
+    /// the deprecated `v1alpha1`.
+    pub fn from_yaml(document: &str) -> Result<Self, ManifestError> {
+        let value: serde_json::Value = from_yaml(document)?;
+        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or_default();
+        let (api_version, kind) = (field("apiVersion").to_owned(), field("kind").to_owned());
+        let known_version = [VERSION, DEPRECATED_VERSION]
+            .iter()
+            .any(|v| api_version == format!("{GROUP}/{v}"));
+        if !known_version {
+            return Err(ManifestError::UnknownKind { api_version, kind });
+        }
+        Ok(match kind.as_str() {
+            "MCPServer" => Self::MCPServer(from_value(value)?),
+            "MCPRegistry" => Self::MCPRegistry(from_value(value)?),
+            "MCPToolConfig" => Self::MCPToolConfig(from_value(value)?),
+            "MCPOIDCConfig" => Self::MCPOIDCConfig(from_value(value)?),
+            "MCPAuthzConfig" => Self::MCPAuthzConfig(from_value(value)?),
+            "MCPTelemetryConfig" => Self::MCPTelemetryConfig(from_value(value)?),
+            _ => return Err(ManifestError::UnknownKind { api_version, kind }),
+        })
+    }
+
+    /// Reads every document of a multi-document YAML stream, skipping empty ones.
+    pub fn all_from_yaml(stream: &str) -> Vec<Result<Self, ManifestError>> {
+        split_documents(stream)
+            .into_iter()
+            .map(Self::from_yaml)
+            .collect()
+    }
+
+    /// The object's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MCPServer(_) => "MCPServer",
+            Self::MCPRegistry(_) => "MCPRegistry",
+            Self::MCPToolConfig(_) => "MCPToolConfig",
+            Self::MCPOIDCConfig(_) => "MCPOIDCConfig",
+            Self::MCPAuthzConfig(_) => "MCPAuthzConfig",
+            Self::MCPTelemetryConfig(_) => "MCPTelemetryConfig",
+        }
+    }
+}
+
+/// Splits a YAML stream into its non-empty documents.
+pub fn split_documents(stream: &str) -> Vec<&str> {
+    let mut documents = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in stream.split_inclusive('\n') {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            documents.push(&stream[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    documents.push(&stream[start..]);
+    documents
+        .into_iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+/// Deserialises YAML into `T`, naming the offending field on error.
+pub fn from_yaml<T: DeserializeOwned>(document: &str) -> Result<T, ManifestError> {
+    let deserializer = serde_yaml_ng::Deserializer::from_str(document);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        ManifestError::Field {
+            path,
+            message: strip_location(&e.into_inner().to_string()),
+        }
+    })
+}
+
+/// Converts a JSON value into `T`, naming the offending field on error.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ManifestError> {
+    serde_path_to_error::deserialize(value).map_err(|e| ManifestError::Field {
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
+}
+
+/// serde_yaml_ng appends " at line L column C"; keep it, it helps, but drop the
+/// redundant field prefix some messages carry.
+fn strip_location(message: &str) -> String {
+    message.trim().to_owned()
+}
