@@ -21,8 +21,16 @@ use crate::common::ConfigStatus;
     doc = "MCPAuthzConfig is an authorization backend (Cedar policies or an HTTP decision service) shared by the MCPServers that reference it.",
     derive = "PartialEq",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type=='Valid')].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Valid')].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     label("toolhive.stacklok.dev/auto-migrate-storage-version", "true")
 )]
 #[x_kube(

@@ -5,6 +5,9 @@
 //! Doc comments on fields are user documentation: they become the CRD descriptions that
 //! `kubectl explain` prints.
 
+// `#[kube(printcolumn(...))]` repeats `type_ = ...` per column by design.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod authzconfig;
 pub mod common;
 pub mod crds;

@@ -26,8 +26,16 @@ pub const DEFAULT_KUBERNETES_ISSUER: &str = "https://kubernetes.default.svc";
     doc = "MCPOIDCConfig describes how the ToolHive proxy validates client tokens (OIDC/JWT), shared by the MCPServers that reference it.",
     derive = "PartialEq",
     printcolumn(name = "Source", type_ = "string", json_path = ".spec.type"),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type=='Valid')].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Valid')].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     label("toolhive.stacklok.dev/auto-migrate-storage-version", "true")
 )]
 #[x_kube(
@@ -114,6 +122,10 @@ pub struct InlineOIDCConfig {
     pub protected_resource_allow_private_ip: bool,
     /// Allow `http://` issuer, JWKS and introspection URLs. For development only: tokens
     /// and keys then travel unencrypted.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not", rename = "insecureAllowHTTP")]
+    #[serde(
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        rename = "insecureAllowHTTP"
+    )]
     pub insecure_allow_http: bool,
 }

@@ -29,10 +29,18 @@ pub const DEFAULT_GIT_BRANCH: &str = "main";
     doc = "MCPRegistry syncs a catalogue of MCP servers from a ConfigMap, a git repository or a URL into the ConfigMap <name>-registry.",
     derive = "PartialEq",
     printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type=='Synced')].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Synced')].status"
+    ),
     printcolumn(name = "Servers", type_ = "integer", json_path = ".status.serverCount"),
     printcolumn(name = "Last Sync", type_ = "date", json_path = ".status.lastSyncTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     label("toolhive.stacklok.dev/auto-migrate-storage-version", "true")
 )]
 #[serde(rename_all = "camelCase")]

@@ -25,9 +25,21 @@ pub const DEFAULT_SAMPLING_RATE: &str = "0.05";
     doc = "MCPTelemetryConfig holds the OpenTelemetry (OTLP) and Prometheus settings shared by the MCPServers that reference it.",
     derive = "PartialEq",
     derive = "Default",
-    printcolumn(name = "Endpoint", type_ = "string", json_path = ".spec.openTelemetry.endpoint"),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type=='Valid')].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".spec.openTelemetry.endpoint"
+    ),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Valid')].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     label("toolhive.stacklok.dev/auto-migrate-storage-version", "true")
 )]
 #[serde(rename_all = "camelCase")]

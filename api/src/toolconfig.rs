@@ -24,8 +24,16 @@ use crate::common::ConfigStatus;
     doc = "MCPToolConfig filters and renames the tools of the MCPServers that reference it.",
     derive = "PartialEq",
     derive = "Default",
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type=='Valid')].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Valid')].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     label("toolhive.stacklok.dev/auto-migrate-storage-version", "true")
 )]
 #[serde(rename_all = "camelCase")]

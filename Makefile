@@ -1,0 +1,36 @@
+# ToolHive in Rust: build, test and generate.
+# `make test` is the one command CI runs (see .ci/run); `make help` lists the targets.
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help build test unit lint fmt fmt-check clippy crds
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## Build every crate (debug)
+	$(CARGO) build --workspace --all-targets --locked
+
+test: lint unit ## Everything CI checks: formatting, clippy, unit and drift tests
+	@echo "make test: all checks passed"
+
+unit: ## Unit, schema and CRD-drift tests
+	$(CARGO) test --workspace --locked
+
+lint: fmt-check clippy ## Formatting check and clippy with warnings as errors
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+crds: ## Regenerate CRD YAML (charts/, config/) and docs/api-reference.md from api/
+	$(CARGO) run --quiet --locked -p crd-gen -- --root .
+
+# The real control plane (e2e/cluster) adds cluster-up, cluster-down and friends.
+-include e2e/cluster/cluster.mk
