@@ -13,7 +13,11 @@ pub fn render(crds: &[CustomResourceDefinition]) -> String {
          deprecated `v1alpha1` that older ToolHive manifests use.\n\n",
     );
     for crd in crds {
-        out.push_str(&format!("- [{0}](#{1})\n", crd.spec.names.kind, crd.spec.names.kind.to_lowercase()));
+        out.push_str(&format!(
+            "- [{0}](#{1})\n",
+            crd.spec.names.kind,
+            crd.spec.names.kind.to_lowercase()
+        ));
     }
     for crd in crds {
         render_kind(&mut out, crd);
@@ -27,7 +31,11 @@ fn render_kind(out: &mut String, crd: &CustomResourceDefinition) {
     let Some(version) = crd.spec.versions.iter().find(|v| v.storage) else {
         return;
     };
-    let Some(schema) = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()) else {
+    let Some(schema) = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+    else {
         return;
     };
     if let Some(description) = &schema.description {
@@ -52,7 +60,11 @@ fn required_of(schema: &JSONSchemaProps) -> Vec<String> {
 
 fn fields(out: &mut String, path: &str, schema: &JSONSchemaProps, parent_required: &[String]) {
     let name = path.rsplit('.').next().unwrap_or(path);
-    let required = if parent_required.iter().any(|r| r == name) { " (required)" } else { "" };
+    let required = if parent_required.iter().any(|r| r == name) {
+        " (required)"
+    } else {
+        ""
+    };
     out.push_str(&format!(
         "| `{path}` | {}{required} | {} |\n",
         type_of(schema),
@@ -67,7 +79,12 @@ fn fields(out: &mut String, path: &str, schema: &JSONSchemaProps, parent_require
     };
     if let Some((props, required)) = children {
         for (child, child_schema) in props {
-            fields(out, &format!("{child_path}.{child}"), child_schema, &required);
+            fields(
+                out,
+                &format!("{child_path}.{child}"),
+                child_schema,
+                &required,
+            );
         }
     }
 }
@@ -76,7 +93,10 @@ fn type_of(schema: &JSONSchemaProps) -> String {
     let base = schema.type_.clone().unwrap_or_else(|| "any".to_owned());
     match &schema.enum_ {
         Some(values) => {
-            let values: Vec<String> = values.iter().map(|v| format!("`{}`", v.0.as_str().unwrap_or_default())).collect();
+            let values: Vec<String> = values
+                .iter()
+                .map(|v| format!("`{}`", v.0.as_str().unwrap_or_default()))
+                .collect();
             format!("{base}: {}", values.join(" \\| "))
         }
         None => base,
@@ -84,7 +104,12 @@ fn type_of(schema: &JSONSchemaProps) -> String {
 }
 
 fn describe(schema: &JSONSchemaProps) -> String {
-    let mut text = schema.description.clone().unwrap_or_default().replace('\n', " ").replace('|', "\\|");
+    let mut text = schema
+        .description
+        .clone()
+        .unwrap_or_default()
+        .replace('\n', " ")
+        .replace('|', "\\|");
     if let Some(default) = &schema.default {
         text.push_str(&format!(" Default: `{}`.", default.0));
     }
