@@ -1,3 +1,26 @@
-//! RunConfig: the boundary between the front ends (operator, CLI) and the proxy, and the
-//! one validation that the admission webhook, the proxy at start-up and `thv validate`
-//! all call. Built by its own issue; the crate exists so the workspace layout is final.
+//! RunConfig: the boundary between the front ends (operator, CLI) and the proxy (seed
+//! 004), and the one validation the admission webhook, the proxy at start-up and
+//! `thv validate` all call.
+//!
+//! - [`from_json`] / [`from_reader`] / [`to_json`]: bytes in, bytes out, with schema
+//!   migration (ToolHive's `v0.1.0` imports).
+//! - [`validate`]: every problem with a path and a reason, or a [`ValidatedRunConfig`]
+//!   whose parsed forms (compiled Cedar policies, URLs, tool sets) the proxy's
+//!   middleware constructors require.
+//! - [`crd`]: MCPServer (+ referenced config objects) → RunConfig, with the mapping of
+//!   RunConfig paths back to CRD fields; and RunConfig → MCPServer.
+
+pub mod config;
+pub mod crd;
+pub mod error;
+mod io;
+pub mod middleware;
+mod migrate;
+pub mod path;
+pub mod validate;
+
+pub use config::{RunConfig, SCHEMA_VERSION};
+pub use error::{LoadError, Reason, Violation, Violations};
+pub use io::{SUPPORTED_VERSIONS, from_json, from_reader, from_value, to_json};
+pub use path::FieldPath;
+pub use validate::{Middleware, ValidatedRunConfig, validate};

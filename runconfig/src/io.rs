@@ -1,0 +1,61 @@
+//! Bytes in, bytes out: reading a RunConfig of any supported schema version, writing the
+//! current one. No I/O of its own beyond the caller's reader.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+use crate::config::{RunConfig, SCHEMA_VERSION};
+use crate::error::LoadError;
+use crate::migrate;
+
+/// Every schema version [`from_json`] reads.
+pub const SUPPORTED_VERSIONS: &[&str] = &[SCHEMA_VERSION, migrate::toolhive::SCHEMA_VERSION];
+
+/// Reads a RunConfig from JSON bytes, migrating older schema versions (including
+/// ToolHive's `v0.1.0`) to the current one.
+pub fn from_json(bytes: &[u8]) -> Result<RunConfig, LoadError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| LoadError::Syntax {
+        path: format!("line {} column {}", e.line(), e.column()),
+        message: e.to_string(),
+    })?;
+    from_value(value)
+}
+
+/// Reads a RunConfig from a reader; see [`from_json`].
+pub fn from_reader(mut reader: impl Read) -> Result<RunConfig, LoadError> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes)?;
+    from_json(&bytes)
+}
+
+/// Reads a RunConfig from an already-parsed JSON value; see [`from_json`].
+pub fn from_value(value: Value) -> Result<RunConfig, LoadError> {
+    let version = match value.get("schema_version") {
+        None | Some(Value::Null) => return Err(LoadError::MissingVersion),
+        Some(Value::String(v)) => v.clone(),
+        Some(other) => other.to_string(),
+    };
+    let current = match version.as_str() {
+        SCHEMA_VERSION => value,
+        migrate::toolhive::SCHEMA_VERSION => {
+            migrate::toolhive::to_current(&value).map_err(LoadError::Migration)?
+        }
+        _ => {
+            return Err(LoadError::UnsupportedVersion {
+                found: version,
+                supported: SUPPORTED_VERSIONS.join(", "),
+            });
+        }
+    };
+    serde_path_to_error::deserialize(current).map_err(|e| LoadError::Syntax {
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
+}
+
+/// Writes a RunConfig as pretty JSON (current schema version as stored in the value).
+pub fn to_json(config: &RunConfig) -> Vec<u8> {
+    // Serialising these plain types cannot fail: every map key is a string.
+    serde_json::to_vec_pretty(config).unwrap_or_default()
+}

@@ -1,0 +1,3 @@
+//! Migrations from older RunConfig schemas to the current one, on JSON values.
+
+pub mod toolhive;

@@ -1,0 +1,367 @@
+//! Workload rules: transport, image reference, ports, environment, secrets, volumes and
+//! the permission profile.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use oci_spec::distribution::Reference;
+
+use crate::config::{self, Workload};
+use crate::error::Reason;
+use crate::path::FieldPath;
+use crate::validate::Check;
+
+/// How the MCP server speaks MCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// stdin/stdout.
+    Stdio,
+    /// Legacy HTTP+SSE.
+    Sse,
+    /// Streamable HTTP.
+    StreamableHttp,
+}
+
+impl Transport {
+    /// Every accepted spelling, for error messages.
+    pub const ALLOWED: &'static str = "stdio, sse or streamable-http";
+
+    /// Parses the RunConfig spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "stdio" => Some(Self::Stdio),
+            "sse" => Some(Self::Sse),
+            "streamable-http" => Some(Self::StreamableHttp),
+            _ => None,
+        }
+    }
+}
+
+/// A validated workload.
+#[derive(Clone, Debug)]
+pub enum ValidatedWorkload {
+    /// A container to run.
+    Container(ContainerWorkload),
+    /// A remote server to reach.
+    Remote(RemoteWorkload),
+}
+
+/// A validated container workload.
+#[derive(Clone, Debug)]
+pub struct ContainerWorkload {
+    /// The parsed image reference.
+    pub image: Reference,
+    /// Transport of the server.
+    pub transport: Transport,
+    /// Port of an HTTP server (defaults to 8080 for HTTP transports).
+    pub target_port: Option<u16>,
+    /// Permission profile.
+    pub permission_profile: Option<PermissionProfile>,
+}
+
+/// A validated permission profile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PermissionProfile {
+    /// No network access.
+    None,
+    /// Outbound network allowed.
+    Network,
+    /// A full profile.
+    Inline(config::Profile),
+}
+
+/// A validated remote workload.
+#[derive(Clone, Debug)]
+pub struct RemoteWorkload {
+    /// The server's MCP endpoint.
+    pub url: url::Url,
+    /// Its transport (never stdio).
+    pub transport: Transport,
+}
+
+pub fn validate(
+    workload: &Workload,
+    path: &FieldPath,
+    check: &mut Check,
+) -> Option<ValidatedWorkload> {
+    match workload {
+        Workload::Container(c) => {
+            container(c, &path.key("container"), check).map(ValidatedWorkload::Container)
+        }
+        Workload::Remote(r) => remote(r, &path.key("remote"), check).map(ValidatedWorkload::Remote),
+    }
+}
+
+fn transport(text: &str, path: &FieldPath, check: &mut Check) -> Option<Transport> {
+    let parsed = Transport::parse(text);
+    if parsed.is_none() {
+        check.fail(
+            path.clone(),
+            Reason::NotSupported,
+            format!("unknown transport {text:?}"),
+            Transport::ALLOWED,
+        );
+    }
+    parsed
+}
+
+fn container(
+    c: &config::ContainerWorkload,
+    path: &FieldPath,
+    check: &mut Check,
+) -> Option<ContainerWorkload> {
+    let image = image(&c.image, &path.key("image"), check);
+    let transport = transport(&c.transport, &path.key("transport"), check);
+    let target_port = match c.target_port {
+        Some(port) => check.port(&path.key("target_port"), port).map(Some),
+        None => Some(None),
+    };
+    if let Some(replicas) = c.replicas {
+        if replicas < 0 {
+            check.fail(
+                path.key("replicas"),
+                Reason::OutOfRange,
+                format!("{replicas} replicas"),
+                "zero or more",
+            );
+        } else if replicas > 1 && transport == Some(Transport::Stdio) {
+            check.fail(
+                path.key("replicas"),
+                Reason::OutOfRange,
+                format!("{replicas} replicas of a stdio server"),
+                "at most 1: the proxy attaches to a single process's stdin and stdout",
+            );
+        }
+    }
+
+    let mut env_names = BTreeSet::new();
+    for (i, var) in c.env.iter().enumerate() {
+        let var_path = path.key("env").index(i).key("name");
+        if check.env_name(&var_path, &var.name) && !env_names.insert(var.name.as_str()) {
+            check.fail(
+                var_path,
+                Reason::Duplicate,
+                format!("{:?} is set twice", var.name),
+                "each variable once",
+            );
+        }
+    }
+    for (i, secret) in c.secrets.iter().enumerate() {
+        let secret_path = path.key("secrets").index(i);
+        check.required(
+            &secret_path.key("name"),
+            Some(&secret.name),
+            "the secret's name",
+        );
+        if let Some(key) = &secret.key {
+            check.required(&secret_path.key("key"), Some(key), "the secret's key");
+        }
+        let target = secret.target_env.as_deref().or(secret.key.as_deref());
+        match target {
+            None => check.fail(
+                secret_path.key("target_env"),
+                Reason::Required,
+                "no environment variable to receive the secret",
+                "set target_env, or key (which it defaults to)",
+            ),
+            Some(target) => {
+                let target_path = secret_path.key(if secret.target_env.is_some() {
+                    "target_env"
+                } else {
+                    "key"
+                });
+                if check.env_name(&target_path, target) && !env_names.insert(target) {
+                    check.fail(
+                        target_path,
+                        Reason::Duplicate,
+                        format!("{target:?} is already set by env or another secret"),
+                        "each variable once",
+                    );
+                }
+            }
+        }
+    }
+    let mut mount_paths = BTreeSet::new();
+    for (i, volume) in c.volumes.iter().enumerate() {
+        let volume_path = path.key("volumes").index(i);
+        check.required(
+            &volume_path.key("host_path"),
+            Some(&volume.host_path),
+            "the host path",
+        );
+        if !volume.mount_path.starts_with('/') {
+            check.fail(
+                volume_path.key("mount_path"),
+                Reason::InvalidFormat,
+                format!("{:?} is not an absolute path", volume.mount_path),
+                "an absolute path such as /data",
+            );
+        } else if !mount_paths.insert(volume.mount_path.trim_end_matches('/')) {
+            check.fail(
+                volume_path.key("mount_path"),
+                Reason::Duplicate,
+                format!("{:?} is mounted twice", volume.mount_path),
+                "one volume per mount path",
+            );
+        }
+    }
+    if let Some(patch) = &c.pod_template_patch
+        && !patch.is_object()
+    {
+        check.fail(
+            path.key("pod_template_patch"),
+            Reason::InvalidFormat,
+            "the pod template patch is not an object",
+            "a PodTemplateSpec object",
+        );
+    }
+    let permission_profile = match &c.permission_profile {
+        None => Some(None),
+        Some(profile) => {
+            permission_profile(profile, &path.key("permission_profile"), check).map(Some)
+        }
+    };
+    Some(ContainerWorkload {
+        image: image?,
+        transport: transport?,
+        target_port: target_port?,
+        permission_profile: permission_profile?,
+    })
+}
+
+/// An OCI image reference: `[registry/]repository[:tag][@digest]`.
+fn image(text: &str, path: &FieldPath, check: &mut Check) -> Option<Reference> {
+    if text.trim().is_empty() {
+        check.fail(
+            path.clone(),
+            Reason::Required,
+            "the image is empty",
+            "an image reference such as ghcr.io/org/server:1.0",
+        );
+        return None;
+    }
+    match Reference::from_str(text) {
+        Ok(reference) => Some(reference),
+        Err(e) => {
+            check.fail(
+                path.clone(),
+                Reason::InvalidFormat,
+                format!("{text:?} is not an image reference: {e}"),
+                "[registry/]repository[:tag][@sha256:digest], lowercase repository",
+            );
+            None
+        }
+    }
+}
+
+fn permission_profile(
+    profile: &config::PermissionProfile,
+    path: &FieldPath,
+    check: &mut Check,
+) -> Option<PermissionProfile> {
+    match profile {
+        config::PermissionProfile::Builtin(name) => match name.as_str() {
+            "none" => Some(PermissionProfile::None),
+            "network" => Some(PermissionProfile::Network),
+            other => {
+                check.fail(
+                    path.key("builtin"),
+                    Reason::NotSupported,
+                    format!("unknown built-in profile {other:?}"),
+                    "none or network, or an inline profile",
+                );
+                None
+            }
+        },
+        config::PermissionProfile::Inline(inline) => {
+            let inline_path = path.key("inline");
+            let mut ok = true;
+            for (list, entries) in [("read", &inline.read), ("write", &inline.write)] {
+                for (i, entry) in entries.iter().enumerate() {
+                    let (host, container) = entry.split_once(':').unwrap_or((entry, entry));
+                    if host.is_empty() || !container.starts_with('/') {
+                        ok = false;
+                        check.fail(
+                            inline_path.key(list).index(i),
+                            Reason::InvalidFormat,
+                            format!("cannot read mount {entry:?}"),
+                            "/path or /host/path:/container/path",
+                        );
+                    }
+                }
+            }
+            if inline.privileged {
+                ok = false;
+                check.fail(
+                    inline_path.key("privileged"),
+                    Reason::Forbidden,
+                    "privileged MCP servers are not allowed",
+                    "remove privileged; grant paths and hosts explicitly",
+                );
+            }
+            if let Some(outbound) = inline.network.as_ref().and_then(|n| n.outbound.as_ref()) {
+                for (i, port) in outbound.allow_port.iter().enumerate() {
+                    ok &= check
+                        .port(
+                            &inline_path
+                                .key("network")
+                                .key("outbound")
+                                .key("allow_port")
+                                .index(i),
+                            *port,
+                        )
+                        .is_some();
+                }
+                for (i, host) in outbound.allow_host.iter().enumerate() {
+                    if host.trim().is_empty() || host.contains(['/', ' ']) {
+                        ok = false;
+                        check.fail(
+                            inline_path
+                                .key("network")
+                                .key("outbound")
+                                .key("allow_host")
+                                .index(i),
+                            Reason::InvalidFormat,
+                            format!("{host:?} is not a host name"),
+                            "a host such as api.github.com or .example.com",
+                        );
+                    }
+                }
+            }
+            ok.then(|| PermissionProfile::Inline(inline.clone()))
+        }
+    }
+}
+
+fn remote(
+    r: &config::RemoteWorkload,
+    path: &FieldPath,
+    check: &mut Check,
+) -> Option<RemoteWorkload> {
+    let url = check.url(&path.key("url"), &r.url, true, "");
+    let transport = transport(&r.transport, &path.key("transport"), check);
+    if transport == Some(Transport::Stdio) {
+        check.fail(
+            path.key("transport"),
+            Reason::NotSupported,
+            "a remote server cannot use stdio",
+            "sse or streamable-http",
+        );
+        return None;
+    }
+    if let Some(auth) = &r.auth {
+        check.url(
+            &path.key("auth").key("issuer"),
+            &auth.issuer,
+            false,
+            "an https issuer",
+        );
+        if let Some(env) = &auth.client_secret_env {
+            check.env_name(&path.key("auth").key("client_secret_env"), env);
+        }
+    }
+    Some(RemoteWorkload {
+        url: url?,
+        transport: transport?,
+    })
+}
