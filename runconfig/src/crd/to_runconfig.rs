@@ -1,0 +1,624 @@
+//! MCPServer + referenced config objects → RunConfig: the function the operator uses to
+//! write `<name>-runconfig` and the webhook uses to validate exactly what would run.
+//! Pure: referenced objects are passed in; nothing is fetched here.
+
+use api::authzconfig::AuthzBackend;
+use api::mcpserver::{
+    AuthzConfigSource, PermissionProfileType, ProxyMode as CrdProxyMode, Transport as CrdTransport,
+};
+use api::oidcconfig::OIDCConfigSource;
+use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
+
+use crate::config::{
+    AuditConfig, AuthzConfig, CedarConfig, ContainerWorkload, EnvVar, HttpAuthzConfig,
+    KubernetesServiceAccount, OidcConfig, PermissionProfile, Profile, ProxyConfig, RunConfig,
+    SCHEMA_VERSION, SamplingRate, SecretRef, TelemetryConfig, ToolOverride, ToolsConfig,
+    VolumeMount, Workload,
+};
+use crate::crd::paths::PathMap;
+use crate::error::{Reason, Violation, Violations};
+use crate::path::FieldPath;
+
+/// Environment variable through which the proxy receives the OIDC client secret (set
+/// from `clientSecretRef` with a `secretKeyRef`, so the value never enters the RunConfig).
+pub const OIDC_CLIENT_SECRET_ENV: &str = "TOOLHIVE_OIDC_CLIENT_SECRET";
+
+/// The objects an MCPServer references, as far as they exist. `None` means "not found".
+#[derive(Clone, Debug, Default)]
+pub struct References<'a> {
+    /// The MCPToolConfig named by `spec.toolConfigRef`.
+    pub tool_config: Option<&'a MCPToolConfig>,
+    /// The MCPOIDCConfig named by `spec.oidcConfigRef`.
+    pub oidc_config: Option<&'a MCPOIDCConfig>,
+    /// The MCPAuthzConfig named by `spec.authzConfigRef`.
+    pub authz_config: Option<&'a MCPAuthzConfig>,
+    /// The content of the ConfigMap key named by `spec.authzConfig.configMap`.
+    pub authz_config_map: Option<&'a str>,
+    /// The MCPTelemetryConfig named by `spec.telemetryConfigRef`.
+    pub telemetry_config: Option<&'a MCPTelemetryConfig>,
+    /// The content of the ConfigMap key named by a `configmap` permission profile.
+    pub permission_profile_map: Option<&'a str>,
+}
+
+/// A reference whose object was not provided (not found in the cluster, or not among
+/// the files given to `thv validate`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingReference {
+    /// The MCPServer field holding the reference.
+    pub field: String,
+    /// Kind of the missing object.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+}
+
+/// The result of mapping an MCPServer.
+#[derive(Clone, Debug)]
+pub struct Mapped {
+    /// The RunConfig; sections whose reference is missing are left out.
+    pub config: RunConfig,
+    /// Where each RunConfig field came from.
+    pub paths: PathMap,
+    /// References that could not be resolved.
+    pub missing: Vec<MissingReference>,
+    /// Content that could not be mapped (e.g. a ConfigMap that is not an authorization
+    /// file), located by RunConfig path like validation problems.
+    pub problems: Violations,
+}
+
+/// Maps an MCPServer and the referenced objects that exist into a RunConfig.
+pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
+    let mut m = Mapper {
+        paths: PathMap::default(),
+        missing: Vec::new(),
+        problems: Violations::default(),
+    };
+    let name = server.metadata.name.clone().unwrap_or_default();
+    let spec = &server.spec;
+    m.paths.local("name", "metadata.name");
+    m.paths.local("schema_version", "apiVersion");
+
+    let workload = Workload::Container(m.container(server, refs));
+    let transport = spec.transport;
+    let mode = match transport {
+        CrdTransport::Stdio => {
+            m.paths.local("proxy.mode", "spec.proxyMode");
+            match spec.proxy_mode {
+                CrdProxyMode::Sse => "sse",
+                CrdProxyMode::StreamableHttp => "streamable-http",
+            }
+        }
+        CrdTransport::Sse => {
+            m.paths.local("proxy.mode", "spec.transport");
+            "sse"
+        }
+        CrdTransport::StreamableHttp => {
+            m.paths.local("proxy.mode", "spec.transport");
+            "streamable-http"
+        }
+    };
+    m.paths.local("proxy.port", "spec.proxyPort");
+    m.paths
+        .local("proxy.endpoint_prefix", "spec.endpointPrefix");
+    let proxy = ProxyConfig {
+        port: i64::from(spec.proxy_port),
+        mode: mode.to_owned(),
+        trust_proxy_headers: spec.trust_proxy_headers,
+        endpoint_prefix: spec.endpoint_prefix.clone(),
+        oidc: m.oidc(server, refs),
+        authz: m.authz(server, refs),
+        audit: spec.audit.as_ref().filter(|a| a.enabled).map(|_| {
+            m.paths.local("proxy.audit", "spec.audit");
+            AuditConfig {
+                component: Some(name.clone()),
+                ..AuditConfig::default()
+            }
+        }),
+        telemetry: m.telemetry(server, refs),
+        tools: m.tools(server, refs),
+        ..ProxyConfig::default()
+    };
+    let config = RunConfig {
+        schema_version: SCHEMA_VERSION.to_owned(),
+        name,
+        group: None,
+        debug: false,
+        workload,
+        proxy,
+    };
+    Mapped {
+        config,
+        paths: m.paths,
+        missing: m.missing,
+        problems: m.problems,
+    }
+}
+
+struct Mapper {
+    paths: PathMap,
+    missing: Vec<MissingReference>,
+    problems: Violations,
+}
+
+impl Mapper {
+    fn missing(&mut self, field: &str, kind: &'static str, name: &str) {
+        self.missing.push(MissingReference {
+            field: field.to_owned(),
+            kind,
+            name: name.to_owned(),
+        });
+    }
+
+    fn container(&mut self, server: &MCPServer, refs: &References<'_>) -> ContainerWorkload {
+        let spec = &server.spec;
+        let base = "workload.container";
+        for (from, to) in [
+            ("image", "spec.image"),
+            ("args", "spec.args"),
+            ("transport", "spec.transport"),
+            ("target_port", "spec.mcpPort"),
+            ("env", "spec.env"),
+            ("secrets", "spec.secrets"),
+            ("volumes", "spec.volumes"),
+            ("pod_template_patch", "spec.podTemplateSpec"),
+            ("permission_profile", "spec.permissionProfile"),
+            ("permission_profile.builtin", "spec.permissionProfile.name"),
+            ("service_account", "spec.serviceAccount"),
+            ("replicas", "spec.backendReplicas"),
+        ] {
+            self.paths.local(&format!("{base}.{from}"), to);
+        }
+        for i in 0..spec.secrets.len() {
+            self.paths.local(
+                &format!("{base}.secrets[{i}].target_env"),
+                &format!("spec.secrets[{i}].targetEnvName"),
+            );
+        }
+        for i in 0..spec.volumes.len() {
+            self.paths.local(
+                &format!("{base}.volumes[{i}].host_path"),
+                &format!("spec.volumes[{i}].hostPath"),
+            );
+            self.paths.local(
+                &format!("{base}.volumes[{i}].mount_path"),
+                &format!("spec.volumes[{i}].mountPath"),
+            );
+            self.paths.local(
+                &format!("{base}.volumes[{i}].read_only"),
+                &format!("spec.volumes[{i}].readOnly"),
+            );
+        }
+        let transport = match spec.transport {
+            CrdTransport::Stdio => "stdio",
+            CrdTransport::Sse => "sse",
+            CrdTransport::StreamableHttp => "streamable-http",
+        };
+        let http = spec.transport != CrdTransport::Stdio;
+        ContainerWorkload {
+            image: spec.image.clone(),
+            args: spec.args.clone(),
+            transport: transport.to_owned(),
+            target_host: None,
+            target_port: http.then(|| i64::from(spec.mcp_port.unwrap_or(8080))),
+            env: spec
+                .env
+                .iter()
+                .map(|e| EnvVar {
+                    name: e.name.clone(),
+                    value: e.value.clone(),
+                })
+                .collect(),
+            secrets: spec
+                .secrets
+                .iter()
+                .map(|s| SecretRef {
+                    name: s.name.clone(),
+                    key: Some(s.key.clone()),
+                    target_env: s.target_env_name.clone(),
+                })
+                .collect(),
+            volumes: spec
+                .volumes
+                .iter()
+                .map(|v| VolumeMount {
+                    name: Some(v.name.clone()),
+                    host_path: v.host_path.clone(),
+                    mount_path: v.mount_path.clone(),
+                    read_only: v.read_only,
+                })
+                .collect(),
+            labels: Default::default(),
+            pod_template_patch: spec.pod_template_spec.clone(),
+            isolate_network: false,
+            permission_profile: self.permission_profile(server, refs),
+            service_account: Some(spec.service_account.clone().unwrap_or_else(|| {
+                format!("{}-sa", server.metadata.name.as_deref().unwrap_or_default())
+            })),
+            replicas: spec.backend_replicas.map(i64::from),
+        }
+    }
+
+    fn permission_profile(
+        &mut self,
+        server: &MCPServer,
+        refs: &References<'_>,
+    ) -> Option<PermissionProfile> {
+        let profile = server.spec.permission_profile.as_ref()?;
+        match profile.type_ {
+            PermissionProfileType::Builtin => {
+                Some(PermissionProfile::Builtin(profile.name.clone()))
+            }
+            PermissionProfileType::Configmap => {
+                let key = profile.key.as_deref().unwrap_or("permissions.json");
+                self.paths.referenced(
+                    "workload.container.permission_profile",
+                    "spec.permissionProfile",
+                    "ConfigMap",
+                    &profile.name,
+                    &format!("data.{key}"),
+                );
+                let Some(content) = refs.permission_profile_map else {
+                    self.missing("spec.permissionProfile", "ConfigMap", &profile.name);
+                    return None;
+                };
+                match serde_yaml_ng::from_str::<Profile>(content) {
+                    Ok(parsed) => Some(PermissionProfile::Inline(parsed)),
+                    Err(e) => {
+                        self.problems.push(
+                            Violation::new(
+                                FieldPath::parse("workload.container.permission_profile"),
+                                Reason::InvalidFormat,
+                                format!("not a permission profile: {e}"),
+                            )
+                            .allowed("JSON or YAML with read, write and network.outbound"),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn oidc(&mut self, server: &MCPServer, refs: &References<'_>) -> Option<OidcConfig> {
+        let reference = server.spec.oidc_config_ref.as_ref()?;
+        self.paths.local("proxy.oidc", "spec.oidcConfigRef");
+        self.paths
+            .local("proxy.oidc.audience", "spec.oidcConfigRef.audience");
+        self.paths
+            .local("proxy.oidc.scopes", "spec.oidcConfigRef.scopes");
+        self.paths
+            .local("proxy.oidc.resource_url", "spec.oidcConfigRef.resourceUrl");
+        let mut config = OidcConfig {
+            audience: Some(reference.audience.clone()),
+            scopes: reference.scopes.clone(),
+            resource_url: reference.resource_url.clone(),
+            ..OidcConfig::default()
+        };
+        let Some(shared) = refs.oidc_config else {
+            self.missing("spec.oidcConfigRef", "MCPOIDCConfig", &reference.name);
+            return Some(config);
+        };
+        let via = |m: &mut Self, from: &str, to: &str| {
+            m.paths.referenced(
+                &format!("proxy.oidc.{from}"),
+                "spec.oidcConfigRef",
+                "MCPOIDCConfig",
+                &reference.name,
+                to,
+            )
+        };
+        match shared.spec.type_ {
+            OIDCConfigSource::KubernetesServiceAccount => {
+                let sa = shared
+                    .spec
+                    .kubernetes_service_account
+                    .clone()
+                    .unwrap_or_default();
+                for (from, to) in [
+                    ("issuer", "issuer"),
+                    ("jwks_url", "jwksUrl"),
+                    ("introspection_url", "introspectionUrl"),
+                    ("kubernetes_service_account", ""),
+                ] {
+                    via(
+                        self,
+                        from,
+                        &format!("spec.kubernetesServiceAccount.{to}")
+                            .trim_end_matches('.')
+                            .to_owned(),
+                    );
+                }
+                config.kubernetes_service_account = Some(KubernetesServiceAccount {
+                    service_account: sa.service_account,
+                    namespace: sa.namespace.or_else(|| server.metadata.namespace.clone()),
+                    use_cluster_auth: sa.use_cluster_auth,
+                });
+                config.issuer = sa.issuer;
+                config.jwks_url = sa.jwks_url;
+                config.introspection_url = sa.introspection_url;
+            }
+            OIDCConfigSource::Inline => {
+                let Some(inline) = shared.spec.inline.clone() else {
+                    return Some(config);
+                };
+                for (from, to) in [
+                    ("issuer", "issuer"),
+                    ("jwks_url", "jwksUrl"),
+                    ("introspection_url", "introspectionUrl"),
+                    ("client_id", "clientId"),
+                    ("client_secret_env", "clientSecretRef"),
+                    ("insecure_allow_http", "insecureAllowHTTP"),
+                ] {
+                    via(self, from, &format!("spec.inline.{to}"));
+                }
+                config.issuer = Some(inline.issuer);
+                config.jwks_url = inline.jwks_url;
+                config.introspection_url = inline.introspection_url;
+                config.client_id = inline.client_id;
+                config.client_secret_env = inline
+                    .client_secret_ref
+                    .map(|_| OIDC_CLIENT_SECRET_ENV.to_owned());
+                config.allow_private_ip = inline.jwks_allow_private_ip;
+                config.insecure_allow_http = inline.insecure_allow_http;
+            }
+        }
+        Some(config)
+    }
+
+    fn authz(&mut self, server: &MCPServer, refs: &References<'_>) -> Option<AuthzConfig> {
+        let spec = &server.spec;
+        if let Some(inline_or_map) = &spec.authz_config {
+            self.paths.local("proxy.authz", "spec.authzConfig");
+            self.paths.local(
+                "proxy.authz.group_claim_name",
+                "spec.authzConfig.groupClaimName",
+            );
+            self.paths.local(
+                "proxy.authz.role_claim_name",
+                "spec.authzConfig.roleClaimName",
+            );
+            self.paths.local(
+                "proxy.authz.group_entity_type",
+                "spec.authzConfig.groupEntityType",
+            );
+            let mut cedar = match inline_or_map.type_ {
+                AuthzConfigSource::Inline => {
+                    self.paths
+                        .local("proxy.authz.policies", "spec.authzConfig.inline.policies");
+                    self.paths.local(
+                        "proxy.authz.entities_json",
+                        "spec.authzConfig.inline.entitiesJson",
+                    );
+                    let inline = inline_or_map.inline.clone().unwrap_or_default();
+                    AuthzConfig::Cedar(CedarConfig {
+                        policies: inline.policies,
+                        entities_json: inline.entities_json,
+                        ..CedarConfig::default()
+                    })
+                }
+                AuthzConfigSource::ConfigMap => {
+                    let map = inline_or_map.config_map.clone().unwrap_or_default();
+                    let key = map
+                        .key
+                        .unwrap_or_else(|| api::mcpserver::DEFAULT_AUTHZ_CONFIGMAP_KEY.to_owned());
+                    self.paths.referenced(
+                        "proxy.authz",
+                        "spec.authzConfig.configMap",
+                        "ConfigMap",
+                        &map.name,
+                        &format!("data.{key}"),
+                    );
+                    let Some(content) = refs.authz_config_map else {
+                        self.missing("spec.authzConfig.configMap", "ConfigMap", &map.name);
+                        return None;
+                    };
+                    self.authz_file(content)?
+                }
+            };
+            if let AuthzConfig::Cedar(c) = &mut cedar {
+                c.group_claim_name = inline_or_map
+                    .group_claim_name
+                    .clone()
+                    .or(c.group_claim_name.take());
+                c.role_claim_name = inline_or_map
+                    .role_claim_name
+                    .clone()
+                    .or(c.role_claim_name.take());
+                c.group_entity_type = inline_or_map
+                    .group_entity_type
+                    .clone()
+                    .or(c.group_entity_type.take());
+            }
+            return Some(cedar);
+        }
+        let reference = spec.authz_config_ref.as_ref()?;
+        self.paths.local("proxy.authz", "spec.authzConfigRef");
+        let Some(shared) = refs.authz_config else {
+            self.missing("spec.authzConfigRef", "MCPAuthzConfig", &reference.name);
+            return None;
+        };
+        let via = |m: &mut Self, from: &str, to: &str| {
+            m.paths.referenced(
+                &format!("proxy.authz.{from}"),
+                "spec.authzConfigRef",
+                "MCPAuthzConfig",
+                &reference.name,
+                to,
+            )
+        };
+        let config = &shared.spec.config;
+        Some(match shared.spec.type_ {
+            AuthzBackend::Cedarv1 => {
+                for key in [
+                    "policies",
+                    "entities_json",
+                    "group_claim_name",
+                    "role_claim_name",
+                    "group_entity_type",
+                ] {
+                    via(self, key, &format!("spec.config.{key}"));
+                }
+                AuthzConfig::Cedar(CedarConfig {
+                    policies: config.policies.clone(),
+                    entities_json: config
+                        .entities_json
+                        .clone()
+                        .unwrap_or_else(|| "[]".to_owned()),
+                    group_claim_name: config.group_claim_name.clone(),
+                    role_claim_name: config.role_claim_name.clone(),
+                    group_entity_type: config.group_entity_type.clone(),
+                })
+            }
+            AuthzBackend::Httpv1 => {
+                for key in ["url", "timeout", "insecure_skip_verify"] {
+                    via(self, key, &format!("spec.config.http.{key}"));
+                }
+                let http = config.http.clone().unwrap_or_default();
+                let context = config.context.clone().unwrap_or_default();
+                AuthzConfig::Http(HttpAuthzConfig {
+                    url: http.url,
+                    timeout: http.timeout,
+                    insecure_skip_verify: http.insecure_skip_verify,
+                    include_args: context.include_args,
+                    include_operation: context.include_operation,
+                    claim_mapping: config.claim_mapping.clone(),
+                })
+            }
+        })
+    }
+
+    /// A ToolHive authorization file (`{version, type, cedar: {...}}`), JSON or YAML.
+    fn authz_file(&mut self, content: &str) -> Option<AuthzConfig> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            #[serde(rename = "type")]
+            type_: String,
+            cedar: Option<CedarConfig>,
+            http: Option<HttpAuthzConfig>,
+        }
+        let fail = |m: &mut Self, message: String| {
+            m.problems.push(Violation::new(FieldPath::parse("proxy.authz"), Reason::InvalidFormat, message).allowed("a ToolHive authorization file: {\"version\": \"1.0\", \"type\": \"cedarv1\", \"cedar\": {\"policies\": [...]}}"));
+            None
+        };
+        match serde_yaml_ng::from_str::<File>(content) {
+            Ok(File {
+                type_,
+                cedar: Some(cedar),
+                ..
+            }) if type_ == "cedarv1" => Some(AuthzConfig::Cedar(cedar)),
+            Ok(File {
+                type_,
+                http: Some(http),
+                ..
+            }) if type_ == "httpv1" => Some(AuthzConfig::Http(http)),
+            Ok(File { type_, .. }) => fail(
+                self,
+                format!("authorization file of type {type_:?} without its {type_:?} section"),
+            ),
+            Err(e) => fail(self, format!("not an authorization file: {e}")),
+        }
+    }
+
+    fn telemetry(&mut self, server: &MCPServer, refs: &References<'_>) -> Option<TelemetryConfig> {
+        let reference = server.spec.telemetry_config_ref.as_ref()?;
+        self.paths
+            .local("proxy.telemetry", "spec.telemetryConfigRef");
+        self.paths.local(
+            "proxy.telemetry.service_name",
+            "spec.telemetryConfigRef.serviceName",
+        );
+        let Some(shared) = refs.telemetry_config else {
+            self.missing(
+                "spec.telemetryConfigRef",
+                "MCPTelemetryConfig",
+                &reference.name,
+            );
+            return None;
+        };
+        for (from, to) in [
+            ("endpoint", "spec.openTelemetry.endpoint"),
+            ("sampling_rate", "spec.openTelemetry.tracing.samplingRate"),
+            ("headers", "spec.openTelemetry.headers"),
+            ("tracing_enabled", "spec.openTelemetry.tracing.enabled"),
+            ("metrics_enabled", "spec.openTelemetry.metrics.enabled"),
+            ("prometheus_enabled", "spec.prometheus.enabled"),
+        ] {
+            self.paths.referenced(
+                &format!("proxy.telemetry.{from}"),
+                "spec.telemetryConfigRef",
+                "MCPTelemetryConfig",
+                &reference.name,
+                to,
+            );
+        }
+        let otel = shared.spec.open_telemetry.as_ref().filter(|o| o.enabled);
+        Some(TelemetryConfig {
+            endpoint: otel.and_then(|o| o.endpoint.clone()),
+            service_name: Some(
+                reference
+                    .service_name
+                    .clone()
+                    .unwrap_or_else(|| server.metadata.name.clone().unwrap_or_default()),
+            ),
+            service_version: None,
+            tracing_enabled: otel
+                .and_then(|o| o.tracing.as_ref())
+                .is_some_and(|t| t.enabled),
+            metrics_enabled: otel
+                .and_then(|o| o.metrics.as_ref())
+                .is_some_and(|m| m.enabled),
+            sampling_rate: otel
+                .and_then(|o| o.tracing.as_ref())
+                .map(|t| SamplingRate::Text(t.sampling_rate.clone())),
+            headers: otel.map(|o| o.headers.clone()).unwrap_or_default(),
+            insecure: otel.is_some_and(|o| o.insecure),
+            prometheus_enabled: shared.spec.prometheus.as_ref().is_some_and(|p| p.enabled),
+            resource_attributes: otel
+                .map(|o| o.resource_attributes.clone())
+                .unwrap_or_default(),
+            use_legacy_attributes: otel.is_some_and(|o| o.use_legacy_attributes),
+        })
+    }
+
+    fn tools(&mut self, server: &MCPServer, refs: &References<'_>) -> ToolsConfig {
+        let Some(reference) = server.spec.tool_config_ref.as_ref() else {
+            return ToolsConfig::default();
+        };
+        self.paths.local("proxy.tools", "spec.toolConfigRef");
+        let Some(shared) = refs.tool_config else {
+            self.missing("spec.toolConfigRef", "MCPToolConfig", &reference.name);
+            return ToolsConfig::default();
+        };
+        self.paths.referenced(
+            "proxy.tools.filter",
+            "spec.toolConfigRef",
+            "MCPToolConfig",
+            &reference.name,
+            "spec.toolsFilter",
+        );
+        self.paths.referenced(
+            "proxy.tools.overrides",
+            "spec.toolConfigRef",
+            "MCPToolConfig",
+            &reference.name,
+            "spec.toolsOverride",
+        );
+        ToolsConfig {
+            filter: shared.spec.tools_filter.clone(),
+            overrides: shared
+                .spec
+                .tools_override
+                .iter()
+                .map(|(k, o)| {
+                    (
+                        k.clone(),
+                        ToolOverride {
+                            name: o.name.clone(),
+                            description: o.description.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
