@@ -323,9 +323,7 @@ impl Mapper {
                     via(
                         self,
                         from,
-                        &format!("spec.kubernetesServiceAccount.{to}")
-                            .trim_end_matches('.')
-                            .to_owned(),
+                        format!("spec.kubernetesServiceAccount.{to}").trim_end_matches('.'),
                     );
                 }
                 config.kubernetes_service_account = Some(KubernetesServiceAccount {
