@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use cedar_policy::{
-    Entities, PolicyId, PolicySet, Schema, ValidationError, ValidationMode, Validator,
+    Entities, PolicyId, PolicySet, Schema, ValidationError, ValidationMode, ValidationWarning,
+    Validator,
 };
 use miette::Diagnostic;
 
@@ -176,39 +177,53 @@ pub fn compile(
         return Err(problems);
     };
     let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
-    for error in result.validation_errors() {
-        if !is_rejected(error) {
+    let errors = result
+        .validation_errors()
+        .filter(|e| is_rejected(e))
+        .map(|e| (e.policy_id(), e as &dyn Diagnostic, e.to_string()));
+    let mut sorted_warnings: Vec<_> = result
+        .validation_warnings()
+        .filter(|w| is_rejected_warning(w))
+        .collect();
+    sorted_warnings.sort_by_key(|w| !matches!(w, ValidationWarning::InvalidActionApplication(_)));
+    let warnings = sorted_warnings
+        .into_iter()
+        .map(|w| (w.policy_id(), w as &dyn Diagnostic, w.to_string()));
+    let errors: Vec<_> = errors.collect();
+    let entries_with_errors: BTreeSet<_> =
+        errors.iter().map(|(id, _, _)| entry_index(id)).collect();
+    // An error explains the policy; the "impossible policy" warnings it implies add nothing.
+    // Of the warnings, keep one per entry: the first says why the policy can never apply.
+    let mut warned = entries_with_errors.clone();
+    let warnings = warnings.filter(move |(id, _, _)| warned.insert(entry_index(id)));
+    let mut reported = BTreeSet::new();
+    for (id, diagnostic, message) in errors.into_iter().chain(warnings) {
+        let index = entry_index(id);
+        if !reported.insert((index, message.clone())) {
             continue;
         }
-        let index = entry_index(error.policy_id());
         let entry_path =
             index.map_or_else(|| path.key("policies"), |i| path.key("policies").index(i));
         let text = index
             .and_then(|i| policies.get(i))
             .map(String::as_str)
             .unwrap_or_default();
-        let position = first_position(error, text)
+        let position = first_position(diagnostic, text)
             .map(|(l, c)| format!(" at line {l}, column {c}"))
             .unwrap_or_default();
         let allowed = format!(
             "actions: {}; principal Client; resources Tool, Prompt, Resource, FeatureType; groups {group_entity_type}",
             ACTIONS
                 .iter()
-                .map(|(a, _)| format!("Action::\"{a}\""))
+                .map(|(a, r)| format!("Action::\"{a}\" on {r}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        problems.push(
-            Violation::new(
-                entry_path,
-                Reason::CedarSchema,
-                format!(
-                    "Cedar policy does not fit the MCP schema{position}: {}",
-                    strip_policy_id(&error.to_string())
-                ),
-            )
-            .allowed(allowed),
+        let message = format!(
+            "Cedar policy does not fit the MCP schema{position}: {}",
+            strip_policy_id(&message)
         );
+        problems.push(Violation::new(entry_path, Reason::CedarSchema, message).allowed(allowed));
     }
 
     match (problems.is_empty(), entities) {
@@ -234,6 +249,14 @@ fn is_rejected(error: &ValidationError) -> bool {
             | ValidationError::FunctionArgumentValidation(_)
             | ValidationError::NonLitExtConstructor(_)
             | ValidationError::HierarchyNotRespected(_)
+    )
+}
+
+/// Warnings that mean the policy can never apply: an action on the wrong resource type.
+fn is_rejected_warning(warning: &ValidationWarning) -> bool {
+    matches!(
+        warning,
+        ValidationWarning::ImpossiblePolicy(_) | ValidationWarning::InvalidActionApplication(_)
     )
 }
 
