@@ -83,6 +83,10 @@ with_lock() {
   fi
 }
 
+# Close the lock fd before starting anything long-lived: an inherited fd 9
+# would keep the lock held by the cluster processes.
+unlock() { exec 9>&-; }
+
 build_tools() {
   tools_fresh && return 0
   local stamp; stamp="$(tools_stamp)"
@@ -161,6 +165,7 @@ build() {
   with_lock
   build_tools
   build_launcher
+  unlock
   log "binaries: $BIN"
 }
 
@@ -188,7 +193,7 @@ case "$cmd" in
   down)
     if existing; then log "THV_E2E_USE_EXISTING=1: nothing to stop"; exit 0; fi
     if [[ ! -d "$STATE" ]]; then log "no cluster state in $STATE"; exit 0; fi
-    if [[ ! -x "$BIN/thv-e2e-cluster" ]]; then GOCMD="$(find_go)"; with_lock; build_launcher; fi
+    if [[ ! -x "$BIN/thv-e2e-cluster" ]]; then GOCMD="$(find_go)"; with_lock; build_launcher; unlock; fi
     launcher down "$@"
     ;;
   status)

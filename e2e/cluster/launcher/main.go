@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,7 @@ func main() {
 	if len(os.Args) < 2 {
 		usage()
 	}
+	closeInheritedFDs()
 	verb := os.Args[1]
 	fs := flag.NewFlagSet(verb, flag.ExitOnError)
 	var o options
@@ -180,6 +182,28 @@ func healthy(ctx context.Context, o options, st *clusterState) error {
 	return nil
 }
 
+// stopTiers: what depends on the apiserver goes first, then the apiserver
+// (which needs etcd to shut down cleanly), then etcd.
+var stopTiers = [][]string{{"kwok", "kube-scheduler", "kube-controller-manager"}, {"kube-apiserver"}, {"etcd"}}
+
+func stopInTiers(recs []pidRecord) error {
+	for _, tier := range stopTiers {
+		var batch []pidRecord
+		for _, r := range recs {
+			if slices.Contains(tier, r.Name) {
+				if r.alive() {
+					say("stopping %s (pid %d)", r.Name, r.PID)
+				}
+				batch = append(batch, r)
+			}
+		}
+		if err := stopRecords(batch, 15*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // stateEntries are the only names up/down ever delete inside the state dir.
 var stateEntries = []string{
 	"cluster.json", "env", "kubeconfig", "kubeconfigs", "pki", "pids", "etcd",
@@ -245,10 +269,10 @@ func up(o options) int {
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "thv-e2e-cluster: FAILED to start the cluster: "+err.Error())
 		var recs []pidRecord
-		for i := len(started) - 1; i >= 0; i-- {
-			recs = append(recs, started[i].rec)
+		for _, p := range started {
+			recs = append(recs, p.rec)
 		}
-		if serr := stopRecords(recs, 15*time.Second); serr != nil {
+		if serr := stopInTiers(recs); serr != nil {
 			fmt.Fprintln(os.Stderr, "thv-e2e-cluster: "+serr.Error())
 		}
 		_ = clearState(o.state, true)
@@ -352,6 +376,17 @@ func up(o options) int {
 				// PodSecurity, ServiceAccount and both webhook plugins).
 				"--enable-admission-plugins=NodeRestriction,PodSecurity,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
 				"--allow-privileged=true",
+				// The advertise address is loopback, which Endpoints
+				// validation rejects; nothing dials the "kubernetes"
+				// Service here, so don't maintain its endpoints.
+				"--endpoint-reconciler-type=none",
+				"--requestheader-client-ca-file=" + pk("front-proxy-ca.crt"),
+				"--requestheader-allowed-names=front-proxy-client",
+				"--requestheader-username-headers=X-Remote-User",
+				"--requestheader-group-headers=X-Remote-Group",
+				"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+				"--proxy-client-cert-file=" + pk("front-proxy-client.crt"),
+				"--proxy-client-key-file=" + pk("front-proxy-client.key"),
 				"--profiling=false",
 				"--event-ttl=1h",
 			},
@@ -593,16 +628,7 @@ loop:
 // left, and removes the state except the logs.
 func down(o options) error {
 	recs := records(o.state)
-	// reverse start order: dependents first
-	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
-		recs[i], recs[j] = recs[j], recs[i]
-	}
-	for _, r := range recs {
-		if r.alive() {
-			say("stopping %s (pid %d)", r.Name, r.PID)
-		}
-	}
-	if err := stopRecords(recs, 15*time.Second); err != nil {
+	if err := stopInTiers(recs); err != nil {
 		return err
 	}
 	if s := strays(o.bin, o.state); len(s) > 0 {

@@ -139,6 +139,10 @@ type pki struct {
 	kcm       *keyPair
 	scheduler *keyPair
 	kwok      *keyPair
+	// front-proxy CA and the apiserver's client cert for it: the
+	// requestheader authentication used by aggregated API servers.
+	frontProxyCA     *keyPair
+	frontProxyClient *keyPair
 }
 
 func (p *pki) path(name string) string { return filepath.Join(p.dir, name) }
@@ -181,9 +185,16 @@ func generatePKI(dir string) (*pki, error) {
 	if p.kwok, err = p.ca.sign(leafSpec{cn: "kwok-controller", orgs: []string{"system:masters"}, client: true}); err != nil {
 		return nil, fmt.Errorf("kwok cert: %w", err)
 	}
+	if p.frontProxyCA, err = newCA("thv-e2e-front-proxy-ca"); err != nil {
+		return nil, fmt.Errorf("front-proxy CA: %w", err)
+	}
+	if p.frontProxyClient, err = p.frontProxyCA.sign(leafSpec{cn: "front-proxy-client", client: true}); err != nil {
+		return nil, fmt.Errorf("front-proxy client cert: %w", err)
+	}
 	for name, kp := range map[string]*keyPair{
 		"ca": p.ca, "apiserver": p.apiserver, "admin": p.admin,
 		"kube-controller-manager": p.kcm, "kube-scheduler": p.scheduler, "kwok": p.kwok,
+		"front-proxy-ca": p.frontProxyCA, "front-proxy-client": p.frontProxyClient,
 	} {
 		if err := kp.write(dir, name); err != nil {
 			return nil, err

@@ -154,6 +154,21 @@ func childEnv() []string {
 	return append(env, "NO_PROXY=127.0.0.1,localhost,::1", "no_proxy=127.0.0.1,localhost,::1")
 }
 
+// closeInheritedFDs marks every inherited descriptor above stderr
+// close-on-exec so that none leaks into the long-lived components (a leaked
+// lock or pipe would otherwise stay held for the cluster's lifetime).
+func closeInheritedFDs() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
 func logFile(state, name string) string { return filepath.Join(state, "logs", name+".log") }
 
 // tail returns the last n lines of a file.
