@@ -170,7 +170,9 @@ build() {
 }
 
 launcher() {
-  "$BIN/thv-e2e-cluster" "$1" --state "$STATE" --bin "$BIN" "${@:2}"
+  # exec: in the foreground, Ctrl-C goes straight to the launcher, which
+  # stops every component it started.
+  exec "$BIN/thv-e2e-cluster" "$1" --state "$STATE" --bin "$BIN" "${@:2}"
 }
 
 existing() { [[ "${THV_E2E_USE_EXISTING:-}" == 1 ]]; }

@@ -267,7 +267,11 @@ func up(o options) int {
 
 	started := []*running{}
 	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "thv-e2e-cluster: FAILED to start the cluster: "+err.Error())
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "thv-e2e-cluster: interrupted; stopping what had started")
+		} else {
+			fmt.Fprintln(os.Stderr, "thv-e2e-cluster: FAILED to start the cluster: "+err.Error())
+		}
 		var recs []pidRecord
 		for _, p := range started {
 			recs = append(recs, p.rec)
