@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit lint fmt fmt-check clippy crds
+.PHONY: help build test unit lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+bench: bench-runconfig ## Every benchmark (prints numbers; not pass/fail)
+
+bench-runconfig: ## Validation latency of a full RunConfig with 50 Cedar policies (target <= 200 us)
+	$(CARGO) bench --locked -p runconfig --bench validate
 
 crds: ## Regenerate CRD YAML (charts/, config/) and docs/api-reference.md from api/
 	$(CARGO) run --quiet --locked -p crd-gen -- --root .

@@ -4,17 +4,23 @@
 //! actions are the MCP operations, resources the tool, prompt or resource addressed.
 //! Attributes come from JWT claims (`principal.claim_email`) and call arguments
 //! (`resource.arg_city`) at request time, so their names and types are unknown here:
-//! validation rejects unknown entity types, unknown actions, impossible
-//! action/principal/resource combinations and unknown functions, and tolerates
-//! attribute-access and attribute-type findings.
+//! validation rejects unknown entity types, unknown actions, policies that can never
+//! apply and unknown functions, and tolerates attribute-access and attribute-type findings.
+//!
+//! Cedar's parser costs ~30 µs per policy, too much for the webhook's budget when the
+//! same policies are validated on every apply, update and dry-run. Each entry's outcome
+//! is therefore cached by its text and the schema it was checked against (`lru`, bounded).
 
 use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use cedar_policy::{
-    Entities, PolicyId, PolicySet, Schema, ValidationError, ValidationMode, ValidationWarning,
-    Validator,
+    Entities, Policy, PolicyId, PolicySet, Schema, ValidationError, ValidationMode,
+    ValidationWarning, Validator,
 };
+use lru::LruCache;
 use miette::Diagnostic;
 
 use crate::error::{Reason, Violation};
@@ -32,6 +38,11 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("list_prompts", "FeatureType"),
     ("list_resources", "FeatureType"),
 ];
+
+/// Policy entries remembered; ~2 KiB each, so the cache stays under a few MiB.
+const CACHED_ENTRIES: usize = 4096;
+/// Distinct schemas remembered (one per group type and entity-type set in use).
+const CACHED_SCHEMAS: usize = 64;
 
 /// A compiled policy set with its entities.
 #[derive(Clone, Debug)]
@@ -56,13 +67,119 @@ pub fn schema_text(group_entity_type: &str, extra_types: &BTreeSet<String>) -> S
     for group in &groups {
         text.push_str(&format!("entity {group} in [{parents}];\n"));
     }
-    text.push_str(&format!("entity Client in [{parents}];\nentity Tool;\nentity Prompt;\nentity Resource;\nentity FeatureType;\n"));
+    text.push_str(&format!(
+        "entity Client in [{parents}];\nentity Tool;\nentity Prompt;\nentity Resource;\nentity FeatureType;\n"
+    ));
     for (action, resource) in ACTIONS {
         text.push_str(&format!(
             "action {action} appliesTo {{ principal: [Client], resource: [{resource}] }};\n"
         ));
     }
     text
+}
+
+/// What one policy entry amounts to, independent of its position in the list.
+#[derive(Debug)]
+enum Entry {
+    /// Parsed; `findings` are schema problems (reason CedarSchema), each a message.
+    Parsed {
+        policies: Vec<Policy>,
+        findings: Vec<String>,
+    },
+    /// Did not parse, or held no policy.
+    Invalid { message: String },
+}
+
+struct Caches {
+    schemas: LruCache<String, Schema>,
+    entries: LruCache<(String, String), Arc<Entry>>,
+}
+
+static CACHES: LazyLock<Mutex<Caches>> = LazyLock::new(|| {
+    Mutex::new(Caches {
+        schemas: LruCache::new(NonZeroUsize::new(CACHED_SCHEMAS).unwrap_or(NonZeroUsize::MIN)),
+        entries: LruCache::new(NonZeroUsize::new(CACHED_ENTRIES).unwrap_or(NonZeroUsize::MIN)),
+    })
+});
+
+fn caches() -> std::sync::MutexGuard<'static, Caches> {
+    // A panic while holding the lock leaves only cache contents behind, which stay valid.
+    CACHES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn schema_for(text: &str) -> Result<Schema, String> {
+    if let Some(schema) = caches().schemas.get(text) {
+        return Ok(schema.clone());
+    }
+    let (schema, _warnings) = Schema::from_cedarschema_str(text).map_err(|e| e.to_string())?;
+    caches().schemas.put(text.to_owned(), schema.clone());
+    Ok(schema)
+}
+
+fn entry_for(schema_text: &str, schema: &Schema, text: &str) -> Arc<Entry> {
+    let key = (schema_text.to_owned(), text.to_owned());
+    if let Some(entry) = caches().entries.get(&key) {
+        return entry.clone();
+    }
+    let entry = Arc::new(analyse(schema, text));
+    caches().entries.put(key, entry.clone());
+    entry
+}
+
+/// Parses one entry and validates it on its own (Cedar validates policies independently).
+fn analyse(schema: &Schema, text: &str) -> Entry {
+    let parsed = match PolicySet::from_str(text) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            let position = position_text(first_position(&errors, text));
+            return Entry::Invalid {
+                message: format!(
+                    "Cedar syntax error{position}: {}",
+                    detail(&errors.to_string(), &errors)
+                ),
+            };
+        }
+    };
+    let policies: Vec<Policy> = parsed.policies().cloned().collect();
+    if policies.is_empty() {
+        return Entry::Invalid {
+            message: "the entry holds no policy".to_owned(),
+        };
+    }
+    let result = Validator::new(schema.clone()).validate(&parsed, ValidationMode::Strict);
+    let mut findings: Vec<String> = result
+        .validation_errors()
+        .filter(|e| is_rejected(e))
+        .map(|e| finding(e, &e.to_string(), text))
+        .collect();
+    if findings.is_empty() {
+        // Without an error, one warning says why the policy can never apply; prefer the
+        // one naming the action application over the generic "impossible policy".
+        let mut warnings: Vec<_> = result
+            .validation_warnings()
+            .filter(|w| is_rejected_warning(w))
+            .collect();
+        warnings.sort_by_key(|w| !matches!(w, ValidationWarning::InvalidActionApplication(_)));
+        findings.extend(warnings.first().map(|w| finding(*w, &w.to_string(), text)));
+    }
+    findings.dedup();
+    Entry::Parsed { policies, findings }
+}
+
+fn finding(diagnostic: &dyn Diagnostic, message: &str, text: &str) -> String {
+    let position = position_text(first_position(diagnostic, text));
+    format!(
+        "Cedar policy does not fit the MCP schema{position}: {}",
+        strip_policy_id(message)
+    )
+}
+
+fn position_text(position: Option<(usize, usize)>) -> String {
+    position
+        .map(|(l, c)| format!(" at line {l}, column {c}"))
+        .unwrap_or_default()
 }
 
 /// Parses every policy entry and validates the set; problems are located at
@@ -84,31 +201,32 @@ pub fn compile(
             .allowed("at least one permit policy"),
         );
     }
-    let entities_value: Option<serde_json::Value> =
-        match serde_json::from_str(if entities_json.trim().is_empty() {
-            "[]"
-        } else {
-            entities_json
-        }) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                problems.push(
-                    Violation::new(
-                        path.key("entities_json"),
-                        Reason::InvalidFormat,
-                        format!("not JSON: {e}"),
-                    )
-                    .allowed("a JSON array of Cedar entities, e.g. []"),
-                );
-                None
-            }
-        };
+    let entities_text = if entities_json.trim().is_empty() {
+        "[]"
+    } else {
+        entities_json
+    };
+    let entities_value: Option<serde_json::Value> = match serde_json::from_str(entities_text) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            problems.push(
+                Violation::new(
+                    path.key("entities_json"),
+                    Reason::InvalidFormat,
+                    format!("not JSON: {e}"),
+                )
+                .allowed("a JSON array of Cedar entities, e.g. []"),
+            );
+            None
+        }
+    };
     let extra_types = entities_value
         .as_ref()
         .map(entity_types)
         .unwrap_or_default();
-    let schema = match Schema::from_cedarschema_str(&schema_text(group_entity_type, &extra_types)) {
-        Ok((schema, _warnings)) => Some(schema),
+    let schema_text = schema_text(group_entity_type, &extra_types);
+    let schema = match schema_for(&schema_text) {
+        Ok(schema) => Some(schema),
         Err(e) => {
             problems.push(Violation::new(
                 path.key("entities_json"),
@@ -132,98 +250,41 @@ pub fn compile(
             None
         }
     });
-
-    let mut set = PolicySet::new();
-    for (i, text) in policies.iter().enumerate() {
-        let entry_path = path.key("policies").index(i);
-        match PolicySet::from_str(text) {
-            Ok(parsed) if parsed.policies().next().is_none() => {
-                problems.push(
-                    Violation::new(entry_path, Reason::CedarSyntax, "the entry holds no policy")
-                        .allowed("a Cedar permit or forbid policy"),
-                );
-            }
-            Ok(parsed) => {
-                for (n, policy) in parsed.policies().enumerate() {
-                    let id = if n == 0 {
-                        format!("policy{i}")
-                    } else {
-                        format!("policy{i}_{n}")
-                    };
-                    let renamed = policy.new_id(PolicyId::new(id));
-                    if let Err(e) = set.add(renamed) {
-                        problems.push(Violation::new(
-                            entry_path.clone(),
-                            Reason::CedarSyntax,
-                            e.to_string(),
-                        ));
-                    }
-                }
-            }
-            Err(errors) => {
-                let message = errors.to_string();
-                let position = first_position(&errors, text)
-                    .map(|(l, c)| format!(" at line {l}, column {c}"))
-                    .unwrap_or_default();
-                problems.push(
-                    Violation::new(entry_path, Reason::CedarSyntax, format!("Cedar syntax error{position}: {}", detail(&message, &errors)))
-                        .allowed("a Cedar policy such as permit(principal, action == Action::\"call_tool\", resource == Tool::\"search\");"),
-                );
-            }
-        }
-    }
-
     let Some(schema) = schema else {
         return Err(problems);
     };
-    let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
-    let errors = result
-        .validation_errors()
-        .filter(|e| is_rejected(e))
-        .map(|e| (e.policy_id(), e as &dyn Diagnostic, e.to_string()));
-    let mut sorted_warnings: Vec<_> = result
-        .validation_warnings()
-        .filter(|w| is_rejected_warning(w))
-        .collect();
-    sorted_warnings.sort_by_key(|w| !matches!(w, ValidationWarning::InvalidActionApplication(_)));
-    let warnings = sorted_warnings
-        .into_iter()
-        .map(|w| (w.policy_id(), w as &dyn Diagnostic, w.to_string()));
-    let errors: Vec<_> = errors.collect();
-    let entries_with_errors: BTreeSet<_> =
-        errors.iter().map(|(id, _, _)| entry_index(id)).collect();
-    // An error explains the policy; the "impossible policy" warnings it implies add nothing.
-    // Of the warnings, keep one per entry: the first says why the policy can never apply.
-    let mut warned = entries_with_errors.clone();
-    let warnings = warnings.filter(move |(id, _, _)| warned.insert(entry_index(id)));
-    let mut reported = BTreeSet::new();
-    for (id, diagnostic, message) in errors.into_iter().chain(warnings) {
-        let index = entry_index(id);
-        if !reported.insert((index, message.clone())) {
-            continue;
+
+    let allowed_schema = format!(
+        "actions: {}; principal Client; resources Tool, Prompt, Resource, FeatureType; groups {group_entity_type}",
+        ACTIONS
+            .iter()
+            .map(|(a, r)| format!("Action::\"{a}\" on {r}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut set = PolicySet::new();
+    for (i, text) in policies.iter().enumerate() {
+        let entry_path = path.key("policies").index(i);
+        match &*entry_for(&schema_text, &schema, text) {
+            Entry::Invalid { message } => problems.push(
+                Violation::new(entry_path, Reason::CedarSyntax, message.clone()).allowed(
+                    "a Cedar policy such as permit(principal, action == Action::\"call_tool\", resource == Tool::\"search\");",
+                ),
+            ),
+            Entry::Parsed { policies, findings } => {
+                for message in findings {
+                    problems.push(
+                        Violation::new(entry_path.clone(), Reason::CedarSchema, message.clone()).allowed(allowed_schema.clone()),
+                    );
+                }
+                for (n, policy) in policies.iter().enumerate() {
+                    let id = if n == 0 { format!("policy{i}") } else { format!("policy{i}_{n}") };
+                    if let Err(e) = set.add(policy.new_id(PolicyId::new(id))) {
+                        problems.push(Violation::new(entry_path.clone(), Reason::CedarSyntax, e.to_string()));
+                    }
+                }
+            }
         }
-        let entry_path =
-            index.map_or_else(|| path.key("policies"), |i| path.key("policies").index(i));
-        let text = index
-            .and_then(|i| policies.get(i))
-            .map(String::as_str)
-            .unwrap_or_default();
-        let position = first_position(diagnostic, text)
-            .map(|(l, c)| format!(" at line {l}, column {c}"))
-            .unwrap_or_default();
-        let allowed = format!(
-            "actions: {}; principal Client; resources Tool, Prompt, Resource, FeatureType; groups {group_entity_type}",
-            ACTIONS
-                .iter()
-                .map(|(a, r)| format!("Action::\"{a}\" on {r}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let message = format!(
-            "Cedar policy does not fit the MCP schema{position}: {}",
-            strip_policy_id(&message)
-        );
-        problems.push(Violation::new(entry_path, Reason::CedarSchema, message).allowed(allowed));
     }
 
     match (problems.is_empty(), entities) {
@@ -260,14 +321,7 @@ fn is_rejected_warning(warning: &ValidationWarning) -> bool {
     )
 }
 
-/// `policy3` or `policy3_1` → 3.
-fn entry_index(id: &PolicyId) -> Option<usize> {
-    let rest = id.to_string();
-    let digits = rest.strip_prefix("policy")?;
-    digits.split('_').next()?.parse().ok()
-}
-
-/// Cedar prefixes messages with "for policy `policy3`, "; the path already says which.
+/// Cedar prefixes messages with "for policy `policy0`, "; the path already says which.
 fn strip_policy_id(message: &str) -> String {
     match message.split_once("`, ") {
         Some((head, tail)) if head.starts_with("for policy `") => tail.to_owned(),
@@ -291,16 +345,12 @@ fn detail(message: &str, errors: &dyn Diagnostic) -> String {
 
 /// Line and column (1-based) of the first labelled span of a diagnostic in `text`.
 fn first_position(diagnostic: &dyn Diagnostic, text: &str) -> Option<(usize, usize)> {
-    let offset = diagnostic
-        .labels()
-        .and_then(|mut labels| labels.next())
-        .map(|label| label.offset())
-        .or_else(|| {
-            diagnostic
-                .related()
-                .and_then(|mut r| r.next())
-                .and_then(first_offset)
-        })?;
+    let offset = first_offset(diagnostic).or_else(|| {
+        diagnostic
+            .related()
+            .and_then(|mut r| r.next())
+            .and_then(first_offset)
+    })?;
     let before = text.get(..offset.min(text.len()))?;
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -318,15 +368,12 @@ fn first_offset(diagnostic: &dyn Diagnostic) -> Option<usize> {
 fn entity_types(value: &serde_json::Value) -> BTreeSet<String> {
     let mut types = BTreeSet::new();
     for entity in value.as_array().into_iter().flatten() {
-        let uids = std::iter::once(entity.get("uid")).chain(
-            entity
-                .get("parents")
-                .and_then(|p| p.as_array())
-                .into_iter()
-                .flatten()
-                .map(Some),
-        );
-        for uid in uids.flatten() {
+        let parents = entity
+            .get("parents")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten();
+        for uid in std::iter::once(entity.get("uid")).flatten().chain(parents) {
             if let Some(t) = uid.get("type").and_then(|t| t.as_str())
                 && !matches!(
                     t,
