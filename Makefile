@@ -39,3 +39,11 @@ crds: ## Regenerate CRD YAML (charts/, config/) and docs/api-reference.md from a
 
 # The real control plane (e2e/cluster) adds cluster-up, cluster-down and friends.
 -include e2e/cluster/cluster.mk
+
+# Fuzzing (cargo-fuzz, nightly toolchain): `cargo install cargo-fuzz` once.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz-runconfig
+fuzz-runconfig: ## Fuzz runconfig::from_json + validate for FUZZ_SECONDS (default 600)
+	mkdir -p fuzz/corpus/runconfig_from_json
+	cd fuzz && cargo +nightly fuzz run runconfig_from_json corpus/runconfig_from_json seeds/runconfig \
+		-- -dict=runconfig.dict -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
