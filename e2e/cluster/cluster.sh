@@ -31,7 +31,7 @@ HELM_VERSION=v3.21.4
 # Bump when the build recipe below changes, to invalidate cached binaries.
 BUILD_RECIPE=1
 
-CACHE="${THV_E2E_CACHE:-$HOME/.cache/thv-e2e}"
+CACHE="${THV_E2E_CACHE:-${HOME:-/tmp}/.cache/thv-e2e}"
 ROOT="$CACHE/k8s-$K8S_VERSION"
 BIN="$ROOT/bin"
 STATE="${THV_E2E_STATE_DIR:-$REPO/.cluster}"
