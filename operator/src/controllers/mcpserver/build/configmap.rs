@@ -1,0 +1,58 @@
+//! `<name>-runconfig`: the RunConfig the proxy reads, with its checksum.
+
+use std::collections::BTreeMap;
+
+use api::MCPServer;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::{Inputs, name_of, owned_meta};
+use crate::error::Error;
+use crate::labels::RUNCONFIG_CHECKSUM;
+
+/// Key of the RunConfig in the ConfigMap.
+pub const RUNCONFIG_KEY: &str = "runconfig.json";
+
+/// `<name>-runconfig`.
+pub fn runconfig_name(name: &str) -> String {
+    format!("{name}-runconfig")
+}
+
+/// The ConfigMap holding the RunConfig. It never holds secret values: the RunConfig
+/// carries only references to them.
+pub fn runconfig_map(server: &MCPServer, inputs: &Inputs<'_>) -> Result<ConfigMap, Error> {
+    let mut metadata = owned_meta(server, runconfig_name(name_of(server)?))?;
+    metadata.annotations = Some(BTreeMap::from([(
+        RUNCONFIG_CHECKSUM.to_owned(),
+        inputs.runconfig_checksum.to_owned(),
+    )]));
+    Ok(ConfigMap {
+        metadata,
+        data: Some(BTreeMap::from([(
+            RUNCONFIG_KEY.to_owned(),
+            inputs.runconfig_json.to_owned(),
+        )])),
+        ..ConfigMap::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OperatorConfig;
+    use crate::controllers::mcpserver::build::fixtures::{MINIMAL, inputs, server};
+
+    #[test]
+    fn holds_the_runconfig_and_its_checksum() {
+        let config = OperatorConfig::default();
+        let map = runconfig_map(&server(MINIMAL), &inputs(&config)).expect("builds");
+        assert_eq!(map.metadata.name.as_deref(), Some("fetch-runconfig"));
+        assert_eq!(
+            map.data.unwrap_or_default()[RUNCONFIG_KEY],
+            "{\"schema_version\":\"v1\"}"
+        );
+        assert_eq!(
+            map.metadata.annotations.unwrap_or_default()[RUNCONFIG_CHECKSUM],
+            "abc123"
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! The proxy Deployment `<name>`: runs `thv-proxyrunner` with the RunConfig mounted,
+//! restricted-PodSecurity compliant, rolled when the RunConfig or a referenced Secret changes.
+
+use std::collections::BTreeMap;
+
+use api::MCPServer;
+use api::common::ResourceRequirements as CrdResources;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{Inputs, name_of, owned_meta, proxy_service_account_name, runconfig_name};
+use crate::error::Error;
+use crate::labels::{RUNCONFIG_CHECKSUM, SECRETS_CHECKSUM};
+
+/// Where the RunConfig ConfigMap is mounted; the proxy's default search path.
+pub const RUNCONFIG_MOUNT_PATH: &str = "/etc/runconfig";
+/// Proxy requests when `proxyResources` leaves them unset: (cpu, memory).
+pub const DEFAULT_PROXY_REQUESTS: (&str, &str) = ("50m", "64Mi");
+/// Proxy limits when `proxyResources` leaves them unset: (cpu, memory).
+pub const DEFAULT_PROXY_LIMITS: (&str, &str) = ("500m", "256Mi");
+/// Name of the proxy container.
+pub const PROXY_CONTAINER: &str = "toolhive";
+
+/// The proxy Deployment.
+pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment, Error> {
+    let name = name_of(server)?;
+    let overrides = server
+        .spec
+        .resource_overrides
+        .as_ref()
+        .and_then(|o| o.proxy_deployment.as_ref());
+    let mut metadata = owned_meta(server, name.to_owned())?;
+    if let Some(o) = overrides {
+        metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(o.labels.clone());
+        if !o.annotations.is_empty() {
+            metadata.annotations = Some(o.annotations.clone());
+        }
+    }
+    let mut pod_labels = crate::labels::mcpserver(name);
+    let mut pod_annotations = BTreeMap::from([
+        (
+            RUNCONFIG_CHECKSUM.to_owned(),
+            inputs.runconfig_checksum.to_owned(),
+        ),
+        (
+            SECRETS_CHECKSUM.to_owned(),
+            inputs.secrets_checksum.to_owned(),
+        ),
+    ]);
+    if let Some(pod) = overrides.and_then(|o| o.pod_template_metadata_overrides.as_ref()) {
+        pod_labels.extend(pod.labels.clone());
+        pod_annotations.extend(pod.annotations.clone());
+    }
+
+    let mut env = vec![
+        EnvVar {
+            name: "TOOLHIVE_RUNTIME".to_owned(),
+            value: Some("kubernetes".to_owned()),
+            ..EnvVar::default()
+        },
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("POD_NAME", "metadata.name"),
+    ];
+    if let Some(secret) = inputs.oidc_client_secret {
+        env.push(EnvVar {
+            name: runconfig::crd::OIDC_CLIENT_SECRET_ENV.to_owned(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.name.clone(),
+                    key: secret.key.clone(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
+    env.extend(
+        overrides
+            .into_iter()
+            .flat_map(|o| o.env.iter())
+            .map(|e| EnvVar {
+                name: e.name.clone(),
+                value: Some(e.value.clone()),
+                ..EnvVar::default()
+            }),
+    );
+
+    let probe = |initial_delay, period, failures| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/health".to_owned()),
+            port: IntOrString::String("http".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(3),
+        ..Probe::default()
+    };
+    let container = Container {
+        name: PROXY_CONTAINER.to_owned(),
+        image: Some(inputs.config.proxy_image.clone()),
+        image_pull_policy: inputs.config.proxy_image_pull_policy.clone(),
+        args: Some(vec![
+            "run".to_owned(),
+            "--config".to_owned(),
+            format!("{RUNCONFIG_MOUNT_PATH}/{}", super::RUNCONFIG_KEY),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".to_owned()),
+            container_port: server.spec.proxy_port,
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(env),
+        resources: Some(proxy_resources(server.spec.proxy_resources.as_ref())),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "runconfig".to_owned(),
+            mount_path: RUNCONFIG_MOUNT_PATH.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        startup_probe: Some(probe(0, 2, 30)),
+        liveness_probe: Some(probe(0, 10, 3)),
+        readiness_probe: Some(probe(0, 5, 3)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..SeccompProfile::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    let pull_secrets = overrides
+        .map(|o| o.image_pull_secrets.clone())
+        .filter(|s| !s.is_empty());
+    Ok(Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            // Unset leaves the count to an HPA; the field manager then does not own it.
+            replicas: server.spec.replicas,
+            selector: LabelSelector {
+                match_labels: Some(crate::labels::proxy_selector(name)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(proxy_service_account_name(name)),
+                    containers: vec![container],
+                    image_pull_secrets: pull_secrets,
+                    volumes: Some(vec![Volume {
+                        name: "runconfig".to_owned(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: runconfig_name(name),
+                            ..ConfigMapVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    }]),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    })
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// `proxyResources` with the defaults filled in where the user left a value unset.
+fn proxy_resources(spec: Option<&CrdResources>) -> ResourceRequirements {
+    let pick = |set: Option<&api::common::ResourceList>, (cpu, memory): (&str, &str)| {
+        BTreeMap::from([
+            (
+                "cpu".to_owned(),
+                Quantity(
+                    set.and_then(|s| s.cpu.clone())
+                        .unwrap_or_else(|| cpu.to_owned()),
+                ),
+            ),
+            (
+                "memory".to_owned(),
+                Quantity(
+                    set.and_then(|s| s.memory.clone())
+                        .unwrap_or_else(|| memory.to_owned()),
+                ),
+            ),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(pick(
+            spec.and_then(|s| s.requests.as_ref()),
+            DEFAULT_PROXY_REQUESTS,
+        )),
+        limits: Some(pick(
+            spec.and_then(|s| s.limits.as_ref()),
+            DEFAULT_PROXY_LIMITS,
+        )),
+        ..ResourceRequirements::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OperatorConfig;
+    use crate::controllers::mcpserver::build::fixtures::{MINIMAL, inputs, server};
+
+    fn proxy(d: &Deployment) -> Container {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| p.containers[0].clone())
+            .expect("container")
+    }
+
+    #[test]
+    fn runs_the_proxy_with_the_runconfig_mounted() {
+        let config = OperatorConfig {
+            proxy_image: "example.com/proxy:1".to_owned(),
+            ..OperatorConfig::default()
+        };
+        let d = deployment(&server(MINIMAL), &inputs(&config)).expect("builds");
+        let c = proxy(&d);
+        assert_eq!(c.image.as_deref(), Some("example.com/proxy:1"));
+        assert_eq!(
+            c.args.unwrap_or_default(),
+            ["run", "--config", "/etc/runconfig/runconfig.json"]
+        );
+        let pod = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.clone())
+            .expect("pod");
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("fetch-proxy-runner")
+        );
+        assert_eq!(
+            pod.volumes.unwrap_or_default()[0]
+                .config_map
+                .as_ref()
+                .map(|c| c.name.as_str()),
+            Some("fetch-runconfig")
+        );
+    }
+
+    #[test]
+    fn checksums_on_the_pod_template_roll_the_pods() {
+        let config = OperatorConfig::default();
+        let d = deployment(&server(MINIMAL), &inputs(&config)).expect("builds");
+        let annotations = d
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .unwrap_or_default();
+        assert_eq!(annotations[RUNCONFIG_CHECKSUM], "abc123");
+        assert_eq!(annotations[SECRETS_CHECKSUM], "def456");
+    }
+
+    #[test]
+    fn meets_the_restricted_pod_security_level() {
+        let config = OperatorConfig::default();
+        let d = deployment(&server(MINIMAL), &inputs(&config)).expect("builds");
+        let security = proxy(&d).security_context.expect("security context");
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(
+            security.capabilities.and_then(|c| c.drop),
+            Some(vec!["ALL".to_owned()])
+        );
+        assert_eq!(
+            security.seccomp_profile.map(|s| s.type_).as_deref(),
+            Some("RuntimeDefault")
+        );
+    }
+
+    #[test]
+    fn probes_hit_health_on_the_proxy_port() {
+        let config = OperatorConfig::default();
+        let c = proxy(
+            &deployment(
+                &server(&MINIMAL.replace("spec: {", "spec: {proxyPort: 9000, ")),
+                &inputs(&config),
+            )
+            .expect("builds"),
+        );
+        for probe in [c.startup_probe, c.liveness_probe, c.readiness_probe] {
+            let get = probe.and_then(|p| p.http_get).expect("http probe");
+            assert_eq!(get.path.as_deref(), Some("/health"));
+        }
+        assert_eq!(c.ports.unwrap_or_default()[0].container_port, 9000);
+    }
+
+    #[test]
+    fn proxy_resources_default_and_merge() {
+        let config = OperatorConfig::default();
+        let c = proxy(&deployment(&server(MINIMAL), &inputs(&config)).expect("builds"));
+        let r = c.resources.expect("resources");
+        assert_eq!(r.requests.unwrap_or_default()["memory"].0, "64Mi");
+        let yaml = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: fetch}\nspec:\n  image: a/b:1\n  proxyResources:\n    limits: {memory: 1Gi}\n";
+        let c = proxy(&deployment(&server(yaml), &inputs(&config)).expect("builds"));
+        let limits = c.resources.and_then(|r| r.limits).unwrap_or_default();
+        assert_eq!(
+            (limits["memory"].0.as_str(), limits["cpu"].0.as_str()),
+            ("1Gi", "500m")
+        );
+    }
+
+    #[test]
+    fn oidc_client_secret_arrives_by_secret_reference_only() {
+        let config = OperatorConfig::default();
+        let secret = api::common::SecretKeyRef {
+            name: "idp".to_owned(),
+            key: "client-secret".to_owned(),
+        };
+        let mut i = inputs(&config);
+        i.oidc_client_secret = Some(&secret);
+        let env = proxy(&deployment(&server(MINIMAL), &i).expect("builds"))
+            .env
+            .unwrap_or_default();
+        let var = env
+            .iter()
+            .find(|e| e.name == runconfig::crd::OIDC_CLIENT_SECRET_ENV)
+            .expect("env var");
+        assert!(var.value.is_none());
+        assert_eq!(
+            var.value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+                .map(|s| s.key.as_str()),
+            Some("client-secret")
+        );
+    }
+
+    #[test]
+    fn replicas_are_left_to_an_hpa_when_unset() {
+        let config = OperatorConfig::default();
+        let d = deployment(&server(MINIMAL), &inputs(&config)).expect("builds");
+        assert_eq!(d.spec.and_then(|s| s.replicas), None);
+    }
+}

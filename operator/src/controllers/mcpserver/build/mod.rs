@@ -1,0 +1,144 @@
+//! The build stage: pure functions from an MCPServer (and what was dereferenced and
+//! validated) to the objects the operator owns. No client here; every function is
+//! unit-tested from YAML fixtures.
+//!
+//! The StatefulSet running the MCP server itself is created by the proxy runner, not
+//! here; when the proxy's Kubernetes backend lands, the operator adopts and repairs it
+//! through an extra object in [`Objects`].
+
+mod configmap;
+mod deployment;
+mod rbac;
+mod service;
+
+use api::MCPServer;
+use api::common::SecretKeyRef;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+
+pub use configmap::{RUNCONFIG_KEY, runconfig_map, runconfig_name};
+pub use deployment::{
+    DEFAULT_PROXY_LIMITS, DEFAULT_PROXY_REQUESTS, RUNCONFIG_MOUNT_PATH, deployment,
+};
+pub use rbac::{
+    mcp_service_account_name, proxy_role, proxy_role_binding, proxy_service_account_name,
+    service_accounts,
+};
+pub use service::{service, service_name, url};
+
+use crate::OperatorConfig;
+use crate::error::Error;
+
+/// What the build stage needs besides the MCPServer.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// The RunConfig JSON the proxy will read.
+    pub runconfig_json: &'a str,
+    /// SHA-256 of `runconfig_json`.
+    pub runconfig_checksum: &'a str,
+    /// SHA-256 of the referenced Secret values.
+    pub secrets_checksum: &'a str,
+    /// The OIDC client secret, passed to the proxy as an environment variable.
+    pub oidc_client_secret: Option<&'a SecretKeyRef>,
+    /// Operator settings.
+    pub config: &'a OperatorConfig,
+}
+
+/// Every object one MCPServer owns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Objects {
+    /// ServiceAccount of the proxy, and of the MCP server pod unless `spec.serviceAccount` is set.
+    pub service_accounts: Vec<ServiceAccount>,
+    /// What the proxy may do in the namespace.
+    pub role: Role,
+    /// Binds the role to the proxy's ServiceAccount.
+    pub role_binding: RoleBinding,
+    /// `<name>-runconfig`.
+    pub runconfig: ConfigMap,
+    /// The proxy Deployment `<name>`.
+    pub deployment: Deployment,
+    /// `mcp-<name>-proxy`.
+    pub service: Service,
+}
+
+/// Builds every owned object.
+pub fn objects(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Objects, Error> {
+    Ok(Objects {
+        service_accounts: service_accounts(server)?,
+        role: proxy_role(server)?,
+        role_binding: proxy_role_binding(server)?,
+        runconfig: runconfig_map(server, inputs)?,
+        deployment: deployment(server, inputs)?,
+        service: service(server)?,
+    })
+}
+
+/// Metadata of an owned object: name, namespace, labels, and the controller owner
+/// reference that lets the garbage collector delete it with the MCPServer.
+pub(crate) fn owned_meta(server: &MCPServer, name: String) -> Result<ObjectMeta, Error> {
+    let server_name = server
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingObjectKey("metadata.name"))?;
+    Ok(ObjectMeta {
+        name: Some(name),
+        namespace: Some(
+            server
+                .metadata
+                .namespace
+                .clone()
+                .ok_or(Error::MissingObjectKey("metadata.namespace"))?,
+        ),
+        labels: Some(crate::labels::mcpserver(&server_name)),
+        owner_references: Some(vec![owner_reference(server)?]),
+        ..ObjectMeta::default()
+    })
+}
+
+fn owner_reference(server: &MCPServer) -> Result<OwnerReference, Error> {
+    server
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingObjectKey("metadata.uid"))
+}
+
+/// The MCPServer's name (always set on stored objects).
+pub(crate) fn name_of(server: &MCPServer) -> Result<&str, Error> {
+    server
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.name"))
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use api::MCPServer;
+
+    /// Parses an MCPServer manifest and gives it the fields the API server sets.
+    pub fn server(yaml: &str) -> MCPServer {
+        let mut server: MCPServer = api::manifest::from_yaml(yaml).expect("fixture parses");
+        server
+            .metadata
+            .namespace
+            .get_or_insert_with(|| "team".to_owned());
+        server.metadata.uid = Some("0000-1111".to_owned());
+        server.metadata.generation = Some(1);
+        server
+    }
+
+    pub const MINIMAL: &str = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: fetch}\nspec: {image: ghcr.io/stackloklabs/gofetch/server:1.0.1}\n";
+
+    pub fn inputs(config: &crate::OperatorConfig) -> super::Inputs<'_> {
+        super::Inputs {
+            runconfig_json: "{\"schema_version\":\"v1\"}",
+            runconfig_checksum: "abc123",
+            secrets_checksum: "def456",
+            oidc_client_secret: None,
+            config,
+        }
+    }
+}

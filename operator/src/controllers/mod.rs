@@ -1,0 +1,3 @@
+//! The controllers: one module per kind, each split into its reconcile stages.
+
+pub mod mcpserver;

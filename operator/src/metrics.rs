@@ -1,0 +1,92 @@
+//! Prometheus metrics of the controllers: reconciles, errors by reason, durations.
+
+use std::time::Instant;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// The operator's metrics, registered in their own registry.
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    reconciles: IntCounterVec,
+    errors: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let reconciles = IntCounterVec::new(
+            Opts::new(
+                "thv_operator_reconcile_total",
+                "Reconciles started, by controller",
+            ),
+            &["controller"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "thv_operator_reconcile_errors_total",
+                "Reconciles that failed, by controller and reason",
+            ),
+            &["controller", "reason"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "thv_operator_reconcile_duration_seconds",
+                "Reconcile duration, by controller",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["controller"],
+        )?;
+        registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+        })
+    }
+
+    /// Counts a reconcile and returns a timer that records its duration when dropped.
+    pub fn reconcile(&self, controller: &'static str) -> ReconcileTimer<'_> {
+        self.reconciles.with_label_values(&[controller]).inc();
+        ReconcileTimer {
+            metrics: self,
+            controller,
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts a failed reconcile.
+    pub fn error(&self, controller: &'static str, reason: &str) {
+        self.errors.with_label_values(&[controller, reason]).inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+/// Records a reconcile's duration when dropped.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    controller: &'static str,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .with_label_values(&[self.controller])
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
