@@ -35,6 +35,15 @@ pub enum Reason {
     FilePathNotAllowed,
     /// A setting that is refused in this environment.
     Forbidden,
+    /// A CEL rule of the CRD (`x-kubernetes-validations`) fails, as the API server would report.
+    CrdRule,
+    /// A field the CRD schema does not define; the API server drops it, and `kubectl apply`
+    /// (strict field validation, its default) refuses it.
+    UnknownField,
+    /// An API version or a setting that still works but is going away.
+    Deprecated,
+    /// A setting that has no effect in this combination.
+    Ineffective,
 }
 
 /// One problem, located by a path into the document that holds it.

@@ -257,7 +257,7 @@ fn authz_configmap_content_is_read_as_a_toolhive_authorization_file() {
         .locate(&broken.problems.iter().next().expect("a problem").path);
     assert_eq!(
         location.to_string(),
-        "spec.authzConfig.configMap (ConfigMap authz): data.authz.json"
+        r#"spec.authzConfig.configMap (ConfigMap authz): data["authz.json"]"#
     );
 }
 

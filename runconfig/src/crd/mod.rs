@@ -2,12 +2,17 @@
 //! → RunConfig mapping the operator writes into `<name>-runconfig`, the reverse for
 //! `thv convert`, and the map from RunConfig paths back to the CRD fields a user wrote.
 
+pub mod check;
 mod from_runconfig;
 mod paths;
 mod to_runconfig;
 
+pub use check::{
+    Catalog, ConfigKind, Finding, InMemoryCatalog, Report, check, references, unknown_fields,
+};
 pub use from_runconfig::to_manifests;
-pub use paths::{Location, PathMap};
+pub use paths::{Location, PathMap, Via};
 pub use to_runconfig::{
-    Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV, References, from_mcpserver,
+    ConfigMapKey, DEFAULT_PERMISSION_PROFILE_KEY, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV,
+    References, authz_config_map, from_mcpserver, permission_profile_config_map,
 };

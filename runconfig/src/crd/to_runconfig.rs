@@ -15,7 +15,7 @@ use crate::config::{
     SCHEMA_VERSION, SamplingRate, SecretRef, TelemetryConfig, ToolOverride, ToolsConfig,
     VolumeMount, Workload,
 };
-use crate::crd::paths::PathMap;
+use crate::crd::paths::{Location, PathMap, Via};
 use crate::error::{Reason, Violation, Violations};
 use crate::path::FieldPath;
 
@@ -134,6 +134,56 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     }
 }
 
+/// Default key of a permission-profile ConfigMap.
+pub const DEFAULT_PERMISSION_PROFILE_KEY: &str = "permissions.json";
+
+/// One ConfigMap key an MCPServer reads, with its defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigMapKey {
+    /// The MCPServer field naming the ConfigMap.
+    pub field: &'static str,
+    /// The ConfigMap's name.
+    pub name: String,
+    /// The key inside it.
+    pub key: String,
+}
+
+/// The ConfigMap key holding the server's ToolHive authorization file, when
+/// `spec.authzConfig.type` is `configMap` (key defaults to `authz.json`).
+pub fn authz_config_map(server: &MCPServer) -> Option<ConfigMapKey> {
+    let authz = server.spec.authz_config.as_ref()?;
+    let map = authz
+        .config_map
+        .as_ref()
+        .filter(|_| authz.type_ == AuthzConfigSource::ConfigMap)?;
+    Some(ConfigMapKey {
+        field: "spec.authzConfig.configMap",
+        name: map.name.clone(),
+        key: map
+            .key
+            .clone()
+            .unwrap_or_else(|| api::mcpserver::DEFAULT_AUTHZ_CONFIGMAP_KEY.to_owned()),
+    })
+}
+
+/// The ConfigMap key holding the server's permission profile, when
+/// `spec.permissionProfile.type` is `configmap` (key defaults to `permissions.json`).
+pub fn permission_profile_config_map(server: &MCPServer) -> Option<ConfigMapKey> {
+    let profile = server
+        .spec
+        .permission_profile
+        .as_ref()
+        .filter(|p| p.type_ == PermissionProfileType::Configmap)?;
+    Some(ConfigMapKey {
+        field: "spec.permissionProfile",
+        name: profile.name.clone(),
+        key: profile
+            .key
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PERMISSION_PROFILE_KEY.to_owned()),
+    })
+}
+
 struct Mapper {
     paths: PathMap,
     missing: Vec<MissingReference>,
@@ -147,6 +197,22 @@ impl Mapper {
             kind,
             name: name.to_owned(),
         });
+    }
+
+    /// Records that `runconfig` came from a ConfigMap key (`data["authz.json"]`: the key
+    /// is one segment even though it holds a dot).
+    fn config_map_path(&mut self, runconfig: &str, map: &ConfigMapKey) {
+        self.paths.insert(
+            FieldPath::parse(runconfig),
+            Location {
+                via: Some(Via {
+                    reference: FieldPath::parse(map.field),
+                    kind: "ConfigMap".to_owned(),
+                    name: map.name.clone(),
+                }),
+                path: FieldPath::root().key("data").key(map.key.as_str()),
+            },
+        );
     }
 
     fn container(&mut self, server: &MCPServer, refs: &References<'_>) -> ContainerWorkload {
@@ -249,16 +315,10 @@ impl Mapper {
                 Some(PermissionProfile::Builtin(profile.name.clone()))
             }
             PermissionProfileType::Configmap => {
-                let key = profile.key.as_deref().unwrap_or("permissions.json");
-                self.paths.referenced(
-                    "workload.container.permission_profile",
-                    "spec.permissionProfile",
-                    "ConfigMap",
-                    &profile.name,
-                    &format!("data.{key}"),
-                );
+                let map = permission_profile_config_map(server)?;
+                self.config_map_path("workload.container.permission_profile", &map);
                 let Some(content) = refs.permission_profile_map else {
-                    self.missing("spec.permissionProfile", "ConfigMap", &profile.name);
+                    self.missing(map.field, "ConfigMap", &map.name);
                     return None;
                 };
                 match serde_yaml_ng::from_str::<Profile>(content) {
@@ -296,6 +356,15 @@ impl Mapper {
         };
         let Some(shared) = refs.oidc_config else {
             self.missing("spec.oidcConfigRef", "MCPOIDCConfig", &reference.name);
+            // The issuer would have come from the missing object: a "required" finding
+            // there is located inside it, so callers can tell it from the server's own.
+            self.paths.referenced(
+                "proxy.oidc.issuer",
+                "spec.oidcConfigRef",
+                "MCPOIDCConfig",
+                &reference.name,
+                "spec",
+            );
             return Some(config);
         };
         let via = |m: &mut Self, from: &str, to: &str| {
@@ -395,19 +464,10 @@ impl Mapper {
                     })
                 }
                 AuthzConfigSource::ConfigMap => {
-                    let map = inline_or_map.config_map.clone().unwrap_or_default();
-                    let key = map
-                        .key
-                        .unwrap_or_else(|| api::mcpserver::DEFAULT_AUTHZ_CONFIGMAP_KEY.to_owned());
-                    self.paths.referenced(
-                        "proxy.authz",
-                        "spec.authzConfig.configMap",
-                        "ConfigMap",
-                        &map.name,
-                        &format!("data.{key}"),
-                    );
+                    let map = authz_config_map(server)?;
+                    self.config_map_path("proxy.authz", &map);
                     let Some(content) = refs.authz_config_map else {
-                        self.missing("spec.authzConfig.configMap", "ConfigMap", &map.name);
+                        self.missing(map.field, "ConfigMap", &map.name);
                         return None;
                     };
                     self.authz_file(content)?

@@ -10,7 +10,7 @@
 mod check;
 mod workload;
 
-pub use check::Check;
+pub use check::{Check, is_dns_label};
 pub use workload::{
     ContainerWorkload, PermissionProfile, RemoteWorkload, Transport, ValidatedWorkload,
 };

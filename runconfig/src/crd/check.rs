@@ -1,0 +1,216 @@
+//! Admission checks per kind: the one implementation behind the validating webhook and
+//! `thv validate`, so an object `thv validate` passes is one `kubectl apply` admits.
+//!
+//! [`check`] runs, for one object of our API group:
+//! - the CRD's CEL rules and schema bounds, exactly as the API server would ([`schema`]);
+//! - for an MCPServer, the RunConfig mapping with its references from a [`Catalog`] and
+//!   [`crate::validate`], every problem located at the CRD field the user wrote;
+//! - for a config kind (MCPToolConfig, MCPOIDCConfig, MCPAuthzConfig,
+//!   MCPTelemetryConfig), the same runconfig rules on the object alone, and a re-check of
+//!   every MCPServer referencing it with the new object in place;
+//! - for an MCPRegistry, its source, sync interval and filter rules.
+//!
+//! Nothing here does I/O: the caller supplies referenced objects through [`Catalog`].
+
+mod catalog;
+mod config;
+mod registry;
+mod schema;
+mod server;
+
+use std::fmt;
+
+use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
+use serde::Serialize;
+
+use crate::error::{Reason, Violation};
+
+pub use catalog::InMemoryCatalog;
+pub use schema::unknown_fields;
+
+/// Which config kind an MCPServer references.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConfigKind {
+    /// `spec.toolConfigRef` → MCPToolConfig.
+    ToolConfig,
+    /// `spec.oidcConfigRef` → MCPOIDCConfig.
+    OidcConfig,
+    /// `spec.authzConfigRef` → MCPAuthzConfig.
+    AuthzConfig,
+    /// `spec.telemetryConfigRef` → MCPTelemetryConfig.
+    TelemetryConfig,
+}
+
+impl ConfigKind {
+    /// The Kubernetes kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::ToolConfig => "MCPToolConfig",
+            Self::OidcConfig => "MCPOIDCConfig",
+            Self::AuthzConfig => "MCPAuthzConfig",
+            Self::TelemetryConfig => "MCPTelemetryConfig",
+        }
+    }
+
+    /// The config kind of a manifest; `None` for MCPServer and MCPRegistry.
+    pub fn of(object: &Manifest) -> Option<Self> {
+        match object {
+            Manifest::MCPToolConfig(_) => Some(Self::ToolConfig),
+            Manifest::MCPOIDCConfig(_) => Some(Self::OidcConfig),
+            Manifest::MCPAuthzConfig(_) => Some(Self::AuthzConfig),
+            Manifest::MCPTelemetryConfig(_) => Some(Self::TelemetryConfig),
+            Manifest::MCPServer(_) | Manifest::MCPRegistry(_) => None,
+        }
+    }
+}
+
+/// Whether `server` references the `kind` object called `name` (same namespace assumed).
+/// Catalog implementations use it to answer [`Catalog::servers_referencing`].
+pub fn references(server: &MCPServer, kind: ConfigKind, name: &str) -> bool {
+    let spec = &server.spec;
+    let referenced = match kind {
+        ConfigKind::ToolConfig => spec.tool_config_ref.as_ref().map(|r| r.name.as_str()),
+        ConfigKind::OidcConfig => spec.oidc_config_ref.as_ref().map(|r| r.name.as_str()),
+        ConfigKind::AuthzConfig => spec.authz_config_ref.as_ref().map(|r| r.name.as_str()),
+        ConfigKind::TelemetryConfig => spec.telemetry_config_ref.as_ref().map(|r| r.name.as_str()),
+    };
+    referenced == Some(name)
+}
+
+/// The objects in the namespace of the object being checked. The webhook implements it
+/// over the operator's watch caches (reflector stores answer synchronously); `thv
+/// validate` over the files it was given. `None` means "does not exist (yet)".
+pub trait Catalog {
+    /// The MCPToolConfig called `name`.
+    fn tool_config(&self, name: &str) -> Option<MCPToolConfig>;
+    /// The MCPOIDCConfig called `name`.
+    fn oidc_config(&self, name: &str) -> Option<MCPOIDCConfig>;
+    /// The MCPAuthzConfig called `name`.
+    fn authz_config(&self, name: &str) -> Option<MCPAuthzConfig>;
+    /// The MCPTelemetryConfig called `name`.
+    fn telemetry_config(&self, name: &str) -> Option<MCPTelemetryConfig>;
+    /// The value of `key` in the ConfigMap called `name`.
+    fn config_map_data(&self, name: &str, key: &str) -> Option<String>;
+    /// Every MCPServer referencing the `kind` object called `name` (see [`references`]).
+    fn servers_referencing(&self, kind: ConfigKind, name: &str) -> Vec<MCPServer>;
+}
+
+/// One problem, located by a CRD field path such as `spec.authzConfig.inline.policies[1]`
+/// or, inside a referenced object, `spec.toolConfigRef (MCPToolConfig x): spec.toolsFilter[1]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Where.
+    pub path: String,
+    /// `<what is wrong>; <what is allowed>`.
+    pub message: String,
+    /// Why, for programs.
+    pub reason: Reason,
+}
+
+impl Finding {
+    /// A finding whose message says what is wrong and what would be accepted.
+    pub fn new(
+        path: impl fmt::Display,
+        reason: Reason,
+        wrong: impl fmt::Display,
+        allowed: impl fmt::Display,
+    ) -> Self {
+        Self {
+            path: path.to_string(),
+            message: format!("{wrong}; {allowed}"),
+            reason,
+        }
+    }
+
+    /// A runconfig violation, reported at `path`.
+    pub fn from_violation(path: impl fmt::Display, violation: &Violation) -> Self {
+        let message = match &violation.allowed {
+            Some(allowed) => format!("{}; {allowed}", violation.message),
+            None => violation.message.clone(),
+        };
+        Self {
+            path: path.to_string(),
+            message,
+            reason: violation.reason,
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// The outcome of checking one object: errors deny it, warnings are shown (the webhook
+/// sends `warning.to_string()` as admission warnings; `kubectl` prints them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Problems that deny the object.
+    pub errors: Vec<Finding>,
+    /// Settings that are accepted but deprecated, ineffective or not resolvable yet.
+    pub warnings: Vec<Finding>,
+}
+
+impl Report {
+    /// Whether the object is admitted.
+    pub fn is_allowed(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Adds an error unless the same one is already there.
+    fn error(&mut self, finding: Finding) {
+        if !self.errors.contains(&finding) {
+            self.errors.push(finding);
+        }
+    }
+
+    /// Adds a warning unless the same one is already there.
+    fn warn(&mut self, finding: Finding) {
+        if !self.warnings.contains(&finding) {
+            self.warnings.push(finding);
+        }
+    }
+
+    /// Adds schema findings, except where a runconfig rule already reported the same
+    /// field: its message is the more specific one.
+    fn schema(&mut self, findings: Vec<Finding>) {
+        for finding in findings {
+            if !self.errors.iter().any(|e| e.path == finding.path) {
+                self.error(finding);
+            }
+        }
+    }
+}
+
+/// Checks one object of our API group, served as `api_version` (`toolhive.stacklok.dev/v1beta1`
+/// or the deprecated `…/v1alpha1`; the typed object does not keep it), against the objects
+/// of its namespace in `catalog`.
+pub fn check(object: &Manifest, api_version: &str, catalog: &dyn Catalog) -> Report {
+    let mut report = Report::default();
+    if api_version.rsplit('/').next() == Some(api::DEPRECATED_VERSION) {
+        let kind = object.kind();
+        report.warn(Finding::new(
+            "apiVersion",
+            Reason::Deprecated,
+            format!(
+                "{}/{} {kind} is deprecated",
+                api::GROUP,
+                api::DEPRECATED_VERSION
+            ),
+            format!("use {}/{} (same fields)", api::GROUP, api::VERSION),
+        ));
+    }
+    match object {
+        Manifest::MCPServer(server) => server::check(server, catalog, &mut report),
+        Manifest::MCPRegistry(registry) => registry::check(registry, catalog, &mut report),
+        Manifest::MCPToolConfig(_)
+        | Manifest::MCPOIDCConfig(_)
+        | Manifest::MCPAuthzConfig(_)
+        | Manifest::MCPTelemetryConfig(_) => config::check(object, catalog, &mut report),
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests;

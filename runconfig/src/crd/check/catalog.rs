@@ -1,0 +1,90 @@
+//! A [`Catalog`] over objects held in memory, for one namespace: what `thv validate`
+//! builds from its files, and what tests use.
+
+use std::collections::BTreeMap;
+
+use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
+
+use super::{Catalog, ConfigKind, references};
+
+/// Objects of one namespace. When two objects share a kind and name, the one added last
+/// wins, as with `kubectl apply` of both.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryCatalog {
+    objects: Vec<Manifest>,
+    config_maps: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl InMemoryCatalog {
+    /// Adds an object of our API group.
+    pub fn add(&mut self, object: Manifest) {
+        self.objects.push(object);
+    }
+
+    /// Adds a ConfigMap's `data`.
+    pub fn add_config_map(&mut self, name: &str, data: BTreeMap<String, String>) {
+        self.config_maps.insert(name.to_owned(), data);
+    }
+
+    /// The last object added with this name whose kind `pick` accepts.
+    fn find<T>(&self, name: &str, pick: impl Fn(&Manifest) -> Option<&T>) -> Option<T>
+    where
+        T: Clone + kube::Resource,
+    {
+        self.objects
+            .iter()
+            .rev()
+            .filter_map(pick)
+            .find(|o| o.meta().name.as_deref() == Some(name))
+            .cloned()
+    }
+}
+
+impl Catalog for InMemoryCatalog {
+    fn tool_config(&self, name: &str) -> Option<MCPToolConfig> {
+        self.find(name, |m| match m {
+            Manifest::MCPToolConfig(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn oidc_config(&self, name: &str) -> Option<MCPOIDCConfig> {
+        self.find(name, |m| match m {
+            Manifest::MCPOIDCConfig(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn authz_config(&self, name: &str) -> Option<MCPAuthzConfig> {
+        self.find(name, |m| match m {
+            Manifest::MCPAuthzConfig(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn telemetry_config(&self, name: &str) -> Option<MCPTelemetryConfig> {
+        self.find(name, |m| match m {
+            Manifest::MCPTelemetryConfig(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn config_map_data(&self, name: &str, key: &str) -> Option<String> {
+        self.config_maps.get(name)?.get(key).cloned()
+    }
+
+    fn servers_referencing(&self, kind: ConfigKind, name: &str) -> Vec<MCPServer> {
+        let mut servers: BTreeMap<String, MCPServer> = BTreeMap::new();
+        for object in &self.objects {
+            if let Manifest::MCPServer(server) = object {
+                let key = server.metadata.name.clone().unwrap_or_default();
+                if references(server, kind, name) {
+                    servers.insert(key, server.clone());
+                } else {
+                    servers.remove(&key); // a later definition without the reference wins
+                }
+            }
+        }
+        servers.into_values().collect()
+    }
+}

@@ -1,0 +1,144 @@
+//! Admission of the config kinds (MCPToolConfig, MCPOIDCConfig, MCPAuthzConfig,
+//! MCPTelemetryConfig).
+//!
+//! The object alone is checked by mapping a probe MCPServer that references only it and
+//! keeping the problems located inside it: the same mapping and the same runconfig rules
+//! as for a real server, so no rule is written twice. Then every MCPServer that
+//! references the object is re-checked with the new version in place; an update that
+//! would break one is denied, naming the servers.
+
+use std::collections::BTreeSet;
+
+use api::{MCPServer, Manifest};
+use serde_json::json;
+
+use super::server::{Fetched, located};
+use super::{Catalog, ConfigKind, Finding, Report, schema};
+use crate::crd::Location;
+use crate::error::{Reason, Violation};
+
+pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Report) {
+    let Some(kind) = ConfigKind::of(object) else {
+        return;
+    };
+    let (name, namespace, value) = match identity(object) {
+        Ok(identity) => identity,
+        Err(finding) => return report.error(finding),
+    };
+    let inside = |location: &Location| {
+        location
+            .via
+            .as_ref()
+            .is_some_and(|via| via.kind == kind.kind() && via.name == name)
+    };
+    match probe(kind, &name, namespace.as_deref()) {
+        Ok(server) => {
+            let (problems, _) = located(&server, &Fetched::default().with(object));
+            for (location, violation) in problems.iter().filter(|(l, _)| inside(l)) {
+                report.error(Finding::from_violation(&location.path, violation));
+            }
+        }
+        Err(finding) => report.error(finding),
+    }
+    report.schema(schema::findings(kind.kind(), &value));
+
+    let mut affected = Vec::new();
+    for server in catalog.servers_referencing(kind, &name) {
+        let current = Fetched::from_catalog(&server, catalog);
+        let render = |(location, violation): &(Location, Violation)| {
+            Finding::from_violation(location, violation)
+        };
+        let before: BTreeSet<String> = located(&server, &current)
+            .0
+            .iter()
+            .map(|p| render(p).to_string())
+            .collect();
+        let (after, _) = located(&server, &current.with(object));
+        let broken: Vec<_> = after
+            .iter()
+            .filter(|p| !before.contains(&render(p).to_string()))
+            .collect();
+        if broken.is_empty() {
+            continue;
+        }
+        let server_name = server.metadata.name.clone().unwrap_or_default();
+        for (location, violation) in broken {
+            let own = Finding::from_violation(&location.path, violation);
+            if inside(location) && report.errors.contains(&own) {
+                continue; // already reported against the object itself
+            }
+            let path = if inside(location) {
+                location.path.to_string()
+            } else {
+                "spec".to_owned()
+            };
+            let mut finding = Finding::from_violation(path, violation);
+            finding.message = format!(
+                "in MCPServer {server_name} ({location}): {}",
+                finding.message
+            );
+            report.error(finding);
+        }
+        affected.push(server_name);
+    }
+    if !affected.is_empty() {
+        report.error(Finding::new(
+            "spec",
+            Reason::Conflict,
+            format!(
+                "this {} would make the MCPServers referencing it invalid: {}",
+                kind.kind(),
+                affected.join(", ")
+            ),
+            "fix the problems reported for this object, or change those MCPServers first",
+        ));
+    }
+}
+
+/// Name, namespace and JSON form of a config object.
+fn identity(object: &Manifest) -> Result<(String, Option<String>, serde_json::Value), Finding> {
+    let (metadata, value) = match object {
+        Manifest::MCPToolConfig(o) => (&o.metadata, serde_json::to_value(o)),
+        Manifest::MCPOIDCConfig(o) => (&o.metadata, serde_json::to_value(o)),
+        Manifest::MCPAuthzConfig(o) => (&o.metadata, serde_json::to_value(o)),
+        Manifest::MCPTelemetryConfig(o) => (&o.metadata, serde_json::to_value(o)),
+        Manifest::MCPServer(o) => (&o.metadata, serde_json::to_value(o)),
+        Manifest::MCPRegistry(o) => (&o.metadata, serde_json::to_value(o)),
+    };
+    let value =
+        value.map_err(|e| Finding::new(".", Reason::InvalidFormat, e, "an object of this kind"))?;
+    Ok((
+        metadata.name.clone().unwrap_or_default(),
+        metadata.namespace.clone(),
+        value,
+    ))
+}
+
+/// An MCPServer that references only the `kind` object called `name`. Its own fields are
+/// placeholders: only problems located inside the referenced object are kept.
+fn probe(kind: ConfigKind, name: &str, namespace: Option<&str>) -> Result<MCPServer, Finding> {
+    let reference = match kind {
+        ConfigKind::ToolConfig => json!({"toolConfigRef": {"name": name}}),
+        ConfigKind::OidcConfig => json!({"oidcConfigRef": {"name": name, "audience": "probe"}}),
+        ConfigKind::AuthzConfig => json!({"authzConfigRef": {"name": name}}),
+        ConfigKind::TelemetryConfig => json!({"telemetryConfigRef": {"name": name}}),
+    };
+    let mut spec = json!({"image": "registry.invalid/probe:latest"});
+    if let (Some(spec), Some(reference)) = (spec.as_object_mut(), reference.as_object()) {
+        spec.extend(reference.clone());
+    }
+    let probe = json!({
+        "apiVersion": format!("{}/{}", api::GROUP, api::VERSION),
+        "kind": "MCPServer",
+        "metadata": {"name": if name.is_empty() { "probe" } else { name }, "namespace": namespace},
+        "spec": spec,
+    });
+    serde_json::from_value(probe).map_err(|e| {
+        Finding::new(
+            "spec",
+            Reason::InvalidFormat,
+            format!("internal error: cannot build the probe MCPServer: {e}"),
+            "report this as a bug",
+        )
+    })
+}

@@ -1,0 +1,154 @@
+//! MCPServer admission: the CRD rules, then exactly the RunConfig the operator would
+//! write (with the referenced objects that exist) through [`crate::validate`], every
+//! problem located at the field the user wrote.
+
+use api::mcpserver::{ProxyMode, Transport};
+use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
+
+use super::{Catalog, Finding, Report, schema};
+use crate::crd::{
+    Location, MissingReference, References, authz_config_map, from_mcpserver,
+    permission_profile_config_map,
+};
+use crate::error::{Reason, Violation};
+use crate::validate::is_dns_label;
+
+/// The proxy Service is `mcp-<name>-proxy`, a DNS-1035 label of at most 63 characters.
+const SERVICE_AFFIXES: usize = "mcp-".len() + "-proxy".len();
+/// Longest MCPServer name whose Service name fits.
+pub(super) const MAX_NAME_LENGTH: usize = 63 - SERVICE_AFFIXES;
+
+/// The objects one MCPServer references, owned so that one of them can be replaced by a
+/// proposed new version (the re-check of referencing servers on a config update).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Fetched {
+    tool_config: Option<MCPToolConfig>,
+    oidc_config: Option<MCPOIDCConfig>,
+    authz_config: Option<MCPAuthzConfig>,
+    telemetry_config: Option<MCPTelemetryConfig>,
+    authz_config_map: Option<String>,
+    permission_profile_map: Option<String>,
+}
+
+impl Fetched {
+    /// Looks up everything `server` references.
+    pub(super) fn from_catalog(server: &MCPServer, catalog: &dyn Catalog) -> Self {
+        let spec = &server.spec;
+        let data = |map: Option<crate::crd::ConfigMapKey>| {
+            map.and_then(|m| catalog.config_map_data(&m.name, &m.key))
+        };
+        Self {
+            tool_config: spec
+                .tool_config_ref
+                .as_ref()
+                .and_then(|r| catalog.tool_config(&r.name)),
+            oidc_config: spec
+                .oidc_config_ref
+                .as_ref()
+                .and_then(|r| catalog.oidc_config(&r.name)),
+            authz_config: spec
+                .authz_config_ref
+                .as_ref()
+                .and_then(|r| catalog.authz_config(&r.name)),
+            telemetry_config: spec
+                .telemetry_config_ref
+                .as_ref()
+                .and_then(|r| catalog.telemetry_config(&r.name)),
+            authz_config_map: data(authz_config_map(server)),
+            permission_profile_map: data(permission_profile_config_map(server)),
+        }
+    }
+
+    /// The same references with `object` in place of the one of its kind.
+    pub(super) fn with(mut self, object: &Manifest) -> Self {
+        match object {
+            Manifest::MCPToolConfig(o) => self.tool_config = Some(o.clone()),
+            Manifest::MCPOIDCConfig(o) => self.oidc_config = Some(o.clone()),
+            Manifest::MCPAuthzConfig(o) => self.authz_config = Some(o.clone()),
+            Manifest::MCPTelemetryConfig(o) => self.telemetry_config = Some(o.clone()),
+            Manifest::MCPServer(_) | Manifest::MCPRegistry(_) => {}
+        }
+        self
+    }
+
+    fn references(&self) -> References<'_> {
+        References {
+            tool_config: self.tool_config.as_ref(),
+            oidc_config: self.oidc_config.as_ref(),
+            authz_config: self.authz_config.as_ref(),
+            authz_config_map: self.authz_config_map.as_deref(),
+            telemetry_config: self.telemetry_config.as_ref(),
+            permission_profile_map: self.permission_profile_map.as_deref(),
+        }
+    }
+}
+
+/// What the RunConfig of `server` would violate, each problem with the CRD field it
+/// came from, and the references that are missing.
+pub(super) fn located(
+    server: &MCPServer,
+    fetched: &Fetched,
+) -> (Vec<(Location, Violation)>, Vec<MissingReference>) {
+    let mapped = from_mcpserver(server, &fetched.references());
+    let mut problems: Vec<Violation> = mapped.problems.into_iter().collect();
+    if let Err(violations) = crate::validate(&mapped.config) {
+        problems.extend(violations);
+    }
+    // Problems inside an object that does not exist are artifacts of its absence (the
+    // missing reference is reported on its own), not problems of the server.
+    let absent = |location: &Location| {
+        location.via.as_ref().is_some_and(|via| {
+            mapped
+                .missing
+                .iter()
+                .any(|m| m.kind == via.kind && m.name == via.name)
+        })
+    };
+    let located = problems
+        .into_iter()
+        .map(|v| (mapped.paths.locate(&v.path), v))
+        .filter(|(location, _)| !absent(location))
+        .collect();
+    (located, mapped.missing)
+}
+
+pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Report) {
+    let schema_findings = match serde_json::to_value(server) {
+        Ok(object) => schema::findings("MCPServer", &object),
+        Err(e) => vec![Finding::new(".", Reason::InvalidFormat, e, "an MCPServer")],
+    };
+    let name = server.metadata.name.as_deref().unwrap_or_default();
+    if is_dns_label(name) && name.len() > MAX_NAME_LENGTH {
+        report.error(Finding::new(
+            "metadata.name",
+            Reason::OutOfRange,
+            format!(
+                "the name has {} characters, so the Service mcp-{name}-proxy would exceed 63",
+                name.len()
+            ),
+            format!("at most {MAX_NAME_LENGTH} characters"),
+        ));
+    }
+    let (problems, missing) = located(server, &Fetched::from_catalog(server, catalog));
+    for (location, violation) in &problems {
+        report.error(Finding::from_violation(location, violation));
+    }
+    report.schema(schema_findings);
+    for reference in missing {
+        report.warn(Finding::new(
+            &reference.field,
+            Reason::UnknownReference,
+            format!("{} {} does not exist yet", reference.kind, reference.name),
+            "the operator reports it in the MCPServer's status and starts the server once it exists",
+        ));
+    }
+    let spec = &server.spec;
+    if spec.transport == Transport::StreamableHttp && spec.proxy_mode == ProxyMode::Sse {
+        report.warn(Finding::new(
+            "spec.proxyMode",
+            Reason::Ineffective,
+            "proxyMode is ignored for a streamable-http server, which is exposed with its own transport",
+            "remove proxyMode, or use transport stdio to have the proxy convert",
+        ));
+    }
+}

@@ -1,0 +1,432 @@
+//! Admission checks per kind, specified with the YAML a user would apply.
+#![allow(clippy::unwrap_used)] // fixtures are literals
+
+use std::collections::BTreeMap;
+
+use api::Manifest;
+use serde_json::json;
+
+use super::registry::go_duration;
+use super::{InMemoryCatalog, Report, check, unknown_fields};
+use crate::Reason;
+
+const V1BETA1: &str = "toolhive.stacklok.dev/v1beta1";
+
+fn object(yaml: &str) -> Manifest {
+    Manifest::from_yaml(yaml).unwrap_or_else(|e| panic!("fixture parses: {e}\n{yaml}"))
+}
+
+fn server(spec: &str) -> String {
+    format!("apiVersion: {V1BETA1}\nkind: MCPServer\nmetadata: {{name: demo}}\nspec:\n{spec}")
+}
+
+fn kind(kind: &str, name: &str, spec: &str) -> String {
+    format!("apiVersion: {V1BETA1}\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n{spec}")
+}
+
+fn check_in(yaml: &str, catalog: &InMemoryCatalog) -> Report {
+    check(&object(yaml), V1BETA1, catalog)
+}
+
+fn check_alone(yaml: &str) -> Report {
+    check_in(yaml, &InMemoryCatalog::default())
+}
+
+fn catalog(documents: &[&str]) -> InMemoryCatalog {
+    let mut catalog = InMemoryCatalog::default();
+    for document in documents {
+        catalog.add(object(document));
+    }
+    catalog
+}
+
+fn error_paths(report: &Report) -> Vec<&str> {
+    report.errors.iter().map(|e| e.path.as_str()).collect()
+}
+
+fn warning_paths(report: &Report) -> Vec<&str> {
+    report.warnings.iter().map(|w| w.path.as_str()).collect()
+}
+
+const TOOLS: &str = "  toolsFilter: [search, get_issue]\n";
+const OIDC: &str = "  type: inline\n  inline:\n    issuer: https://idp.example.com\n";
+
+// ---- MCPServer ----
+
+#[test]
+fn minimal_server_is_admitted_without_findings() {
+    let report = check_alone(&server("  image: docker.io/mcp/everything:latest\n"));
+    assert_eq!(report, Report::default());
+}
+
+#[test]
+fn cedar_syntax_error_is_located_at_the_inline_policy() {
+    let report = check_alone(&server(
+        "  image: a/b:1\n  authzConfig:\n    type: inline\n    inline:\n      policies:\n        - 'permit(principal, action, resource);'\n        - 'permit(principal action);'\n",
+    ));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.authzConfig.inline.policies[1]"]
+    );
+    assert_eq!(report.errors[0].reason, Reason::CedarSyntax);
+}
+
+#[test]
+fn cedar_policy_with_unknown_action_is_refused() {
+    let report = check_alone(&server(
+        "  image: a/b:1\n  authzConfig:\n    type: inline\n    inline:\n      policies: ['permit(principal, action == Action::\"delete_everything\", resource);']\n",
+    ));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.authzConfig.inline.policies[0]"]
+    );
+    assert_eq!(report.errors[0].reason, Reason::CedarSchema);
+}
+
+#[test]
+fn authz_config_together_with_authz_config_ref_is_refused_by_the_crd_rule() {
+    let report = check_alone(&server(
+        "  image: a/b:1\n  authzConfig:\n    type: inline\n    inline:\n      policies: ['permit(principal, action, resource);']\n  authzConfigRef: {name: shared}\n",
+    ));
+    let error = report
+        .errors
+        .iter()
+        .find(|e| e.path == "spec.authzConfigRef")
+        .unwrap();
+    assert_eq!(error.reason, Reason::CrdRule);
+    assert!(error.message.contains("mutually exclusive"), "{error}");
+}
+
+#[test]
+fn out_of_range_proxy_port_is_reported_once() {
+    let report = check_alone(&server("  image: a/b:1\n  proxyPort: 70000\n"));
+    assert_eq!(error_paths(&report), ["spec.proxyPort"]);
+    assert!(report.errors[0].message.contains("65535"), "{report:?}");
+}
+
+#[test]
+fn schema_bounds_are_enforced_where_no_runconfig_rule_applies() {
+    let report = check_alone(&server("  image: a/b:1\n  replicas: -1\n"));
+    assert_eq!(error_paths(&report), ["spec.replicas"]);
+    assert_eq!(report.errors[0].reason, Reason::OutOfRange);
+}
+
+#[test]
+fn empty_audience_is_refused_at_the_reference() {
+    let catalog = catalog(&[&kind("MCPOIDCConfig", "idp", OIDC)]);
+    let report = check_in(
+        &server("  image: a/b:1\n  oidcConfigRef: {name: idp, audience: ''}\n"),
+        &catalog,
+    );
+    assert_eq!(error_paths(&report), ["spec.oidcConfigRef.audience"]);
+}
+
+#[test]
+fn missing_references_are_warnings_not_errors() {
+    let report = check_alone(&server(
+        "  image: a/b:1\n  toolConfigRef: {name: tools}\n  oidcConfigRef: {name: idp, audience: demo}\n  telemetryConfigRef: {name: otel}\n",
+    ));
+    assert!(report.is_allowed(), "{:?}", report.errors);
+    assert_eq!(
+        warning_paths(&report),
+        [
+            "spec.oidcConfigRef",
+            "spec.telemetryConfigRef",
+            "spec.toolConfigRef"
+        ]
+    );
+    assert!(
+        report.warnings[2]
+            .message
+            .contains("MCPToolConfig tools does not exist yet")
+    );
+}
+
+#[test]
+fn problems_in_a_referenced_object_name_the_reference() {
+    let catalog = catalog(&[&kind(
+        "MCPToolConfig",
+        "tools",
+        "  toolsFilter: [search, search]\n",
+    )]);
+    let report = check_in(
+        &server("  image: a/b:1\n  toolConfigRef: {name: tools}\n"),
+        &catalog,
+    );
+    assert_eq!(
+        error_paths(&report),
+        ["spec.toolConfigRef (MCPToolConfig tools): spec.toolsFilter[1]"]
+    );
+}
+
+#[test]
+fn authorization_file_in_a_config_map_is_validated() {
+    let mut catalog = InMemoryCatalog::default();
+    let file = r#"{"version": "1.0", "type": "cedarv1", "cedar": {"policies": ["permit(principal"], "entities_json": "[]"}}"#;
+    catalog.add_config_map(
+        "authz",
+        BTreeMap::from([("authz.json".to_owned(), file.to_owned())]),
+    );
+    let report = check_in(
+        &server(
+            "  image: a/b:1\n  authzConfig:\n    type: configMap\n    configMap: {name: authz}\n",
+        ),
+        &catalog,
+    );
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert!(
+        report.errors[0]
+            .path
+            .starts_with(r#"spec.authzConfig.configMap (ConfigMap authz): data["authz.json"]"#),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn name_too_long_for_the_proxy_service_is_refused() {
+    let document = |name: &str| {
+        format!(
+            "apiVersion: {V1BETA1}\nkind: MCPServer\nmetadata: {{name: {name}}}\nspec: {{image: a/b:1}}\n"
+        )
+    };
+    let longest = "a".repeat(53);
+    assert!(check_alone(&document(&longest)).is_allowed());
+    let report = check_alone(&document(&format!("{longest}b")));
+    assert_eq!(error_paths(&report), ["metadata.name"]);
+    assert!(
+        report.errors[0].message.contains("at most 53"),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn v1alpha1_is_admitted_with_a_deprecation_warning() {
+    let manifest = object(&server("  image: a/b:1\n").replace("v1beta1", "v1alpha1"));
+    let report = check(
+        &manifest,
+        "toolhive.stacklok.dev/v1alpha1",
+        &InMemoryCatalog::default(),
+    );
+    assert!(report.is_allowed());
+    assert_eq!(warning_paths(&report), ["apiVersion"]);
+    assert_eq!(report.warnings[0].reason, Reason::Deprecated);
+}
+
+#[test]
+fn proxy_mode_of_a_streamable_http_server_is_ineffective() {
+    let report = check_alone(&server(
+        "  image: a/b:1\n  transport: streamable-http\n  proxyMode: sse\n",
+    ));
+    assert!(report.is_allowed());
+    assert_eq!(warning_paths(&report), ["spec.proxyMode"]);
+}
+
+// ---- config kinds ----
+
+#[test]
+fn tool_config_with_a_duplicate_tool_is_refused_at_its_own_path() {
+    let report = check_alone(&kind(
+        "MCPToolConfig",
+        "tools",
+        "  toolsFilter: [search, get_issue, search]\n",
+    ));
+    assert_eq!(error_paths(&report), ["spec.toolsFilter[2]"]);
+    assert_eq!(report.errors[0].reason, Reason::Duplicate);
+}
+
+#[test]
+fn tool_config_overriding_a_hidden_tool_is_refused() {
+    let report = check_alone(&kind(
+        "MCPToolConfig",
+        "tools",
+        "  toolsFilter: [search]\n  toolsOverride:\n    delete_repo: {description: gone}\n",
+    ));
+    assert_eq!(error_paths(&report), ["spec.toolsOverride.delete_repo"]);
+}
+
+#[test]
+fn oidc_config_with_http_issuer_needs_the_insecure_flag() {
+    let http = "  type: inline\n  inline:\n    issuer: http://idp.example.com\n";
+    let report = check_alone(&kind("MCPOIDCConfig", "idp", http));
+    assert_eq!(error_paths(&report), ["spec.inline.issuer"]);
+    assert_eq!(report.errors[0].reason, Reason::InsecureUrl);
+    let allowed = format!("{http}    insecureAllowHTTP: true\n");
+    assert!(check_alone(&kind("MCPOIDCConfig", "idp", &allowed)).is_allowed());
+}
+
+#[test]
+fn authz_config_policies_are_compiled_at_their_own_path() {
+    let report = check_alone(&kind(
+        "MCPAuthzConfig",
+        "authz",
+        "  type: cedarv1\n  config:\n    policies: ['permit(principal, action == Action::\"call_tool\", resource == Prompt::\"x\");']\n",
+    ));
+    assert_eq!(error_paths(&report), ["spec.config.policies[0]"]);
+}
+
+#[test]
+fn authz_config_without_policies_is_refused_once() {
+    let report = check_alone(&kind(
+        "MCPAuthzConfig",
+        "authz",
+        "  type: cedarv1\n  config: {}\n",
+    ));
+    assert_eq!(error_paths(&report), ["spec.config.policies"], "{report:?}");
+}
+
+#[test]
+fn telemetry_sampling_rate_above_one_is_refused_once() {
+    let report = check_alone(&kind(
+        "MCPTelemetryConfig",
+        "otel",
+        "  openTelemetry:\n    enabled: true\n    endpoint: collector:4318\n    tracing: {enabled: true, samplingRate: '1.5'}\n",
+    ));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.openTelemetry.tracing.samplingRate"]
+    );
+}
+
+#[test]
+fn telemetry_endpoint_must_be_host_port_or_url() {
+    let report = check_alone(&kind(
+        "MCPTelemetryConfig",
+        "otel",
+        "  openTelemetry:\n    enabled: true\n    endpoint: 'ftp://collector'\n    tracing: {enabled: true}\n",
+    ));
+    assert_eq!(error_paths(&report), ["spec.openTelemetry.endpoint"]);
+}
+
+#[test]
+fn config_update_that_breaks_a_referencing_server_names_it() {
+    let current = kind("MCPToolConfig", "tools", TOOLS);
+    let user = server("  image: a/b:1\n  toolConfigRef: {name: tools}\n")
+        .replace("name: demo", "name: github");
+    let catalog = catalog(&[&current, &user]);
+    let update = kind(
+        "MCPToolConfig",
+        "tools",
+        "  toolsFilter: [search, search]\n",
+    );
+    let report = check_in(&update, &catalog);
+    assert_eq!(error_paths(&report), ["spec.toolsFilter[1]", "spec"]);
+    assert_eq!(report.errors[1].reason, Reason::Conflict);
+    assert!(
+        report.errors[1].message.contains("invalid: github"),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn config_update_that_keeps_servers_valid_is_admitted() {
+    let user = server("  image: a/b:1\n  toolConfigRef: {name: tools}\n");
+    let catalog = catalog(&[&kind("MCPToolConfig", "tools", TOOLS), &user]);
+    let update = kind("MCPToolConfig", "tools", "  toolsFilter: [search]\n");
+    assert_eq!(check_in(&update, &catalog), Report::default());
+}
+
+// ---- MCPRegistry ----
+
+fn registry(source: &str, rest: &str) -> String {
+    kind("MCPRegistry", "team", &format!("  source:\n{source}{rest}"))
+}
+
+const GIT: &str = "    type: git\n    git: {url: 'https://github.com/acme/registry.git'}\n";
+
+#[test]
+fn git_source_must_be_https_or_file() {
+    let report = check_alone(&registry(
+        "    type: git\n    git: {url: 'ftp://example.com/registry.git'}\n",
+        "",
+    ));
+    assert_eq!(error_paths(&report), ["spec.source.git.url"]);
+    assert!(check_alone(&registry(GIT, "")).is_allowed());
+}
+
+#[test]
+fn url_source_over_plain_http_is_a_warning() {
+    let report = check_alone(&registry(
+        "    type: url\n    url: {url: 'http://example.com/registry.json'}\n",
+        "",
+    ));
+    assert!(report.is_allowed());
+    assert_eq!(warning_paths(&report), ["spec.source.url.url"]);
+}
+
+#[test]
+fn sync_interval_is_a_go_duration_from_one_minute_to_a_week() {
+    for good in ["1m", "30m", "1h30m", "1.5h", "168h"] {
+        let rest = format!("  syncPolicy: {{interval: '{good}'}}\n");
+        assert!(check_alone(&registry(GIT, &rest)).is_allowed(), "{good}");
+    }
+    for bad in ["10s", "169h"] {
+        let rest = format!("  syncPolicy: {{interval: '{bad}'}}\n");
+        let report = check_alone(&registry(GIT, &rest));
+        assert_eq!(error_paths(&report), ["spec.syncPolicy.interval"], "{bad}");
+    }
+}
+
+#[test]
+fn malformed_interval_is_refused_once() {
+    let report = check_alone(&registry(GIT, "  syncPolicy: {interval: 1d}\n"));
+    assert_eq!(error_paths(&report), ["spec.syncPolicy.interval"]);
+}
+
+#[test]
+fn go_durations_parse_like_go() {
+    let secs = |t: &str| go_duration(t).map(|d| d.as_secs_f64());
+    assert_eq!(secs("1h30m"), Some(5400.0));
+    assert_eq!(secs("1.5h"), Some(5400.0));
+    assert_eq!(secs("500ms"), Some(0.5));
+    assert_eq!(secs("2µs"), Some(0.000002));
+    for bad in ["", "1", "h", "1d", "-1s", "1.2.3s"] {
+        assert_eq!(secs(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn empty_filter_pattern_is_refused() {
+    let report = check_alone(&registry(
+        GIT,
+        "  filter:\n    names: {include: ['github-*', '']}\n",
+    ));
+    assert_eq!(error_paths(&report), ["spec.filter.names.include[1]"]);
+}
+
+#[test]
+fn missing_registry_config_map_is_a_warning() {
+    let source = "    type: configmap\n    configMap: {name: team-registry}\n";
+    let report = check_alone(&registry(source, ""));
+    assert!(report.is_allowed());
+    assert_eq!(warning_paths(&report), ["spec.source.configMap"]);
+    let mut catalog = InMemoryCatalog::default();
+    catalog.add_config_map(
+        "team-registry",
+        BTreeMap::from([("registry.json".to_owned(), "{}".to_owned())]),
+    );
+    assert_eq!(check_in(&registry(source, ""), &catalog), Report::default());
+}
+
+// ---- raw documents ----
+
+#[test]
+fn unknown_fields_are_reported_with_their_path() {
+    let document = json!({
+        "apiVersion": V1BETA1, "kind": "MCPServer",
+        "metadata": {"name": "demo", "labels": {"a": "b"}},
+        "spec": {"image": "a/b:1", "imagee": "typo", "env": [{"name": "A", "valeu": "x"}],
+                 "podTemplateSpec": {"spec": {"anything": true}}}
+    });
+    let mut paths: Vec<String> = unknown_fields(&document)
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["spec.env[0].valeu", "spec.imagee"]);
+}
+
+#[test]
+fn documents_of_other_groups_have_no_unknown_fields() {
+    let document = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"x": "y"}, "extra": 1});
+    assert!(unknown_fields(&document).is_empty());
+}
