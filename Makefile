@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -12,11 +12,14 @@ help: ## List the targets
 build: ## Build every crate (debug)
 	$(CARGO) build --workspace --all-targets --locked
 
-test: lint unit ## Everything CI checks: formatting, clippy, unit and drift tests
+test: lint unit e2e ## Everything CI checks: formatting, clippy, unit/drift tests, e2e on a real control plane
 	@echo "make test: all checks passed"
 
-unit: ## Unit, schema and CRD-drift tests
-	$(CARGO) test --workspace --locked
+unit: ## Unit, schema and CRD-drift tests (no cluster)
+	$(CARGO) test --workspace --locked --exclude e2e
+
+e2e: cluster-up ## End-to-end tests on the loopback control plane (or KUBECONFIG with THV_E2E_USE_EXISTING=1)
+	$(CARGO) test --locked -p e2e
 
 lint: fmt-check clippy ## Formatting check and clippy with warnings as errors
 

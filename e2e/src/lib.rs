@@ -1,0 +1,335 @@
+//! Support for end-to-end tests on a real API server: start or reuse the loopback
+//! control plane (`e2e/cluster`), a fresh namespace per test, apply YAML, wait for a
+//! condition with a helpful failure (the object and its recent events).
+//!
+//! With `THV_E2E_USE_EXISTING=1` the tests use the cluster `KUBECONFIG` points at
+//! (kind, k3d, a real cluster) and never start or stop anything.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use kube::{Api, Client, Discovery, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+/// Field manager of objects the tests apply.
+pub const TEST_MANAGER: &str = "thv-e2e";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn use_existing() -> bool {
+    std::env::var("THV_E2E_USE_EXISTING").is_ok_and(|v| v == "1")
+}
+
+/// Path of the kubeconfig the tests use.
+pub fn kubeconfig_path() -> PathBuf {
+    if use_existing() {
+        if let Some(path) = std::env::var_os("KUBECONFIG") {
+            return PathBuf::from(path);
+        }
+        return dirs_home().join(".kube/config");
+    }
+    let state = std::env::var_os("THV_E2E_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cluster"));
+    state.join("kubeconfig")
+}
+
+fn dirs_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+/// Directory of kubectl and helm built by the harness.
+pub fn bin_dir() -> PathBuf {
+    let cache = std::env::var_os("THV_E2E_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs_home().join(".cache/thv-e2e"));
+    cache.join("k8s-v1.36.3/bin")
+}
+
+/// `kubectl` from the harness cache, or from PATH when using an existing cluster.
+pub fn kubectl() -> Command {
+    let built = bin_dir().join("kubectl");
+    let mut command = Command::new(if built.exists() {
+        built.into_os_string()
+    } else {
+        "kubectl".into()
+    });
+    command.env("KUBECONFIG", kubeconfig_path());
+    command
+}
+
+/// Runs kubectl, returning stdout, or failing with its stderr.
+pub fn kubectl_ok(args: &[&str]) -> anyhow::Result<String> {
+    let output = kubectl().args(args).output().context("running kubectl")?;
+    if !output.status.success() {
+        bail!(
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Makes sure a cluster is reachable: starts the loopback control plane (reusing a
+/// running one) unless `THV_E2E_USE_EXISTING=1`. Blocking; call before any client use.
+pub fn ensure_cluster() -> anyhow::Result<()> {
+    let started = STARTED.get_or_init(|| {
+        if use_existing() {
+            return Ok(());
+        }
+        let script = repo_root().join("e2e/cluster/cluster.sh");
+        let status = Command::new(&script)
+            .arg("up")
+            .status()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} up failed ({status}); see the component logs in .cluster/logs/",
+                script.display()
+            ))
+        }
+    });
+    started.clone().map_err(anyhow::Error::msg)
+}
+
+/// A client for the test cluster.
+pub async fn client() -> anyhow::Result<Client> {
+    ensure_cluster()?;
+    let path = kubeconfig_path();
+    let kubeconfig =
+        Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Installs (server-side apply) the CRDs generated from `api/` and waits until established.
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(TEST_MANAGER).force();
+    for crd in api::crds::all() {
+        let name = crd.name_any();
+        let mut body = serde_json::to_value(&crd)?;
+        body["apiVersion"] = "apiextensions.k8s.io/v1".into();
+        body["kind"] = "CustomResourceDefinition".into();
+        crds.patch(&name, &params, &Patch::Apply(body))
+            .await
+            .with_context(|| format!("applying CRD {name}"))?;
+        wait_until(
+            &crds,
+            &name,
+            Duration::from_secs(30),
+            |crd: &CustomResourceDefinition| {
+                crd.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A namespace created for one test, deleted by [`TestNamespace::delete`].
+pub struct TestNamespace {
+    /// Its name.
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    /// Creates `<prefix>-<random>` with the given labels.
+    pub async fn create(
+        client: &Client,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let suffix: u32 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default()
+            ^ std::process::id();
+        let name = format!("{prefix}-{:x}", suffix % 0xfffff);
+        let mut namespace = Namespace::default();
+        namespace.metadata.name = Some(name.clone());
+        namespace.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .with_context(|| format!("creating namespace {name}"))?;
+        wait_for_default_service_account(client, &name).await?;
+        Ok(Self {
+            name,
+            client: client.clone(),
+        })
+    }
+
+    /// Deletes the namespace (and so everything in it).
+    pub async fn delete(self) -> anyhow::Result<()> {
+        Api::<Namespace>::all(self.client.clone())
+            .delete(&self.name, &DeleteParams::background())
+            .await?;
+        Ok(())
+    }
+
+    /// An Api for a namespaced kind in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+async fn wait_for_default_service_account(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), namespace);
+    wait_until(&accounts, "default", Duration::from_secs(30), |_| true)
+        .await
+        .map(|_| ())
+}
+
+/// Server-side applies every document of a YAML stream into `namespace` (cluster-scoped
+/// kinds ignore it). Returns the applied objects.
+pub async fn apply_yaml(
+    client: &Client,
+    namespace: &str,
+    yaml: &str,
+) -> anyhow::Result<Vec<DynamicObject>> {
+    let discovery = Discovery::new(client.clone()).run().await?;
+    let mut applied = Vec::new();
+    for document in api::manifest::split_documents(yaml) {
+        let object: DynamicObject =
+            serde_yaml_ng::from_str(document).context("parsing a YAML document")?;
+        let types = object
+            .types
+            .clone()
+            .context("document without apiVersion/kind")?;
+        let gvk = GroupVersionKind::try_from(&types)?;
+        let (resource, caps): (ApiResource, ApiCapabilities) = discovery
+            .resolve_gvk(&gvk)
+            .with_context(|| format!("{gvk:?} is not served"))?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+            Scope::Cluster => Api::all_with(client.clone(), &resource),
+        };
+        let name = object.name_any();
+        let params = PatchParams::apply(TEST_MANAGER).force();
+        applied.push(
+            api.patch(&name, &params, &Patch::Apply(&object))
+                .await
+                .with_context(|| format!("applying {} {name}", gvk.kind))?,
+        );
+    }
+    Ok(applied)
+}
+
+/// Waits until `name` exists and satisfies `ready`. On timeout, fails with the object
+/// as last seen and the recent events of its namespace.
+pub async fn wait_until<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    ready: impl Fn(&K) -> bool,
+) -> anyhow::Result<K>
+where
+    K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < timeout {
+        if let Some(object) = api.get_opt(name).await? {
+            if ready(&object) {
+                return Ok(object);
+            }
+            last = Some(object);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let shown = last
+        .as_ref()
+        .map(|o| serde_yaml_ng::to_string(o).unwrap_or_default())
+        .unwrap_or_else(|| "(never existed)".to_owned());
+    let namespace = last.as_ref().and_then(|o| o.meta().namespace.clone());
+    let events = match namespace {
+        Some(ns) => recent_events(api, &ns).await,
+        None => String::new(),
+    };
+    bail!(
+        "timed out after {timeout:?} waiting for {} {name}\n--- last seen ---\n{shown}--- recent events ---\n{events}",
+        std::any::type_name::<K>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("object")
+    )
+}
+
+/// Waits until `name` no longer exists.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, timeout: Duration) -> anyhow::Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if api.get_opt(name).await?.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("timed out after {timeout:?} waiting for {name} to be deleted")
+}
+
+async fn recent_events<K: Resource>(api: &Api<K>, namespace: &str) -> String {
+    let _ = api;
+    let client = match client().await {
+        Ok(c) => c,
+        Err(e) => return format!("(no client: {e})"),
+    };
+    let events: Api<Event> = Api::namespaced(client, namespace);
+    match events.list(&ListParams::default()).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .rev()
+            .take(20)
+            .map(|e| {
+                format!(
+                    "{} {} {}: {}\n",
+                    e.type_.clone().unwrap_or_default(),
+                    e.involved_object.kind.clone().unwrap_or_default(),
+                    e.reason.clone().unwrap_or_default(),
+                    e.message.clone().unwrap_or_default()
+                )
+            })
+            .collect(),
+        Err(e) => format!("(listing events: {e})"),
+    }
+}
