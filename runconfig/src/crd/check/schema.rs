@@ -144,8 +144,8 @@ impl Walker<'_> {
                 self.out.push(Finding::new(
                     child_path,
                     Reason::UnknownField,
-                    format!("unknown field {name:?}; the API server would drop it"),
-                    format!("one of {}", known.join(", ")),
+                    format!("unknown field {name:?} (the API server would drop it)"),
+                    format!("known fields: {}", known.join(", ")),
                 ));
             }
         }
