@@ -334,7 +334,7 @@ async fn missing_reference_waits_then_proceeds_when_it_appears() -> anyhow::Resu
     apply_yaml(
         &client,
         &ns.name,
-        &TOOLS.split("---").nth(1).unwrap_or_default().to_owned(),
+        TOOLS.split("---").nth(1).unwrap_or_default(),
     )
     .await?;
     apply_yaml(&client, &ns.name, SERVER).await?;
