@@ -122,6 +122,32 @@ pub async fn client() -> anyhow::Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
+/// A client that acts as `user` (impersonation by the admin client), e.g.
+/// `system:serviceaccount:<ns>:<name>` to test that a ServiceAccount's RBAC suffices.
+pub async fn client_as(user: &str, groups: &[&str]) -> anyhow::Result<Client> {
+    ensure_cluster()?;
+    let path = kubeconfig_path();
+    let kubeconfig =
+        Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(groups.iter().map(|g| (*g).to_owned()).collect());
+    Ok(Client::try_from(config)?)
+}
+
+/// `helm` from the harness cache, or from PATH when using an existing cluster.
+pub fn helm() -> Command {
+    let built = bin_dir().join("helm");
+    let mut command = Command::new(if built.exists() {
+        built.into_os_string()
+    } else {
+        "helm".into()
+    });
+    command.env("KUBECONFIG", kubeconfig_path());
+    command
+}
+
 /// Installs (server-side apply) the CRDs generated from `api/` and waits until established.
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());

@@ -1,0 +1,57 @@
+{{- define "toolhive.name" -}}thv-operator{{- end -}}
+
+{{- define "toolhive.labels" -}}
+app.kubernetes.io/name: thv-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
+{{- end -}}
+
+{{- define "toolhive.selector" -}}
+app.kubernetes.io/name: thv-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "toolhive.operatorImage" -}}
+{{ .Values.operator.image.repository }}:{{ .Values.operator.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "toolhive.proxyImage" -}}
+{{ .Values.proxyRunner.image.repository }}:{{ .Values.proxyRunner.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* Rules the operator needs wherever it manages MCPServers. It must hold every
+     permission it grants the proxy's Role (Kubernetes refuses to let it escalate). */}}
+{{- define "toolhive.rules" -}}
+- apiGroups: [toolhive.stacklok.dev]
+  resources: [mcpservers, mcpregistries, mcptoolconfigs, mcpoidcconfigs, mcpauthzconfigs, mcptelemetryconfigs]
+  verbs: [get, list, watch]
+- apiGroups: [toolhive.stacklok.dev]
+  resources: [mcpservers/status, mcpregistries/status, mcptoolconfigs/status, mcpoidcconfigs/status, mcpauthzconfigs/status, mcptelemetryconfigs/status]
+  verbs: [get, patch, update]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [""]
+  resources: [services, serviceaccounts, configmaps]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [pods/attach]
+  verbs: [create, get]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}

@@ -1,0 +1,160 @@
+//! The Helm chart installs on the real control plane, cluster-wide or namespace-scoped,
+//! and the RBAC it grants is enough for the operator to run an MCPServer: the
+//! controller runs here impersonating the chart's ServiceAccount.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::MCPServer;
+use api::mcpserver::MCPServerPhase;
+use e2e::{TestNamespace, apply_yaml, client, client_as, helm, wait_until};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use kube::Api;
+use operator::metrics::Metrics;
+use operator::{Context, OperatorConfig};
+
+fn helm_ok(args: &[&str]) -> anyhow::Result<String> {
+    let output = helm().args(args).output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "helm {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn chart() -> String {
+    e2e::repo_root()
+        .join("charts/toolhive")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn namespace_scoped_install_needs_no_cluster_role_and_suffices_for_the_operator()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    e2e::install_crds(&client).await?;
+    let system = TestNamespace::create(&client, "chart-system", &[]).await?;
+    let team = TestNamespace::create(&client, "chart-team", &[]).await?;
+    let release = format!("thv-{}", &system.name[system.name.len() - 5..]);
+    helm_ok(&[
+        "install",
+        &release,
+        &chart(),
+        "-n",
+        &system.name,
+        "--set",
+        &format!("watchNamespace={}", team.name),
+        "--wait",
+        "--timeout",
+        "60s",
+    ])?;
+
+    // The operator Deployment is scheduled and ready (kwok stands in for the kubelet).
+    let deployment = system.api::<Deployment>().get("thv-operator").await?;
+    assert_eq!(deployment.status.and_then(|s| s.ready_replicas), Some(1));
+    assert!(
+        team.api::<Role>().get_opt("thv-operator").await?.is_some(),
+        "a Role in the watched namespace"
+    );
+    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    assert!(
+        cluster_roles
+            .get_opt(&format!("thv-operator-{}", system.name))
+            .await?
+            .is_none(),
+        "no ClusterRole"
+    );
+
+    // Run the controller with exactly the chart's permissions.
+    let account = format!("system:serviceaccount:{}:thv-operator", system.name);
+    let restricted = client_as(
+        &account,
+        &["system:serviceaccounts", "system:authenticated"],
+    )
+    .await?;
+    let ctx = Context::new(
+        restricted,
+        Arc::new(Metrics::new()?),
+        OperatorConfig::default(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(operator::controllers::mcpserver::run(
+        ctx,
+        Some(team.name.clone()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    apply_yaml(
+        &client,
+        &team.name,
+        &std::fs::read_to_string(e2e::repo_root().join("examples/mcpserver-minimal.yaml"))?,
+    )
+    .await?;
+    wait_until(
+        &team.api::<MCPServer>(),
+        "everything",
+        Duration::from_secs(60),
+        |s| s.status.as_ref().and_then(|s| s.phase) == Some(MCPServerPhase::Ready),
+    )
+    .await?;
+    let _ = stop.send(());
+
+    helm_ok(&["uninstall", &release, "-n", &system.name, "--wait"])?;
+    team.delete().await?;
+    system.delete().await
+}
+
+#[tokio::test]
+async fn cluster_wide_install_grants_a_cluster_role() -> anyhow::Result<()> {
+    let client = client().await?;
+    e2e::install_crds(&client).await?;
+    let system = TestNamespace::create(&client, "chart-wide", &[]).await?;
+    let release = format!("thv-{}", &system.name[system.name.len() - 5..]);
+    helm_ok(&[
+        "install",
+        &release,
+        &chart(),
+        "-n",
+        &system.name,
+        "--set",
+        "operator.leaderElect=false",
+        "--wait",
+        "--timeout",
+        "60s",
+    ])?;
+    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    let role = cluster_roles
+        .get(&format!("thv-operator-{}", system.name))
+        .await?;
+    let rules = role.rules.unwrap_or_default();
+    assert!(
+        rules.iter().any(|r| r
+            .resources
+            .as_ref()
+            .is_some_and(|res| res.contains(&"pods/attach".to_owned()))),
+        "can grant the proxy attach"
+    );
+    let args = system
+        .api::<Deployment>()
+        .get("thv-operator")
+        .await?
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers[0].args.clone().unwrap_or_default())
+        .unwrap_or_default();
+    assert!(!args.iter().any(|a| a == "--leader-elect"), "{args:?}");
+    helm_ok(&["uninstall", &release, "-n", &system.name, "--wait"])?;
+    assert!(
+        cluster_roles
+            .get_opt(&format!("thv-operator-{}", system.name))
+            .await?
+            .is_none(),
+        "removed on uninstall"
+    );
+    system.delete().await
+}
