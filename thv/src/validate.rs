@@ -81,7 +81,6 @@ struct Object {
 
 /// Where a document came from, and what it is.
 struct Source {
-    at: usize,
     file: String,
     document: usize,
     kind: Option<String>,
@@ -89,104 +88,156 @@ struct Source {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let mut sources = Vec::new();
-    let mut records = Vec::new();
-    let mut objects = Vec::new();
-    let mut catalogs: BTreeMap<String, InMemoryCatalog> = BTreeMap::new();
+    let mut run = Run::default();
     for file in files(args)? {
         let (label, text) = read(&file)?;
         for (i, document) in api::manifest::split_documents(&text)
             .into_iter()
             .enumerate()
         {
-            let at = sources.len();
-            let raw = api::manifest::from_yaml::<Value>(document);
-            let field = |name: &str| {
-                let value = raw.as_ref().ok()?;
-                match name {
-                    "name" | "namespace" => value.get("metadata")?.get(name)?.as_str(),
-                    _ => value.get(name)?.as_str(),
-                }
-                .map(str::to_owned)
-            };
-            let (kind, name) = (field("kind"), field("name"));
-            let namespace = field("namespace").unwrap_or_else(|| args.namespace.clone());
-            let api_version = field("apiVersion").unwrap_or_default();
-            let source = Source {
-                at,
-                file: label.clone(),
-                document: i + 1,
-                kind: kind.clone(),
-                name: name.clone(),
-            };
-            let raw = match raw {
-                Ok(raw) if raw.is_object() => raw,
-                Ok(_) => {
-                    let finding = Finding::new(
-                        ".",
-                        Reason::InvalidFormat,
-                        "the document is not an object",
-                        "a Kubernetes object with apiVersion, kind and metadata",
-                    );
-                    records.push(record(&source, finding, Severity::Error));
-                    sources.push(source);
-                    continue;
-                }
-                Err(e) => {
-                    records.push(record(&source, parse_error(e), Severity::Error));
-                    sources.push(source);
-                    continue;
-                }
-            };
-            sources.push(source);
-            if api_version.starts_with(&format!("{}/", api::GROUP)) {
-                match Manifest::from_yaml(document) {
-                    Ok(manifest) => {
-                        let catalog = catalogs.entry(namespace.clone()).or_default();
-                        catalog.add(manifest.clone());
-                        objects.push(Object {
-                            at,
-                            manifest,
-                            api_version,
-                            namespace,
-                            raw,
-                        });
-                    }
-                    Err(e) => {
-                        records.push(record(&sources[at], parse_error(e), Severity::Error));
-                    }
-                }
-            } else if api_version == "v1" && kind.as_deref() == Some("ConfigMap") {
-                let data = raw
-                    .get("data")
-                    .cloned()
-                    .and_then(|d| serde_json::from_value(d).ok())
-                    .unwrap_or_default();
-                let name = name.unwrap_or_default();
-                catalogs
-                    .entry(namespace)
-                    .or_default()
-                    .add_config_map(&name, data);
-            }
+            run.read(&label, i + 1, document, &args.namespace);
         }
     }
-    let empty = InMemoryCatalog::default();
-    for object in &objects {
-        let source = &sources[object.at];
-        let catalog = catalogs.get(&object.namespace).unwrap_or(&empty);
-        let report = check(&object.manifest, &object.api_version, catalog);
-        for finding in unknown_fields(&object.raw).into_iter().chain(report.errors) {
-            records.push(record(source, finding, Severity::Error));
-        }
-        for finding in report.warnings {
-            records.push(record(source, finding, Severity::Warning));
-        }
-    }
+    run.check();
     // Report in file order, whatever phase found the problem.
+    let mut records = run.records;
     records.sort_by_key(|r| (r.at, r.severity == Severity::Warning));
-    print(&records, args.output, sources.len())?;
+    print(&records, args.output, run.sources.len())?;
     let failed = records.iter().any(|r| r.severity == Severity::Error);
     Ok(ExitCode::from(u8::from(failed)))
+}
+
+/// Everything read so far: where each document came from, the findings, our objects and,
+/// per namespace, the catalog their references resolve in.
+#[derive(Default)]
+struct Run {
+    sources: Vec<Source>,
+    records: Vec<Record>,
+    objects: Vec<Object>,
+    catalogs: BTreeMap<String, InMemoryCatalog>,
+    /// (namespace, kind, name) → the document that defined it first.
+    defined: BTreeMap<(String, &'static str, String), usize>,
+}
+
+impl Run {
+    /// Reads one document: ours are kept for checking, ConfigMaps feed the catalog,
+    /// anything else is skipped.
+    fn read(&mut self, file: &str, document: usize, text: &str, default_namespace: &str) {
+        let at = self.sources.len();
+        let raw = api::manifest::from_yaml::<Value>(text);
+        let field = |name: &str| {
+            let value = raw.as_ref().ok()?;
+            match name {
+                "name" | "namespace" => value.get("metadata")?.get(name)?.as_str(),
+                _ => value.get(name)?.as_str(),
+            }
+            .map(str::to_owned)
+        };
+        let (kind, name) = (field("kind"), field("name"));
+        let namespace = field("namespace").unwrap_or_else(|| default_namespace.to_owned());
+        let api_version = field("apiVersion").unwrap_or_default();
+        self.sources.push(Source {
+            file: file.to_owned(),
+            document,
+            kind: kind.clone(),
+            name: name.clone(),
+        });
+        let raw = match raw {
+            Ok(raw) if raw.is_object() => raw,
+            Ok(_) => {
+                let finding = Finding::new(
+                    ".",
+                    Reason::InvalidFormat,
+                    "the document is not an object",
+                    "a Kubernetes object with apiVersion, kind and metadata",
+                );
+                return self.report(at, finding, Severity::Error);
+            }
+            Err(e) => return self.report(at, parse_error(e), Severity::Error),
+        };
+        if api_version.starts_with(&format!("{}/", api::GROUP)) {
+            match Manifest::from_yaml(text) {
+                Ok(manifest) => self.add(Object {
+                    at,
+                    manifest,
+                    api_version,
+                    namespace,
+                    raw,
+                }),
+                Err(e) => self.report(at, parse_error(e), Severity::Error),
+            }
+        } else if api_version == "v1" && kind.as_deref() == Some("ConfigMap") {
+            let data = raw
+                .get("data")
+                .cloned()
+                .and_then(|d| serde_json::from_value(d).ok())
+                .unwrap_or_default();
+            self.catalogs
+                .entry(namespace)
+                .or_default()
+                .add_config_map(&name.unwrap_or_default(), data);
+        }
+    }
+
+    /// Adds an object of ours to its namespace's catalog; a second definition of the same
+    /// object is a warning (the later one wins, as when both are applied).
+    fn add(&mut self, object: Object) {
+        let kind = object.manifest.kind();
+        let name = self.sources[object.at].name.clone().unwrap_or_default();
+        let identity = (object.namespace.clone(), kind, name.clone());
+        if let Some(first) = self.defined.insert(identity, object.at) {
+            let first = &self.sources[first];
+            let finding = Finding::new(
+                "metadata.name",
+                Reason::Duplicate,
+                format!(
+                    "{kind} {name} is also defined at {}:{}",
+                    first.file, first.document
+                ),
+                "one definition per namespace, kind and name; the later one wins when applied",
+            );
+            self.report(object.at, finding, Severity::Warning);
+        }
+        self.catalogs
+            .entry(object.namespace.clone())
+            .or_default()
+            .add(object.manifest.clone());
+        self.objects.push(object);
+    }
+
+    /// Checks every object of ours against the catalog of its namespace.
+    fn check(&mut self) {
+        let empty = InMemoryCatalog::default();
+        let mut found = Vec::new();
+        for object in &self.objects {
+            let catalog = self.catalogs.get(&object.namespace).unwrap_or(&empty);
+            let report = check(&object.manifest, &object.api_version, catalog);
+            for finding in unknown_fields(&object.raw).into_iter().chain(report.errors) {
+                found.push((object.at, finding, Severity::Error));
+            }
+            for finding in report.warnings {
+                found.push((object.at, finding, Severity::Warning));
+            }
+        }
+        for (at, finding, severity) in found {
+            self.report(at, finding, severity);
+        }
+    }
+
+    fn report(&mut self, at: usize, finding: Finding, severity: Severity) {
+        let source = &self.sources[at];
+        self.records.push(Record {
+            at,
+            file: source.file.clone(),
+            document: source.document,
+            kind: source.kind.clone(),
+            name: source.name.clone(),
+            path: finding.path,
+            message: finding.message,
+            reason: finding.reason,
+            severity,
+        });
+    }
 }
 
 /// The files to read: each file argument as given, each directory's manifest files
@@ -255,25 +306,26 @@ fn parse_error(error: ManifestError) -> Finding {
             message,
             reason: Reason::InvalidFormat,
         },
+        ManifestError::UnknownKind { api_version, kind }
+            if api::manifest::KINDS.contains(&kind.as_str()) =>
+        {
+            Finding::new(
+                "apiVersion",
+                Reason::NotSupported,
+                format!("{api_version} is not a served version of {kind}"),
+                format!(
+                    "{}/{} (or the deprecated {})",
+                    api::GROUP,
+                    api::VERSION,
+                    api::DEPRECATED_VERSION
+                ),
+            )
+        }
         unknown @ ManifestError::UnknownKind { .. } => Finding {
             path: "kind".to_owned(),
             message: unknown.to_string(),
             reason: Reason::NotSupported,
         },
-    }
-}
-
-fn record(source: &Source, finding: Finding, severity: Severity) -> Record {
-    Record {
-        at: source.at,
-        file: source.file.clone(),
-        document: source.document,
-        kind: source.kind.clone(),
-        name: source.name.clone(),
-        path: finding.path,
-        message: finding.message,
-        reason: finding.reason,
-        severity,
     }
 }
 

@@ -177,3 +177,76 @@ fn directories_are_read_recursively_only_with_r() {
     let recursive = thv(&["validate", "-R", "-f", dir.to_str().expect("utf-8 path")]);
     assert_eq!(recursive.status.code(), Some(1));
 }
+
+fn thv_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_thv"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("thv runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input written");
+    child.wait_with_output().expect("thv finishes")
+}
+
+const SERVER: &str = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: github}\nspec: {image: a/b:1, toolConfigRef: {name: tools}}\n";
+const TOOLS: &str = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPToolConfig\nmetadata: {name: tools, namespace: other}\nspec: {toolsFilter: [search]}\n";
+
+#[test]
+fn references_resolve_within_a_namespace_only() {
+    let input = format!("{SERVER}---\n{TOOLS}");
+    let elsewhere = stdout(&thv_stdin(&["validate", "-f", "-"], &input));
+    assert!(
+        elsewhere.contains(
+            "<stdin>:1: warning: spec.toolConfigRef: MCPToolConfig tools does not exist yet"
+        ),
+        "{elsewhere}"
+    );
+    let same = thv_stdin(&["validate", "-n", "other", "-f", "-"], &input);
+    assert!(same.status.success());
+    assert_eq!(stdout(&same), "");
+}
+
+#[test]
+fn a_second_definition_of_the_same_object_is_a_warning() {
+    let input = format!("{SERVER}---\n{SERVER}");
+    let text = stdout(&thv_stdin(&["validate", "-f", "-"], &input));
+    assert!(
+        text.contains(
+            "<stdin>:2: warning: metadata.name: MCPServer github is also defined at <stdin>:1"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unserved_version_is_refused_at_api_version() {
+    let input = SERVER.replace("v1beta1", "v2");
+    let output = thv_stdin(&["validate", "-f", "-"], &input);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).starts_with(
+            "<stdin>:1: apiVersion: toolhive.stacklok.dev/v2 is not a served version of MCPServer"
+        ),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn documents_of_other_kinds_are_skipped() {
+    let input = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: x}}\nspec: {{}}\n---\n{}",
+        SERVER.replace(", toolConfigRef: {name: tools}", "")
+    );
+    let output = thv_stdin(&["validate", "-f", "-"], &input);
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert_eq!(stdout(&output), "");
+}
