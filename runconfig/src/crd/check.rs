@@ -27,6 +27,7 @@ use crate::error::{Reason, Violation};
 
 pub use catalog::InMemoryCatalog;
 pub use schema::unknown_fields;
+pub use server::{ValidatedServer, validate_mcpserver};
 
 /// Which config kind an MCPServer references.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

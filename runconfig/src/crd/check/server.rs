@@ -7,7 +7,7 @@ use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolC
 
 use super::{Catalog, Finding, Report, schema};
 use crate::crd::{
-    Location, MissingReference, References, authz_config_map, from_mcpserver,
+    Location, Mapped, MissingReference, References, authz_config_map, from_mcpserver,
     permission_profile_config_map,
 };
 use crate::error::{Reason, Violation};
@@ -83,19 +83,27 @@ impl Fetched {
     }
 }
 
-/// What the RunConfig of `server` would violate, each problem with the CRD field it
-/// came from, and the references that are missing.
-pub(super) fn located(
-    server: &MCPServer,
-    fetched: &Fetched,
-) -> (Vec<(Location, Violation)>, Vec<MissingReference>) {
-    let mapped = from_mcpserver(server, &fetched.references());
-    let mut problems: Vec<Violation> = mapped.problems.into_iter().collect();
+/// An MCPServer's RunConfig with what is wrong with it, in CRD terms.
+#[derive(Clone, Debug)]
+pub struct ValidatedServer {
+    /// The mapping: the RunConfig (valid when `problems` is empty and nothing is missing),
+    /// its path map and the missing references.
+    pub mapped: Mapped,
+    /// Every problem with the CRD field it came from. Problems inside a referenced object
+    /// that does not exist are left out: they are artifacts of its absence, and the
+    /// missing reference is reported on its own (`mapped.missing`).
+    pub problems: Vec<(Location, Violation)>,
+}
+
+/// Maps `server` with the referenced objects that exist and validates the result: the
+/// MCPServer half of [`super::check`], for callers that also need the RunConfig (the
+/// operator's validate stage).
+pub fn validate_mcpserver(server: &MCPServer, refs: &References<'_>) -> ValidatedServer {
+    let mapped = from_mcpserver(server, refs);
+    let mut problems: Vec<Violation> = mapped.problems.iter().cloned().collect();
     if let Err(violations) = crate::validate(&mapped.config) {
         problems.extend(violations);
     }
-    // Problems inside an object that does not exist are artifacts of its absence (the
-    // missing reference is reported on its own), not problems of the server.
     let absent = |location: &Location| {
         location.via.as_ref().is_some_and(|via| {
             mapped
@@ -104,12 +112,21 @@ pub(super) fn located(
                 .any(|m| m.kind == via.kind && m.name == via.name)
         })
     };
-    let located = problems
+    let problems = problems
         .into_iter()
         .map(|v| (mapped.paths.locate(&v.path), v))
         .filter(|(location, _)| !absent(location))
         .collect();
-    (located, mapped.missing)
+    ValidatedServer { mapped, problems }
+}
+
+/// [`validate_mcpserver`] with references fetched from a catalog.
+pub(super) fn located(
+    server: &MCPServer,
+    fetched: &Fetched,
+) -> (Vec<(Location, Violation)>, Vec<MissingReference>) {
+    let checked = validate_mcpserver(server, &fetched.references());
+    (checked.problems, checked.mapped.missing)
 }
 
 pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Report) {

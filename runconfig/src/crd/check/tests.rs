@@ -221,6 +221,28 @@ fn proxy_mode_of_a_streamable_http_server_is_ineffective() {
     assert_eq!(warning_paths(&report), ["spec.proxyMode"]);
 }
 
+#[test]
+fn validate_mcpserver_gives_the_runconfig_and_leaves_out_artifacts_of_missing_objects() {
+    let Manifest::MCPServer(server) = object(&server(
+        "  image: a/b:1\n  endpointPrefix: nope\n  oidcConfigRef: {name: idp, audience: demo}\n",
+    )) else {
+        panic!("an MCPServer")
+    };
+    let checked = super::validate_mcpserver(&server, &crate::crd::References::default());
+    assert_eq!(checked.mapped.config.name, "demo");
+    assert_eq!(checked.mapped.missing.len(), 1);
+    let paths: Vec<String> = checked
+        .problems
+        .iter()
+        .map(|(l, _)| l.to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        ["spec.endpointPrefix"],
+        "no issuer error for the missing MCPOIDCConfig"
+    );
+}
+
 // ---- config kinds ----
 
 #[test]
