@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit e2e lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e demo demo-down demo-check lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -12,7 +12,7 @@ help: ## List the targets
 build: ## Build every crate (debug)
 	$(CARGO) build --workspace --all-targets --locked
 
-test: lint unit e2e ## Everything CI checks: formatting, clippy, unit/drift tests, e2e on a real control plane
+test: lint unit e2e demo-check ## Everything CI checks: formatting, clippy, unit/drift tests, e2e on a real control plane, the demo
 	@echo "make test: all checks passed"
 
 unit: ## Unit, schema and CRD-drift tests (no cluster)
@@ -20,6 +20,15 @@ unit: ## Unit, schema and CRD-drift tests (no cluster)
 
 e2e: cluster-up ## End-to-end tests on the loopback control plane (or KUBECONFIG with THV_E2E_USE_EXISTING=1)
 	$(CARGO) test --locked -p e2e
+
+demo: ## Run the operator on a local control plane with examples/ applied; Ctrl-C cleans up
+	scripts/demo.sh
+
+demo-down: ## Stop what make demo started
+	scripts/demo-down.sh
+
+demo-check: ## make demo, non-interactive: print the objects, then clean up
+	THV_DEMO_ONESHOT=1 scripts/demo.sh
 
 lint: fmt-check clippy ## Formatting check and clippy with warnings as errors
 
