@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::error::{Reason, Violation};
 
 pub use catalog::InMemoryCatalog;
+pub use registry::{MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, go_duration};
 pub use schema::unknown_fields;
 pub use server::{ValidatedServer, validate_mcpserver};
 

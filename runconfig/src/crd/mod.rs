@@ -8,8 +8,8 @@ mod paths;
 mod to_runconfig;
 
 pub use check::{
-    Catalog, ConfigKind, Finding, InMemoryCatalog, Report, ValidatedServer, check, references,
-    unknown_fields, validate_mcpserver,
+    Catalog, ConfigKind, Finding, InMemoryCatalog, MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, Report,
+    ValidatedServer, check, go_duration, references, unknown_fields, validate_mcpserver,
 };
 pub use from_runconfig::to_manifests;
 pub use paths::{Location, PathMap, Via};
