@@ -1,6 +1,6 @@
-//! `thv-operator`: runs the MCPServer controller (and, as they land, the registry
-//! controller and admission webhooks), with metrics, health endpoints, optional leader
-//! election and graceful shutdown.
+//! `thv-operator`: runs the MCPServer and MCPRegistry controllers (and, as they land, the
+//! admission webhooks), with metrics, health endpoints, optional leader election and
+//! graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,7 +112,14 @@ async fn main() -> anyhow::Result<()> {
 
     readiness.set_ready();
     tracing::info!(namespace = ?args.namespace, "controllers starting");
-    operator::controllers::mcpserver::run(ctx, args.namespace.clone(), stopped(stop_rx)).await;
+    tokio::join!(
+        operator::controllers::mcpserver::run(
+            ctx.clone(),
+            args.namespace.clone(),
+            stopped(stop_rx.clone()),
+        ),
+        operator::controllers::mcpregistry::run(ctx, args.namespace.clone(), stopped(stop_rx)),
+    );
     http.await
         .context("metrics server task")?
         .context("metrics server")?;

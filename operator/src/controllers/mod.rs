@@ -1,3 +1,4 @@
 //! The controllers: one module per kind, each split into its reconcile stages.
 
+pub mod mcpregistry;
 pub mod mcpserver;

@@ -1,0 +1,211 @@
+//! The status stage: what the status should say (pure) and writing it only when it
+//! changed.
+//!
+//! Conditions: `Synced` (did the last sync succeed, and why not), plus kstatus's
+//! `Reconciling` (a sync is running, or waiting for a source ConfigMap to appear) and
+//! `Stalled` (the last sync failed and needs someone to act). A failed sync keeps
+//! `serverCount`, `lastSyncHash` and `lastSyncTime` of the data still being served.
+
+use api::MCPRegistry;
+use api::registry::{MCPRegistryPhase, MCPRegistryStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+
+use super::failure::SyncError;
+use crate::error::Error;
+
+/// The `Synced` condition type.
+pub const SYNCED: &str = "Synced";
+
+/// What happened, for the status.
+#[derive(Clone, Debug)]
+pub enum Observed<'a> {
+    /// A sync is starting (first sync or spec change).
+    Syncing(&'a str),
+    /// The sync succeeded.
+    Synced {
+        /// Servers in the output.
+        servers: usize,
+        /// SHA-256 of the output.
+        hash: &'a str,
+        /// Whether to record `now` as `lastSyncTime` (false for re-reads of a ConfigMap
+        /// source that found nothing new, so status does not change on every event).
+        confirmed: bool,
+        /// What was synced, from where.
+        message: String,
+    },
+    /// The sync failed.
+    Failed(&'a SyncError),
+}
+
+/// The status `registry` should have at `now`.
+pub fn desired(
+    registry: &MCPRegistry,
+    observed: &Observed<'_>,
+    now: Timestamp,
+) -> MCPRegistryStatus {
+    let old = registry.status.clone().unwrap_or_default();
+    let generation = registry.metadata.generation;
+    let previous = |what: &str| match (old.server_count, &old.last_sync_hash) {
+        (Some(count), Some(hash)) => format!(
+            "{what}; serving the data of the last successful sync ({count} servers, hash {})",
+            hash.get(..12).unwrap_or(hash)
+        ),
+        _ => format!("{what}; no data synced yet"),
+    };
+    let mut status = old.clone();
+    let (phase, synced, reconciling, stalled, message) = match observed {
+        Observed::Syncing(origin) => {
+            // observedGeneration stays behind until the sync ends: kstatus says InProgress.
+            let message = format!("syncing from {origin}");
+            let synced = old
+                .conditions
+                .iter()
+                .find(|c| c.type_ == SYNCED)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+                .unwrap_or_else(|| ("False".into(), "Syncing".into(), message.clone()));
+            status.phase = Some(MCPRegistryPhase::Syncing);
+            status.message = Some(message.clone());
+            status.conditions = keep_transition_times(
+                &old.conditions,
+                vec![
+                    condition(
+                        SYNCED,
+                        &synced.0,
+                        &synced.1,
+                        &synced.2,
+                        old.observed_generation,
+                        now,
+                    ),
+                    condition("Reconciling", "True", "Syncing", &message, generation, now),
+                    condition("Stalled", "False", "Syncing", &message, generation, now),
+                ],
+            );
+            return status;
+        }
+        Observed::Synced {
+            servers,
+            hash,
+            confirmed,
+            message,
+        } => {
+            status.server_count = Some(i32::try_from(*servers).unwrap_or(i32::MAX));
+            if *confirmed
+                || status.last_sync_time.is_none()
+                || old.last_sync_hash.as_deref() != Some(*hash)
+            {
+                status.last_sync_time = Some(Time(now));
+            }
+            status.last_sync_hash = Some((*hash).to_owned());
+            (
+                MCPRegistryPhase::Ready,
+                ("True", "Synced"),
+                ("False", "Synced"),
+                ("False", "Synced"),
+                message.clone(),
+            )
+        }
+        Observed::Failed(error) => {
+            let message = previous(&format!("sync failed: {error}"));
+            if error.waiting() && old.last_sync_hash.is_none() {
+                (
+                    MCPRegistryPhase::Pending,
+                    ("False", error.reason()),
+                    ("True", "WaitingForSource"),
+                    ("False", "WaitingForSource"),
+                    message,
+                )
+            } else {
+                (
+                    MCPRegistryPhase::Failed,
+                    ("False", error.reason()),
+                    ("False", error.reason()),
+                    ("True", error.reason()),
+                    message,
+                )
+            }
+        }
+    };
+    status.observed_generation = generation;
+    status.phase = Some(phase);
+    status.message = Some(message.clone());
+    status.conditions = keep_transition_times(
+        &old.conditions,
+        vec![
+            condition(SYNCED, synced.0, synced.1, &message, generation, now),
+            condition(
+                "Reconciling",
+                reconciling.0,
+                reconciling.1,
+                &message,
+                generation,
+                now,
+            ),
+            condition("Stalled", stalled.0, stalled.1, &message, generation, now),
+        ],
+    );
+    status
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        // The API server caps condition messages at 32 KiB.
+        message: message.chars().take(4096).collect(),
+        observed_generation: generation,
+        last_transition_time: Time(now),
+    }
+}
+
+/// A condition keeps its `lastTransitionTime` while its status does not change.
+fn keep_transition_times(old: &[Condition], mut new: Vec<Condition>) -> Vec<Condition> {
+    for condition in &mut new {
+        if let Some(previous) = old
+            .iter()
+            .find(|c| c.type_ == condition.type_ && c.status == condition.status)
+        {
+            condition.last_transition_time = previous.last_transition_time.clone();
+        }
+    }
+    new
+}
+
+/// Writes the status subresource when it differs from the stored one.
+pub async fn write(
+    client: &Client,
+    registry: &MCPRegistry,
+    status: &MCPRegistryStatus,
+) -> Result<(), Error> {
+    if registry.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let namespace = registry
+        .metadata
+        .namespace
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let name = registry
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.name"))?;
+    let api: Api<MCPRegistry> = Api::namespaced(client.clone(), namespace);
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
