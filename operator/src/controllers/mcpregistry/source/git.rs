@@ -65,7 +65,6 @@ pub fn fetch_blocking(request: &Request, interrupt: &AtomicBool) -> Result<Fetch
             read_in_place(&path, request)
         }
         "https" | "http" => {
-            super::http::install_crypto_provider();
             let scratch = tempfile::Builder::new()
                 .prefix("thv-registry-")
                 .tempdir()
@@ -111,6 +110,8 @@ pub fn clone_and_read(
     request: &Request,
     interrupt: &AtomicBool,
 ) -> Result<Fetched, SyncError> {
+    // gitoxide's https transport builds its reqwest client from the process provider.
+    super::http::install_crypto_provider();
     let destination: PathBuf = scratch.join("repository.git");
     let depth = NonZeroU32::MIN;
     let mut prepare = gix::clone::PrepareFetch::new(
