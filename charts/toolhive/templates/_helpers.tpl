@@ -30,6 +30,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [toolhive.stacklok.dev]
   resources: [mcpservers/status, mcpregistries/status, mcptoolconfigs/status, mcpoidcconfigs/status, mcpauthzconfigs/status, mcptelemetryconfigs/status]
   verbs: [get, patch, update]
+# Owner references with blockOwnerDeletion (needed where OwnerReferencesPermissionEnforcement is on).
+- apiGroups: [toolhive.stacklok.dev]
+  resources: [mcpservers/finalizers, mcpregistries/finalizers]
+  verbs: [update]
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [get, list, watch, create, update, patch, delete]

@@ -115,40 +115,6 @@ pub fn synced(registry: &MCPRegistry) -> bool {
     })
 }
 
-/// Parses a Go duration (`1h30m`, `1.5h`, `90s`, `500ms`), as ToolHive users write
-/// `syncPolicy.interval`. Units: ns, us (µs), ms, s, m, h; no sign, no days.
-// Same grammar as the admission check in runconfig (`crd::check`), which does not export
-// its parser; this one gives the value the check has already approved.
-pub fn go_duration(text: &str) -> Option<Duration> {
-    const UNITS: &[(&str, f64)] = &[
-        ("ns", 1e-9),
-        ("us", 1e-6),
-        ("µs", 1e-6),
-        ("ms", 1e-3),
-        ("s", 1.0),
-        ("m", 60.0),
-        ("h", 3600.0),
-    ];
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut seconds = 0.0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        seconds += value * UNITS.iter().find(|(u, _)| *u == &rest[..unit_len])?.1;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,27 +155,6 @@ mod tests {
             output_hash: Some("h"),
             now: at(now),
             since_attempt: since_attempt.map(Duration::from_secs),
-        }
-    }
-
-    #[test]
-    fn parses_go_durations() {
-        for (text, seconds) in [
-            ("1h", 3600.0),
-            ("30m", 1800.0),
-            ("1h30m", 5400.0),
-            ("1.5h", 5400.0),
-            ("90s", 90.0),
-            ("500ms", 0.5),
-        ] {
-            assert_eq!(
-                go_duration(text),
-                Some(Duration::from_secs_f64(seconds)),
-                "{text}"
-            );
-        }
-        for text in ["", "1d", "h", "1h-30m", "soon", "1.2.3h"] {
-            assert_eq!(go_duration(text), None, "{text}");
         }
     }
 

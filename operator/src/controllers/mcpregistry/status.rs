@@ -8,12 +8,13 @@
 
 use api::MCPRegistry;
 use api::registry::{MCPRegistryPhase, MCPRegistryStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
 use super::failure::SyncError;
+use crate::controllers::conditions::{condition, keep_transition_times};
 use crate::error::Error;
 
 /// The `Synced` condition type.
@@ -147,38 +148,6 @@ pub fn desired(
         ],
     );
     status
-}
-
-fn condition(
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Condition {
-    Condition {
-        type_: type_.to_owned(),
-        status: status.to_owned(),
-        reason: reason.to_owned(),
-        // The API server caps condition messages at 32 KiB.
-        message: message.chars().take(4096).collect(),
-        observed_generation: generation,
-        last_transition_time: Time(now),
-    }
-}
-
-/// A condition keeps its `lastTransitionTime` while its status does not change.
-fn keep_transition_times(old: &[Condition], mut new: Vec<Condition>) -> Vec<Condition> {
-    for condition in &mut new {
-        if let Some(previous) = old
-            .iter()
-            .find(|c| c.type_ == condition.type_ && c.status == condition.status)
-        {
-            condition.last_transition_time = previous.last_transition_time.clone();
-        }
-    }
-    new
 }
 
 /// Writes the status subresource when it differs from the stored one.

@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use api::MCPRegistry;
 use api::Manifest;
-use api::registry::RegistrySourceType;
 use runconfig::crd::{InMemoryCatalog, check};
 
-use super::build::output_name;
-use super::schedule::go_duration;
+use runconfig::crd::go_duration;
 
 /// When the registry syncs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,15 +29,6 @@ pub fn check_spec(registry: &MCPRegistry) -> Result<Plan, Vec<String>> {
         &InMemoryCatalog::default(),
     );
     let mut problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-    if let (Some(name), Some(map)) = (&registry.metadata.name, &registry.spec.source.config_map)
-        && registry.spec.source.type_ == RegistrySourceType::Configmap
-        && map.name == output_name(name)
-    {
-        problems.push(format!(
-            "spec.source.configMap.name: {} is the ConfigMap this registry writes its normalised output to; store the source document in a ConfigMap with another name",
-            map.name
-        ));
-    }
     let interval = match &registry.spec.sync_policy {
         Some(policy) if policy.automatic => match go_duration(&policy.interval) {
             Some(interval) => Some(interval),

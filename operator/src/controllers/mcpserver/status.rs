@@ -14,6 +14,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use runconfig::crd::MissingReference;
 
+use crate::controllers::conditions::{self, keep_transition_times};
 use crate::error::Error;
 
 /// The facts the status is computed from.
@@ -199,31 +200,11 @@ fn condition(
     message: &str,
     generation: Option<i64>,
 ) -> Condition {
-    Condition {
-        type_: type_.to_owned(),
-        status: status.to_owned(),
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        observed_generation: generation,
-        last_transition_time: now(),
-    }
+    conditions::condition(type_, status, reason, message, generation, Timestamp::now())
 }
 
 fn now() -> Time {
     Time(Timestamp::now())
-}
-
-/// A condition keeps its `lastTransitionTime` while its status does not change.
-fn keep_transition_times(old: &[Condition], mut new: Vec<Condition>) -> Vec<Condition> {
-    for condition in &mut new {
-        if let Some(previous) = old
-            .iter()
-            .find(|c| c.type_ == condition.type_ && c.status == condition.status)
-        {
-            condition.last_transition_time = previous.last_transition_time.clone();
-        }
-    }
-    new
 }
 
 /// Whether two statuses differ in anything but timestamps of unchanged conditions.

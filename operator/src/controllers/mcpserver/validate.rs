@@ -22,24 +22,23 @@ pub enum Outcome {
     Invalid(Vec<String>),
 }
 
-/// Maps and validates `server`.
+/// Maps and validates `server` with the admission webhook's own function, so the status
+/// says exactly what the webhook would have said.
 pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
-    let mapped = runconfig::crd::from_mcpserver(server, &refs.references());
-    let mut messages: Vec<String> = mapped
-        .problems
-        .iter()
-        .map(|v| located(&mapped.paths, v))
-        .collect();
-    if let Err(violations) = runconfig::validate(&mapped.config) {
-        messages.extend(violations.iter().map(|v| located(&mapped.paths, v)));
+    let checked = runconfig::crd::validate_mcpserver(server, &refs.references());
+    if !checked.problems.is_empty() {
+        return Outcome::Invalid(
+            checked
+                .problems
+                .iter()
+                .map(|(location, v)| located(location, v))
+                .collect(),
+        );
     }
-    if !messages.is_empty() {
-        return Outcome::Invalid(messages);
+    if !checked.mapped.missing.is_empty() {
+        return Outcome::Waiting(checked.mapped.missing);
     }
-    if !mapped.missing.is_empty() {
-        return Outcome::Waiting(mapped.missing);
-    }
-    let json = String::from_utf8_lossy(&runconfig::to_json(&mapped.config)).into_owned();
+    let json = String::from_utf8_lossy(&runconfig::to_json(&checked.mapped.config)).into_owned();
     let checksum = hash(&json).unwrap_or_default();
     Outcome::Valid {
         runconfig_json: json,
@@ -47,8 +46,8 @@ pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
     }
 }
 
-fn located(paths: &runconfig::crd::PathMap, violation: &runconfig::Violation) -> String {
-    let mut text = format!("{}: {}", paths.locate(&violation.path), violation.message);
+fn located(location: &runconfig::crd::Location, violation: &runconfig::Violation) -> String {
+    let mut text = format!("{location}: {}", violation.message);
     if let Some(allowed) = &violation.allowed {
         text.push_str("; ");
         text.push_str(allowed);
@@ -92,6 +91,18 @@ mod tests {
             messages[0].starts_with("spec.endpointPrefix: "),
             "{messages:?}"
         );
+    }
+
+    #[test]
+    fn missing_oidc_config_waits_rather_than_failing_for_its_absent_issuer() {
+        let waiting = server(&MINIMAL.replace(
+            "spec: {",
+            "spec: {oidcConfigRef: {name: idp, audience: a}, ",
+        ));
+        let Outcome::Waiting(missing) = check(&waiting, &Dereferenced::default()) else {
+            panic!("waiting")
+        };
+        assert_eq!(missing[0].kind, "MCPOIDCConfig");
     }
 
     #[test]

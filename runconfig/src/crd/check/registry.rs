@@ -38,6 +38,22 @@ pub(super) fn check(registry: &MCPRegistry, catalog: &dyn Catalog, report: &mut 
         }
         RegistrySourceType::Configmap => {
             if let Some(map) = &spec.source.config_map {
+                if registry
+                    .metadata
+                    .name
+                    .as_ref()
+                    .is_some_and(|name| map.name == output_name(name))
+                {
+                    report.error(Finding::new(
+                        "spec.source.configMap.name",
+                        Reason::Conflict,
+                        format!(
+                            "{} is the ConfigMap this registry writes its normalised output to",
+                            map.name
+                        ),
+                        "store the source document in a ConfigMap with another name",
+                    ));
+                }
                 let key = map.key.as_deref().unwrap_or(DEFAULT_REGISTRY_FILE);
                 if catalog.config_map_data(&map.name, key).is_none() {
                     report.warn(Finding::new(
@@ -70,6 +86,11 @@ pub(super) fn check(registry: &MCPRegistry, catalog: &dyn Catalog, report: &mut 
             "an MCPRegistry",
         )),
     }
+}
+
+/// The ConfigMap a registry writes its normalised catalogue to: `<name>-registry`.
+pub fn output_name(registry: &str) -> String {
+    format!("{registry}-registry")
 }
 
 fn git_url(text: &str, path: &FieldPath, report: &mut Report) {

@@ -5,6 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::*;
 use crate::controllers::mcpregistry::document::Invalid;
 use crate::controllers::mcpregistry::tests::registry;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 const SPEC: &str = "source: {type: configmap, configMap: {name: catalog}}";
 
