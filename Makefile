@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit e2e demo demo-down demo-check lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e demo demo-down demo-check bench-operator lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,7 +41,12 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: bench-runconfig ## Every benchmark (prints numbers; not pass/fail)
+bench: bench-runconfig bench-operator ## Every benchmark (prints numbers; not pass/fail)
+
+BENCH_SERVERS ?= 1000
+bench-operator: cluster-up ## Apply BENCH_SERVERS MCPServers; seconds to converge, objects/s, operator peak RSS
+	$(CARGO) build --locked --release -p thv-operator
+	$(CARGO) run --locked --release -p e2e --bin bench_operator -- $(BENCH_SERVERS)
 
 bench-runconfig: ## Validation latency of a full RunConfig with 50 Cedar policies (target <= 200 us)
 	$(CARGO) bench --locked -p runconfig --bench validate
