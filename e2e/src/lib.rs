@@ -20,6 +20,8 @@ use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Api, Client, Discovery, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+pub mod controllers;
+
 /// Field manager of objects the tests apply.
 pub const TEST_MANAGER: &str = "thv-e2e";
 

@@ -2,17 +2,15 @@
 //! and the RBAC it grants is enough for the operator to run an MCPServer: the
 //! controller runs here impersonating the chart's ServiceAccount.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use api::MCPServer;
 use api::mcpserver::MCPServerPhase;
+use e2e::controllers::InProcess;
 use e2e::{TestNamespace, apply_yaml, client, client_as, helm, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::Api;
-use operator::metrics::Metrics;
-use operator::{Context, OperatorConfig};
 
 fn helm_ok(args: &[&str]) -> anyhow::Result<String> {
     let output = helm().args(args).output()?;
@@ -76,19 +74,7 @@ async fn namespace_scoped_install_needs_no_cluster_role_and_suffices_for_the_ope
         &["system:serviceaccounts", "system:authenticated"],
     )
     .await?;
-    let ctx = Context::new(
-        restricted,
-        Arc::new(Metrics::new()?),
-        OperatorConfig::default(),
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(operator::controllers::mcpserver::run(
-        ctx,
-        Some(team.name.clone()),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let controller = InProcess::mcpserver(&restricted, &team.name)?;
     apply_yaml(
         &client,
         &team.name,
@@ -102,7 +88,7 @@ async fn namespace_scoped_install_needs_no_cluster_role_and_suffices_for_the_ope
         |s| s.status.as_ref().and_then(|s| s.phase) == Some(MCPServerPhase::Ready),
     )
     .await?;
-    let _ = stop.send(());
+    drop(controller);
 
     helm_ok(&["uninstall", &release, "-n", &system.name, "--wait"])?;
     team.delete().await?;

@@ -2,11 +2,11 @@
 //! Secret changes, reference watches, drift repair, invalid specs, garbage collection,
 //! and kstatus verdicts.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use api::mcpserver::MCPServerPhase;
 use api::{MCPServer, MCPToolConfig};
+use e2e::controllers::InProcess;
 use e2e::{TestNamespace, apply_yaml, client, wait_gone, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret, Service, ServiceAccount};
@@ -14,50 +14,14 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 use operator::labels::{RUNCONFIG_CHECKSUM, SECRETS_CHECKSUM};
-use operator::metrics::Metrics;
-use operator::{Context, OperatorConfig};
-use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The controller, running in this process for one namespace until dropped.
-struct Operator {
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Operator {
-    fn start(client: &Client, namespace: &str) -> anyhow::Result<Self> {
-        let metrics = Arc::new(Metrics::new()?);
-        let config = OperatorConfig {
-            proxy_image: "example.com/thv-proxyrunner:test".into(),
-            ..OperatorConfig::default()
-        };
-        let ctx = Context::new(client.clone(), metrics, config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(operator::controllers::mcpserver::run(
-            ctx,
-            Some(namespace.to_owned()),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Ok(Self { stop: Some(stop) })
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn setup(prefix: &str) -> anyhow::Result<(Client, TestNamespace, Operator)> {
+async fn setup(prefix: &str) -> anyhow::Result<(Client, TestNamespace, InProcess)> {
     let client = client().await?;
     e2e::install_crds(&client).await?;
     let ns = TestNamespace::create(&client, prefix, &[]).await?;
-    let operator = Operator::start(&client, &ns.name)?;
+    let operator = InProcess::mcpserver(&client, &ns.name)?;
     Ok((client, ns, operator))
 }
 

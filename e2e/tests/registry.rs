@@ -4,60 +4,25 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use api::MCPRegistry;
 use api::registry::MCPRegistryPhase;
+use e2e::controllers::InProcess;
 use e2e::{TEST_MANAGER, TestNamespace, apply_yaml, client, wait_until};
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::Client;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use operator::metrics::Metrics;
-use operator::{Context, OperatorConfig};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The registry controller, running in this process for one namespace until dropped.
-struct Operator {
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Operator {
-    fn start(client: &Client, namespace: &str) -> anyhow::Result<Self> {
-        let ctx = Context::new(
-            client.clone(),
-            Arc::new(Metrics::new()?),
-            OperatorConfig::default(),
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(operator::controllers::mcpregistry::run(
-            ctx,
-            Some(namespace.to_owned()),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Ok(Self { stop: Some(stop) })
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn setup(prefix: &str) -> anyhow::Result<(Client, TestNamespace, Operator)> {
+async fn setup(prefix: &str) -> anyhow::Result<(Client, TestNamespace, InProcess)> {
     let client = client().await?;
     e2e::install_crds(&client).await?;
     let ns = TestNamespace::create(&client, prefix, &[]).await?;
-    let operator = Operator::start(&client, &ns.name)?;
+    let operator = InProcess::mcpregistry(&client, &ns.name)?;
     Ok((client, ns, operator))
 }
 

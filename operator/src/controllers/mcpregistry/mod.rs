@@ -31,9 +31,10 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 
 use crate::context::Context;
+use crate::controllers::scoped_api as api;
 use crate::error::Error;
 use failure::SyncError;
 use schedule::{Decision, Facts, Trigger};
@@ -105,17 +106,6 @@ pub async fn run(
             }
         })
         .await;
-}
-
-/// An Api over one namespace, or all of them.
-fn api<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// Maps a changed ConfigMap to the registries of its namespace that read it.

@@ -1,0 +1,67 @@
+//! The operator's controllers running inside the test process, limited to one
+//! namespace, stopped when the guard is dropped.
+
+use std::sync::Arc;
+
+use kube::Client;
+use operator::metrics::Metrics;
+use operator::{Context, OperatorConfig};
+use tokio::sync::oneshot;
+
+/// A running controller; dropping it stops the controller.
+pub struct InProcess {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl InProcess {
+    /// The MCPServer controller, watching `namespace` with `client`'s permissions.
+    pub fn mcpserver(client: &Client, namespace: &str) -> anyhow::Result<Self> {
+        let config = OperatorConfig {
+            proxy_image: "example.com/thv-proxyrunner:test".into(),
+            ..OperatorConfig::default()
+        };
+        let (ctx, guard, stopped) = Self::prepare(client, config)?;
+        tokio::spawn(operator::controllers::mcpserver::run(
+            ctx,
+            Some(namespace.to_owned()),
+            stopped,
+        ));
+        Ok(guard)
+    }
+
+    /// The MCPRegistry controller, watching `namespace`.
+    pub fn mcpregistry(client: &Client, namespace: &str) -> anyhow::Result<Self> {
+        let (ctx, guard, stopped) = Self::prepare(client, OperatorConfig::default())?;
+        tokio::spawn(operator::controllers::mcpregistry::run(
+            ctx,
+            Some(namespace.to_owned()),
+            stopped,
+        ));
+        Ok(guard)
+    }
+
+    #[allow(clippy::type_complexity)] // a private constructor's parts
+    fn prepare(
+        client: &Client,
+        config: OperatorConfig,
+    ) -> anyhow::Result<(
+        Arc<Context>,
+        Self,
+        impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    )> {
+        let ctx = Context::new(client.clone(), Arc::new(Metrics::new()?), config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        Ok((ctx, Self { stop: Some(stop) }, shutdown))
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
