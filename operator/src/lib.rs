@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod labels;
 pub mod metrics;
+pub mod webhook;
 
 pub use context::{Context, OperatorConfig};
 pub use error::Error;

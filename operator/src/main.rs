@@ -1,15 +1,21 @@
-//! `thv-operator`: runs the MCPServer and MCPRegistry controllers (and, as they land, the
-//! admission webhooks), with metrics, health endpoints, optional leader election and
-//! graceful shutdown.
+//! `thv-operator`: runs the MCPServer and MCPRegistry controllers and (with `--webhook`)
+//! the validating admission webhook, with metrics, health endpoints, optional leader
+//! election and graceful shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use operator::context::DEFAULT_PROXY_IMAGE;
 use operator::http::Readiness;
 use operator::metrics::Metrics;
+use operator::webhook::catalog::ApiCatalogs;
+use operator::webhook::certs::Lifetimes;
+use operator::webhook::config::{FailurePolicy, Registration, Target};
+use operator::webhook::{CertSource, Settings, Webhook};
 use operator::{Context, OperatorConfig};
 use tokio::sync::watch;
 
@@ -38,6 +44,150 @@ struct Args {
     /// Log format.
     #[arg(long, env = "THV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    webhook: WebhookArgs,
+}
+
+/// The validating admission webhook. Off unless `--webhook`: it registers a
+/// cluster-wide ValidatingWebhookConfiguration, which a process started for a test or a
+/// benchmark must not do by accident (the Helm chart turns it on).
+#[derive(clap::Args, Debug)]
+struct WebhookArgs {
+    /// Serve the validating admission webhook and keep its configuration in place.
+    #[arg(long = "webhook", env = "THV_WEBHOOK")]
+    enabled: bool,
+    /// Address of the webhook's HTTPS server.
+    #[arg(
+        long = "webhook-addr",
+        env = "THV_WEBHOOK_ADDR",
+        default_value = "0.0.0.0:9443"
+    )]
+    addr: SocketAddr,
+    /// `self-signed`: the operator issues and rotates its own CA and certificate, kept in
+    /// the Secret --webhook-secret. `cert-manager`: read tls.crt/tls.key from
+    /// --webhook-cert-dir (re-read when they change); cert-manager injects the caBundle.
+    #[arg(long = "webhook-cert-mode", env = "THV_WEBHOOK_CERT_MODE", value_enum, default_value_t = CertMode::SelfSigned)]
+    cert_mode: CertMode,
+    /// Directory of tls.crt and tls.key in cert-manager mode.
+    #[arg(
+        long = "webhook-cert-dir",
+        env = "THV_WEBHOOK_CERT_DIR",
+        default_value = "/tmp/k8s-webhook-server/serving-certs"
+    )]
+    cert_dir: PathBuf,
+    /// Secret (in --webhook-namespace) holding the CA and serving certificate in
+    /// self-signed mode.
+    #[arg(
+        long = "webhook-secret",
+        env = "THV_WEBHOOK_SECRET",
+        default_value = "thv-operator-webhook-tls"
+    )]
+    secret: String,
+    /// Namespace of the Secret and the Service: the operator's own.
+    #[arg(
+        long = "webhook-namespace",
+        env = "POD_NAMESPACE",
+        default_value = "default"
+    )]
+    own_namespace: String,
+    /// Name of the ValidatingWebhookConfiguration the operator keeps in place.
+    #[arg(
+        long = "webhook-configuration-name",
+        env = "THV_WEBHOOK_CONFIGURATION_NAME",
+        default_value = "thv-operator"
+    )]
+    configuration_name: String,
+    /// Service the API server sends reviews to.
+    #[arg(
+        long = "webhook-service-name",
+        env = "THV_WEBHOOK_SERVICE_NAME",
+        default_value = "thv-operator-webhook"
+    )]
+    service_name: String,
+    /// Port of that Service.
+    #[arg(
+        long = "webhook-service-port",
+        env = "THV_WEBHOOK_SERVICE_PORT",
+        default_value_t = 443
+    )]
+    service_port: i32,
+    /// Send reviews to this URL base (`https://127.0.0.1:9443`) instead of the Service:
+    /// for an operator running outside the cluster (development, tests).
+    #[arg(long = "webhook-url-base", env = "THV_WEBHOOK_URL_BASE")]
+    url_base: Option<url::Url>,
+    /// What the API server does when the webhook is unreachable: Fail (refuse; the
+    /// default) or Ignore (admit unchecked; the CRDs' CEL rules still apply).
+    #[arg(long = "webhook-failure-policy", env = "THV_WEBHOOK_FAILURE_POLICY", value_enum, default_value_t = FailurePolicy::Fail)]
+    failure_policy: FailurePolicy,
+    /// Validate only in namespaces matching this label selector (JSON, e.g.
+    /// `{"matchLabels":{"mcp":"enabled"}}`). Defaults to every namespace, or to the
+    /// watched namespace with --namespace.
+    #[arg(
+        long = "webhook-namespace-selector",
+        env = "THV_WEBHOOK_NAMESPACE_SELECTOR"
+    )]
+    namespace_selector: Option<String>,
+    /// Lifetime of the self-signed CA (rotated at two thirds).
+    #[arg(long = "webhook-ca-lifetime", env = "THV_WEBHOOK_CA_LIFETIME", value_parser = humantime::parse_duration, default_value = "3650days")]
+    ca_lifetime: Duration,
+    /// Lifetime of the serving certificate (rotated at two thirds).
+    #[arg(long = "webhook-cert-lifetime", env = "THV_WEBHOOK_CERT_LIFETIME", value_parser = humantime::parse_duration, default_value = "90days")]
+    cert_lifetime: Duration,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CertMode {
+    SelfSigned,
+    CertManager,
+}
+
+impl WebhookArgs {
+    fn settings(&self, watch_namespace: Option<&str>) -> anyhow::Result<Settings> {
+        let namespace_selector = match (&self.namespace_selector, watch_namespace) {
+            (Some(json), _) => Some(
+                serde_json::from_str(json)
+                    .context("--webhook-namespace-selector must be a JSON label selector")?,
+            ),
+            (None, Some(watched)) => Some(
+                serde_json::from_value(serde_json::json!({
+                    "matchLabels": {"kubernetes.io/metadata.name": watched}
+                }))
+                .context("building the namespace selector")?,
+            ),
+            (None, None) => None,
+        };
+        let target = match &self.url_base {
+            Some(url) => Target::Url(url.clone()),
+            None => Target::Service {
+                namespace: self.own_namespace.clone(),
+                name: self.service_name.clone(),
+                port: self.service_port,
+            },
+        };
+        let certs = match self.cert_mode {
+            CertMode::SelfSigned => CertSource::SelfSigned {
+                namespace: self.own_namespace.clone(),
+                secret: self.secret.clone(),
+                lifetimes: Lifetimes {
+                    ca: self.ca_lifetime,
+                    serving: self.cert_lifetime,
+                },
+            },
+            CertMode::CertManager => CertSource::Directory(self.cert_dir.clone()),
+        };
+        Ok(Settings {
+            registration: Registration {
+                name: self.configuration_name.clone(),
+                target,
+                failure_policy: self.failure_policy,
+                namespace_selector,
+                timeout_seconds: 5,
+            },
+            certs,
+            request_timeout: Duration::from_secs(4),
+            resync: (self.cert_lifetime / 6).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -75,10 +225,35 @@ async fn main() -> anyhow::Result<()> {
     let readiness = Readiness::default();
     let http = tokio::spawn(operator::http::serve(
         args.metrics_addr,
-        metrics,
+        metrics.clone(),
         readiness.clone(),
         stopped(stop_rx.clone()),
     ));
+    // Every replica serves the webhook, leader or not: admission must not wait for an
+    // election.
+    let webhook = if args.webhook.enabled {
+        let settings = args.webhook.settings(args.namespace.as_deref())?;
+        let listener = tokio::net::TcpListener::bind(args.webhook.addr)
+            .await
+            .with_context(|| format!("binding the webhook to {}", args.webhook.addr))?;
+        let catalogs = Arc::new(ApiCatalogs::new(
+            client.clone(),
+            tokio::runtime::Handle::current(),
+        ));
+        Some(
+            Webhook::start(
+                client.clone(),
+                settings,
+                catalogs,
+                metrics.clone(),
+                listener,
+            )
+            .await
+            .context("starting the admission webhook")?,
+        )
+    } else {
+        None
+    };
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -120,6 +295,9 @@ async fn main() -> anyhow::Result<()> {
         ),
         operator::controllers::mcpregistry::run(ctx, args.namespace.clone(), stopped(stop_rx)),
     );
+    if let Some(webhook) = webhook {
+        webhook.stop().await;
+    }
     http.await
         .context("metrics server task")?
         .context("metrics server")?;

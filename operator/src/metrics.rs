@@ -1,4 +1,5 @@
-//! Prometheus metrics of the controllers: reconciles, errors by reason, durations.
+//! Prometheus metrics of the controllers (reconciles, errors by reason, durations) and
+//! of the admission webhook (reviews by kind and result, review latency).
 
 use std::time::Instant;
 
@@ -11,6 +12,8 @@ pub struct Metrics {
     reconciles: IntCounterVec,
     errors: IntCounterVec,
     duration: HistogramVec,
+    admission_requests: IntCounterVec,
+    admission_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -41,6 +44,27 @@ impl Metrics {
             ]),
             &["controller"],
         )?;
+        let admission_requests = IntCounterVec::new(
+            Opts::new(
+                "thv_operator_admission_requests_total",
+                "Admission reviews, by kind and result (allowed, denied, error)",
+            ),
+            &["kind", "result"],
+        )?;
+        // Reviews take about a millisecond; the API server gives up after 5 s.
+        let admission_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "thv_operator_admission_duration_seconds",
+                "Time from request to answer of an admission review, by kind",
+            )
+            .buckets(vec![
+                0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                5.0,
+            ]),
+            &["kind"],
+        )?;
+        registry.register(Box::new(admission_requests.clone()))?;
+        registry.register(Box::new(admission_duration.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -49,7 +73,19 @@ impl Metrics {
             reconciles,
             errors,
             duration,
+            admission_requests,
+            admission_duration,
         })
+    }
+
+    /// Counts an admission review of `kind` that ended with `result`, taking `seconds`.
+    pub fn admission(&self, kind: &str, result: &str, seconds: f64) {
+        self.admission_requests
+            .with_label_values(&[kind, result])
+            .inc();
+        self.admission_duration
+            .with_label_values(&[kind])
+            .observe(seconds);
     }
 
     /// Counts a reconcile and returns a timer that records its duration when dropped.
