@@ -86,6 +86,7 @@ pub async fn run(
             cfg,
             referencing(store, RefKind::Secret),
         )
+        .with_config(controller_config())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -94,6 +95,17 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Reconciles at most this many MCPServers at once: bounds memory and API load when a
+/// thousand objects arrive together.
+const CONCURRENCY: u16 = 16;
+/// Triggers for one MCPServer within this window are coalesced into one reconcile: a
+/// rollout updates the Deployment's status several times in a row.
+const DEBOUNCE: Duration = Duration::from_millis(500);
+
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(CONCURRENCY).debounce(DEBOUNCE)
 }
 
 /// Maps a changed object to the MCPServers in its namespace that reference it.
