@@ -1,6 +1,10 @@
 //! The Helm chart installs on the real control plane, cluster-wide or namespace-scoped,
 //! and the RBAC it grants is enough for the operator to run an MCPServer: the
 //! controller runs here impersonating the chart's ServiceAccount.
+//!
+//! The chart's webhook is disabled here: on the loopback control plane nothing routes
+//! to Service IPs, so a Service-based webhook would refuse every apply in the shared
+//! cluster. The webhook is tested by URL in webhook.rs.
 
 use std::time::Duration;
 
@@ -46,6 +50,8 @@ async fn namespace_scoped_install_needs_no_cluster_role_and_suffices_for_the_ope
         &system.name,
         "--set",
         &format!("watchNamespace={}", team.name),
+        "--set",
+        "webhook.enabled=false",
         "--wait",
         "--timeout",
         "60s",
@@ -109,6 +115,8 @@ async fn cluster_wide_install_grants_a_cluster_role() -> anyhow::Result<()> {
         &system.name,
         "--set",
         "operator.leaderElect=false",
+        "--set",
+        "webhook.enabled=false",
         "--wait",
         "--timeout",
         "60s",

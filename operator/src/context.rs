@@ -39,6 +39,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Operator settings.
     pub config: OperatorConfig,
+    /// What the MCPServer controller last applied (skips unchanged re-applies).
+    pub applied: Arc<crate::controllers::mcpserver::apply::Applied>,
 }
 
 impl Context {
@@ -53,6 +55,7 @@ impl Context {
             client,
             metrics,
             config,
+            applied: Arc::default(),
         })
     }
 }

@@ -1,34 +1,119 @@
 //! The apply stage: server-side apply of every owned object with one field manager.
 //! Applying with `force` also repairs hand edits of the fields the operator owns.
+//!
+//! A reconcile is triggered many times per object (its own status write, each owned
+//! object's events, rollouts), and re-applying seven unchanged objects each time was most
+//! of the API load at scale. [`Applied`] remembers what was applied and the
+//! resourceVersion the API server answered; an unchanged body for an object nobody has
+//! touched since is skipped. Every watch event of an owned object passes through
+//! [`Applied::observe`], which forgets the entry when the resourceVersion moved (a hand
+//! edit, a deletion, a status update), so drift is still repaired on the next reconcile.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use super::build::Objects;
 use crate::FIELD_MANAGER;
 use crate::error::Error;
+
+/// Key of an applied object: kind, namespace, name.
+type Key = (String, String, String);
+
+/// What the operator last applied: per object, the body's hash and the resourceVersion
+/// the API server answered with.
+#[derive(Debug, Default)]
+pub struct Applied(Mutex<HashMap<Key, (String, String)>>);
+
+impl Applied {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (String, String)>> {
+        // The map holds only hints; after a panic elsewhere it is still usable.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Called with every watch event of an owned object: forgets the entry unless the
+    /// event shows the very version the operator's own apply produced.
+    pub fn observe<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        let key = (
+            K::kind(&()).into_owned(),
+            object.namespace().unwrap_or_default(),
+            object.name_any(),
+        );
+        let mut entries = self.entries();
+        if entries
+            .get(&key)
+            .is_some_and(|(_, version)| Some(version) != object.resource_version().as_ref())
+        {
+            entries.remove(&key);
+        }
+    }
+
+    fn unchanged(&self, key: &Key, hash: &str) -> bool {
+        self.entries()
+            .get(key)
+            .is_some_and(|(applied, _)| applied == hash)
+    }
+
+    fn record(&self, key: Key, hash: String, version: Option<String>) {
+        match version {
+            Some(version) => {
+                self.entries().insert(key, (hash, version));
+            }
+            None => {
+                self.entries().remove(&key);
+            }
+        }
+    }
+}
 
 /// Applies every object; returns the Deployment as the API server stored it.
 pub async fn apply(
     client: &Client,
     namespace: &str,
     objects: &Objects,
+    applied: &Applied,
 ) -> Result<Deployment, Error> {
     for account in &objects.service_accounts {
-        apply_one(client, namespace, account).await?;
+        apply_one(client, namespace, account, applied).await?;
     }
-    apply_one(client, namespace, &objects.role).await?;
-    apply_one(client, namespace, &objects.role_binding).await?;
-    apply_one(client, namespace, &objects.runconfig).await?;
-    apply_one(client, namespace, &objects.service).await?;
-    apply_one(client, namespace, &objects.deployment).await
+    apply_one(client, namespace, &objects.role, applied).await?;
+    apply_one(client, namespace, &objects.role_binding, applied).await?;
+    apply_one(client, namespace, &objects.runconfig, applied).await?;
+    apply_one(client, namespace, &objects.service, applied).await?;
+    match apply_one(client, namespace, &objects.deployment, applied).await? {
+        Some(deployment) => Ok(deployment),
+        // Unchanged and untouched: read its status.
+        None => {
+            let name = objects
+                .deployment
+                .metadata
+                .name
+                .as_deref()
+                .ok_or(Error::MissingObjectKey("metadata.name"))?;
+            Ok(Api::<Deployment>::namespaced(client.clone(), namespace)
+                .get(name)
+                .await?)
+        }
+    }
 }
 
-async fn apply_one<K>(client: &Client, namespace: &str, object: &K) -> Result<K, Error>
+/// Server-side applies `object` unless [`Applied`] knows it is already in place; returns
+/// the stored object when it applied.
+async fn apply_one<K>(
+    client: &Client,
+    namespace: &str,
+    object: &K,
+    applied: &Applied,
+) -> Result<Option<K>, Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -41,7 +126,6 @@ where
         .name
         .clone()
         .ok_or(Error::MissingObjectKey("metadata.name"))?;
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
     // SSA needs apiVersion and kind in the body; typed objects built in code lack them.
     let mut body = serde_json::to_value(object).map_err(|source| Error::Serialize {
         what: "owned object",
@@ -49,6 +133,18 @@ where
     })?;
     body["apiVersion"] = K::api_version(&()).into();
     body["kind"] = K::kind(&()).into();
+    let hash = hex::encode(Sha256::digest(body.to_string()));
+    let key: Key = (
+        K::kind(&()).into_owned(),
+        namespace.to_owned(),
+        name.clone(),
+    );
+    if applied.unchanged(&key, &hash) {
+        return Ok(None);
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api.patch(&name, &params, &Patch::Apply(body)).await?)
+    let stored = api.patch(&name, &params, &Patch::Apply(body)).await?;
+    applied.record(key, hash, stored.resource_version());
+    Ok(Some(stored))
 }

@@ -50,12 +50,36 @@ pub async fn run(
     let controller = Controller::new(api::<MCPServer>(&client, &namespace), cfg.clone());
     let store = controller.store();
     controller
-        .owns(api::<Deployment>(&client, &namespace), owned.clone())
-        .owns(api::<Service>(&client, &namespace), owned.clone())
-        .owns(api::<ConfigMap>(&client, &namespace), owned.clone())
-        .owns(api::<ServiceAccount>(&client, &namespace), owned.clone())
-        .owns(api::<Role>(&client, &namespace), owned.clone())
-        .owns(api::<RoleBinding>(&client, &namespace), owned)
+        .watches(
+            api::<Deployment>(&client, &namespace),
+            owned.clone(),
+            owner(ctx.applied.clone()),
+        )
+        .watches(
+            api::<Service>(&client, &namespace),
+            owned.clone(),
+            owner(ctx.applied.clone()),
+        )
+        .watches(
+            api::<ConfigMap>(&client, &namespace),
+            owned.clone(),
+            owner(ctx.applied.clone()),
+        )
+        .watches(
+            api::<ServiceAccount>(&client, &namespace),
+            owned.clone(),
+            owner(ctx.applied.clone()),
+        )
+        .watches(
+            api::<Role>(&client, &namespace),
+            owned.clone(),
+            owner(ctx.applied.clone()),
+        )
+        .watches(
+            api::<RoleBinding>(&client, &namespace),
+            owned,
+            owner(ctx.applied.clone()),
+        )
         .watches(
             api::<api::MCPToolConfig>(&client, &namespace),
             cfg.clone(),
@@ -97,6 +121,28 @@ pub async fn run(
         .await;
 }
 
+/// Maps an owned object's event to its MCPServer (what `Controller::owns` does), telling
+/// [`apply::Applied`] first so a changed object is applied again.
+fn owner<K: Resource<DynamicType = ()>>(
+    applied: Arc<apply::Applied>,
+) -> impl Fn(K) -> Option<ObjectRef<MCPServer>> + Send + Sync + 'static {
+    move |object: K| {
+        applied.observe(&object);
+        let namespace = object.meta().namespace.clone()?;
+        object
+            .meta()
+            .owner_references
+            .as_ref()?
+            .iter()
+            .find(|o| {
+                o.controller == Some(true)
+                    && o.kind == "MCPServer"
+                    && o.api_version.starts_with(api::GROUP)
+            })
+            .map(|o| ObjectRef::new(&o.name).within(&namespace))
+    }
+}
+
 /// Reconciles at most this many MCPServers at once: bounds memory and API load when a
 /// thousand objects arrive together.
 const CONCURRENCY: u16 = 16;
@@ -105,7 +151,9 @@ const CONCURRENCY: u16 = 16;
 const DEBOUNCE: Duration = Duration::from_millis(500);
 
 fn controller_config() -> kube::runtime::controller::Config {
-    kube::runtime::controller::Config::default().concurrency(CONCURRENCY).debounce(DEBOUNCE)
+    kube::runtime::controller::Config::default()
+        .concurrency(CONCURRENCY)
+        .debounce(DEBOUNCE)
 }
 
 /// Maps a changed object to the MCPServers in its namespace that reference it.
@@ -228,7 +276,7 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
                 config: &ctx.config,
             };
             let objects = build::objects(&server, &inputs)?;
-            let deployment = apply::apply(&ctx.client, &namespace, &objects).await?;
+            let deployment = apply::apply(&ctx.client, &namespace, &objects, &ctx.applied).await?;
             let desired = status::desired(
                 &server,
                 &Observed::Applied(&deployment),
