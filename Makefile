@@ -48,6 +48,11 @@ bench-operator: cluster-up ## Apply BENCH_SERVERS MCPServers; seconds to converg
 	$(CARGO) build --locked --release -p thv-operator
 	$(CARGO) run --locked --release -p e2e --bin bench_operator -- $(BENCH_SERVERS)
 
+BENCH_WEBHOOK_RATE ?= 500
+BENCH_WEBHOOK_SECONDS ?= 30
+bench-webhook: ## Admission webhook at BENCH_WEBHOOK_RATE reviews/s over loopback TLS; server-side p50/p99 (target p99 <= 2 ms)
+	$(CARGO) run --locked --release -p thv-operator --example bench_webhook -- $(BENCH_WEBHOOK_RATE) $(BENCH_WEBHOOK_SECONDS)
+
 bench-runconfig: ## Validation latency of a full RunConfig with 50 Cedar policies (target <= 200 us)
 	$(CARGO) bench --locked -p runconfig --bench validate
 
@@ -64,3 +69,9 @@ fuzz-runconfig: ## Fuzz runconfig::from_json + validate for FUZZ_SECONDS (defaul
 	mkdir -p fuzz/corpus/runconfig_from_json
 	cd fuzz && cargo +nightly fuzz run runconfig_from_json corpus/runconfig_from_json seeds/runconfig \
 		-- -dict=runconfig.dict -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+
+.PHONY: fuzz-admission bench-webhook
+fuzz-admission: ## Fuzz the admission webhook handler (parse, dispatch, check) for FUZZ_SECONDS (default 600)
+	mkdir -p fuzz/corpus/admission
+	cd fuzz && cargo +nightly fuzz run admission corpus/admission seeds/admission \
+		-- -dict=admission.dict -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=65536

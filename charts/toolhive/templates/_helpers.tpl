@@ -59,3 +59,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [events]
   verbs: [create, patch]
 {{- end -}}
+
+{{/* Namespaces the webhook validates: the selector given, else the watched namespace
+     (the operator can read nothing else), else every namespace. */}}
+{{- define "toolhive.webhookNamespaceSelector" -}}
+{{- if .Values.webhook.namespaceSelector -}}
+{{ toYaml .Values.webhook.namespaceSelector }}
+{{- else if .Values.watchNamespace -}}
+matchLabels:
+  kubernetes.io/metadata.name: {{ .Values.watchNamespace }}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}

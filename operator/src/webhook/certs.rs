@@ -43,6 +43,14 @@ pub enum CertError {
         /// What is wrong with it.
         message: String,
     },
+    /// A TLS handshake with the server failed (see [`probe`]).
+    #[error("TLS handshake with {addr}: {message}")]
+    Probe {
+        /// Where.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        message: String,
+    },
     /// A file of the certificate directory could not be read.
     #[error("reading {path}: {source}")]
     Read {
@@ -398,6 +406,45 @@ impl ResolvesServerCert for CertResolver {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.load_full())
     }
+}
+
+/// The leaf certificate the server at `addr` presents to a client that trusts only
+/// `ca_bundle` and dials it as `name`: what the API server sees. For tests and the
+/// benchmark, which must check the wire, not our own state.
+pub async fn probe(
+    addr: std::net::SocketAddr,
+    ca_bundle: &str,
+    name: &str,
+) -> Result<Vec<u8>, CertError> {
+    let fail = |message: String| CertError::Probe { addr, message };
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_bundle.as_bytes()) {
+        let cert = cert.map_err(|e| fail(format!("the CA bundle: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| fail(format!("the CA bundle: {e}")))?;
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server_name = tokio_rustls::rustls::pki_types::ServerName::try_from(name.to_owned())
+        .map_err(|e| fail(format!("{name}: {e}")))?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| leaf.to_vec())
+        .ok_or_else(|| fail("no certificate presented".to_owned()))
 }
 
 #[cfg(test)]
