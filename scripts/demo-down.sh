@@ -13,12 +13,14 @@ if [[ -f "$state/operator.pid" ]]; then
   fi
   rm -f "$state/operator.pid"
 fi
+bin=$(e2e/cluster/cluster.sh bin-dir 2>/dev/null || true)
+[[ -x "$bin/kubectl" ]] && export PATH="$bin:$PATH"
+[[ "${THV_E2E_USE_EXISTING:-}" == 1 ]] || export KUBECONFIG=$PWD/.cluster/kubeconfig
+# With the operator gone, a Fail-policy webhook would refuse every apply it covers.
+kubectl delete validatingwebhookconfiguration thv-demo --ignore-not-found >/dev/null 2>&1 || true
 if [[ "$(cat "$state/started-cluster" 2>/dev/null)" == 1 ]]; then
   e2e/cluster/cluster.sh down
 else
-  bin=$(e2e/cluster/cluster.sh bin-dir 2>/dev/null || true)
-  [[ -x "$bin/kubectl" ]] && export PATH="$bin:$PATH"
-  [[ "${THV_E2E_USE_EXISTING:-}" == 1 ]] || export KUBECONFIG=$PWD/.cluster/kubeconfig
   kubectl delete namespace "$namespace" --ignore-not-found --wait=false
 fi
 rm -f "$state/started-cluster"

@@ -12,6 +12,7 @@ root=$PWD
 state=$root/.demo
 namespace=${THV_DEMO_NAMESPACE:-toolhive-demo}
 metrics_addr=${THV_DEMO_METRICS_ADDR:-127.0.0.1:18080}
+webhook_addr=${THV_DEMO_WEBHOOK_ADDR:-127.0.0.1:19443}
 mkdir -p "$state"
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -41,23 +42,35 @@ say "installing the CRDs"
 kubectl apply --server-side --force-conflicts -f charts/toolhive/crds/
 kubectl wait --for=condition=Established --timeout=60s crd -l toolhive.stacklok.dev/auto-migrate-storage-version=true
 
-say "building and starting thv-operator (log: .demo/operator.log)"
+kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
+
+say "building and starting thv-operator with its admission webhook (log: .demo/operator.log)"
 cargo build --locked --quiet -p thv-operator
-target/debug/thv-operator --metrics-addr "$metrics_addr" --proxy-image "${THV_DEMO_PROXY_IMAGE:-ghcr.io/stacklok/toolhive-rs/proxyrunner:latest}" \
+# Out of the cluster, the API server reaches the webhook by URL on loopback; the
+# configuration is scoped to the demo namespace (--namespace) and removed by demo-down.
+target/debug/thv-operator --metrics-addr "$metrics_addr" --namespace "$namespace" \
+  --proxy-image "${THV_DEMO_PROXY_IMAGE:-ghcr.io/stacklok/toolhive-rs/proxyrunner:latest}" \
+  --webhook --webhook-addr "$webhook_addr" --webhook-url-base "https://$webhook_addr" \
+  --webhook-namespace "$namespace" --webhook-configuration-name thv-demo \
   > "$state/operator.log" 2>&1 &
 echo $! > "$state/operator.pid"
-for _ in $(seq 1 50); do
-  curl -fsS "http://$metrics_addr/readyz" >/dev/null 2>&1 && break
+for _ in $(seq 1 100); do
+  curl -fsS "http://$metrics_addr/readyz" >/dev/null 2>&1 && kubectl get validatingwebhookconfiguration thv-demo >/dev/null 2>&1 && break
   kill -0 "$(cat "$state/operator.pid")" 2>/dev/null || { echo "thv-operator exited; last lines of .demo/operator.log:" >&2; tail -20 "$state/operator.log" >&2; exit 1; }
   sleep 0.2
 done
 
 say "applying examples/ into namespace $namespace"
-kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
 # The full example references these Secrets; demo values only.
 kubectl -n "$namespace" create secret generic github-token --from-literal=token=demo-token --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$namespace" create secret generic idp-client --from-literal=client-secret=demo-secret --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$namespace" apply -f examples/
+
+say "an invalid manifest is refused at apply time (examples/invalid/cedar-unknown-action.yaml)"
+if kubectl -n "$namespace" apply -f examples/invalid/cedar-unknown-action.yaml; then
+  echo "expected the webhook to refuse it" >&2
+  exit 1
+fi
 
 say "waiting for the MCPServers to be Ready"
 kubectl -n "$namespace" wait --for=jsonpath='{.status.phase}'=Ready mcpserver --all --timeout=120s
