@@ -54,8 +54,18 @@ async fn main() -> anyhow::Result<()> {
     for entry in std::fs::read_dir(root.join("examples"))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            for manifest in api::Manifest::all_from_yaml(&std::fs::read_to_string(&path)?) {
-                catalogs.namespace(NAMESPACE).add(manifest?);
+            let text = std::fs::read_to_string(&path)?;
+            for document in api::manifest::split_documents(&text) {
+                let value: serde_json::Value = serde_yaml_ng::from_str(document)?;
+                if value["kind"] == "ConfigMap" {
+                    let name = value["metadata"]["name"].as_str().unwrap_or_default();
+                    let data = serde_json::from_value(value["data"].clone()).unwrap_or_default();
+                    catalogs.namespace(NAMESPACE).add_config_map(name, data);
+                } else {
+                    catalogs
+                        .namespace(NAMESPACE)
+                        .add(api::Manifest::from_yaml(document)?);
+                }
             }
         }
     }
