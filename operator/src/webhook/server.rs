@@ -219,3 +219,6 @@ fn too_large(declared: Option<u64>) -> Answer {
         format!("the AdmissionReview is {size}; at most {MAX_REVIEW_BYTES} bytes (3 MiB)");
     Answer::error(400, "other", &message)
 }
+
+#[cfg(test)]
+mod tests;
