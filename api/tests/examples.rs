@@ -138,7 +138,7 @@ fn mcpregistry_example_reads_its_source_and_schedule() {
     let source = &registry.spec.source;
     assert_eq!(
         source.config_map.as_ref().map(|c| c.name.as_str()),
-        Some("team-registry")
+        Some("team-catalog")
     );
     assert_eq!(
         registry
