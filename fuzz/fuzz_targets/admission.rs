@@ -30,8 +30,20 @@ fn catalogs() -> &'static MemoryCatalogs {
         files.sort();
         for file in files {
             let text = std::fs::read_to_string(file).unwrap_or_default();
-            for manifest in api::Manifest::all_from_yaml(&text).into_iter().flatten() {
-                catalogs.namespace(NAMESPACE).add(manifest);
+            for document in api::manifest::split_documents(&text) {
+                if let Ok(manifest) = api::Manifest::from_yaml(document) {
+                    catalogs.namespace(NAMESPACE).add(manifest);
+                    continue;
+                }
+                // ConfigMaps (registry and authorization data) by name.
+                let Ok(value) = api::manifest::from_yaml::<serde_json::Value>(document) else {
+                    continue;
+                };
+                if value["kind"] == "ConfigMap" {
+                    let name = value["metadata"]["name"].as_str().unwrap_or_default();
+                    let data = serde_json::from_value(value["data"].clone()).unwrap_or_default();
+                    catalogs.namespace(NAMESPACE).add_config_map(name, data);
+                }
             }
         }
         catalogs
