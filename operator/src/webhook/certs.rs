@@ -549,6 +549,28 @@ mod tests {
     }
 
     #[test]
+    fn mounted_certificate_directory_is_read_and_a_missing_file_named() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let missing = read_dir(dir.path()).err().map(|e| e.to_string());
+        assert!(
+            missing.as_deref().is_some_and(|e| e.contains("tls.crt")),
+            "{missing:?}"
+        );
+        let bundle = Bundle::issue(&names(), short(), SystemTime::now())?;
+        std::fs::write(dir.path().join("tls.crt"), &bundle.cert)?;
+        std::fs::write(dir.path().join("tls.key"), &bundle.key)?;
+        let (key, raw) = read_dir(dir.path())?;
+        assert_eq!(key.cert.len(), 1);
+        assert_eq!(
+            raw,
+            [bundle.cert.as_bytes(), bundle.key.as_bytes()].concat()
+        );
+        std::fs::write(dir.path().join("tls.key"), "not a key")?;
+        assert!(read_dir(dir.path()).is_err(), "a broken key is refused");
+        Ok(())
+    }
+
+    #[test]
     fn resolver_serves_the_certificate_set_last() -> anyhow::Result<()> {
         let now = SystemTime::now();
         let first = Bundle::issue(&names(), short(), now)?;
