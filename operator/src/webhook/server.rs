@@ -34,8 +34,13 @@ use crate::metrics::Metrics;
 /// Longest a client may take to finish the TLS handshake or send its headers.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Reviews run at once at most; more wait (until their deadline). Bounds the blocking
+/// threads a flood of requests can occupy.
+const MAX_CONCURRENT_REVIEWS: usize = 64;
+
 /// What every request needs.
 struct Shared<C> {
+    reviews: tokio::sync::Semaphore,
     catalogs: Arc<C>,
     metrics: Arc<Metrics>,
     request_timeout: Duration,
@@ -65,6 +70,7 @@ pub async fn serve<C: Catalogs>(
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let shared = Arc::new(Shared {
+        reviews: tokio::sync::Semaphore::new(MAX_CONCURRENT_REVIEWS),
         catalogs,
         metrics,
         request_timeout,
@@ -192,6 +198,10 @@ async fn answer<C: Catalogs>(
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(None),
         Ok(Err(e)) => return Answer::error(400, "other", &format!("reading the body: {e}")),
         Err(_) => return Answer::error(400, "other", "the body did not arrive in time"),
+    };
+    let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.into(), shared.reviews.acquire()).await
+    else {
+        return Answer::error(500, "other", "too many reviews at once; retry");
     };
     let catalogs = shared.catalogs.clone();
     let review = tokio::task::spawn_blocking(move || review(&bytes, &*catalogs, deadline));
