@@ -417,16 +417,24 @@ fn empty_filter_pattern_is_refused() {
 
 #[test]
 fn missing_registry_config_map_is_a_warning() {
-    let source = "    type: configmap\n    configMap: {name: team-registry}\n";
+    let source = "    type: configmap\n    configMap: {name: team-catalog}\n";
     let report = check_alone(&registry(source, ""));
     assert!(report.is_allowed());
     assert_eq!(warning_paths(&report), ["spec.source.configMap"]);
     let mut catalog = InMemoryCatalog::default();
     catalog.add_config_map(
-        "team-registry",
+        "team-catalog",
         BTreeMap::from([("registry.json".to_owned(), "{}".to_owned())]),
     );
     assert_eq!(check_in(&registry(source, ""), &catalog), Report::default());
+}
+
+#[test]
+fn source_config_map_cannot_be_the_registrys_own_output() {
+    // The registry is named `team`: it writes `team-registry`, which must not be its source.
+    let source = "    type: configmap\n    configMap: {name: team-registry}\n";
+    let report = check_alone(&registry(source, ""));
+    assert_eq!(error_paths(&report), ["spec.source.configMap.name"]);
 }
 
 // ---- raw documents ----
