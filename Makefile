@@ -41,7 +41,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: bench-runconfig bench-operator ## Every benchmark (prints numbers; not pass/fail)
+bench: bench-runconfig bench-operator bench-webhook ## Every benchmark (prints numbers; not pass/fail)
 
 BENCH_SERVERS ?= 1000
 bench-operator: cluster-up ## Apply BENCH_SERVERS MCPServers; seconds to converge, objects/s, operator peak RSS
