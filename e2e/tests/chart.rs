@@ -27,6 +27,30 @@ fn helm_ok(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Installs the chart into `namespace` with extra `--set` values, waiting for it; returns
+/// the release name. The chart's Service-based webhook is disabled (see the module doc).
+fn install(namespace: &str, sets: &[&str]) -> anyhow::Result<String> {
+    let release = format!("thv-{}", &namespace[namespace.len() - 5..]);
+    let chart = chart();
+    let mut args = vec![
+        "install",
+        &release,
+        &chart,
+        "-n",
+        namespace,
+        "--set",
+        "webhook.enabled=false",
+        "--wait",
+        "--timeout",
+        "60s",
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    helm_ok(&args)?;
+    Ok(release)
+}
+
 fn chart() -> String {
     e2e::repo_root()
         .join("charts/toolhive")
@@ -41,21 +65,7 @@ async fn namespace_scoped_install_needs_no_cluster_role_and_suffices_for_the_ope
     e2e::install_crds(&client).await?;
     let system = TestNamespace::create(&client, "chart-system", &[]).await?;
     let team = TestNamespace::create(&client, "chart-team", &[]).await?;
-    let release = format!("thv-{}", &system.name[system.name.len() - 5..]);
-    helm_ok(&[
-        "install",
-        &release,
-        &chart(),
-        "-n",
-        &system.name,
-        "--set",
-        &format!("watchNamespace={}", team.name),
-        "--set",
-        "webhook.enabled=false",
-        "--wait",
-        "--timeout",
-        "60s",
-    ])?;
+    let release = install(&system.name, &[&format!("watchNamespace={}", team.name)])?;
 
     // The operator Deployment is scheduled and ready (kwok stands in for the kubelet).
     let deployment = system.api::<Deployment>().get("thv-operator").await?;
@@ -106,21 +116,7 @@ async fn cluster_wide_install_grants_a_cluster_role() -> anyhow::Result<()> {
     let client = client().await?;
     e2e::install_crds(&client).await?;
     let system = TestNamespace::create(&client, "chart-wide", &[]).await?;
-    let release = format!("thv-{}", &system.name[system.name.len() - 5..]);
-    helm_ok(&[
-        "install",
-        &release,
-        &chart(),
-        "-n",
-        &system.name,
-        "--set",
-        "operator.leaderElect=false",
-        "--set",
-        "webhook.enabled=false",
-        "--wait",
-        "--timeout",
-        "60s",
-    ])?;
+    let release = install(&system.name, &["operator.leaderElect=false"])?;
     let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
     let role = cluster_roles
         .get(&format!("thv-operator-{}", system.name))
