@@ -260,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
+    let mut lease = None;
     if args.leader_elect {
         let identity = std::env::var("POD_NAME")
             .unwrap_or_else(|_| format!("thv-operator-{}", std::process::id()));
@@ -270,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
                 .build()
                 .await
                 .context("creating the leader-election lease manager")?;
-        let (mut leader, _task) = leases.watch().await;
+        let (mut leader, task) = leases.watch().await;
         tracing::info!(namespace = %args.leader_elect_namespace, "waiting to become leader");
         let mut stop = stop_rx.clone();
         loop {
@@ -283,6 +284,18 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         tracing::info!("became leader");
+        // Two leaders must never reconcile at once: a replica that loses the Lease exits
+        // and is restarted as a follower.
+        let mut watch_loss = leader.clone();
+        let monitor = tokio::spawn(async move {
+            while watch_loss.changed().await.is_ok() {
+                if !*watch_loss.borrow_and_update() {
+                    tracing::error!("lost the leader-election Lease; exiting");
+                    std::process::exit(1);
+                }
+            }
+        });
+        lease = Some((leader, task, monitor));
     }
 
     readiness.set_ready();
@@ -297,6 +310,17 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Some(webhook) = webhook {
         webhook.stop().await;
+    }
+    if let Some((leader, task, monitor)) = lease {
+        // Hand the Lease over now rather than let the next leader wait for it to expire.
+        monitor.abort();
+        drop(leader);
+        if let Ok(Ok(manager)) = task.await {
+            match manager.release().await {
+                Ok(()) => tracing::info!("released the leader-election Lease"),
+                Err(error) => tracing::warn!(%error, "releasing the leader-election Lease"),
+            }
+        }
     }
     http.await
         .context("metrics server task")?
