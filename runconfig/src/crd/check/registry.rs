@@ -95,21 +95,45 @@ pub fn output_name(registry: &str) -> String {
 
 fn git_url(text: &str, path: &FieldPath, report: &mut Report) {
     let allowed = "an https:// repository URL (or file:// for testing)";
-    match Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "https" | "file") => {}
-        Ok(url) => report.error(Finding::new(
-            path,
-            Reason::NotSupported,
-            format!("scheme {:?} is not supported for git sources", url.scheme()),
-            allowed,
-        )),
-        Err(e) => report.error(Finding::new(
-            path,
-            Reason::InvalidFormat,
-            format!("{text:?} is not a URL: {e}"),
-            allowed,
-        )),
+    if let Some(url) = source_url(text, path, allowed, report)
+        && !matches!(url.scheme(), "https" | "file")
+    {
+        unsupported_scheme(&url, "git", path, allowed, report);
     }
+}
+
+/// Parses a source URL, reporting one that does not parse.
+fn source_url(text: &str, path: &FieldPath, allowed: &str, report: &mut Report) -> Option<Url> {
+    match Url::parse(text) {
+        Ok(url) => Some(url),
+        Err(e) => {
+            report.error(Finding::new(
+                path,
+                Reason::InvalidFormat,
+                format!("{text:?} is not a URL: {e}"),
+                allowed,
+            ));
+            None
+        }
+    }
+}
+
+fn unsupported_scheme(
+    url: &Url,
+    source: &str,
+    path: &FieldPath,
+    allowed: &str,
+    report: &mut Report,
+) {
+    report.error(Finding::new(
+        path,
+        Reason::NotSupported,
+        format!(
+            "scheme {:?} is not supported for {source} sources",
+            url.scheme()
+        ),
+        allowed,
+    ));
 }
 
 fn repository_path(text: &str, path: &FieldPath, report: &mut Report) {
@@ -126,26 +150,17 @@ fn repository_path(text: &str, path: &FieldPath, report: &mut Report) {
 
 fn document_url(text: &str, path: &FieldPath, report: &mut Report) {
     let allowed = "an https:// URL of the registry document";
-    match Url::parse(text) {
-        Ok(url) if url.scheme() == "https" => {}
-        Ok(url) if url.scheme() == "http" => report.warn(Finding::new(
+    match source_url(text, path, allowed, report) {
+        Some(url) if url.scheme() == "http" => report.warn(Finding::new(
             path,
             Reason::InsecureUrl,
             "the registry document is fetched over plain http and could be altered in transit",
             allowed,
         )),
-        Ok(url) => report.error(Finding::new(
-            path,
-            Reason::NotSupported,
-            format!("scheme {:?} is not supported for url sources", url.scheme()),
-            allowed,
-        )),
-        Err(e) => report.error(Finding::new(
-            path,
-            Reason::InvalidFormat,
-            format!("{text:?} is not a URL: {e}"),
-            allowed,
-        )),
+        Some(url) if url.scheme() != "https" => {
+            unsupported_scheme(&url, "url", path, allowed, report)
+        }
+        _ => {}
     }
 }
 
