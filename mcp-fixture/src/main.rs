@@ -1,0 +1,3 @@
+//! Test-only MCP servers (filled in by the fixture work).
+
+fn main() {}
