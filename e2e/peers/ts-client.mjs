@@ -303,8 +303,12 @@ async function run() {
 function fail(err) {
   clearTimeout(watchdog);
   summary.ok = false;
-  summary.error = `${current}: ${err?.message ?? err}`;
-  summary.steps[current] = { ok: false, error: String(err?.message ?? err) };
+  let message = String(err?.message ?? err);
+  const bad = http.filter((h) => h.status >= 400).at(-1);
+  // SDK errors often omit the HTTP status a proxy test wants to see.
+  if (bad) message += ` [HTTP ${bad.status} on ${bad.method}]`;
+  summary.error = `${current}: ${message}`;
+  summary.steps[current] = { ok: false, error: message };
   summary.http = http;
   console.error(`ts-client: FAILED at ${summary.error}`);
   console.log(JSON.stringify(summary));
