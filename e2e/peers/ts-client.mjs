@@ -21,7 +21,7 @@ const ALL_STEPS = ["initialize", "list", "call", "progress", "sampling", "delete
 const USAGE = `usage: ts-client.mjs (--url URL [--transport streamable-http|sse] | --stdio CMD)
   [--token BEARER] [--header 'Name: value']... [--steps ${ALL_STEPS.join(",")}]
   [--tool NAME --args JSON] [--expect TEXT]
-  [--progress-tool NAME --progress-args JSON] [--min-progress N]
+  [--progress-tool NAME --progress-args JSON] [--min-progress N] [--min-lead-ms MS]
   [--sampling-tool NAME --sampling-args JSON]
   [--timeout-ms MS] [--quiet]`;
 
@@ -41,6 +41,7 @@ try {
       "progress-tool": { type: "string", default: "trigger-long-running-operation" },
       "progress-args": { type: "string", default: '{"duration":1.5,"steps":3}' },
       "min-progress": { type: "string" },
+      "min-lead-ms": { type: "string" },
       "sampling-tool": { type: "string", default: "trigger-sampling-request" },
       "sampling-args": { type: "string" },
       "timeout-ms": { type: "string", default: "30000" },
@@ -88,6 +89,10 @@ const expectText = opts.expect ?? (opts.args === undefined && opts.tool === "ech
 const progressArgs = parseJson("--progress-args", opts["progress-args"]);
 const minProgress = opts["min-progress"] !== undefined ? Number(opts["min-progress"])
   : Number.isInteger(progressArgs.steps) ? progressArgs.steps : 1;
+// A streaming path delivers the first progress notification long before the result
+// (about 1 s with the default args); a buffering one delivers them all with it.
+const minLeadMs = opts["min-lead-ms"] !== undefined ? Number(opts["min-lead-ms"])
+  : opts["progress-args"] === '{"duration":1.5,"steps":3}' && opts["progress-tool"] === "trigger-long-running-operation" ? 250 : 0;
 const samplingArgs = opts["sampling-args"] !== undefined ? parseJson("--sampling-args", opts["sampling-args"])
   : { prompt: `sampling probe ${nonce}`, maxTokens: 20 };
 const cannedReply = `canned sampling reply ${nonce}`;
@@ -163,7 +168,7 @@ if (transportKind === "streamable-http") {
 const wireProgress = [];
 let negotiatedVersion = null;
 transport.onmessage = (message) => {
-  if (message?.method === "notifications/progress") wireProgress.push(message.params ?? {});
+  if (message?.method === "notifications/progress") wireProgress.push({ ...(message.params ?? {}), at: performance.now() });
   if (negotiatedVersion === null && message?.result?.protocolVersion && message?.result?.serverInfo) {
     negotiatedVersion = message.result.protocolVersion;
   }
@@ -236,15 +241,20 @@ async function run() {
         timeout,
         onprogress: () => { delivered += 1; },
       });
+      const doneAt = performance.now();
       if (result.isError) throw new Error(`tool '${opts["progress-tool"]}' returned isError: ${textOf(result)}`);
       const seen = wireProgress.slice(w0).map((p) => ({ progress: p.progress, total: p.total ?? null }));
       if (seen.length < minProgress) {
         throw new Error(`received ${seen.length} progress notification(s), expected at least ${minProgress}`);
       }
+      const firstLeadMs = seen.length ? Math.round(doneAt - wireProgress[w0].at) : null;
+      if (firstLeadMs !== null && firstLeadMs < minLeadMs) {
+        throw new Error(`the first progress notification arrived only ${firstLeadMs} ms before the result (want >= ${minLeadMs}): not streamed`);
+      }
       if (delivered < 1) throw new Error("no progress notification reached the onprogress callback");
       const tokens = new Set(wireProgress.slice(w0).map((p) => String(p.progressToken)));
       if (tokens.size !== 1) throw new Error(`progress notifications carried ${tokens.size} different tokens`);
-      return { tool: opts["progress-tool"], notifications: seen.length, delivered, progress: seen };
+      return { tool: opts["progress-tool"], notifications: seen.length, delivered, firstLeadMs, progress: seen };
     });
   }
 
@@ -304,7 +314,8 @@ function fail(err) {
   clearTimeout(watchdog);
   summary.ok = false;
   let message = String(err?.message ?? err);
-  const bad = http.filter((h) => h.status >= 400).at(-1);
+  // (405 on the GET stream is the spec's "no standalone stream", not an error.)
+  const bad = http.filter((h) => h.status >= 400 && !(h.method === "GET" && h.status === 405)).at(-1);
   // SDK errors often omit the HTTP status a proxy test wants to see.
   if (bad) message += ` [HTTP ${bad.status} on ${bad.method}]`;
   summary.error = `${current}: ${message}`;
