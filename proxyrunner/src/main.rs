@@ -1,13 +1,156 @@
-//! `thv-proxyrunner`: Proxy runner for one MCP server: loads a RunConfig and proxies MCP traffic through the middleware chain (data path lands with its own issue).
+//! `thv-proxyrunner`: runs the proxy for one MCP server from a RunConfig.
 
-use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Proxy runner for one MCP server: loads a RunConfig and proxies MCP traffic through the middleware chain (data path lands with its own issue).
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use proxyrunner::backend::http::HostHeader;
+use proxyrunner::middleware::body_limit::DEFAULT_MAX_BODY_BYTES;
+use proxyrunner::{config, runner};
+
+/// Proxy runner for one MCP server: validates a RunConfig and proxies MCP traffic
+/// through the middleware chain (authn, authz, audit, telemetry, tool filtering).
 #[derive(Parser)]
 #[command(version, about)]
-struct Args {}
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the RunConfig and serve.
+    Run(RunArgs),
+    /// Validate the RunConfig and exit (0 when valid).
+    Check {
+        /// RunConfig file; default /etc/runconfig/runconfig.json, then ./runconfig.json.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// RunConfig file; default /etc/runconfig/runconfig.json, then ./runconfig.json.
+    #[arg(long, env = "THV_RUNCONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address, overriding the RunConfig's proxy host and port.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Address of the Prometheus /metrics endpoint (when telemetry enables Prometheus).
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    metrics_listen: SocketAddr,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Host names accepted in the Host header besides loopback names and the allowed
+    /// origins' hosts (DNS-rebinding protection). Repeatable.
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Host header an HTTP upstream receives: the client's (`preserve`, default for
+    /// container workloads) or the upstream's (`upstream`, default for remote URLs).
+    #[arg(long, value_enum)]
+    host_header: Option<HostHeader>,
+    /// Run the MCP server as this local command (instead of the image); the RunConfig's
+    /// args are appended.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
 
 fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    anyhow::bail!("thv-proxyrunner has no commands yet; see the project issues for what lands next")
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Args::parse().command {
+        Command::Check { config } => {
+            let (path, _) = config::load(config.as_deref())?;
+            println!("{}: valid", path.display());
+            Ok(())
+        }
+        Command::Run(args) => {
+            // Validation happens before the runtime starts or any port is bound.
+            let (path, validated) = config::load(args.config.as_deref())?;
+            tracing::info!(config = %path.display(), "RunConfig valid");
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(run(args, validated))
+        }
+    }
+}
+
+async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow::Result<()> {
+    let options = runner::Options {
+        command: args.command,
+        host_header: args.host_header,
+        max_body_bytes: args.max_body_bytes,
+        allowed_hosts: args.allowed_hosts,
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+    };
+    let listen = match options.listen {
+        Some(listen) => listen,
+        None => format!(
+            "{}:{}",
+            bracket(&validated.proxy.host),
+            validated.proxy.port
+        )
+        .parse()
+        .with_context(|| format!("proxy.host {:?} is not an IP address", validated.proxy.host))?,
+    };
+    let proxy = Arc::new(runner::build(&validated, &options)?);
+    if let Some(metrics) = proxy.metrics.clone() {
+        let listener = tokio::net::TcpListener::bind(options.metrics_listen)
+            .await
+            .with_context(|| format!("binding metrics on {}", options.metrics_listen))?;
+        tracing::info!(address = %listener.local_addr()?, "metrics on /metrics");
+        tokio::spawn(runner::serve_metrics(metrics, listener));
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    // Tests and scripts read the bound address from this line (port 0 picks one).
+    println!("listening on http://{}", listener.local_addr()?);
+    tokio::select! {
+        result = runner::serve(proxy, listener) => result.context("serving"),
+        _ = shutdown() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -1,0 +1,455 @@
+//! The stdio bridge: many client sessions over one workload's stdin/stdout.
+//!
+//! The workload sees a single MCP client. The first `initialize` is forwarded and its
+//! result remembered; later sessions are answered from it, and a restarted workload is
+//! re-initialised with the same request. Request ids are rewritten to ids unique across
+//! sessions and mapped back on the response. Messages the server starts are routed:
+//! progress notifications to the request that carries their token, server requests
+//! (sampling, elicitation, roots) to the most recent request's stream, other
+//! notifications to every session's listening stream. If the workload dies, requests in
+//! flight get a JSON-RPC error and it is restarted with exponential backoff.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::mpsc;
+
+use super::Workload;
+use crate::mcp;
+use crate::reply::{code, jsonrpc_error_value};
+
+/// Where messages for a client go: one JSON-RPC message per item.
+pub type Sink = mpsc::UnboundedSender<Bytes>;
+
+/// Why a message could not be handed to the workload.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The body is not JSON (already checked by the parser; kept for completeness).
+    #[error("message is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The workload did not answer `initialize` in time.
+    #[error("the MCP server did not answer initialize within {0:?}")]
+    InitTimeout(Duration),
+    /// The workload ended while the request was in flight.
+    #[error("the MCP server is not running")]
+    Gone,
+}
+
+/// Longest wait for the server's `initialize` result.
+const INIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// First and largest restart delay; the delay doubles after each quick exit.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A workload that ran this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Longest line accepted from the workload; longer output is dropped with a log line.
+const MAX_LINE: usize = 16 * 1024 * 1024;
+
+struct Pending {
+    client_id: Value,
+    sink: Sink,
+    progress_token: Option<String>,
+}
+
+#[derive(Default)]
+struct Routes {
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    progress: HashMap<String, Sink>,
+    /// Listening streams (GET on streamable HTTP, the SSE stream), by session.
+    streams: HashMap<Arc<str>, Sink>,
+    /// The stream of the request sent last, for requests the server starts.
+    recent: Option<Sink>,
+}
+
+/// The cached answer to `initialize`.
+struct Initialized {
+    request: Value,
+    result: Value,
+}
+
+/// Many sessions over one workload.
+pub struct Bridge {
+    outbound: mpsc::UnboundedSender<Bytes>,
+    routes: Mutex<Routes>,
+    init: tokio::sync::Mutex<Option<Arc<Initialized>>>,
+    initialized_forwarded: AtomicBool,
+    running: AtomicBool,
+}
+
+impl Bridge {
+    /// Starts the workload under supervision and returns the bridge to it.
+    pub fn start(workload: Arc<dyn Workload>) -> Arc<Self> {
+        let (outbound, rx) = mpsc::unbounded_channel();
+        let bridge = Arc::new(Self {
+            outbound,
+            routes: Mutex::new(Routes::default()),
+            init: tokio::sync::Mutex::new(None),
+            initialized_forwarded: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&bridge), workload, rx));
+        bridge
+    }
+
+    /// Whether the workload is running now.
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        // Routing tables stay consistent across a panic in another request.
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a session's listening stream (replacing an earlier one).
+    pub fn listen(&self, session: Arc<str>, sink: Sink) {
+        self.routes().streams.insert(session, sink);
+    }
+
+    /// Forgets a session's listening stream.
+    pub fn unlisten(&self, session: &str) {
+        self.routes().streams.remove(session);
+    }
+
+    /// Sends the messages of one POST body; responses to its requests go to `sink`.
+    /// Returns how many responses will arrive there.
+    pub async fn send(
+        &self,
+        body: &mcp::Body,
+        bytes: &[u8],
+        sink: &Sink,
+    ) -> Result<usize, BridgeError> {
+        let values: Vec<Value> = if body.batch {
+            serde_json::from_slice(bytes)?
+        } else {
+            vec![serde_json::from_slice(bytes)?]
+        };
+        let mut expected = 0;
+        for (message, value) in body.messages.iter().zip(values) {
+            match message.method() {
+                Some("initialize") if message.id.is_some() => {
+                    let reply = self.initialize(value).await?;
+                    let _ = sink.send(reply);
+                    expected += 1;
+                }
+                Some("notifications/initialized") => {
+                    if !self.initialized_forwarded.swap(true, Ordering::SeqCst) {
+                        self.write(&value);
+                    }
+                }
+                _ if message.is_request() => {
+                    self.request(value, message, sink.clone());
+                    expected += 1;
+                }
+                _ => self.write(&value),
+            }
+        }
+        Ok(expected)
+    }
+
+    fn write(&self, value: &Value) {
+        let mut line = value.to_string().into_bytes();
+        line.push(b'\n');
+        // The receiver lives as long as the supervisor, which lives as long as the bridge.
+        let _ = self.outbound.send(Bytes::from(line));
+    }
+
+    fn request(&self, mut value: Value, message: &mcp::Message, sink: Sink) {
+        let client_id = value.get("id").cloned().unwrap_or(Value::Null);
+        let progress_token = message.call().and_then(|c| c.progress_token.clone());
+        {
+            let mut routes = self.routes();
+            routes.next_id += 1;
+            let id = routes.next_id;
+            if let Some(token) = &progress_token {
+                routes.progress.insert(token.clone(), sink.clone());
+            }
+            routes.recent = Some(sink.clone());
+            routes.pending.insert(
+                id,
+                Pending {
+                    client_id,
+                    sink,
+                    progress_token,
+                },
+            );
+            value["id"] = Value::from(id);
+        }
+        self.write(&value);
+    }
+
+    /// Answers `initialize`: forwarded the first time, from the cache afterwards.
+    async fn initialize(&self, request: Value) -> Result<Bytes, BridgeError> {
+        let client_id = request.get("id").cloned().unwrap_or(Value::Null);
+        let mut cached = self.init.lock().await;
+        if let Some(init) = cached.as_ref() {
+            let reply =
+                serde_json::json!({"jsonrpc": "2.0", "id": client_id, "result": init.result});
+            return Ok(Bytes::from(reply.to_string()));
+        }
+        let (sink, mut rx) = mpsc::unbounded_channel();
+        let message = mcp::Message {
+            id: Some(client_id.to_string()),
+            kind: mcp::Kind::Call(mcp::Call {
+                method: "initialize".to_owned(),
+                target: None,
+                arguments: None,
+                progress_token: None,
+            }),
+        };
+        self.request(request.clone(), &message, sink);
+        let reply = tokio::time::timeout(INIT_TIMEOUT, rx.recv())
+            .await
+            .map_err(|_| BridgeError::InitTimeout(INIT_TIMEOUT))?
+            .ok_or(BridgeError::Gone)?;
+        if let Ok(value) = serde_json::from_slice::<Value>(&reply)
+            && let Some(result) = value.get("result")
+        {
+            *cached = Some(Arc::new(Initialized {
+                request,
+                result: result.clone(),
+            }));
+        }
+        Ok(reply)
+    }
+
+    /// Routes one line the workload wrote.
+    fn dispatch(&self, line: &[u8]) {
+        let Some(peek) = mcp::peek_server_message(line) else {
+            tracing::warn!(line = %String::from_utf8_lossy(&line[..line.len().min(200)]), "MCP server wrote a line that is not JSON-RPC; dropped");
+            return;
+        };
+        match (&peek.method, &peek.id) {
+            (None, Some(id)) => self.respond(line, id),
+            (Some(_), Some(_)) => {
+                let routes = self.routes();
+                let target = routes
+                    .recent
+                    .as_ref()
+                    .filter(|s| !s.is_closed())
+                    .or_else(|| routes.streams.values().find(|s| !s.is_closed()));
+                match target {
+                    Some(sink) => {
+                        let _ = sink.send(Bytes::copy_from_slice(line));
+                    }
+                    None => {
+                        drop(routes);
+                        let id = peek.id.as_deref();
+                        self.write(&jsonrpc_error_value(
+                            id,
+                            code::INTERNAL_ERROR,
+                            "no client connected to answer this request",
+                        ));
+                    }
+                }
+            }
+            (Some(_), None) => {
+                let mut routes = self.routes();
+                if let Some(token) = &peek.progress_token
+                    && let Some(sink) = routes.progress.get(token)
+                {
+                    let _ = sink.send(Bytes::copy_from_slice(line));
+                    return;
+                }
+                routes.streams.retain(|_, s| !s.is_closed());
+                let message = Bytes::copy_from_slice(line);
+                if routes.streams.is_empty() {
+                    if let Some(sink) = &routes.recent {
+                        let _ = sink.send(message);
+                    }
+                } else {
+                    for sink in routes.streams.values() {
+                        let _ = sink.send(message.clone());
+                    }
+                }
+            }
+            (None, None) => {
+                tracing::warn!("MCP server wrote a message without id or method; dropped");
+            }
+        }
+    }
+
+    fn respond(&self, line: &[u8], id: &str) {
+        let pending = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| self.routes().pending.remove(&id));
+        let Some(pending) = pending else {
+            tracing::debug!(
+                id,
+                "response to no request in flight (a replayed initialize, or a late answer); dropped"
+            );
+            return;
+        };
+        if let Some(token) = &pending.progress_token {
+            self.routes().progress.remove(token);
+        }
+        let Ok(mut value) = serde_json::from_slice::<Value>(line) else {
+            return;
+        };
+        value["id"] = pending.client_id;
+        let _ = pending.sink.send(Bytes::from(value.to_string()));
+    }
+
+    /// Fails every request in flight: the workload ended.
+    fn fail_pending(&self, why: &str) {
+        let pending: Vec<Pending> = {
+            let mut routes = self.routes();
+            routes.progress.clear();
+            routes.pending.drain().map(|(_, p)| p).collect()
+        };
+        for p in pending {
+            let error = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": p.client_id,
+                "error": {"code": code::UNAVAILABLE, "message": format!("the MCP server {why}")},
+            });
+            let _ = p.sink.send(Bytes::from(error.to_string()));
+        }
+    }
+
+    /// What a restarted workload must receive first: the cached initialize and the
+    /// initialized notification.
+    async fn replay(&self) -> Vec<Bytes> {
+        let Some(init) = self.init.lock().await.clone() else {
+            self.initialized_forwarded.store(false, Ordering::SeqCst);
+            return Vec::new();
+        };
+        let mut request = init.request.clone();
+        // An id no request of ours uses: its response finds no pending entry and is dropped.
+        request["id"] = Value::from("thv-proxy-replay");
+        let initialized =
+            serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        [request, initialized]
+            .iter()
+            .map(|v| Bytes::from(format!("{v}\n")))
+            .collect()
+    }
+}
+
+async fn supervise(
+    bridge: std::sync::Weak<Bridge>,
+    workload: Arc<dyn Workload>,
+    mut outbound: mpsc::UnboundedReceiver<Bytes>,
+) {
+    let name = workload.describe();
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let started = Instant::now();
+        match workload.start().await {
+            Ok(attached) => {
+                let Some(b) = bridge.upgrade() else { return };
+                tracing::info!(workload = %name, "MCP server started");
+                b.running.store(true, Ordering::Relaxed);
+                let replay = b.replay().await;
+                drop(b);
+                if let Some(stderr) = attached.stderr {
+                    tokio::spawn(drain_stderr(stderr, name.clone()));
+                }
+                let why = run(
+                    &bridge,
+                    attached.stdin,
+                    attached.stdout,
+                    attached.exited,
+                    &mut outbound,
+                    replay,
+                )
+                .await;
+                let Some(b) = bridge.upgrade() else { return };
+                b.running.store(false, Ordering::Relaxed);
+                tracing::warn!(workload = %name, why = %why, "MCP server ended; restarting");
+                b.fail_pending(&why);
+            }
+            Err(e) => {
+                tracing::error!(workload = %name, error = %e, "MCP server could not be started")
+            }
+        }
+        if started.elapsed() >= STABLE_AFTER {
+            backoff = BACKOFF_MIN;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        if bridge.strong_count() == 0 {
+            return;
+        }
+    }
+}
+
+/// Pumps messages both ways until the workload ends; returns how it ended.
+async fn run(
+    bridge: &std::sync::Weak<Bridge>,
+    stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    stdout: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    exited: futures::future::BoxFuture<'static, String>,
+    outbound: &mut mpsc::UnboundedReceiver<Bytes>,
+    replay: Vec<Bytes>,
+) -> String {
+    let mut writer = BufWriter::new(stdin);
+    let write = async {
+        for line in replay {
+            writer.write_all(&line).await?;
+        }
+        writer.flush().await?;
+        while let Some(line) = outbound.recv().await {
+            writer.write_all(&line).await?;
+            // Batch what is already queued into one write.
+            while let Ok(line) = outbound.try_recv() {
+                writer.write_all(&line).await?;
+            }
+            writer.flush().await?;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let read = async {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::with_capacity(4096);
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            if line.len() > MAX_LINE {
+                tracing::warn!(
+                    bytes = line.len(),
+                    "MCP server wrote an oversized line; dropped"
+                );
+                continue;
+            }
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            let Some(b) = bridge.upgrade() else {
+                return Ok(());
+            };
+            b.dispatch(text);
+        }
+    };
+    tokio::select! {
+        why = exited => why,
+        result = write => match result {
+            Ok(()) => "stopped: the proxy is shutting down".to_owned(),
+            Err(e) => format!("stdin closed: {e}"),
+        },
+        result = read => {
+            match result {
+                Ok(()) => "closed its stdout".to_owned(),
+                Err(e) => format!("stdout failed: {e}"),
+            }
+        }
+    }
+}
+
+async fn drain_stderr(stderr: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>, name: String) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "mcp_server", workload = %name, "{line}");
+    }
+}

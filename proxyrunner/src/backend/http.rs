@@ -1,0 +1,210 @@
+//! An MCP server reached over HTTP: requests forwarded with the body bytes as received,
+//! responses streamed back frame by frame (SSE events are never buffered), connections
+//! pooled. The client's `Host` is preserved by default (the server may route or check on
+//! it); `X-Forwarded-For/Proto/Host` tell the server who asked.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::reply::{Body, BoxError};
+
+/// Which `Host` header the upstream receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostHeader {
+    /// The client's, unchanged.
+    Preserve,
+    /// The upstream's own authority.
+    Upstream,
+}
+
+/// Why forwarding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream URL cannot be combined with the request path.
+    #[error("invalid upstream URI: {0}")]
+    Uri(#[from] http::Error),
+    /// Connecting or exchanging failed.
+    #[error("upstream request failed: {0}")]
+    Request(#[from] hyper_util::client::legacy::Error),
+}
+
+/// The upstream server.
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<HttpConnector, Body>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// Path of the server's MCP endpoint (`/mcp`, `/sse`), used for the proxy's own
+    /// `/mcp` or `/sse`.
+    endpoint_path: String,
+    /// The path the client uses for that endpoint.
+    client_path: &'static str,
+    host_header: HostHeader,
+    trust_proxy_headers: bool,
+}
+
+impl Upstream {
+    /// An upstream at `url` (its path is the MCP endpoint) for a proxy serving
+    /// `client_path` (`/mcp` or `/sse`).
+    pub fn new(
+        url: &url::Url,
+        client_path: &'static str,
+        host_header: HostHeader,
+        trust_proxy_headers: bool,
+    ) -> Result<Self, String> {
+        if url.scheme() != "http" {
+            return Err(format!(
+                "upstream {url}: only http:// upstreams are supported by this proxy build"
+            ));
+        }
+        let authority = url[url::Position::BeforeHost..url::Position::AfterPort]
+            .parse()
+            .map_err(|e| format!("upstream {url}: {e}"))?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let endpoint_path = match url.path() {
+            "" | "/" => client_path.to_owned(),
+            path => path.to_owned(),
+        };
+        Ok(Self {
+            client,
+            scheme: http::uri::Scheme::HTTP,
+            authority,
+            endpoint_path,
+            client_path,
+            host_header,
+            trust_proxy_headers,
+        })
+    }
+
+    /// Forwards one request; `body` is what the middleware let through.
+    pub async fn forward(
+        &self,
+        parts: http::request::Parts,
+        body: Body,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let path = parts.uri.path();
+        let path = if path == self.client_path {
+            self.endpoint_path.as_str()
+        } else {
+            path
+        };
+        let path_and_query = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()?;
+        let mut request = Request::builder()
+            .method(parts.method)
+            .uri(uri)
+            .body(body)?;
+        let headers = request.headers_mut();
+        *headers = parts.headers;
+        strip_hop_by_hop(headers);
+        self.add_forwarded(headers, peer);
+        if (self.host_header == HostHeader::Upstream || !headers.contains_key(header::HOST))
+            && let Ok(value) = HeaderValue::from_str(self.authority.as_str())
+        {
+            headers.insert(header::HOST, value);
+        }
+        let response = self.client.request(request).await?;
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(
+            parts,
+            body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+        ))
+    }
+
+    fn add_forwarded(&self, headers: &mut HeaderMap, peer: SocketAddr) {
+        let ip = peer.ip().to_string();
+        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(existing) if self.trust_proxy_headers => format!("{existing}, {ip}"),
+            _ => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+        }
+        if !(self.trust_proxy_headers && headers.contains_key("x-forwarded-host"))
+            && let Some(host) = headers.get(header::HOST).cloned()
+        {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+        if !(self.trust_proxy_headers && headers.contains_key("x-forwarded-proto")) {
+            headers.insert(
+                HeaderName::from_static("x-forwarded-proto"),
+                HeaderValue::from_static("http"),
+            );
+        }
+    }
+}
+
+/// Removes the headers that describe one hop (RFC 9110 §7.6.1), including those the
+/// `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+}
+
+/// Reads a whole upstream body (for responses the middleware rewrites).
+pub async fn collect(body: Body) -> Result<Bytes, BoxError> {
+    Ok(body.collect().await?.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("mcp-session-id", HeaderValue::from_static("s"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("mcp-session-id"));
+    }
+}

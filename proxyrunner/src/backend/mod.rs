@@ -1,0 +1,37 @@
+//! Workload backends: what the proxy forwards MCP traffic to.
+//!
+//! - [`Workload`]: something that speaks MCP over stdin/stdout — a local child process
+//!   ([`process::LocalProcess`]) here; the Kubernetes backend (StatefulSet + pods/attach)
+//!   implements the same trait. [`bridge::Bridge`] multiplexes client sessions over one.
+//! - [`http::Upstream`]: an MCP server reached over HTTP (SSE or streamable HTTP).
+
+pub mod bridge;
+pub mod http;
+pub mod process;
+
+use std::pin::Pin;
+
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A workload speaking newline-delimited JSON-RPC on its standard streams.
+pub trait Workload: Send + Sync + 'static {
+    /// Starts the workload (or attaches to it) and returns its streams. Called again
+    /// after the workload ended, with backoff.
+    fn start(&self) -> BoxFuture<'_, std::io::Result<Attached>>;
+
+    /// A short description for logs (`node server.js`).
+    fn describe(&self) -> String;
+}
+
+/// The streams of a started workload.
+pub struct Attached {
+    /// Messages to the server.
+    pub stdin: Pin<Box<dyn AsyncWrite + Send>>,
+    /// Messages from the server.
+    pub stdout: Pin<Box<dyn AsyncRead + Send>>,
+    /// Its diagnostics, drained into the proxy's log.
+    pub stderr: Option<Pin<Box<dyn AsyncRead + Send>>>,
+    /// Resolves when the workload has ended, with how it ended.
+    pub exited: BoxFuture<'static, String>,
+}

@@ -1,0 +1,286 @@
+//! Assembling the proxy from a `ValidatedRunConfig` (the only input the middleware
+//! constructors accept) and serving it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use runconfig::ValidatedRunConfig;
+use runconfig::validate::{ProxyMode, Transport, ValidatedWorkload};
+use tokio::net::TcpListener;
+
+use crate::backend::bridge::Bridge;
+use crate::backend::http::{HostHeader, Upstream};
+use crate::backend::process::LocalProcess;
+use crate::middleware::audit::Auditor;
+use crate::middleware::authn::Authenticator;
+use crate::middleware::authz::Authorizer;
+use crate::middleware::origin::OriginGuard;
+use crate::middleware::telemetry::Metrics;
+use crate::middleware::tools::ToolFilter;
+use crate::proxy::{Backend, Proxy};
+use crate::reply;
+use crate::transport::{sse::Sse, streamable::Streamable};
+
+/// Settings that are not part of the RunConfig (they belong to where the proxy runs).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Run the MCP server as this local command instead of the image (program, args).
+    pub command: Vec<String>,
+    /// Which `Host` an HTTP upstream receives; `None` picks per workload.
+    pub host_header: Option<HostHeader>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Hosts accepted in `Host` besides loopback names and the allowed origins.
+    pub allowed_hosts: Vec<String>,
+    /// Overrides the RunConfig's listen address.
+    pub listen: Option<SocketAddr>,
+    /// Where `/metrics` is served when Prometheus is enabled.
+    pub metrics_listen: SocketAddr,
+}
+
+/// Why the proxy cannot be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A setting that cannot work here.
+    #[error("{0}")]
+    Setting(String),
+}
+
+/// Builds the proxy (and starts its workload).
+pub fn build(config: &ValidatedRunConfig, options: &Options) -> Result<Proxy, BuildError> {
+    let proxy = &config.proxy;
+    let metrics = match &proxy.telemetry {
+        Some(t) if t.prometheus_enabled => {
+            let transport = transport_label(config);
+            Some(Arc::new(
+                Metrics::new(&config.source.name, transport)
+                    .map_err(|e| BuildError::Setting(format!("metrics: {e}")))?,
+            ))
+        }
+        _ => None,
+    };
+    if proxy
+        .telemetry
+        .as_ref()
+        .is_some_and(|t| t.endpoint.is_some())
+    {
+        tracing::warn!(
+            "telemetry.endpoint is set, but this build exports no OTLP traces yet; Prometheus metrics only"
+        );
+    }
+    let prefix = proxy.endpoint_prefix.clone().unwrap_or_default();
+    let (backend, mode) = backend(config, options, &prefix, metrics.clone())?;
+    Ok(Proxy {
+        origin: OriginGuard::new(&proxy.host, &proxy.allowed_origins, &options.allowed_hosts),
+        max_body_bytes: options.max_body_bytes,
+        authn: Authenticator::new(proxy.oidc.as_ref()).map_err(BuildError::Setting)?,
+        authz: proxy
+            .authz
+            .as_ref()
+            .map(Authorizer::new)
+            .transpose()
+            .map_err(BuildError::Setting)?
+            .map(Arc::new),
+        tools: ToolFilter::new(&proxy.tools).map(Arc::new),
+        audit: proxy.audit.as_ref().map(Auditor::new),
+        metrics,
+        backend,
+        mode,
+        trust_proxy_headers: proxy.trust_proxy_headers,
+        endpoint_prefix: prefix,
+    })
+}
+
+fn transport_label(config: &ValidatedRunConfig) -> &'static str {
+    match &config.workload {
+        ValidatedWorkload::Container(c) if c.transport == Transport::Stdio => {
+            match config.proxy.mode {
+                ProxyMode::Sse => "sse",
+                ProxyMode::StreamableHttp => "streamable-http",
+            }
+        }
+        ValidatedWorkload::Container(c) => transport_name(c.transport),
+        ValidatedWorkload::Remote(r) => transport_name(r.transport),
+    }
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Stdio => "stdio",
+        Transport::Sse => "sse",
+        Transport::StreamableHttp => "streamable-http",
+    }
+}
+
+fn backend(
+    config: &ValidatedRunConfig,
+    options: &Options,
+    prefix: &str,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<(Backend, ProxyMode), BuildError> {
+    let trust = config.proxy.trust_proxy_headers;
+    let http_mode = |t: Transport| match t {
+        Transport::Sse => (ProxyMode::Sse, "/sse"),
+        _ => (ProxyMode::StreamableHttp, "/mcp"),
+    };
+    match &config.workload {
+        ValidatedWorkload::Remote(remote) => {
+            let (mode, path) = http_mode(remote.transport);
+            let upstream = Upstream::new(
+                &remote.url,
+                path,
+                options.host_header.unwrap_or(HostHeader::Upstream),
+                trust,
+            )
+            .map_err(BuildError::Setting)?;
+            Ok((Backend::Http(upstream), mode))
+        }
+        ValidatedWorkload::Container(container) => {
+            let source = match &config.source.workload {
+                runconfig::config::Workload::Container(c) => c,
+                runconfig::config::Workload::Remote(_) => {
+                    return Err(BuildError::Setting(
+                        "container workload without its source".to_owned(),
+                    ));
+                }
+            };
+            let local = local_process(options, source);
+            if container.transport == Transport::Stdio {
+                let Some(process) = local else {
+                    return Err(BuildError::Setting(format!(
+                        "workload.image {}: this build runs stdio servers as a local command only (the Kubernetes backend is not implemented yet); pass the command after `--`",
+                        source.image
+                    )));
+                };
+                let bridge = Bridge::start(Arc::new(process));
+                return Ok(match config.proxy.mode {
+                    ProxyMode::StreamableHttp => (
+                        Backend::Streamable(Streamable::new(bridge, metrics)),
+                        ProxyMode::StreamableHttp,
+                    ),
+                    ProxyMode::Sse => (
+                        Backend::Sse(Sse::new(bridge, prefix, metrics)),
+                        ProxyMode::Sse,
+                    ),
+                });
+            }
+            if let Some(process) = local {
+                spawn_http_server(process);
+            }
+            let (mode, path) = http_mode(container.transport);
+            let host = source.target_host.as_deref().unwrap_or("127.0.0.1");
+            let port = container.target_port.unwrap_or(8080);
+            let url = url::Url::parse(&format!("http://{host}:{port}{path}"))
+                .map_err(|e| BuildError::Setting(format!("workload.target_host {host:?}: {e}")))?;
+            let upstream = Upstream::new(
+                &url,
+                path,
+                options.host_header.unwrap_or(HostHeader::Preserve),
+                trust,
+            )
+            .map_err(BuildError::Setting)?;
+            Ok((Backend::Http(upstream), mode))
+        }
+    }
+}
+
+fn local_process(
+    options: &Options,
+    source: &runconfig::config::ContainerWorkload,
+) -> Option<LocalProcess> {
+    let (program, args) = options.command.split_first()?;
+    Some(LocalProcess {
+        program: program.clone(),
+        args: args.iter().chain(&source.args).cloned().collect(),
+        env: source
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect(),
+    })
+}
+
+/// Runs a local HTTP MCP server for the proxy's lifetime, restarting it when it exits.
+fn spawn_http_server(process: LocalProcess) {
+    use crate::backend::Workload;
+    tokio::spawn(async move {
+        let mut delay = std::time::Duration::from_millis(200);
+        loop {
+            match process.start().await {
+                Ok(attached) => {
+                    if let Some(stderr) = attached.stderr {
+                        let name = process.describe();
+                        tokio::spawn(async move {
+                            use tokio::io::AsyncBufReadExt;
+                            let mut lines = tokio::io::BufReader::new(stderr).lines();
+                            while let Ok(Some(line)) = lines.next_line().await {
+                                tracing::info!(target: "mcp_server", workload = %name, "{line}");
+                            }
+                        });
+                    }
+                    let _stdin = attached.stdin;
+                    let _stdout = attached.stdout;
+                    let why = attached.exited.await;
+                    tracing::warn!(workload = %process.describe(), why = %why, "MCP server ended; restarting");
+                }
+                Err(e) => {
+                    tracing::error!(workload = %process.describe(), error = %e, "MCP server could not be started")
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(30));
+        }
+    });
+}
+
+/// Serves the proxy on `listener` until the process is asked to stop.
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Serves `/metrics` on its own listener.
+pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let response = if request.uri().path() == "/metrics" {
+                        reply::with_body(
+                            http::StatusCode::OK,
+                            "text/plain; version=0.0.4",
+                            metrics.render(),
+                        )
+                    } else {
+                        reply::error(http::StatusCode::NOT_FOUND, "not found")
+                    };
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,253 @@
+//! Streamable HTTP on `/mcp` in front of the stdio bridge.
+//!
+//! `initialize` without a session creates one (`Mcp-Session-Id` in the answer). Other
+//! POSTs need a known session (400 without, 404 for an unknown or deleted one). A POST of
+//! only notifications and responses is answered 202; one with requests is answered as
+//! an SSE stream (when the client accepts it) carrying the server's requests and
+//! notifications about them and ending after the last response, or as JSON. GET opens
+//! the session's listening stream; DELETE ends the session. Streams are not resumable:
+//! the bridge keeps no event history, so `Last-Event-ID` starts a fresh stream.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::{PROTOCOL_VERSIONS, accepts, new_session_id, receiver_stream, sse_response};
+use crate::backend::bridge::Bridge;
+use crate::mcp;
+use crate::middleware::telemetry::Metrics;
+use crate::reply::{self, Body, code};
+use crate::sse;
+
+/// Header naming the session.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Sessions of the streamable transport.
+pub struct Streamable {
+    bridge: Arc<Bridge>,
+    sessions: Mutex<HashSet<Arc<str>>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Streamable {
+    /// The transport over `bridge`.
+    pub fn new(bridge: Arc<Bridge>, metrics: Option<Arc<Metrics>>) -> Self {
+        Self {
+            bridge,
+            sessions: Mutex::new(HashSet::new()),
+            metrics,
+        }
+    }
+
+    /// The bridge.
+    pub fn bridge(&self) -> &Bridge {
+        &self.bridge
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashSet<Arc<str>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    /// The session a request names: `Ok(None)` when it names none.
+    fn session(&self, headers: &HeaderMap) -> Result<Option<Arc<str>>, Box<Response<Body>>> {
+        let Some(value) = headers.get(SESSION_HEADER) else {
+            return Ok(None);
+        };
+        let id = value.to_str().unwrap_or("");
+        self.sessions().get(id).cloned().map(Some).ok_or_else(|| {
+            Box::new(reply::jsonrpc_error(
+                StatusCode::NOT_FOUND,
+                None,
+                code::INVALID_REQUEST,
+                "unknown or ended session",
+            ))
+        })
+    }
+
+    fn check_version(headers: &HeaderMap) -> Result<(), Box<Response<Body>>> {
+        match headers
+            .get("mcp-protocol-version")
+            .map(|v| v.to_str().unwrap_or(""))
+        {
+            Some(v) if !PROTOCOL_VERSIONS.contains(&v) => Err(Box::new(reply::jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                &format!(
+                    "unsupported MCP-Protocol-Version {v:?}; supported: {}",
+                    PROTOCOL_VERSIONS.join(", ")
+                ),
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// POST `/mcp`.
+    pub async fn post(
+        &self,
+        headers: &HeaderMap,
+        body: &mcp::Body,
+        bytes: &[u8],
+    ) -> Response<Body> {
+        if let Err(response) = Self::check_version(headers) {
+            return *response;
+        }
+        let initializing = body
+            .messages
+            .iter()
+            .any(|m| m.method() == Some("initialize"));
+        let session = match self.session(headers) {
+            Err(response) => return *response,
+            Ok(Some(session)) => session,
+            Ok(None) if initializing => {
+                let id = new_session_id();
+                self.sessions().insert(id.clone());
+                id
+            }
+            Ok(None) => {
+                return reply::jsonrpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    code::INVALID_REQUEST,
+                    "missing Mcp-Session-Id header: send initialize first",
+                );
+            }
+        };
+        let (sink, rx) = mpsc::unbounded_channel();
+        let expected = match self.bridge.send(body, bytes, &sink).await {
+            Ok(n) => n,
+            Err(e) => {
+                let id = body.messages.first().and_then(|m| m.id.as_deref());
+                return reply::jsonrpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    id,
+                    code::UNAVAILABLE,
+                    &e.to_string(),
+                );
+            }
+        };
+        drop(sink);
+        let mut response = if expected == 0 {
+            let mut r = Response::new(reply::empty());
+            *r.status_mut() = StatusCode::ACCEPTED;
+            r
+        } else if accepts(headers, "text/event-stream") {
+            let guard = self.metrics.as_ref().map(|m| m.connection());
+            let events = until_responses(receiver_stream(rx), expected).map(|message| {
+                sse::encode(Some("message"), None, &String::from_utf8_lossy(&message))
+            });
+            sse_response(events, guard)
+        } else {
+            let responses: Vec<Bytes> = until_responses(receiver_stream(rx), expected)
+                .filter(|m| futures::future::ready(is_response(m)))
+                .collect()
+                .await;
+            let text = if body.batch {
+                let parts: Vec<String> = responses
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(r).into_owned())
+                    .collect();
+                format!("[{}]", parts.join(","))
+            } else {
+                responses
+                    .first()
+                    .map(|r| String::from_utf8_lossy(r).into_owned())
+                    .unwrap_or_default()
+            };
+            reply::with_body(StatusCode::OK, "application/json", text)
+        };
+        if let Ok(value) = HeaderValue::from_str(&session) {
+            response.headers_mut().insert(SESSION_HEADER, value);
+        }
+        response
+    }
+
+    /// GET `/mcp`: the session's listening stream.
+    pub fn get(&self, headers: &HeaderMap) -> Response<Body> {
+        if !accepts(headers, "text/event-stream") {
+            return reply::error(
+                StatusCode::NOT_ACCEPTABLE,
+                "GET needs Accept: text/event-stream",
+            );
+        }
+        let session = match self.session(headers) {
+            Err(response) => return *response,
+            Ok(Some(session)) => session,
+            Ok(None) => {
+                return reply::error(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header");
+            }
+        };
+        let (sink, rx) = mpsc::unbounded_channel();
+        self.bridge.listen(session.clone(), sink);
+        let guard = (
+            Unlisten {
+                bridge: self.bridge.clone(),
+                session: session.clone(),
+            },
+            self.metrics.as_ref().map(|m| m.connection()),
+        );
+        let events = receiver_stream(rx)
+            .map(|message| sse::encode(Some("message"), None, &String::from_utf8_lossy(&message)));
+        let mut response = sse_response(events, guard);
+        if let Ok(value) = HeaderValue::from_str(&session) {
+            response.headers_mut().insert(SESSION_HEADER, value);
+        }
+        response
+    }
+
+    /// DELETE `/mcp`: ends the session.
+    pub fn delete(&self, headers: &HeaderMap) -> Response<Body> {
+        match self.session(headers) {
+            Err(response) => *response,
+            Ok(None) => reply::error(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header"),
+            Ok(Some(session)) => {
+                self.sessions().remove(&session);
+                self.bridge.unlisten(&session);
+                let mut r = Response::new(reply::empty());
+                *r.status_mut() = StatusCode::OK;
+                r
+            }
+        }
+    }
+}
+
+/// Removes a listening stream from the bridge when its response ends.
+struct Unlisten {
+    bridge: Arc<Bridge>,
+    session: Arc<str>,
+}
+
+impl Drop for Unlisten {
+    fn drop(&mut self) {
+        self.bridge.unlisten(&self.session);
+    }
+}
+
+fn is_response(message: &[u8]) -> bool {
+    mcp::peek_server_message(message).is_some_and(|m| m.method.is_none() && m.id.is_some())
+}
+
+/// Passes messages until `expected` responses went through.
+fn until_responses(
+    messages: impl futures::Stream<Item = Bytes> + Send,
+    expected: usize,
+) -> impl futures::Stream<Item = Bytes> + Send {
+    messages.scan(expected, |left, message| {
+        if *left == 0 {
+            return futures::future::ready(None);
+        }
+        if is_response(&message) {
+            *left -= 1;
+        }
+        futures::future::ready(Some(message))
+    })
+}
