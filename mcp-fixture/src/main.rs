@@ -1,3 +1,101 @@
-//! Test-only MCP servers (filled in by the fixture work).
+//! `mcp-fixture`: test-only MCP servers for exercising the ToolHive proxy.
+//!
+//! - `mcp-fixture stdio`: the conformance server on stdin/stdout (logs on stderr).
+//! - `mcp-fixture http --port N [--host 127.0.0.1]`: the same server over streamable
+//!   HTTP at `/mcp`; prints `listening on http://HOST:PORT/mcp` once bound.
+//! - `mcp-fixture echo --port N`: a minimal, fast upstream for benchmarks.
+//!
+//! The JSON-RPC handling is written by hand on tokio, axum and hyper rather than with
+//! the `rmcp` SDK: a fixture that tests a proxy needs control of every wire detail
+//! (when to answer with JSON or SSE, priming events, closing a stream mid-call for
+//! resumption, DNS rebinding checks), and it keeps the dependency tree small.
 
-fn main() {}
+mod echo;
+mod http;
+mod jsonrpc;
+mod server;
+mod stdio;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Test-only MCP servers: the conformance fixture and a fast echo upstream"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// MCP over stdio: newline-delimited JSON-RPC on stdin and stdout.
+    Stdio,
+    /// MCP over streamable HTTP at /mcp.
+    Http {
+        /// Port to listen on; 0 picks a free one (printed once bound).
+        #[arg(long)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Accept any Host and Origin header. By default a server bound to loopback
+        /// accepts only localhost names (DNS rebinding protection).
+        #[arg(long)]
+        allow_any_host: bool,
+    },
+    /// A minimal streamable HTTP upstream that answers every POST at once, for benchmarks.
+    Echo {
+        /// Port to listen on; 0 picks a free one (printed once bound).
+        #[arg(long)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let default_level = match cli.mode {
+        Mode::Echo { .. } => "warn",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
+    let run = async {
+        match cli.mode {
+            Mode::Stdio => stdio::run().await,
+            Mode::Http {
+                port,
+                host,
+                allow_any_host,
+            } => {
+                let hosts = allow_any_host.then_some(http::HostPolicy::Any);
+                http::serve(&host, port, hosts).await
+            }
+            Mode::Echo { port, host } => echo::serve(&host, port).await,
+        }
+    };
+    tokio::select! {
+        result = run => result,
+        () = shutdown_signal() => Ok(()),
+    }
+}
+
+/// Ctrl-C or SIGTERM: as PID 1 in a container, nothing else would stop us.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds on Unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
