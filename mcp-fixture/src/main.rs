@@ -5,6 +5,17 @@
 //!   HTTP at `/mcp`; prints `listening on http://HOST:PORT/mcp` once bound.
 //! - `mcp-fixture echo --port N`: a minimal, fast upstream for benchmarks.
 //!
+//! The server passes every scenario of the `@modelcontextprotocol/conformance` 0.1.16
+//! server suite (`npx conformance server --url http://127.0.0.1:PORT/mcp --suite all`):
+//! server-initialize, logging-set-level, ping, completion-complete, tools-list,
+//! tools-call-{simple-text, image, audio, embedded-resource, mixed-content,
+//! with-logging, error, with-progress, sampling, elicitation}, json-schema-2020-12,
+//! elicitation-sep1034-defaults, elicitation-sep1330-enums, server-sse-polling,
+//! server-sse-multiple-streams, resources-{list, read-text, read-binary,
+//! templates-read, subscribe, unsubscribe}, prompts-{list, get-simple, get-with-args,
+//! get-embedded-resource, get-with-image}, dns-rebinding-protection. README.md has
+//! the details of each mode.
+//!
 //! The JSON-RPC handling is written by hand on tokio, axum and hyper rather than with
 //! the `rmcp` SDK: a fixture that tests a proxy needs control of every wire detail
 //! (when to answer with JSON or SSE, priming events, closing a stream mid-call for

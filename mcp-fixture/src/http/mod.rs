@@ -65,9 +65,11 @@ impl AppState {
 pub async fn serve(host: &str, port: u16, hosts: Option<HostPolicy>) -> anyhow::Result<()> {
     let listener = TcpListener::bind((host, port)).await?;
     let address = listener.local_addr()?;
-    let hosts = hosts.unwrap_or(match address.ip().is_loopback() {
-        true => HostPolicy::Loopback,
-        false => HostPolicy::Any,
+    let loopback = address.ip().is_loopback();
+    let hosts = hosts.unwrap_or(if loopback {
+        HostPolicy::Loopback
+    } else {
+        HostPolicy::Any
     });
     let state = AppState {
         sessions: Arc::default(),

@@ -91,9 +91,11 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Re
     }
     drop(outbox);
     if running == 0 {
-        return Ok(match responses.is_empty() {
-            true => StatusCode::ACCEPTED.into_response(),
-            false => json(StatusCode::BAD_REQUEST, &collect(responses, batch)),
+        // Only notifications and responses (202), or only invalid messages (400).
+        return Ok(if responses.is_empty() {
+            StatusCode::ACCEPTED.into_response()
+        } else {
+            json(StatusCode::BAD_REQUEST, &collect(responses, batch))
         });
     }
 
@@ -121,9 +123,10 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Re
         state.remove_session(id);
         return Ok(json(StatusCode::OK, &collect(responses, batch)));
     }
-    let answer = match responses.is_empty() {
-        true => StatusCode::ACCEPTED.into_response(), // every request was cancelled
-        false => json(StatusCode::OK, &collect(responses, batch)),
+    let answer = if responses.is_empty() {
+        StatusCode::ACCEPTED.into_response() // every request was cancelled
+    } else {
+        json(StatusCode::OK, &collect(responses, batch))
     };
     Ok(with_session_id(answer, new_session_id))
 }
