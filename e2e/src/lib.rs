@@ -21,6 +21,7 @@ use kube::{Api, Client, Discovery, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 pub mod controllers;
+pub mod proxy;
 
 /// Field manager of objects the tests apply.
 pub const TEST_MANAGER: &str = "thv-e2e";

@@ -1,0 +1,234 @@
+//! The proxy between real MCP peers: the TypeScript and Python SDK clients
+//! (`e2e/peers`) drive `@modelcontextprotocol/server-everything` and `mcp-server-time`
+//! through `thv-proxyrunner`, over every transport the proxy bridges. Each driver runs
+//! initialize, tools/list, tools/call, a tool call with progress notifications (which
+//! must arrive while the call runs, not with its result), a sampling round-trip and
+//! the end of the session. No cluster needed.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use e2e::proxy::{
+    ALL_STEPS, Driver, Proxy, both_drivers_pass_every_step, free_port, http_config, peers,
+    remote_config, start_server_everything, stdio_config, wait_for_port,
+};
+
+fn everything_stdio() -> [&'static OsStr; 3] {
+    let peers = peers();
+    [
+        peers.node22.as_os_str(),
+        peers.server_everything.as_os_str(),
+        OsStr::new("stdio"),
+    ]
+}
+
+#[test]
+fn stdio_server_served_as_streamable_http_passes_every_step_with_both_sdks() {
+    let proxy = Proxy::start(
+        &stdio_config("everything", "streamable-http"),
+        &everything_stdio(),
+        &[],
+    );
+    both_drivers_pass_every_step(&proxy.at("/mcp"), "streamable-http");
+}
+
+#[test]
+fn stdio_server_served_as_legacy_sse_passes_every_step_with_both_sdks() {
+    let proxy = Proxy::start(&stdio_config("everything", "sse"), &everything_stdio(), &[]);
+    both_drivers_pass_every_step(&proxy.at("/sse"), "sse");
+}
+
+#[test]
+fn streamable_http_server_started_by_the_proxy_passes_every_step_with_both_sdks() {
+    let peers = peers();
+    let port = free_port();
+    let proxy = Proxy::start(
+        &http_config("everything", "streamable-http", port),
+        &[
+            peers.node22.as_os_str(),
+            peers.server_everything.as_os_str(),
+            OsStr::new("streamableHttp"),
+        ],
+        &[("PORT", &port.to_string())],
+    );
+    wait_for_port(
+        port,
+        "server-everything (started by the proxy)",
+        &proxy.process,
+    );
+    both_drivers_pass_every_step(&proxy.at("/mcp"), "streamable-http");
+}
+
+#[test]
+fn remote_sse_server_passes_every_step_with_both_sdks() {
+    let (_server, port) = start_server_everything("sse");
+    let proxy = Proxy::start(
+        &remote_config("everything", &format!("http://127.0.0.1:{port}/sse"), "sse"),
+        &[],
+        &[],
+    );
+    both_drivers_pass_every_step(&proxy.at("/sse"), "sse");
+}
+
+#[test]
+fn remote_streamable_http_server_passes_every_step_with_both_sdks() {
+    let (_server, port) = start_server_everything("streamableHttp");
+    let proxy = Proxy::start(
+        &remote_config(
+            "everything",
+            &format!("http://127.0.0.1:{port}/mcp"),
+            "streamable-http",
+        ),
+        &[],
+        &[],
+    );
+    both_drivers_pass_every_step(&proxy.at("/mcp"), "streamable-http");
+}
+
+#[test]
+fn python_stdio_time_server_answers_tool_calls_with_both_sdks_over_both_transports() {
+    let peers = peers();
+    let command = [
+        peers.server_time.as_os_str(),
+        OsStr::new("--local-timezone"),
+        OsStr::new("UTC"),
+    ];
+    let call = [
+        "--tool",
+        "get_current_time",
+        "--args",
+        r#"{"timezone":"UTC"}"#,
+        "--expect",
+        "\"timezone\": \"UTC\"",
+    ];
+    for (mode, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
+        let proxy = Proxy::start(&stdio_config("time", mode), &command, &[]);
+        for driver in Driver::BOTH {
+            let summary = driver.run(
+                &proxy.at(path),
+                mode,
+                &[&["--steps", "initialize,list,call,delete"][..], &call].concat(),
+            );
+            assert_eq!(
+                summary["steps"]["initialize"]["server"]["name"], "mcp-time",
+                "{driver:?} over {mode}: {summary}"
+            );
+        }
+    }
+}
+
+/// Both SDKs number their requests from 0 and use the request id as the progress token,
+/// so concurrent sessions send the same ids and tokens to the one stdio server.
+#[test]
+fn concurrent_sessions_over_one_stdio_server_each_get_only_their_own_progress_and_sampling() {
+    for (mode, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
+        let proxy = Proxy::start(&stdio_config("everything", mode), &everything_stdio(), &[]);
+        let url = proxy.at(path);
+        let drivers = [Driver::Ts, Driver::Py, Driver::Ts, Driver::Py];
+        let summaries: Vec<_> = std::thread::scope(|scope| {
+            let runs: Vec<_> = drivers
+                .iter()
+                .map(|driver| {
+                    let url = &url;
+                    scope.spawn(move || {
+                        driver.run(url, mode, &["--steps", "initialize,progress,sampling"])
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|run| run.join().expect("a driver thread panicked; see above"))
+                .collect()
+        });
+        for summary in summaries {
+            // Exactly the call's own three, none of another session's.
+            assert_eq!(
+                summary["steps"]["progress"]["notifications"], 3,
+                "over {mode}: {summary}"
+            );
+        }
+    }
+}
+
+#[test]
+fn streamable_http_sessions_end_with_delete_and_are_then_unknown() {
+    let proxy = Proxy::start(
+        &stdio_config("everything", "streamable-http"),
+        &everything_stdio(),
+        &[],
+    );
+    for driver in Driver::BOTH {
+        let summary = driver.run(
+            &proxy.at("/mcp"),
+            "streamable-http",
+            &["--steps", "initialize,delete"],
+        );
+        let delete = &summary["steps"]["delete"];
+        assert_eq!(delete["status"], 200, "{driver:?}: {summary}");
+        assert_eq!(delete["afterDeleteStatus"], 404, "{driver:?}: {summary}");
+    }
+}
+
+/// Behind an ingress that serves the proxy under `/everything` (and strips it), clients
+/// must be told to POST to `/everything/message?...`, not to the server's own path.
+#[test]
+fn sse_server_endpoint_event_is_rewritten_to_the_proxy_path_under_the_endpoint_prefix() {
+    let (_server, port) = start_server_everything("sse");
+    let mut config = remote_config("everything", &format!("http://127.0.0.1:{port}/sse"), "sse");
+    config["proxy"]["endpoint_prefix"] = "/everything".into();
+    let proxy = Proxy::start(&config, &[], &[]);
+    let endpoint = first_endpoint_event(&proxy.url);
+    assert!(
+        endpoint.starts_with("/everything/message?sessionId="),
+        "endpoint event data: {endpoint:?}"
+    );
+    // Without a prefix the server's own relative endpoint already names the proxy.
+    let plain = Proxy::start(
+        &remote_config("everything", &format!("http://127.0.0.1:{port}/sse"), "sse"),
+        &[],
+        &[],
+    );
+    let endpoint = first_endpoint_event(&plain.url);
+    assert!(
+        endpoint.starts_with("/message?sessionId="),
+        "endpoint event data: {endpoint:?}"
+    );
+    Driver::Ts.run(&plain.at("/sse"), "sse", &["--steps", ALL_STEPS]);
+}
+
+/// GETs `/sse` on `base` and returns the data of its `endpoint` event.
+fn first_endpoint_event(base: &str) -> String {
+    let authority = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(authority).expect("connecting to the proxy");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("setting a read timeout");
+    write!(
+        stream,
+        "GET /sse HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("sending GET /sse");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while Instant::now() < deadline {
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some(after) = text.split("event: endpoint").nth(1)
+            && let Some(data) = after.split("data: ").nth(1)
+            && let Some((line, _)) = data.split_once('\n')
+        {
+            return line.trim_end_matches('\r').to_owned();
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("reading GET /sse: {e}"),
+        }
+    }
+    panic!(
+        "no endpoint event on GET /sse; received:\n{}",
+        String::from_utf8_lossy(&seen)
+    )
+}
