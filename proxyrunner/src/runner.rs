@@ -135,7 +135,8 @@ fn backend(
                 options.host_header.unwrap_or(HostHeader::Upstream),
                 trust,
             )
-            .map_err(BuildError::Setting)?;
+            .map_err(BuildError::Setting)?
+            .with_endpoint_prefix(prefix);
             Ok((Backend::Http(upstream), mode))
         }
         ValidatedWorkload::Container(container) => {
@@ -181,7 +182,8 @@ fn backend(
                 options.host_header.unwrap_or(HostHeader::Preserve),
                 trust,
             )
-            .map_err(BuildError::Setting)?;
+            .map_err(BuildError::Setting)?
+            .with_endpoint_prefix(prefix);
             Ok((Backend::Http(upstream), mode))
         }
     }

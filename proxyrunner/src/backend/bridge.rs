@@ -2,11 +2,15 @@
 //!
 //! The workload sees a single MCP client. The first `initialize` is forwarded and its
 //! result remembered; later sessions are answered from it, and a restarted workload is
-//! re-initialised with the same request. Request ids are rewritten to ids unique across
-//! sessions and mapped back on the response. Messages the server starts are routed:
-//! progress notifications to the request that carries their token, server requests
-//! (sampling, elicitation, roots) to the most recent request's stream, other
-//! notifications to every session's listening stream. If the workload dies, requests in
+//! re-initialised with the same request. Request ids and progress tokens are rewritten
+//! to ids unique across sessions (clients number their requests alike, and both SDKs use
+//! the request id as the progress token) and mapped back on the way out; a client's
+//! `notifications/cancelled` names its own request id and is mapped the same way, so it
+//! can only cancel that session's requests. Messages the server starts are routed:
+//! progress notifications to the request whose token they carry, server requests
+//! (sampling, elicitation, roots) to the stream of the latest request still in flight,
+//! other notifications to every session's listening stream. A session that ends has
+//! its requests in flight cancelled at the server. If the workload dies, requests in
 //! flight get a JSON-RPC error and it is restarted with exponential backoff.
 
 use std::collections::HashMap;
@@ -50,17 +54,20 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Longest line accepted from the workload; longer output is dropped with a log line.
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
+/// A request the workload has not answered yet, under the id the workload saw (which
+/// is also its progress token there, when the client asked for progress).
 struct Pending {
+    session: Arc<str>,
     client_id: Value,
     sink: Sink,
-    progress_token: Option<String>,
+    /// The client's own progress token.
+    progress_token: Option<Value>,
 }
 
 #[derive(Default)]
 struct Routes {
     next_id: u64,
     pending: HashMap<u64, Pending>,
-    progress: HashMap<String, Sink>,
     /// Listening streams (GET on streamable HTTP, the SSE stream), by session.
     streams: HashMap<Arc<str>, Sink>,
     /// The stream of the request sent last, for requests the server starts.
@@ -117,14 +124,42 @@ impl Bridge {
         self.routes().streams.remove(session);
     }
 
-    /// Sends the messages of one POST body; responses to its requests go to `sink`.
-    /// Returns how many responses will arrive there.
+    /// Ends a session: forgets its listening stream and cancels its requests in flight
+    /// at the workload (their answers would reach no one).
+    pub fn end_session(&self, session: &str) {
+        let abandoned: Vec<u64> = {
+            let mut routes = self.routes();
+            routes.streams.remove(session);
+            let ids: Vec<u64> = routes
+                .pending
+                .iter()
+                .filter(|(_, p)| &*p.session == session)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &ids {
+                routes.pending.remove(id);
+            }
+            ids
+        };
+        for id in abandoned {
+            self.write(&serde_json::json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": id, "reason": "the client's session ended"},
+            }));
+        }
+    }
+
+    /// Sends the messages of one POST body of `session`; responses to its requests go
+    /// to `sink`. Returns how many responses will arrive there.
     pub async fn send(
         &self,
+        session: &str,
         body: &mcp::Body,
         bytes: &[u8],
         sink: &Sink,
     ) -> Result<usize, BridgeError> {
+        let session: Arc<str> = Arc::from(session);
         let values: Vec<Value> = if body.batch {
             serde_json::from_slice(bytes)?
         } else {
@@ -134,7 +169,7 @@ impl Bridge {
         for (message, value) in body.messages.iter().zip(values) {
             match message.method() {
                 Some("initialize") if message.id.is_some() => {
-                    let reply = self.initialize(value).await?;
+                    let reply = self.initialize(&session, value).await?;
                     let _ = sink.send(reply);
                     expected += 1;
                 }
@@ -143,8 +178,9 @@ impl Bridge {
                         self.write(&value);
                     }
                 }
+                Some("notifications/cancelled") => self.cancel(&session, value),
                 _ if message.is_request() => {
-                    self.request(value, message, sink.clone());
+                    self.request(&session, value, sink.clone());
                     expected += 1;
                 }
                 _ => self.write(&value),
@@ -160,20 +196,22 @@ impl Bridge {
         let _ = self.outbound.send(Bytes::from(line));
     }
 
-    fn request(&self, mut value: Value, message: &mcp::Message, sink: Sink) {
+    fn request(&self, session: &Arc<str>, mut value: Value, sink: Sink) {
         let client_id = value.get("id").cloned().unwrap_or(Value::Null);
-        let progress_token = message.call().and_then(|c| c.progress_token.clone());
+        let token = value.pointer_mut("/params/_meta/progressToken");
+        let progress_token = token.as_ref().map(|t| (**t).clone());
         {
             let mut routes = self.routes();
             routes.next_id += 1;
             let id = routes.next_id;
-            if let Some(token) = &progress_token {
-                routes.progress.insert(token.clone(), sink.clone());
+            if let Some(token) = token {
+                *token = Value::from(id);
             }
             routes.recent = Some(sink.clone());
             routes.pending.insert(
                 id,
                 Pending {
+                    session: session.clone(),
                     client_id,
                     sink,
                     progress_token,
@@ -184,8 +222,32 @@ impl Bridge {
         self.write(&value);
     }
 
+    /// Forwards a client's `notifications/cancelled` with the id the workload knows its
+    /// request by; drops it when that session has no such request in flight.
+    fn cancel(&self, session: &str, mut value: Value) {
+        let Some(request_id) = value.pointer_mut("/params/requestId") else {
+            return;
+        };
+        let found = self
+            .routes()
+            .pending
+            .iter()
+            .find(|(_, p)| &*p.session == session && p.client_id == *request_id)
+            .map(|(id, _)| *id);
+        match found {
+            Some(id) => {
+                *request_id = Value::from(id);
+                self.write(&value);
+            }
+            None => tracing::debug!(
+                %request_id,
+                "cancellation of no request of this session in flight; dropped"
+            ),
+        }
+    }
+
     /// Answers `initialize`: forwarded the first time, from the cache afterwards.
-    async fn initialize(&self, request: Value) -> Result<Bytes, BridgeError> {
+    async fn initialize(&self, session: &Arc<str>, request: Value) -> Result<Bytes, BridgeError> {
         let client_id = request.get("id").cloned().unwrap_or(Value::Null);
         let mut cached = self.init.lock().await;
         if let Some(init) = cached.as_ref() {
@@ -194,16 +256,7 @@ impl Bridge {
             return Ok(Bytes::from(reply.to_string()));
         }
         let (sink, mut rx) = mpsc::unbounded_channel();
-        let message = mcp::Message {
-            id: Some(client_id.to_string()),
-            kind: mcp::Kind::Call(mcp::Call {
-                method: "initialize".to_owned(),
-                target: None,
-                arguments: None,
-                progress_token: None,
-            }),
-        };
-        self.request(request.clone(), &message, sink);
+        self.request(session, request.clone(), sink);
         let reply = tokio::time::timeout(INIT_TIMEOUT, rx.recv())
             .await
             .map_err(|_| BridgeError::InitTimeout(INIT_TIMEOUT))?
@@ -228,11 +281,16 @@ impl Bridge {
         match (&peek.method, &peek.id) {
             (None, Some(id)) => self.respond(line, id),
             (Some(_), Some(_)) => {
+                // A server request during a tool call belongs to that call: the latest
+                // request still in flight is the best guess stdio allows.
                 let routes = self.routes();
                 let target = routes
-                    .recent
-                    .as_ref()
-                    .filter(|s| !s.is_closed())
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| !p.sink.is_closed())
+                    .max_by_key(|(id, _)| **id)
+                    .map(|(_, p)| &p.sink)
+                    .or(routes.recent.as_ref().filter(|s| !s.is_closed()))
                     .or_else(|| routes.streams.values().find(|s| !s.is_closed()));
                 match target {
                     Some(sink) => {
@@ -250,13 +308,12 @@ impl Bridge {
                 }
             }
             (Some(_), None) => {
-                let mut routes = self.routes();
                 if let Some(token) = &peek.progress_token
-                    && let Some(sink) = routes.progress.get(token)
+                    && self.progress(line, token)
                 {
-                    let _ = sink.send(Bytes::copy_from_slice(line));
                     return;
                 }
+                let mut routes = self.routes();
                 routes.streams.retain(|_, s| !s.is_closed());
                 let message = Bytes::copy_from_slice(line);
                 if routes.streams.is_empty() {
@@ -275,6 +332,30 @@ impl Bridge {
         }
     }
 
+    /// Sends a progress notification to the request whose token (the id the workload
+    /// knows it by) it carries, with the client's own token; false when there is none.
+    fn progress(&self, line: &[u8], token: &str) -> bool {
+        let routes = self.routes();
+        let Some(pending) = token
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| routes.pending.get(&id))
+        else {
+            return false;
+        };
+        let Some(client_token) = &pending.progress_token else {
+            return false;
+        };
+        let Ok(mut value) = serde_json::from_slice::<Value>(line) else {
+            return false;
+        };
+        if let Some(token) = value.pointer_mut("/params/progressToken") {
+            *token = client_token.clone();
+        }
+        let _ = pending.sink.send(Bytes::from(value.to_string()));
+        true
+    }
+
     fn respond(&self, line: &[u8], id: &str) {
         let pending = id
             .parse::<u64>()
@@ -287,9 +368,6 @@ impl Bridge {
             );
             return;
         };
-        if let Some(token) = &pending.progress_token {
-            self.routes().progress.remove(token);
-        }
         let Ok(mut value) = serde_json::from_slice::<Value>(line) else {
             return;
         };
@@ -301,7 +379,6 @@ impl Bridge {
     fn fail_pending(&self, why: &str) {
         let pending: Vec<Pending> = {
             let mut routes = self.routes();
-            routes.progress.clear();
             routes.pending.drain().map(|(_, p)| p).collect()
         };
         for p in pending {
@@ -453,3 +530,6 @@ async fn drain_stderr(stderr: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>
         tracing::info!(target: "mcp_server", workload = %name, "{line}");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -86,13 +86,13 @@ impl Sse {
         body: &mcp::Body,
         bytes: &[u8],
     ) -> Response<Body> {
-        let Some(sink) = session.and_then(|s| self.sink(s)) else {
+        let Some((session, sink)) = session.and_then(|s| Some((s, self.sink(s)?))) else {
             return reply::error(
                 StatusCode::NOT_FOUND,
                 "unknown or ended session: open GET /sse first",
             );
         };
-        match self.bridge.send(body, bytes, &sink).await {
+        match self.bridge.send(session, body, bytes, &sink).await {
             Ok(_) => {
                 let mut r = Response::new(
                     reply::with_body(StatusCode::ACCEPTED, "text/plain", "Accepted").into_body(),
@@ -121,7 +121,7 @@ struct Forget {
 
 impl Drop for Forget {
     fn drop(&mut self) {
-        self.bridge.unlisten(&self.session);
+        self.bridge.end_session(&self.session);
         self.sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -123,7 +123,7 @@ impl Streamable {
             }
         };
         let (sink, rx) = mpsc::unbounded_channel();
-        let expected = match self.bridge.send(body, bytes, &sink).await {
+        let expected = match self.bridge.send(&session, body, bytes, &sink).await {
             Ok(n) => n,
             Err(e) => {
                 let id = body.messages.first().and_then(|m| m.id.as_deref());
@@ -211,7 +211,7 @@ impl Streamable {
             Ok(None) => reply::error(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header"),
             Ok(Some(session)) => {
                 self.sessions().remove(&session);
-                self.bridge.unlisten(&session);
+                self.bridge.end_session(&session);
                 let mut r = Response::new(reply::empty());
                 *r.status_mut() = StatusCode::OK;
                 r

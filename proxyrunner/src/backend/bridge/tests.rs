@@ -1,0 +1,181 @@
+//! The bridge between sessions that number their requests alike, against a scripted
+//! workload: the test reads what the workload would read and writes its answers.
+
+use std::sync::Mutex;
+
+use futures::FutureExt;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
+
+use super::*;
+
+/// A workload whose other ends the test holds; it starts once.
+struct Scripted(Mutex<Option<(DuplexStream, DuplexStream)>>);
+
+impl Workload for Scripted {
+    fn start(&self) -> futures::future::BoxFuture<'_, std::io::Result<super::super::Attached>> {
+        let ends = self.0.lock().expect("not poisoned").take();
+        async move {
+            let Some((stdin, stdout)) = ends else {
+                return futures::future::pending().await;
+            };
+            Ok(super::super::Attached {
+                stdin: Box::pin(stdin),
+                stdout: Box::pin(stdout),
+                stderr: None,
+                exited: futures::future::pending().boxed(),
+            })
+        }
+        .boxed()
+    }
+
+    fn describe(&self) -> String {
+        "scripted".to_owned()
+    }
+}
+
+/// The workload's side: what it reads, and where it writes.
+struct Server {
+    reads: Lines<BufReader<DuplexStream>>,
+    writes: DuplexStream,
+}
+
+impl Server {
+    async fn read(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(5), self.reads.next_line())
+            .await
+            .expect("the bridge wrote a line within 5 s")
+            .expect("reading the workload's stdin")
+            .expect("the workload's stdin is open");
+        serde_json::from_str(&line).expect("the bridge writes JSON lines")
+    }
+
+    async fn write(&mut self, value: Value) {
+        let mut line = value.to_string();
+        line.push('\n');
+        self.writes
+            .write_all(line.as_bytes())
+            .await
+            .expect("writing the workload's stdout");
+    }
+}
+
+fn start() -> (Arc<Bridge>, Server) {
+    let (stdin, server_reads) = tokio::io::duplex(64 * 1024);
+    let (server_writes, stdout) = tokio::io::duplex(64 * 1024);
+    let bridge = Bridge::start(Arc::new(Scripted(Mutex::new(Some((stdin, stdout))))));
+    let server = Server {
+        reads: BufReader::new(server_reads).lines(),
+        writes: server_writes,
+    };
+    (bridge, server)
+}
+
+/// Sends one message as `session`; returns the stream its answers arrive on.
+async fn send(bridge: &Bridge, session: &str, message: Value) -> mpsc::UnboundedReceiver<Bytes> {
+    let bytes = message.to_string();
+    let body = mcp::parse(bytes.as_bytes()).expect("a JSON-RPC message");
+    let (sink, rx) = mpsc::unbounded_channel();
+    bridge
+        .send(session, &body, bytes.as_bytes(), &sink)
+        .await
+        .expect("the bridge takes the message");
+    rx
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Bytes>) -> Value {
+    let bytes = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a message within 5 s")
+        .expect("the stream is open");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+fn call_with_progress(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": "slow", "_meta": {"progressToken": id}}})
+}
+
+#[tokio::test]
+async fn sessions_with_the_same_request_ids_and_progress_tokens_get_only_their_own_progress() {
+    let (bridge, mut server) = start();
+    let mut a = send(&bridge, "a", call_with_progress(3)).await;
+    let mut b = send(&bridge, "b", call_with_progress(3)).await;
+    let seen_a = server.read().await;
+    let seen_b = server.read().await;
+    let (id_a, id_b) = (seen_a["id"].clone(), seen_b["id"].clone());
+    assert_ne!(id_a, id_b, "the workload sees distinct ids");
+    assert_eq!(seen_a["params"]["_meta"]["progressToken"], id_a);
+    assert_eq!(seen_b["params"]["_meta"]["progressToken"], id_b);
+
+    for (token, progress) in [(&id_b, 1), (&id_a, 2)] {
+        server
+            .write(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                          "params": {"progressToken": token, "progress": progress}}))
+            .await;
+    }
+    server
+        .write(json!({"jsonrpc": "2.0", "id": id_a, "result": {"content": []}}))
+        .await;
+
+    let progress_a = next(&mut a).await;
+    assert_eq!(
+        progress_a["params"],
+        json!({"progressToken": 3, "progress": 2})
+    );
+    assert_eq!(next(&mut a).await["id"], 3);
+    let progress_b = next(&mut b).await;
+    assert_eq!(
+        progress_b["params"],
+        json!({"progressToken": 3, "progress": 1})
+    );
+    assert!(b.try_recv().is_err(), "b got nothing of a's");
+}
+
+#[tokio::test]
+async fn a_cancellation_names_the_workloads_id_and_only_reaches_its_own_sessions_request() {
+    let (bridge, mut server) = start();
+    let _a = send(&bridge, "a", call_with_progress(7)).await;
+    let seen = server.read().await;
+    let cancel = |id: u64| {
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+               "params": {"requestId": id, "reason": "user"}})
+    };
+    // Session b has no request 7: its cancellation must not touch a's.
+    let _ = send(&bridge, "b", cancel(7)).await;
+    let _ = send(&bridge, "a", cancel(7)).await;
+    let forwarded = server.read().await;
+    assert_eq!(forwarded["method"], "notifications/cancelled");
+    assert_eq!(forwarded["params"]["requestId"], seen["id"]);
+    assert_eq!(forwarded["params"]["reason"], "user");
+}
+
+#[tokio::test]
+async fn an_ended_session_has_its_requests_in_flight_cancelled() {
+    let (bridge, mut server) = start();
+    let _a = send(&bridge, "a", call_with_progress(1)).await;
+    let seen = server.read().await;
+    bridge.end_session("a");
+    let cancelled = server.read().await;
+    assert_eq!(cancelled["method"], "notifications/cancelled");
+    assert_eq!(cancelled["params"]["requestId"], seen["id"]);
+}
+
+#[tokio::test]
+async fn a_server_request_goes_to_the_stream_of_the_latest_request_still_in_flight() {
+    let (bridge, mut server) = start();
+    let mut a = send(&bridge, "a", call_with_progress(1)).await;
+    server.read().await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let mut b = send(&bridge, "b", list).await;
+    let seen_b = server.read().await;
+    server
+        .write(json!({"jsonrpc": "2.0", "id": seen_b["id"], "result": {"tools": []}}))
+        .await;
+    assert_eq!(next(&mut b).await["id"], 1);
+    // b's request is answered; the sampling request belongs to a's call.
+    let sampling = json!({"jsonrpc": "2.0", "id": 0, "method": "sampling/createMessage",
+                          "params": {"messages": [], "maxTokens": 1}});
+    server.write(sampling.clone()).await;
+    assert_eq!(next(&mut a).await, sampling);
+}
