@@ -190,6 +190,29 @@ impl Running {
         }
     }
 
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The ids of its child processes (from `/proc`).
+    pub fn children(&self) -> Vec<u32> {
+        let parent = self.child.id().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| {
+                let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+                let after_comm = &stat[stat.rfind(')')? + 1..];
+                let ppid = after_comm.split_whitespace().nth(1)?;
+                (ppid == parent).then_some(pid)
+            })
+            .collect()
+    }
+
     /// The last `lines` lines the process wrote to stderr.
     pub fn stderr_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();

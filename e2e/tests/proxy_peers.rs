@@ -152,6 +152,45 @@ fn concurrent_sessions_over_one_stdio_server_each_get_only_their_own_progress_an
 }
 
 #[test]
+fn a_stdio_server_that_exits_is_restarted_and_reinitialized_for_every_session() {
+    let proxy = Proxy::start(
+        &stdio_config("everything", "streamable-http"),
+        &everything_stdio(),
+        &[],
+    );
+    let url = proxy.at("/mcp");
+    Driver::Ts.run(&url, "streamable-http", &["--steps", "initialize,list"]);
+    let first = only_child(&proxy, None);
+    let killed = std::process::Command::new("kill")
+        .arg(first.to_string())
+        .status()
+        .expect("running kill");
+    assert!(killed.success(), "kill {first}: {killed}");
+    only_child(&proxy, Some(first));
+    // The new server knows the client's capabilities from the replayed handshake, so it
+    // offers the sampling tool again, and answers sessions old and new.
+    both_drivers_pass_every_step(&url, "streamable-http");
+}
+
+/// The proxy's one child process, once it is not `not` (a restarted one).
+fn only_child(proxy: &Proxy, not: Option<u32>) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let children = proxy.process.children();
+        if let [child] = children[..]
+            && Some(child) != not
+        {
+            return child;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy's children are {children:?}, waiting for one other than {not:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn streamable_http_sessions_end_with_delete_and_are_then_unknown() {
     let proxy = Proxy::start(
         &stdio_config("everything", "streamable-http"),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Workload;
 use crate::mcp;
@@ -51,6 +51,10 @@ const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A workload that ran this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// The id of the `initialize` replayed to a restarted workload (no request of a
+/// client gets a string id from the bridge).
+const REPLAY_ID: &str = "thv-proxy-replay";
+
 /// Longest line accepted from the workload; longer output is dropped with a log line.
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
@@ -87,6 +91,8 @@ pub struct Bridge {
     init: tokio::sync::Mutex<Option<Arc<Initialized>>>,
     initialized_forwarded: AtomicBool,
     running: AtomicBool,
+    /// Told when a restarted workload answered the replayed `initialize`.
+    replay_answered: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl Bridge {
@@ -99,6 +105,7 @@ impl Bridge {
             init: tokio::sync::Mutex::new(None),
             initialized_forwarded: AtomicBool::new(false),
             running: AtomicBool::new(false),
+            replay_answered: Mutex::new(None),
         });
         tokio::spawn(supervise(Arc::downgrade(&bridge), workload, rx));
         bridge
@@ -357,6 +364,17 @@ impl Bridge {
     }
 
     fn respond(&self, line: &[u8], id: &str) {
+        if id.trim_matches('"') == REPLAY_ID {
+            let answered = self
+                .replay_answered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(answered) = answered {
+                let _ = answered.send(());
+            }
+            return;
+        }
         let pending = id
             .parse::<u64>()
             .ok()
@@ -391,23 +409,38 @@ impl Bridge {
         }
     }
 
-    /// What a restarted workload must receive first: the cached initialize and the
-    /// initialized notification.
-    async fn replay(&self) -> Vec<Bytes> {
+    /// What a restarted workload must receive before anything else: the cached
+    /// initialize and, once it is answered, the initialized notification.
+    async fn replay(&self) -> Option<Replay> {
         let Some(init) = self.init.lock().await.clone() else {
             self.initialized_forwarded.store(false, Ordering::SeqCst);
-            return Vec::new();
+            return None;
         };
         let mut request = init.request.clone();
-        // An id no request of ours uses: its response finds no pending entry and is dropped.
-        request["id"] = Value::from("thv-proxy-replay");
+        request["id"] = Value::from(REPLAY_ID);
         let initialized =
             serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        [request, initialized]
-            .iter()
-            .map(|v| Bytes::from(format!("{v}\n")))
-            .collect()
+        let (answered_tx, answered) = oneshot::channel();
+        *self
+            .replay_answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(answered_tx);
+        Some(Replay {
+            initialize: Bytes::from(format!("{request}\n")),
+            initialized: Bytes::from(format!("{initialized}\n")),
+            answered,
+        })
     }
+}
+
+/// The handshake replayed to a restarted workload. `initialized` waits for the answer
+/// to `initialize`, as a client's would: servers read the client's capabilities when
+/// `initialized` arrives (server-everything registers its sampling tool then) and may
+/// not have them yet if both arrive together.
+struct Replay {
+    initialize: Bytes,
+    initialized: Bytes,
+    answered: oneshot::Receiver<()>,
 }
 
 async fn supervise(
@@ -465,12 +498,22 @@ async fn run(
     stdout: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
     exited: futures::future::BoxFuture<'static, String>,
     outbound: &mut mpsc::UnboundedReceiver<Bytes>,
-    replay: Vec<Bytes>,
+    replay: Option<Replay>,
 ) -> String {
     let mut writer = BufWriter::new(stdin);
     let write = async {
-        for line in replay {
-            writer.write_all(&line).await?;
+        if let Some(replay) = replay {
+            writer.write_all(&replay.initialize).await?;
+            writer.flush().await?;
+            if tokio::time::timeout(INIT_TIMEOUT, replay.answered)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "the restarted MCP server did not answer initialize in time; going on"
+                );
+            }
+            writer.write_all(&replay.initialized).await?;
         }
         writer.flush().await?;
         while let Some(line) = outbound.recv().await {
