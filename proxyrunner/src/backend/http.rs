@@ -45,7 +45,8 @@ pub enum UpstreamError {
 /// The upstream server.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+    /// Boxed: the pool handle is large and the proxy's backend enum holds an `Upstream`.
+    client: Box<Client<HttpConnector, Body>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     /// Path of the server's MCP endpoint (`/mcp`, `/sse`), used for the proxy's own
@@ -79,10 +80,12 @@ impl Upstream {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let client = Box::new(
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(256)
+                .build(connector),
+        );
         let endpoint_path = match url.path() {
             "" | "/" => client_path.to_owned(),
             path => path.to_owned(),
