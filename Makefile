@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit e2e demo demo-down demo-check bench-operator lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e peers demo demo-down demo-check bench-operator lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -18,8 +18,11 @@ test: lint unit e2e demo-check ## Everything CI checks: formatting, clippy, unit
 unit: ## Unit, schema and CRD-drift tests (no cluster)
 	$(CARGO) test --workspace --locked --exclude e2e
 
-e2e: cluster-up ## End-to-end tests on the loopback control plane (or KUBECONFIG with THV_E2E_USE_EXISTING=1)
+e2e: cluster-up peers ## End-to-end tests on the loopback control plane (or KUBECONFIG with THV_E2E_USE_EXISTING=1)
 	$(CARGO) test --locked -p e2e
+
+peers: ## Install the non-Rust MCP peers of the proxy e2e tests (e2e/peers: npm and PyPI, pinned)
+	scripts/peers.sh >/dev/null
 
 demo: ## Run the operator on a local control plane with examples/ applied; Ctrl-C cleans up
 	scripts/demo.sh
