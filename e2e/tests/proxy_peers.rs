@@ -11,45 +11,35 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use e2e::proxy::{
-    ALL_STEPS, Driver, Proxy, both_drivers_pass_every_step, free_port, http_config, peers,
-    remote_config, start_server_everything, stdio_config, wait_for_port,
+    Driver, Proxy, both_drivers_pass_every_step, free_port, http_config, peers, remote_config,
+    start_server_everything, stdio_config, wait_for_port,
 };
 
-fn everything_stdio() -> [&'static OsStr; 3] {
+/// A proxy serving server-everything, run as its stdio child, to clients as `mode`.
+fn everything_over_stdio(mode: &str) -> Proxy {
     let peers = peers();
-    [
-        peers.node22.as_os_str(),
-        peers.server_everything.as_os_str(),
-        OsStr::new("stdio"),
-    ]
-}
-
-#[test]
-fn stdio_server_served_as_streamable_http_passes_every_step_with_both_sdks() {
-    let proxy = Proxy::start(
-        &stdio_config("everything", "streamable-http"),
-        &everything_stdio(),
-        &[],
-    );
-    both_drivers_pass_every_step(&proxy.at("/mcp"), "streamable-http");
-}
-
-#[test]
-fn stdio_server_served_as_legacy_sse_passes_every_step_with_both_sdks() {
-    let proxy = Proxy::start(&stdio_config("everything", "sse"), &everything_stdio(), &[]);
-    both_drivers_pass_every_step(&proxy.at("/sse"), "sse");
-}
-
-#[test]
-fn streamable_http_server_started_by_the_proxy_passes_every_step_with_both_sdks() {
-    let peers = peers();
-    let port = free_port();
-    let proxy = Proxy::start(
-        &http_config("everything", "streamable-http", port),
+    Proxy::start(
+        &stdio_config("everything", mode),
         &[
             peers.node22.as_os_str(),
             peers.server_everything.as_os_str(),
-            OsStr::new("streamableHttp"),
+            OsStr::new("stdio"),
+        ],
+        &[],
+    )
+}
+
+/// A proxy that starts server-everything on `transport` (`streamableHttp`, `sse`) as a
+/// local HTTP server (a container workload speaking `workload`), once it listens.
+fn everything_started_by_the_proxy(transport: &str, workload: &str) -> Proxy {
+    let peers = peers();
+    let port = free_port();
+    let proxy = Proxy::start(
+        &http_config("everything", workload, port),
+        &[
+            peers.node22.as_os_str(),
+            peers.server_everything.as_os_str(),
+            OsStr::new(transport),
         ],
         &[("PORT", &port.to_string())],
     );
@@ -58,33 +48,56 @@ fn streamable_http_server_started_by_the_proxy_passes_every_step_with_both_sdks(
         "server-everything (started by the proxy)",
         &proxy.process,
     );
+    proxy
+}
+
+/// A proxy in front of server-everything on `port` as a remote workload (`path` is
+/// `/mcp` or `/sse`), with an optional endpoint prefix.
+fn everything_remote(port: u16, path: &str, workload: &str, prefix: Option<&str>) -> Proxy {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut config = remote_config("everything", &url, workload);
+    if let Some(prefix) = prefix {
+        config["proxy"]["endpoint_prefix"] = prefix.into();
+    }
+    Proxy::start(&config, &[], &[])
+}
+
+#[test]
+fn stdio_server_served_as_streamable_http_passes_every_step_with_both_sdks() {
+    let proxy = everything_over_stdio("streamable-http");
     both_drivers_pass_every_step(&proxy.at("/mcp"), "streamable-http");
 }
 
 #[test]
-fn remote_sse_server_passes_every_step_with_both_sdks() {
-    let (_server, port) = start_server_everything("sse");
-    let proxy = Proxy::start(
-        &remote_config("everything", &format!("http://127.0.0.1:{port}/sse"), "sse"),
-        &[],
-        &[],
-    );
+fn stdio_server_served_as_legacy_sse_passes_every_step_with_both_sdks() {
+    let proxy = everything_over_stdio("sse");
+    both_drivers_pass_every_step(&proxy.at("/sse"), "sse");
+}
+
+#[test]
+fn streamable_http_server_started_by_the_proxy_passes_every_step_with_both_sdks() {
+    let proxy = everything_started_by_the_proxy("streamableHttp", "streamable-http");
+    both_drivers_pass_every_step(&proxy.at("/mcp"), "streamable-http");
+}
+
+#[test]
+fn sse_server_started_by_the_proxy_passes_every_step_with_both_sdks() {
+    let proxy = everything_started_by_the_proxy("sse", "sse");
     both_drivers_pass_every_step(&proxy.at("/sse"), "sse");
 }
 
 #[test]
 fn remote_streamable_http_server_passes_every_step_with_both_sdks() {
     let (_server, port) = start_server_everything("streamableHttp");
-    let proxy = Proxy::start(
-        &remote_config(
-            "everything",
-            &format!("http://127.0.0.1:{port}/mcp"),
-            "streamable-http",
-        ),
-        &[],
-        &[],
-    );
+    let proxy = everything_remote(port, "/mcp", "streamable-http", None);
     both_drivers_pass_every_step(&proxy.at("/mcp"), "streamable-http");
+}
+
+#[test]
+fn remote_sse_server_passes_every_step_with_both_sdks() {
+    let (_server, port) = start_server_everything("sse");
+    let proxy = everything_remote(port, "/sse", "sse", None);
+    both_drivers_pass_every_step(&proxy.at("/sse"), "sse");
 }
 
 #[test]
@@ -124,7 +137,7 @@ fn python_stdio_time_server_answers_tool_calls_with_both_sdks_over_both_transpor
 #[test]
 fn concurrent_sessions_over_one_stdio_server_each_get_only_their_own_progress_and_sampling() {
     for (mode, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
-        let proxy = Proxy::start(&stdio_config("everything", mode), &everything_stdio(), &[]);
+        let proxy = everything_over_stdio(mode);
         let url = proxy.at(path);
         let drivers = [Driver::Ts, Driver::Py, Driver::Ts, Driver::Py];
         let summaries: Vec<_> = std::thread::scope(|scope| {
@@ -153,11 +166,7 @@ fn concurrent_sessions_over_one_stdio_server_each_get_only_their_own_progress_an
 
 #[test]
 fn a_stdio_server_that_exits_is_restarted_and_reinitialized_for_every_session() {
-    let proxy = Proxy::start(
-        &stdio_config("everything", "streamable-http"),
-        &everything_stdio(),
-        &[],
-    );
+    let proxy = everything_over_stdio("streamable-http");
     let url = proxy.at("/mcp");
     Driver::Ts.run(&url, "streamable-http", &["--steps", "initialize,list"]);
     let first = only_child(&proxy, None);
@@ -192,11 +201,7 @@ fn only_child(proxy: &Proxy, not: Option<u32>) -> u32 {
 
 #[test]
 fn streamable_http_sessions_end_with_delete_and_are_then_unknown() {
-    let proxy = Proxy::start(
-        &stdio_config("everything", "streamable-http"),
-        &everything_stdio(),
-        &[],
-    );
+    let proxy = everything_over_stdio("streamable-http");
     for driver in Driver::BOTH {
         let summary = driver.run(
             &proxy.at("/mcp"),
@@ -214,26 +219,12 @@ fn streamable_http_sessions_end_with_delete_and_are_then_unknown() {
 #[test]
 fn sse_server_endpoint_event_is_rewritten_to_the_proxy_path_under_the_endpoint_prefix() {
     let (_server, port) = start_server_everything("sse");
-    let mut config = remote_config("everything", &format!("http://127.0.0.1:{port}/sse"), "sse");
-    config["proxy"]["endpoint_prefix"] = "/everything".into();
-    let proxy = Proxy::start(&config, &[], &[]);
+    let proxy = everything_remote(port, "/sse", "sse", Some("/everything"));
     let endpoint = first_endpoint_event(&proxy.url);
     assert!(
         endpoint.starts_with("/everything/message?sessionId="),
         "endpoint event data: {endpoint:?}"
     );
-    // Without a prefix the server's own relative endpoint already names the proxy.
-    let plain = Proxy::start(
-        &remote_config("everything", &format!("http://127.0.0.1:{port}/sse"), "sse"),
-        &[],
-        &[],
-    );
-    let endpoint = first_endpoint_event(&plain.url);
-    assert!(
-        endpoint.starts_with("/message?sessionId="),
-        "endpoint event data: {endpoint:?}"
-    );
-    Driver::Ts.run(&plain.at("/sse"), "sse", &["--steps", ALL_STEPS]);
 }
 
 /// GETs `/sse` on `base` and returns the data of its `endpoint` event.
