@@ -258,8 +258,11 @@ impl Bridge {
         let client_id = request.get("id").cloned().unwrap_or(Value::Null);
         let mut cached = self.init.lock().await;
         if let Some(init) = cached.as_ref() {
-            let reply =
-                serde_json::json!({"jsonrpc": "2.0", "id": client_id, "result": init.result});
+            let mut result = init.result.clone();
+            if let Some(version) = session_version(&request, &result) {
+                result["protocolVersion"] = Value::from(version);
+            }
+            let reply = serde_json::json!({"jsonrpc": "2.0", "id": client_id, "result": result});
             return Ok(Bytes::from(reply.to_string()));
         }
         let (sink, mut rx) = mpsc::unbounded_channel();
@@ -412,10 +415,17 @@ impl Bridge {
     /// What a restarted workload must receive before anything else: the cached
     /// initialize and, once it is answered, the initialized notification.
     async fn replay(&self) -> Option<Replay> {
-        let Some(init) = self.init.lock().await.clone() else {
+        // An initialize in flight holds the lock while it waits for this workload's
+        // answer: waiting for the lock here would deadlock, and that initialize is
+        // already queued for the workload, so there is nothing to replay.
+        let Ok(cached) = self.init.try_lock() else {
+            return None;
+        };
+        let Some(init) = cached.clone() else {
             self.initialized_forwarded.store(false, Ordering::SeqCst);
             return None;
         };
+        drop(cached);
         let mut request = init.request.clone();
         request["id"] = Value::from(REPLAY_ID);
         let initialized =
@@ -441,6 +451,17 @@ struct Replay {
     initialize: Bytes,
     initialized: Bytes,
     answered: oneshot::Receiver<()>,
+}
+
+/// The protocol version a later session gets, when not the one the workload
+/// negotiated: the version the client asked for, if the proxy knows it and it is older
+/// (a server answers a version it supports with that version; the workload, having
+/// agreed to a newer one, speaks a superset). An unknown or newer request gets the
+/// negotiated version, as from a server that does not support it.
+fn session_version<'a>(request: &'a Value, result: &Value) -> Option<&'a str> {
+    let asked = request.pointer("/params/protocolVersion")?.as_str()?;
+    let negotiated = result.get("protocolVersion")?.as_str()?;
+    (crate::transport::PROTOCOL_VERSIONS.contains(&asked) && asked < negotiated).then_some(asked)
 }
 
 async fn supervise(
