@@ -44,7 +44,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: bench-runconfig bench-operator bench-webhook ## Every benchmark (prints numbers; not pass/fail)
+bench: bench-runconfig bench-operator bench-webhook bench-proxy ## Every benchmark (prints numbers; not pass/fail)
 
 BENCH_SERVERS ?= 1000
 bench-operator: cluster-up ## Apply BENCH_SERVERS MCPServers; seconds to converge, objects/s, operator peak RSS
@@ -55,6 +55,11 @@ BENCH_WEBHOOK_RATE ?= 500
 BENCH_WEBHOOK_SECONDS ?= 30
 bench-webhook: ## Admission webhook at BENCH_WEBHOOK_RATE reviews/s over loopback TLS; server-side p50/p99 (target p99 <= 2 ms)
 	$(CARGO) run --locked --release -p thv-operator --example bench_webhook -- $(BENCH_WEBHOOK_RATE) $(BENCH_WEBHOOK_SECONDS)
+
+BENCH_PROXY_SECONDS ?= 5
+bench-proxy: ## Proxy cost: direct vs proxied latency/throughput (c=1, c=32), stdio bridge rate, RSS per idle session
+	$(CARGO) build --locked --release -p thv-proxyrunner -p mcp-fixture --bins --examples
+	target/release/examples/bench_proxy $(BENCH_PROXY_SECONDS)
 
 bench-runconfig: ## Validation latency of a full RunConfig with 50 Cedar policies (target <= 200 us)
 	$(CARGO) bench --locked -p runconfig --bench validate
