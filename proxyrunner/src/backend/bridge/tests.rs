@@ -179,3 +179,37 @@ async fn a_server_request_goes_to_the_stream_of_the_latest_request_still_in_flig
     server.write(sampling.clone()).await;
     assert_eq!(next(&mut a).await, sampling);
 }
+
+#[tokio::test]
+async fn later_sessions_get_the_cached_handshake_in_the_older_version_they_asked_for() {
+    let (bridge, mut server) = start();
+    let initialize = |id: u64, version: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "initialize",
+               "params": {"protocolVersion": version, "capabilities": {},
+                          "clientInfo": {"name": "t", "version": "1"}}})
+    };
+    let (first, ()) = tokio::join!(
+        async { next(&mut send(&bridge, "a", initialize(0, "2025-11-25")).await).await },
+        async {
+            let seen = server.read().await;
+            server
+                .write(json!({"jsonrpc": "2.0", "id": seen["id"],
+                              "result": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                         "serverInfo": {"name": "s", "version": "1"}}}))
+                .await;
+        }
+    );
+    assert_eq!(first["result"]["protocolVersion"], "2025-11-25");
+    for (asked, answered) in [
+        ("2025-03-26", "2025-03-26"),
+        ("2025-11-25", "2025-11-25"),
+        ("2099-01-01", "2025-11-25"),
+    ] {
+        let reply = next(&mut send(&bridge, "b", initialize(0, asked)).await).await;
+        assert_eq!(
+            reply["result"]["protocolVersion"], answered,
+            "asked {asked}"
+        );
+        assert_eq!(reply["result"]["serverInfo"]["name"], "s");
+    }
+}
