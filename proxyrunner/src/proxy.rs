@@ -72,8 +72,7 @@ impl Proxy {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
+        let (method, uri) = (request.method().clone(), request.uri().clone());
         match std::panic::AssertUnwindSafe(self.route(request, peer))
             .catch_unwind()
             .await
@@ -85,7 +84,7 @@ impl Proxy {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                tracing::error!(%method, %path, panic = %what, "request handler panicked; answered 500");
+                tracing::error!(%method, path = uri.path(), panic = %what, "request handler panicked; answered 500");
                 reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
         }
@@ -100,7 +99,10 @@ impl Proxy {
         if path == "/health" {
             return self.health();
         }
-        if path == METADATA_PATH || path.starts_with(&format!("{METADATA_PATH}/")) {
+        if path
+            .strip_prefix(METADATA_PATH)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
             return match self.authn.metadata(&self.resource_url(request.headers())) {
                 Some(document) => reply::json(StatusCode::OK, &document),
                 None => reply::error(
