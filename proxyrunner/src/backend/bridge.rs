@@ -126,9 +126,14 @@ impl Bridge {
         self.routes().streams.insert(session, sink);
     }
 
-    /// Forgets a session's listening stream.
-    pub fn unlisten(&self, session: &str) {
-        self.routes().streams.remove(session);
+    /// Forgets a session's listening stream, unless another replaced it since: a client
+    /// that reconnects its stream opens the new one before the old one is seen closed.
+    pub fn unlisten(&self, session: &str, sink: &mpsc::WeakUnboundedSender<Bytes>) {
+        let mut routes = self.routes();
+        let current = routes.streams.get(session);
+        if current.is_some_and(|current| sink.upgrade().is_some_and(|s| s.same_channel(current))) {
+            routes.streams.remove(session);
+        }
     }
 
     /// Ends a session: forgets its listening stream and cancels its requests in flight

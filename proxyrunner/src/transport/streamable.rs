@@ -187,11 +187,13 @@ impl Streamable {
             }
         };
         let (sink, rx) = mpsc::unbounded_channel();
+        let registered = sink.downgrade();
         self.bridge.listen(session.clone(), sink);
         let guard = (
             Unlisten {
                 bridge: self.bridge.clone(),
                 session: session.clone(),
+                sink: registered,
             },
             self.metrics.as_ref().map(|m| m.connection()),
         );
@@ -224,11 +226,12 @@ impl Streamable {
 struct Unlisten {
     bridge: Arc<Bridge>,
     session: Arc<str>,
+    sink: mpsc::WeakUnboundedSender<Bytes>,
 }
 
 impl Drop for Unlisten {
     fn drop(&mut self) {
-        self.bridge.unlisten(&self.session);
+        self.bridge.unlisten(&self.session, &self.sink);
     }
 }
 

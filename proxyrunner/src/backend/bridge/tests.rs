@@ -213,3 +213,18 @@ async fn later_sessions_get_the_cached_handshake_in_the_older_version_they_asked
         assert_eq!(reply["result"]["serverInfo"]["name"], "s");
     }
 }
+
+#[tokio::test]
+async fn a_reconnected_listening_stream_survives_the_end_of_the_one_it_replaced() {
+    let (bridge, mut server) = start();
+    let (old, old_rx) = mpsc::unbounded_channel();
+    let old_registration = old.downgrade();
+    bridge.listen(Arc::from("a"), old);
+    let (new, mut new_rx) = mpsc::unbounded_channel();
+    bridge.listen(Arc::from("a"), new);
+    drop(old_rx);
+    bridge.unlisten("a", &old_registration);
+    let changed = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
+    server.write(changed.clone()).await;
+    assert_eq!(next(&mut new_rx).await, changed);
+}
