@@ -138,15 +138,7 @@ impl Upstream {
             .method(parts.method)
             .uri(uri)
             .body(body)?;
-        let headers = request.headers_mut();
-        *headers = parts.headers;
-        strip_hop_by_hop(headers);
-        self.add_forwarded(headers, peer);
-        if (self.host_header == HostHeader::Upstream || !headers.contains_key(header::HOST))
-            && let Ok(value) = HeaderValue::from_str(self.authority.as_str())
-        {
-            headers.insert(header::HOST, value);
-        }
+        *request.headers_mut() = self.upstream_headers(parts.headers, peer);
         let response = self.client.request(request).await?;
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -161,6 +153,25 @@ impl Upstream {
             body = rewrite_endpoint_event(body, self.endpoint_prefix.clone());
         }
         Ok(Response::from_parts(parts, body))
+    }
+
+    /// The client's request headers as the upstream gets them.
+    fn upstream_headers(&self, mut headers: HeaderMap, peer: SocketAddr) -> HeaderMap {
+        strip_hop_by_hop(&mut headers);
+        self.add_forwarded(&mut headers, peer);
+        if (self.host_header == HostHeader::Upstream || !headers.contains_key(header::HOST))
+            && let Ok(value) = HeaderValue::from_str(self.authority.as_str())
+        {
+            headers.insert(header::HOST, value);
+        }
+        // Responses must arrive as plain bytes: the proxy reads SSE events (the endpoint
+        // event) and list results (the tool filter and authorization rewrite them); a
+        // compressed list would pass unfiltered.
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        headers
     }
 
     fn add_forwarded(&self, headers: &mut HeaderMap, peer: SocketAddr) {
@@ -316,6 +327,24 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("mcp-session-id"));
+    }
+
+    #[test]
+    fn the_upstream_is_asked_for_uncompressed_responses() {
+        let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("a URL");
+        let upstream =
+            Upstream::new(&url, "/mcp", HostHeader::Preserve, false).expect("an upstream");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, br"),
+        );
+        headers.insert(header::HOST, HeaderValue::from_static("proxy.example"));
+        let peer = SocketAddr::from(([10, 0, 0, 1], 5000));
+        let sent = upstream.upstream_headers(headers, peer);
+        assert_eq!(sent[header::ACCEPT_ENCODING], "identity");
+        assert_eq!(sent[header::HOST], "proxy.example");
+        assert_eq!(sent["x-forwarded-for"], "10.0.0.1");
     }
 
     /// The stream of `chunks` through [`rewrite_endpoint_event`], as one string.
