@@ -10,6 +10,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
+
 use e2e::proxy::{
     Driver, Proxy, both_drivers_pass_every_step, free_port, http_config, peers, remote_config,
     start_server_everything, stdio_config, wait_for_port,
@@ -17,9 +19,14 @@ use e2e::proxy::{
 
 /// A proxy serving server-everything, run as its stdio child, to clients as `mode`.
 fn everything_over_stdio(mode: &str) -> Proxy {
+    everything_child(&stdio_config("everything", mode))
+}
+
+/// A proxy from `config` with server-everything as its stdio child.
+fn everything_child(config: &Value) -> Proxy {
     let peers = peers();
     Proxy::start(
-        &stdio_config("everything", mode),
+        config,
         &[
             peers.node22.as_os_str(),
             peers.server_everything.as_os_str(),
@@ -98,6 +105,48 @@ fn remote_sse_server_passes_every_step_with_both_sdks() {
     let (_server, port) = start_server_everything("sse");
     let proxy = everything_remote(port, "/sse", "sse", None);
     both_drivers_pass_every_step(&proxy.at("/sse"), "sse");
+}
+
+/// The tool filter and override hold on both client transports: on legacy SSE the
+/// list result arrives on the session's stream, not in the POST's response.
+#[test]
+fn filtered_and_renamed_tools_are_all_sdk_clients_see_and_call_over_both_transports() {
+    for (mode, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
+        let mut config = stdio_config("everything", mode);
+        config["proxy"]["tools"] = json!({
+            "filter": ["echo", "get-sum"],
+            "overrides": {"echo": {"name": "say"}},
+        });
+        let proxy = everything_child(&config);
+        for driver in Driver::BOTH {
+            let summary = driver.run(
+                &proxy.at(path),
+                mode,
+                &[
+                    "--steps",
+                    "initialize,list,call",
+                    "--tool",
+                    "say",
+                    "--args",
+                    r#"{"message":"only what the filter lets through"}"#,
+                    "--expect",
+                    "only what the filter lets through",
+                ],
+            );
+            let mut names: Vec<&str> = summary["steps"]["list"]["names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                ["get-sum", "say"],
+                "{driver:?} over {mode}: {summary}"
+            );
+        }
+    }
 }
 
 #[test]

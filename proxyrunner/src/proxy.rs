@@ -311,6 +311,12 @@ impl Proxy {
                 .flatten()
             })
             .collect();
+        let rewrite = (!lists.is_empty()).then(|| ListRewrite {
+            lists,
+            principal: principal.clone(),
+            tools: self.tools.clone(),
+            authz: self.authz.clone(),
+        });
         let response = match &self.backend {
             Backend::Http(upstream) => match upstream
                 .forward(parts, reply::full(bytes.clone()), peer)
@@ -336,6 +342,7 @@ impl Proxy {
                         sse_transport::session_param(parts.uri.query()).as_deref(),
                         &body,
                         &bytes,
+                        rewrite.clone(),
                     )
                     .await
             }
@@ -350,16 +357,10 @@ impl Proxy {
             started,
             None,
         );
-        if lists.is_empty() {
-            return response;
+        match rewrite {
+            Some(rewrite) => rewrite.response(response),
+            None => response,
         }
-        ListRewrite {
-            lists,
-            principal,
-            tools: self.tools.clone(),
-            authz: self.authz.clone(),
-        }
-        .response(response)
     }
 
     /// Answers refused messages: one JSON-RPC error per request (a batch is refused

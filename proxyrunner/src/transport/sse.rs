@@ -1,7 +1,8 @@
 //! The legacy HTTP+SSE transport in front of the stdio bridge: `GET /sse` opens a
 //! session whose first event, `endpoint`, names the proxy's own
 //! `<endpointPrefix>/messages?sessionId=…`; POSTs there are answered 202 and their
-//! responses arrive on the session's stream.
+//! responses arrive on the session's stream (list results rewritten on the way, since
+//! the POST's own response carries none).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use crate::backend::bridge::{Bridge, Sink};
 use crate::mcp;
 use crate::middleware::telemetry::Metrics;
 use crate::reply::{self, Body, code};
+use crate::rewrite::ListRewrite;
 use crate::sse;
 
 /// Sessions of the SSE transport.
@@ -79,18 +81,23 @@ impl Sse {
         sse_response(events, guard)
     }
 
-    /// POST `/messages?sessionId=…`.
+    /// POST `/messages?sessionId=…`; `lists` rewrites the list results it asks for.
     pub async fn post(
         &self,
         session: Option<&str>,
         body: &mcp::Body,
         bytes: &[u8],
+        lists: Option<ListRewrite>,
     ) -> Response<Body> {
-        let Some((session, sink)) = session.and_then(|s| Some((s, self.sink(s)?))) else {
+        let Some((session, stream)) = session.and_then(|s| Some((s, self.sink(s)?))) else {
             return reply::error(
                 StatusCode::NOT_FOUND,
                 "unknown or ended session: open GET /sse first",
             );
+        };
+        let sink = match lists {
+            Some(lists) => rewriting(stream, lists),
+            None => stream,
         };
         match self.bridge.send(session, body, bytes, &sink).await {
             Ok(_) => {
@@ -111,6 +118,22 @@ impl Sse {
             }
         }
     }
+}
+
+/// A sink for one POST's messages that rewrites its list results and passes everything
+/// on to the session's stream. It closes once the bridge has delivered the POST's last
+/// response (the bridge drops its clones then).
+fn rewriting(stream: Sink, lists: ListRewrite) -> Sink {
+    let (sink, mut rx) = mpsc::unbounded_channel::<bytes::Bytes>();
+    tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            let message = lists.message(&message).await.unwrap_or(message);
+            if stream.send(message).is_err() {
+                return;
+            }
+        }
+    });
+    sink
 }
 
 struct Forget {
