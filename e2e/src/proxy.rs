@@ -490,6 +490,29 @@ impl Driver {
     /// `args` (`--steps ...`, ...). Fails with the driver's summary and stderr unless
     /// every step passed; returns the summary.
     pub fn run(self, url: &str, transport: &str, args: &[&str]) -> Value {
+        let (finished, summary) = self.attempt(url, transport, args);
+        assert!(
+            finished.status.success() && summary["ok"] == true,
+            "{self:?} driver against {url} ({transport}, {args:?}) failed ({}): {}\nsummary: {summary}\nstderr:\n{}",
+            finished.status,
+            summary["error"],
+            finished.stderr
+        );
+        summary
+    }
+
+    /// Like [`Driver::run`] for a run that must fail: returns the failure (`STEP:
+    /// reason`), or fails when every step passed.
+    pub fn run_failing(self, url: &str, transport: &str, args: &[&str]) -> String {
+        let (finished, summary) = self.attempt(url, transport, args);
+        assert!(
+            !finished.status.success() && summary["ok"] == false,
+            "{self:?} driver against {url} ({transport}, {args:?}) passed, but should not: {summary}"
+        );
+        summary["error"].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn attempt(self, url: &str, transport: &str, args: &[&str]) -> (Finished, Value) {
         let mut command = self.command();
         command
             .args(["--url", url, "--transport", transport, "--quiet"])
@@ -501,14 +524,7 @@ impl Driver {
             .rev()
             .find_map(|line| serde_json::from_str(line).ok())
             .unwrap_or(Value::Null);
-        assert!(
-            finished.status.success() && summary["ok"] == true,
-            "{self:?} driver against {url} ({transport}, {args:?}) failed ({}): {}\nsummary: {summary}\nstderr:\n{}",
-            finished.status,
-            summary["error"],
-            finished.stderr
-        );
-        summary
+        (finished, summary)
     }
 }
 

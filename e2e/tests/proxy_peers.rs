@@ -58,15 +58,14 @@ fn everything_started_by_the_proxy(transport: &str, workload: &str) -> Proxy {
     proxy
 }
 
-/// A proxy in front of server-everything on `port` as a remote workload (`path` is
-/// `/mcp` or `/sse`), with an optional endpoint prefix.
-fn everything_remote(port: u16, path: &str, workload: &str, prefix: Option<&str>) -> Proxy {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let mut config = remote_config("everything", &url, workload);
-    if let Some(prefix) = prefix {
-        config["proxy"]["endpoint_prefix"] = prefix.into();
-    }
-    Proxy::start(&config, &[], &[])
+/// A RunConfig for server-everything on `port` as a remote workload (`path` is `/mcp`
+/// or `/sse`).
+fn everything_remote(port: u16, path: &str, workload: &str) -> Value {
+    remote_config(
+        "everything",
+        &format!("http://127.0.0.1:{port}{path}"),
+        workload,
+    )
 }
 
 #[test]
@@ -96,32 +95,73 @@ fn sse_server_started_by_the_proxy_passes_every_step_with_both_sdks() {
 #[test]
 fn remote_streamable_http_server_passes_every_step_with_both_sdks() {
     let (_server, port) = start_server_everything("streamableHttp");
-    let proxy = everything_remote(port, "/mcp", "streamable-http", None);
+    let proxy = Proxy::start(
+        &everything_remote(port, "/mcp", "streamable-http"),
+        &[],
+        &[],
+    );
     both_drivers_pass_every_step(&proxy.at("/mcp"), "streamable-http");
 }
 
 #[test]
 fn remote_sse_server_passes_every_step_with_both_sdks() {
     let (_server, port) = start_server_everything("sse");
-    let proxy = everything_remote(port, "/sse", "sse", None);
+    let proxy = Proxy::start(&everything_remote(port, "/sse", "sse"), &[], &[]);
     both_drivers_pass_every_step(&proxy.at("/sse"), "sse");
 }
 
-/// The tool filter and override hold on both client transports: on legacy SSE the
-/// list result arrives on the session's stream, not in the POST's response.
+/// The tool filter and override hold over every transport, for both SDKs: clients
+/// list and call only what the filter lets through, under the override's name, and a
+/// hidden tool is refused at once. On legacy SSE the list result and the refusal travel
+/// on the session's stream, not in the POST's response.
 #[test]
-fn filtered_and_renamed_tools_are_all_sdk_clients_see_and_call_over_both_transports() {
-    for (mode, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
-        let mut config = stdio_config("everything", mode);
+fn filtered_and_renamed_tools_are_all_sdk_clients_see_and_call_over_every_transport() {
+    let (_sse_server, sse_port) = start_server_everything("sse");
+    let (_http_server, http_port) = start_server_everything("streamableHttp");
+    let filtered = |mut config: Value| {
         config["proxy"]["tools"] = json!({
             "filter": ["echo", "get-sum"],
             "overrides": {"echo": {"name": "say"}},
         });
-        let proxy = everything_child(&config);
+        config
+    };
+    let proxies = [
+        (
+            everything_child(&filtered(stdio_config("everything", "streamable-http"))),
+            "/mcp",
+        ),
+        (
+            everything_child(&filtered(stdio_config("everything", "sse"))),
+            "/sse",
+        ),
+        (
+            Proxy::start(
+                &filtered(everything_remote(http_port, "/mcp", "streamable-http")),
+                &[],
+                &[],
+            ),
+            "/mcp",
+        ),
+        (
+            Proxy::start(
+                &filtered(everything_remote(sse_port, "/sse", "sse")),
+                &[],
+                &[],
+            ),
+            "/sse",
+        ),
+    ];
+    for (proxy, path) in &proxies {
+        let transport = if *path == "/sse" {
+            "sse"
+        } else {
+            "streamable-http"
+        };
+        let url = proxy.at(path);
         for driver in Driver::BOTH {
             let summary = driver.run(
-                &proxy.at(path),
-                mode,
+                &url,
+                transport,
                 &[
                     "--steps",
                     "initialize,list,call",
@@ -140,10 +180,22 @@ fn filtered_and_renamed_tools_are_all_sdk_clients_see_and_call_over_both_transpo
                 .filter_map(Value::as_str)
                 .collect();
             names.sort_unstable();
-            assert_eq!(
-                names,
-                ["get-sum", "say"],
-                "{driver:?} over {mode}: {summary}"
+            assert_eq!(names, ["get-sum", "say"], "{driver:?} at {url}: {summary}");
+            let refused = driver.run_failing(
+                &url,
+                transport,
+                &[
+                    "--steps",
+                    "initialize,call",
+                    "--tool",
+                    "get-env",
+                    "--timeout-ms",
+                    "15000",
+                ],
+            );
+            assert!(
+                refused.contains("unknown tool"),
+                "{driver:?} at {url}: a hidden tool must be refused at once, got: {refused}"
             );
         }
     }
@@ -268,7 +320,9 @@ fn streamable_http_sessions_end_with_delete_and_are_then_unknown() {
 #[test]
 fn sse_server_endpoint_event_is_rewritten_to_the_proxy_path_under_the_endpoint_prefix() {
     let (_server, port) = start_server_everything("sse");
-    let proxy = everything_remote(port, "/sse", "sse", Some("/everything"));
+    let mut config = everything_remote(port, "/sse", "sse");
+    config["proxy"]["endpoint_prefix"] = "/everything".into();
+    let proxy = Proxy::start(&config, &[], &[]);
     let endpoint = first_endpoint_event(&proxy.url);
     assert!(
         endpoint.starts_with("/everything/message?sessionId="),

@@ -317,6 +317,9 @@ impl Proxy {
             tools: self.tools.clone(),
             authz: self.authz.clone(),
         });
+        if let (Backend::Http(upstream), Some(rewrite)) = (&self.backend, &rewrite) {
+            upstream.expect_lists(parts.uri.query(), rewrite);
+        }
         let response = match &self.backend {
             Backend::Http(upstream) => match upstream
                 .forward(parts, reply::full(bytes.clone()), peer)
@@ -364,8 +367,8 @@ impl Proxy {
     }
 
     /// Answers refused messages: one JSON-RPC error per request (a batch is refused
-    /// whole). On the legacy SSE transport over the bridge the errors go to the
-    /// session's stream, as its responses would.
+    /// whole). On the legacy SSE transport (over the bridge or from an HTTP upstream)
+    /// the errors go to the session's stream, as its responses would.
     fn refuse(
         &self,
         parts: &http::request::Parts,
@@ -398,6 +401,11 @@ impl Proxy {
             for error in &errors {
                 let _ = sink.send(Bytes::from(error.to_string()));
             }
+            return reply::with_body(StatusCode::ACCEPTED, "text/plain", "Accepted");
+        }
+        if let Backend::Http(upstream) = &self.backend
+            && upstream.inject(parts.uri.query(), &errors)
+        {
             return reply::with_body(StatusCode::ACCEPTED, "text/plain", "Accepted");
         }
         let value = if body.batch || errors.len() != 1 {

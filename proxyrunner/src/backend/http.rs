@@ -3,15 +3,14 @@
 //! pooled. The client's `Host` is preserved by default (the server may route or check on
 //! it); `X-Forwarded-For/Proto/Host` tell the server who asked.
 //!
-//! One thing is rewritten: the legacy SSE stream's `endpoint` event, which names where
-//! the client POSTs. The server writes its own path (or URL); the client must be sent
-//! to the proxy's, under the endpoint prefix an ingress serves the proxy at.
+//! A legacy SSE stream (`GET /sse`) is passed through [`legacy_sse`], which rewrites
+//! what the proxy must rewrite on it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::BodyExt;
@@ -19,8 +18,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::legacy_sse;
 use crate::reply::{Body, BoxError};
-use crate::sse;
+use crate::rewrite::ListRewrite;
 
 /// Which `Host` header the upstream receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +58,8 @@ pub struct Upstream {
     trust_proxy_headers: bool,
     /// Prefix of the proxy's advertised paths (the `endpoint` event's).
     endpoint_prefix: String,
+    /// Legacy SSE sessions open through the proxy.
+    sse_sessions: Arc<legacy_sse::Sessions>,
 }
 
 impl Upstream {
@@ -99,6 +101,7 @@ impl Upstream {
             host_header,
             trust_proxy_headers,
             endpoint_prefix: String::new(),
+            sse_sessions: Arc::default(),
         })
     }
 
@@ -108,6 +111,21 @@ impl Upstream {
             .trim_end_matches('/')
             .clone_into(&mut self.endpoint_prefix);
         self
+    }
+
+    /// Notes the list requests of a legacy SSE POST (`query` names the session): their
+    /// results arrive on the session's stream and are rewritten there.
+    pub fn expect_lists(&self, query: Option<&str>, rewrite: &ListRewrite) {
+        if self.client_path == "/sse" {
+            self.sse_sessions.expect_lists(query, rewrite);
+        }
+    }
+
+    /// Sends the proxy's own answers (refusals) to a legacy SSE POST on the stream of
+    /// the session `query` names, where the client looks for them; false when this is
+    /// not a legacy SSE upstream or the session has no stream through this proxy.
+    pub fn inject(&self, query: Option<&str>, messages: &[serde_json::Value]) -> bool {
+        self.client_path == "/sse" && self.sse_sessions.inject(query, messages)
     }
 
     /// Forwards one request; `body` is what the middleware let through.
@@ -150,7 +168,11 @@ impl Upstream {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if sse_stream && event_stream {
             parts.headers.remove(header::CONTENT_LENGTH);
-            body = rewrite_endpoint_event(body, self.endpoint_prefix.clone());
+            body = legacy_sse::stream(
+                body,
+                self.endpoint_prefix.clone(),
+                self.sse_sessions.clone(),
+            );
         }
         Ok(Response::from_parts(parts, body))
     }
@@ -158,6 +180,9 @@ impl Upstream {
     /// The client's request headers as the upstream gets them.
     fn upstream_headers(&self, mut headers: HeaderMap, peer: SocketAddr) -> HeaderMap {
         strip_hop_by_hop(&mut headers);
+        // The body may not be the one the client sent (a renamed tool call): hyper
+        // frames it from its own length.
+        headers.remove(header::CONTENT_LENGTH);
         self.add_forwarded(&mut headers, peer);
         if (self.host_header == HostHeader::Upstream || !headers.contains_key(header::HOST))
             && let Ok(value) = HeaderValue::from_str(self.authority.as_str())
@@ -195,87 +220,6 @@ impl Upstream {
             );
         }
     }
-}
-
-/// Passes an SSE stream through, rewriting its first `endpoint` event with
-/// [`proxy_endpoint`]; every other byte is forwarded as it arrived, as soon as the
-/// event it belongs to is complete (and untouched once the endpoint was seen).
-fn rewrite_endpoint_event(body: Body, prefix: String) -> Body {
-    struct State {
-        chunks: http_body_util::BodyDataStream<Body>,
-        /// Until the endpoint event went by.
-        splitter: Option<sse::Splitter>,
-        prefix: String,
-    }
-    let state = State {
-        chunks: body.into_data_stream(),
-        splitter: Some(sse::Splitter::default()),
-        prefix,
-    };
-    let frames = futures::stream::unfold(state, |mut state| async move {
-        loop {
-            let Some(mut splitter) = state.splitter.take() else {
-                let chunk = state.chunks.next().await?;
-                return Some((chunk.map(hyper::body::Frame::data), state));
-            };
-            let chunk = match state.chunks.next().await {
-                Some(Ok(chunk)) => chunk,
-                Some(Err(e)) => return Some((Err(e), state)),
-                None => {
-                    let rest = splitter.finish()?;
-                    return Some((Ok(hyper::body::Frame::data(rest)), state));
-                }
-            };
-            let mut out = BytesMut::new();
-            let mut seen = false;
-            for event in splitter.push(&chunk) {
-                let endpoint = !seen && sse::fields(&event).event.as_deref() == Some("endpoint");
-                match endpoint
-                    .then(|| proxy_endpoint(&event, &state.prefix))
-                    .flatten()
-                {
-                    Some(rewritten) => out.extend_from_slice(&rewritten),
-                    None => out.extend_from_slice(&event),
-                }
-                seen |= endpoint;
-            }
-            if seen {
-                // What followed the endpoint event in this chunk passes as it is.
-                if let Some(rest) = splitter.finish() {
-                    out.extend_from_slice(&rest);
-                }
-            } else {
-                state.splitter = Some(splitter);
-            }
-            if !out.is_empty() {
-                return Some((Ok(hyper::body::Frame::data(out.freeze())), state));
-            }
-        }
-    });
-    http_body_util::StreamBody::new(frames).boxed_unsync()
-}
-
-/// The `endpoint` event a client of the proxy gets, given the server's: a server path
-/// (`/messages?sessionId=…`) or URL (`http://host:port/messages?…`, which would send
-/// the client around the proxy) becomes that path under `prefix`. `None` leaves the
-/// event as it is (a path relative to the SSE URL needs no rewrite).
-fn proxy_endpoint(event: &[u8], prefix: &str) -> Option<Bytes> {
-    let fields = sse::fields(event);
-    let data = fields.data.trim();
-    let path = if data.starts_with("http://") || data.starts_with("https://") {
-        let url = url::Url::parse(data).ok()?;
-        url[url::Position::BeforePath..].to_owned()
-    } else if data.starts_with('/') && !prefix.is_empty() {
-        data.to_owned()
-    } else {
-        return None;
-    };
-    let prefix = prefix.trim_end_matches('/');
-    Some(sse::encode(
-        Some("endpoint"),
-        fields.id.as_deref(),
-        &format!("{prefix}{path}"),
-    ))
 }
 
 /// Removes the headers that describe one hop (RFC 9110 §7.6.1), including those the
@@ -330,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn the_upstream_is_asked_for_uncompressed_responses() {
+    fn the_upstream_is_asked_for_uncompressed_responses_and_gets_no_stale_length() {
         let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("a URL");
         let upstream =
             Upstream::new(&url, "/mcp", HostHeader::Preserve, false).expect("an upstream");
@@ -340,60 +284,12 @@ mod tests {
             HeaderValue::from_static("gzip, br"),
         );
         headers.insert(header::HOST, HeaderValue::from_static("proxy.example"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("64"));
         let peer = SocketAddr::from(([10, 0, 0, 1], 5000));
         let sent = upstream.upstream_headers(headers, peer);
         assert_eq!(sent[header::ACCEPT_ENCODING], "identity");
         assert_eq!(sent[header::HOST], "proxy.example");
         assert_eq!(sent["x-forwarded-for"], "10.0.0.1");
-    }
-
-    /// The stream of `chunks` through [`rewrite_endpoint_event`], as one string.
-    async fn through(chunks: &[&'static str], prefix: &str) -> String {
-        let frames: Vec<_> = chunks
-            .iter()
-            .map(|c| Ok::<_, BoxError>(hyper::body::Frame::data(Bytes::from_static(c.as_bytes()))))
-            .collect();
-        let frames = futures::stream::iter(frames);
-        let body = http_body_util::StreamBody::new(frames).boxed_unsync();
-        let out = collect(rewrite_endpoint_event(body, prefix.to_owned()))
-            .await
-            .expect("the stream has no errors");
-        String::from_utf8(out.to_vec()).expect("UTF-8")
-    }
-
-    #[tokio::test]
-    async fn the_endpoint_event_gets_the_prefix_even_when_split_across_chunks() {
-        let out = through(
-            &[
-                ": hello\n\nevent: endpo",
-                "int\ndata: /message?sessionId=abc\n\nevent: message\ndata: {}\n\n",
-                "event: endpoint\ndata: /not-again\n\n",
-            ],
-            "/everything/",
-        )
-        .await;
-        assert_eq!(
-            out,
-            ": hello\n\nevent: endpoint\ndata: /everything/message?sessionId=abc\n\n\
-             event: message\ndata: {}\n\nevent: endpoint\ndata: /not-again\n\n"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_absolute_endpoint_url_becomes_a_path_through_the_proxy() {
-        let out = through(
-            &["event: endpoint\r\ndata: http://10.0.0.7:8080/messages/?session_id=1\r\n\r\n"],
-            "",
-        )
-        .await;
-        assert_eq!(out, "event: endpoint\ndata: /messages/?session_id=1\n\n");
-    }
-
-    #[tokio::test]
-    async fn without_a_prefix_a_server_path_and_a_relative_endpoint_pass_unchanged() {
-        let events = ["event: endpoint\r\ndata: /message?sessionId=1\r\n\r\n"];
-        assert_eq!(through(&events, "").await, events[0]);
-        let relative = ["event: endpoint\ndata: messages?sessionId=1\n\n"];
-        assert_eq!(through(&relative, "/p").await, relative[0]);
+        assert!(!sent.contains_key(header::CONTENT_LENGTH));
     }
 }

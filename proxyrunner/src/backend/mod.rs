@@ -3,10 +3,12 @@
 //! - [`Workload`]: something that speaks MCP over stdin/stdout — a local child process
 //!   ([`process::LocalProcess`]) here; the Kubernetes backend (StatefulSet + pods/attach)
 //!   implements the same trait. [`bridge::Bridge`] multiplexes client sessions over one.
-//! - [`http::Upstream`]: an MCP server reached over HTTP (SSE or streamable HTTP).
+//! - [`http::Upstream`]: an MCP server reached over HTTP (SSE or streamable HTTP);
+//!   [`legacy_sse`] does the proxy's work on its legacy SSE streams.
 
 pub mod bridge;
 pub mod http;
+pub mod legacy_sse;
 pub mod process;
 
 use std::pin::Pin;
