@@ -5,6 +5,7 @@
 //!
 //! Usage: bench_operator [N] (the operator binary is target/release/thv-operator).
 
+use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,15 @@ use anyhow::Context as _;
 use api::MCPServer;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+
+enum Seen {
+    Server(Box<MCPServer>),
+    Deployment(String),
+}
 
 /// Objects the operator owns per MCPServer (2 ServiceAccounts, Role, RoleBinding,
 /// ConfigMap, Service, Deployment).
@@ -65,32 +74,51 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let applied = start.elapsed();
 
-    let deployments = ns.api::<Deployment>();
+    // Convergence is followed with watches, not by listing 1,000 objects several times
+    // a second: the bench must not be what loads the API server.
+    let mut observed: HashSet<String> = HashSet::new();
+    let mut deployments: HashSet<String> = HashSet::new();
+    let server_events = watcher(servers.clone(), watcher::Config::default())
+        .applied_objects()
+        .map_ok(|s| Seen::Server(Box::new(s)))
+        .boxed();
+    let deployment_meta: Api<PartialObjectMeta<Deployment>> =
+        Api::namespaced(client.clone(), &ns.name);
+    let deployment_events = watcher(deployment_meta, watcher::Config::default())
+        .applied_objects()
+        .map_ok(|d| Seen::Deployment(d.metadata.name.unwrap_or_default()))
+        .boxed();
+    let mut events = futures::stream::select(server_events, deployment_events);
     let mut peak_rss_kib = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     let done = loop {
-        peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(pid).unwrap_or(0));
-        let list = servers.list(&ListParams::default()).await?;
-        let observed = list
-            .items
-            .iter()
-            .filter(|s| {
-                s.status.as_ref().and_then(|s| s.observed_generation) == s.metadata.generation
-            })
-            .count();
-        let objects = deployments
-            .list_metadata(&ListParams::default())
-            .await?
-            .items
-            .len();
-        if observed == count && objects == count {
+        if observed.len() == count && deployments.len() == count {
             break start.elapsed();
         }
-        if start.elapsed() > Duration::from_secs(600) {
-            anyhow::bail!(
-                "not converged after 600 s: {observed}/{count} observed, {objects} Deployments"
-            );
+        let event = match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(event)) => event?,
+            Ok(None) => anyhow::bail!("watch ended"),
+            Err(_) => anyhow::bail!(
+                "not converged after 600 s: {}/{count} observed, {} Deployments",
+                observed.len(),
+                deployments.len()
+            ),
+        };
+        peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(pid).unwrap_or(0));
+        match event {
+            Seen::Server(s) => {
+                let name = s.metadata.name.clone().unwrap_or_default();
+                if s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation
+                {
+                    observed.insert(name);
+                } else {
+                    observed.remove(&name);
+                }
+            }
+            Seen::Deployment(name) => {
+                deployments.insert(name);
+            }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(pid).unwrap_or(0));
     let objects = count * OWNED_PER_SERVER;

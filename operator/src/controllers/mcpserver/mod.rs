@@ -18,6 +18,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -51,32 +52,32 @@ pub async fn run(
     let store = controller.store();
     controller
         .watches(
-            api::<Deployment>(&client, &namespace),
+            api::<PartialObjectMeta<Deployment>>(&client, &namespace),
             owned.clone(),
             owner(ctx.applied.clone()),
         )
         .watches(
-            api::<Service>(&client, &namespace),
+            api::<PartialObjectMeta<Service>>(&client, &namespace),
             owned.clone(),
             owner(ctx.applied.clone()),
         )
         .watches(
-            api::<ConfigMap>(&client, &namespace),
+            api::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
             owned.clone(),
             owner(ctx.applied.clone()),
         )
         .watches(
-            api::<ServiceAccount>(&client, &namespace),
+            api::<PartialObjectMeta<ServiceAccount>>(&client, &namespace),
             owned.clone(),
             owner(ctx.applied.clone()),
         )
         .watches(
-            api::<Role>(&client, &namespace),
+            api::<PartialObjectMeta<Role>>(&client, &namespace),
             owned.clone(),
             owner(ctx.applied.clone()),
         )
         .watches(
-            api::<RoleBinding>(&client, &namespace),
+            api::<PartialObjectMeta<RoleBinding>>(&client, &namespace),
             owned,
             owner(ctx.applied.clone()),
         )
