@@ -82,32 +82,32 @@ pub async fn run(
             owner(ctx.applied.clone()),
         )
         .watches(
-            api::<api::MCPToolConfig>(&client, &namespace),
+            api::<PartialObjectMeta<api::MCPToolConfig>>(&client, &namespace),
             cfg.clone(),
             referencing(store.clone(), RefKind::ToolConfig),
         )
         .watches(
-            api::<api::MCPOIDCConfig>(&client, &namespace),
+            api::<PartialObjectMeta<api::MCPOIDCConfig>>(&client, &namespace),
             cfg.clone(),
             referencing(store.clone(), RefKind::OidcConfig),
         )
         .watches(
-            api::<api::MCPAuthzConfig>(&client, &namespace),
+            api::<PartialObjectMeta<api::MCPAuthzConfig>>(&client, &namespace),
             cfg.clone(),
             referencing(store.clone(), RefKind::AuthzConfig),
         )
         .watches(
-            api::<api::MCPTelemetryConfig>(&client, &namespace),
+            api::<PartialObjectMeta<api::MCPTelemetryConfig>>(&client, &namespace),
             cfg.clone(),
             referencing(store.clone(), RefKind::TelemetryConfig),
         )
         .watches(
-            api::<ConfigMap>(&client, &namespace),
+            api::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
             cfg.clone(),
             referencing(store.clone(), RefKind::ConfigMap),
         )
         .watches(
-            api::<Secret>(&client, &namespace),
+            api::<PartialObjectMeta<Secret>>(&client, &namespace),
             cfg,
             referencing(store, RefKind::Secret),
         )
