@@ -249,8 +249,10 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) -> std::io::Result<
                 let proxy = proxy.clone();
                 async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
             });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let dedicated = crate::backend::http::Dedicated::default();
+            if let Err(e) = crate::backend::http::DEDICATED
+                .scope(dedicated, connection)
                 .await
             {
                 tracing::debug!(error = %e, "client connection ended with an error");

@@ -16,7 +16,7 @@ use http::{Method, Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::legacy_sse;
 use crate::reply::{Body, BoxError};
@@ -40,6 +40,27 @@ pub enum UpstreamError {
     /// Connecting or exchanging failed.
     #[error("upstream request failed: {0}")]
     Request(#[from] hyper_util::client::legacy::Error),
+    /// Connecting failed (dedicated connection).
+    #[error("upstream connection failed: {0}")]
+    Connect(#[from] std::io::Error),
+    /// Exchanging failed (dedicated connection).
+    #[error("upstream request failed: {0}")]
+    Exchange(#[from] hyper::Error),
+}
+
+/// The upstream connection dedicated to one client connection.
+///
+/// HTTP/1.1 answers a connection's requests one after the other, so each client
+/// connection can own one upstream connection: no pool lookup, no lock contention
+/// between clients, and the upstream sees the same connection pattern as the client's.
+/// Requests outside a client connection's scope (tests calling `forward` directly) use
+/// the shared pool.
+pub type Dedicated =
+    std::sync::Arc<tokio::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Body>>>>;
+
+tokio::task_local! {
+    /// The current client connection's upstream connection (see [`Dedicated`]).
+    pub static DEDICATED: Dedicated;
 }
 
 /// The upstream server.
@@ -157,10 +178,16 @@ impl Upstream {
             .uri(uri)
             .body(body)?;
         *request.headers_mut() = self.upstream_headers(parts.headers, peer);
-        let response = self.client.request(request).await?;
-        let (mut parts, body) = response.into_parts();
+        let response = match DEDICATED.try_with(Clone::clone) {
+            Ok(dedicated) => self.send_dedicated(&dedicated, request).await?,
+            Err(_) => self
+                .client
+                .request(request)
+                .await?
+                .map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+        };
+        let (mut parts, mut body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let mut body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
         let event_stream = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -175,6 +202,43 @@ impl Upstream {
             );
         }
         Ok(Response::from_parts(parts, body))
+    }
+
+    /// Sends on the client connection's own upstream connection, opening it when there
+    /// is none or the last one closed.
+    async fn send_dedicated(
+        &self,
+        dedicated: &Dedicated,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        // hyper's connection API sends the URI as given: origin form for HTTP/1.1.
+        if let Some(path_and_query) = request.uri().path_and_query().cloned() {
+            *request.uri_mut() = Uri::from(path_and_query);
+        }
+        let mut slot = dedicated.lock().await;
+        let mut reusable = slot.take();
+        if let Some(sender) = reusable.as_mut()
+            && sender.ready().await.is_err()
+        {
+            reusable = None;
+        }
+        let sender = match reusable {
+            Some(sender) => slot.insert(sender),
+            None => {
+                let stream = tokio::net::TcpStream::connect(self.authority.as_str()).await?;
+                stream.set_nodelay(true)?;
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "upstream connection ended with an error");
+                    }
+                });
+                slot.insert(sender)
+            }
+        };
+        let response = sender.send_request(request).await?;
+        Ok(response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
     }
 
     /// The client's request headers as the upstream gets them.
