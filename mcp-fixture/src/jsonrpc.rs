@@ -1,6 +1,10 @@
 //! JSON-RPC 2.0 as MCP uses it: classifying what a client sends, and building what
 //! the server sends back.
 
+// `Invalid` carries the reply to send (id and error object), built once per bad
+// message; its size depends on serde_json's features across the workspace.
+#![allow(clippy::result_large_err)]
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
