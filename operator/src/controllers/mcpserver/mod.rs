@@ -21,8 +21,8 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use crate::context::Context;
@@ -48,8 +48,16 @@ pub async fn run(
     let client = ctx.client.clone();
     let cfg = watcher::Config::default();
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=thv-operator");
-    let controller = Controller::new(api::<MCPServer>(&client, &namespace), cfg.clone());
-    let store = controller.store();
+    // The store keeps every MCPServer; their managedFields (a JSON tree per field
+    // manager) are never read, so they are dropped on the way in.
+    let (store, writer) = reflector::store::<MCPServer>();
+    let trigger = reflector(
+        writer,
+        watcher(api::<MCPServer>(&client, &namespace), cfg.clone())
+            .modify(|server| server.managed_fields_mut().clear()),
+    )
+    .applied_objects();
+    let controller = Controller::for_stream(trigger, store.clone());
     controller
         .watches(
             api::<PartialObjectMeta<Deployment>>(&client, &namespace),
