@@ -103,8 +103,9 @@ pub enum Middleware<'a> {
 impl ValidatedRunConfig {
     /// The middleware chain in the order the proxy applies it, outermost first:
     /// telemetry sees every request, authentication establishes the caller, audit
-    /// records the decision authorization makes, and tool filtering runs innermost so
-    /// authorization judges the names the MCP server knows.
+    /// records the decision authorization makes, and tool filtering runs innermost: it
+    /// maps renamed tools back on the way in and renames list results on the way out
+    /// before authorization filters them, so policies name tools as clients see them.
     pub fn middleware(&self) -> Vec<Middleware<'_>> {
         let proxy = &self.proxy;
         let mut chain = Vec::new();
