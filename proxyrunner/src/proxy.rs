@@ -22,6 +22,7 @@ use crate::middleware::body_limit;
 use crate::middleware::origin::OriginGuard;
 use crate::middleware::telemetry::Metrics;
 use crate::middleware::tools::{self, CallDecision, ToolFilter};
+use crate::middleware::tracing_export::{self, Span, Tracer};
 use crate::reply::{self, Body, code};
 use crate::rewrite::ListRewrite;
 use crate::transport::sse::{self as sse_transport, Sse};
@@ -53,6 +54,8 @@ pub struct Proxy {
     pub audit: Option<Auditor>,
     /// Metrics, when enabled.
     pub metrics: Option<Arc<Metrics>>,
+    /// OTLP trace export, when configured.
+    pub tracer: Option<Tracer>,
     /// The backend.
     pub backend: Backend,
     /// Client-facing transport.
@@ -223,12 +226,13 @@ impl Proxy {
 
     async fn post(
         self: Arc<Self>,
-        parts: http::request::Parts,
+        mut parts: http::request::Parts,
         bytes: Bytes,
         principal: Principal,
         peer: SocketAddr,
     ) -> Response<Body> {
         let started = Instant::now();
+        let trace = self.start_trace(&mut parts.headers);
         let body = match mcp::parse(&bytes) {
             Ok(body) => body,
             Err(e) => {
@@ -292,6 +296,7 @@ impl Proxy {
                 started,
                 None,
             );
+            self.finish_trace(trace, &body, response.status());
             return response;
         }
         let bytes = if renames.is_empty() {
@@ -360,6 +365,7 @@ impl Proxy {
             started,
             None,
         );
+        self.finish_trace(trace, &body, response.status());
         match rewrite {
             Some(rewrite) => rewrite.response(response),
             None => response,
@@ -420,6 +426,62 @@ impl Proxy {
                 .insert("mcp-session-id", session.clone());
         }
         response
+    }
+
+    /// Starts the span of a POST: its context comes from the client's `traceparent`,
+    /// and the upstream gets the proxy's span as its parent.
+    fn start_trace(
+        &self,
+        headers: &mut http::HeaderMap,
+    ) -> Option<(tracing_export::Context, String, u128)> {
+        let tracer = self.tracer.as_ref()?;
+        let context = tracer.context(headers.get("traceparent").and_then(|v| v.to_str().ok()));
+        let span_id = tracing_export::span_id();
+        let flags = if context.sampled { "01" } else { "00" };
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("00-{}-{span_id}-{flags}", context.trace_id))
+        {
+            headers.insert("traceparent", value);
+        }
+        Some((context, span_id, tracing_export::now_ns()))
+    }
+
+    /// Exports the span of a POST when it is sampled.
+    fn finish_trace(
+        &self,
+        trace: Option<(tracing_export::Context, String, u128)>,
+        body: &mcp::Body,
+        status: StatusCode,
+    ) {
+        let (Some(tracer), Some((context, span_id, start_ns))) = (&self.tracer, trace) else {
+            return;
+        };
+        if !context.sampled {
+            return;
+        }
+        let call = body.messages.iter().find_map(mcp::Message::call);
+        let method = call.map_or("response", |c| c.method.as_str());
+        let mut attributes = vec![
+            ("mcp.method", method.to_owned()),
+            ("rpc.system", "jsonrpc".to_owned()),
+            ("http.response.status_code", status.as_u16().to_string()),
+        ];
+        if let Some(target) = call.and_then(|c| c.target.clone()) {
+            attributes.push(("mcp.target", target));
+        }
+        if let Some(id) = body.messages.first().and_then(|m| m.id.clone()) {
+            attributes.push(("mcp.request.id", id));
+        }
+        tracer.record(Span {
+            trace_id: context.trace_id,
+            span_id,
+            parent_span_id: context.parent_span_id,
+            name: call.map_or_else(|| method.to_owned(), describe),
+            start_ns,
+            end_ns: tracing_export::now_ns(),
+            attributes,
+            error: !status.is_success(),
+        });
     }
 
     /// Audit and metrics for every message of a POST.

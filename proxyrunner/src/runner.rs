@@ -20,6 +20,7 @@ use crate::middleware::authz::Authorizer;
 use crate::middleware::origin::OriginGuard;
 use crate::middleware::telemetry::Metrics;
 use crate::middleware::tools::ToolFilter;
+use crate::middleware::tracing_export::Tracer;
 use crate::proxy::{Backend, Proxy};
 use crate::reply;
 use crate::transport::{sse::Sse, streamable::Streamable};
@@ -62,15 +63,12 @@ pub fn build(config: &ValidatedRunConfig, options: &Options) -> Result<Proxy, Bu
         }
         _ => None,
     };
-    if proxy
-        .telemetry
-        .as_ref()
-        .is_some_and(|t| t.endpoint.is_some())
-    {
+    if proxy.telemetry.as_ref().is_some_and(|t| t.metrics_enabled) {
         tracing::warn!(
-            "telemetry.endpoint is set, but this build exports no OTLP traces yet; Prometheus metrics only"
+            "telemetry.metricsEnabled: OTLP metrics are not exported by this build; use Prometheus (/metrics) or OTLP traces"
         );
     }
+    let tracer = proxy.telemetry.as_ref().and_then(Tracer::new);
     let prefix = proxy.endpoint_prefix.clone().unwrap_or_default();
     let (backend, mode) = backend(config, options, &prefix, metrics.clone())?;
     Ok(Proxy {
@@ -87,6 +85,7 @@ pub fn build(config: &ValidatedRunConfig, options: &Options) -> Result<Proxy, Bu
         tools: ToolFilter::new(&proxy.tools).map(Arc::new),
         audit: proxy.audit.as_ref().map(Auditor::new),
         metrics,
+        tracer,
         backend,
         mode,
         trust_proxy_headers: proxy.trust_proxy_headers,

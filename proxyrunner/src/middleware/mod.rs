@@ -1,7 +1,8 @@
 //! The middleware chain, one module per stage. Order of a request, outermost first:
 //!
 //! 1. `recovery` — a panic while handling a request is a 500, never a crash (in `proxy`).
-//! 2. `telemetry` — metrics for every MCP message, whatever the outcome.
+//! 2. `telemetry` — metrics for every MCP message, whatever the outcome;
+//!    `tracing_export` — an OTLP span per POST, child of the client's `traceparent`.
 //! 3. `origin` — Host/Origin allow-list (403), before anything else is read.
 //! 4. `authn` — who is calling (401 with RFC 9728 metadata).
 //! 5. `body_limit` — the body is read, at most the limit (413).
@@ -20,3 +21,4 @@ pub mod body_limit;
 pub mod origin;
 pub mod telemetry;
 pub mod tools;
+pub mod tracing_export;
