@@ -235,8 +235,12 @@ fn python_stdio_time_server_answers_tool_calls_with_both_sdks_over_both_transpor
 
 /// Both SDKs number their requests from 0 and use the request id as the progress token,
 /// so concurrent sessions send the same ids and tokens to the one stdio server.
+/// Sampling is not part of this run: a server request over stdio carries nothing that
+/// names the call it belongs to, so with calls of several sessions overlapping the
+/// bridge can only guess (docs/proxy.md, "Limits of sharing one stdio server"); the
+/// per-transport tests check the sampling round trip one session at a time.
 #[test]
-fn concurrent_sessions_over_one_stdio_server_each_get_only_their_own_progress_and_sampling() {
+fn concurrent_sessions_over_one_stdio_server_each_get_only_their_own_progress() {
     for (mode, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
         let proxy = everything_over_stdio(mode);
         let url = proxy.at(path);
@@ -246,9 +250,7 @@ fn concurrent_sessions_over_one_stdio_server_each_get_only_their_own_progress_an
                 .iter()
                 .map(|driver| {
                     let url = &url;
-                    scope.spawn(move || {
-                        driver.run(url, mode, &["--steps", "initialize,progress,sampling"])
-                    })
+                    scope.spawn(move || driver.run(url, mode, &["--steps", "initialize,progress"]))
                 })
                 .collect();
             runs.into_iter()
