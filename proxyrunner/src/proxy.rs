@@ -294,9 +294,8 @@ impl Proxy {
                 &refusals,
                 response.status(),
                 started,
-                None,
+                trace,
             );
-            self.finish_trace(trace, &body, response.status());
             return response;
         }
         let bytes = if renames.is_empty() {
@@ -363,9 +362,8 @@ impl Proxy {
             &refusals,
             response.status(),
             started,
-            None,
+            trace,
         );
-        self.finish_trace(trace, &body, response.status());
         match rewrite {
             Some(rewrite) => rewrite.response(response),
             None => response,
@@ -484,7 +482,7 @@ impl Proxy {
         });
     }
 
-    /// Audit and metrics for every message of a POST.
+    /// Audit, metrics and the trace span for every message of a POST.
     #[allow(clippy::too_many_arguments)]
     fn observe(
         &self,
@@ -494,8 +492,9 @@ impl Proxy {
         refusals: &[Option<(i64, String, Outcome)>],
         status: StatusCode,
         started: Instant,
-        response: Option<&[u8]>,
+        trace: Option<(tracing_export::Context, String, u128)>,
     ) {
+        self.finish_trace(trace, body, status);
         if self.audit.is_none() && self.metrics.is_none() {
             return;
         }
@@ -527,7 +526,7 @@ impl Proxy {
                     status: status.as_u16(),
                     duration: elapsed,
                     request: bytes,
-                    response,
+                    response: None,
                 });
             }
         }
