@@ -90,19 +90,49 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
 
 fn respond(body: &[u8]) -> Response<Full<Bytes>> {
     let json = HeaderValue::from_static("application/json");
+    match answer_message(body) {
+        Answer::ParseError => {
+            let mut error = reply(StatusCode::BAD_REQUEST, PARSE_ERROR);
+            error.headers_mut().insert(CONTENT_TYPE, json);
+            error
+        }
+        Answer::None => reply(StatusCode::ACCEPTED, Bytes::new()),
+        Answer::Response { body, initialized } => {
+            let mut response = reply(StatusCode::OK, body);
+            response.headers_mut().insert(CONTENT_TYPE, json);
+            if initialized
+                && let Ok(session) =
+                    HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+            {
+                response.headers_mut().insert("mcp-session-id", session);
+            }
+            response
+        }
+    }
+}
+
+/// What the echo server answers to one JSON-RPC message.
+enum Answer {
+    /// Not JSON-RPC.
+    ParseError,
+    /// A notification or a response: nothing to answer.
+    None,
+    /// The response; `initialized` when it answers `initialize`.
+    Response { body: Vec<u8>, initialized: bool },
+}
+
+fn answer_message(body: &[u8]) -> Answer {
     let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(body) else {
-        let mut error = reply(StatusCode::BAD_REQUEST, PARSE_ERROR);
-        error.headers_mut().insert(CONTENT_TYPE, json);
-        return error;
+        return Answer::ParseError;
     };
     let (Some(id), Some(method)) = (envelope.id, envelope.method) else {
-        return reply(StatusCode::ACCEPTED, Bytes::new()); // a notification or a response
+        return Answer::None;
     };
     let mut out = Vec::with_capacity(96 + body.len());
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     out.extend_from_slice(id.get().as_bytes());
     out.extend_from_slice(br#","result":"#);
-    let mut session = None;
+    let mut initialized = false;
     match &*method {
         "initialize" => {
             let asked = envelope
@@ -118,7 +148,7 @@ fn respond(body: &[u8]) -> Response<Full<Bytes>> {
             out.extend_from_slice(br#"","capabilities":{"tools":{}},"serverInfo":{"name":"mcp-fixture-echo","version":""#);
             out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
             out.extend_from_slice(br#""}}"#);
-            session = HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string()).ok();
+            initialized = true;
         }
         "tools/list" => out.extend_from_slice(TOOLS.as_bytes()),
         "tools/call" => {
@@ -135,12 +165,47 @@ fn respond(body: &[u8]) -> Response<Full<Bytes>> {
         _ => out.extend_from_slice(b"{}"),
     }
     out.push(b'}');
-    let mut response = reply(StatusCode::OK, out);
-    response.headers_mut().insert(CONTENT_TYPE, json);
-    if let Some(session) = session {
-        response.headers_mut().insert("mcp-session-id", session);
+    Answer::Response {
+        body: out,
+        initialized,
     }
-    response
+}
+
+/// `echo --stdio`: the same answers over stdin/stdout, one message a line, on the
+/// calling thread with blocking I/O (tokio's stdin/stdout go through its blocking
+/// pool, a thread hop per read and write: too slow for measuring the stdio bridge).
+/// Output is flushed whenever no further input is already buffered, so a burst of
+/// requests is answered with one write. Batches are not supported (echo is for
+/// benchmarks); an unparsable line gets the parse error.
+pub fn serve_stdio() -> std::io::Result<()> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
+    let mut output = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return output.flush();
+        }
+        let message = line.trim_ascii();
+        if !message.is_empty() {
+            match answer_message(message) {
+                Answer::ParseError => {
+                    output.write_all(PARSE_ERROR.as_bytes())?;
+                    output.write_all(b"\n")?;
+                }
+                Answer::None => {}
+                Answer::Response { body, .. } => {
+                    output.write_all(&body)?;
+                    output.write_all(b"\n")?;
+                }
+            }
+        }
+        if input.buffer().is_empty() {
+            output.flush()?;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -170,5 +235,10 @@ mod tests {
         assert_eq!(body_of(response)["result"]["protocolVersion"], "2025-06-18");
         let notification = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
         assert_eq!(respond(notification).status(), StatusCode::ACCEPTED);
+    }
+
+    #[test]
+    fn a_line_that_is_not_json_gets_the_parse_error() {
+        assert!(matches!(answer_message(b"{nope"), Answer::ParseError));
     }
 }

@@ -3,7 +3,8 @@
 //! - `mcp-fixture stdio`: the conformance server on stdin/stdout (logs on stderr).
 //! - `mcp-fixture http --port N [--host 127.0.0.1]`: the same server over streamable
 //!   HTTP at `/mcp`; prints `listening on http://HOST:PORT/mcp` once bound.
-//! - `mcp-fixture echo --port N`: a minimal, fast upstream for benchmarks.
+//! - `mcp-fixture echo --port N` or `echo --stdio`: a minimal, fast upstream for
+//!   benchmarks.
 //!
 //! The server passes every scenario of the `@modelcontextprotocol/conformance` 0.1.16
 //! server suite (`npx conformance server --url http://127.0.0.1:PORT/mcp --suite all`):
@@ -56,20 +57,32 @@ enum Mode {
         #[arg(long)]
         allow_any_host: bool,
     },
-    /// A minimal streamable HTTP upstream that answers every POST at once, for benchmarks.
+    /// A minimal upstream that answers every request at once, for benchmarks: streamable
+    /// HTTP, or stdio with `--stdio`.
     Echo {
         /// Port to listen on; 0 picks a free one (printed once bound).
-        #[arg(long)]
-        port: u16,
+        #[arg(long, required_unless_present = "stdio")]
+        port: Option<u16>,
+        /// Answer on stdin/stdout instead of HTTP.
+        #[arg(long, conflicts_with_all = ["port", "host"])]
+        stdio: bool,
         /// Address to bind.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Mode::Echo { stdio: true, .. } = cli.mode {
+        // No runtime and no logging: the fastest stdio peer the bridge can have.
+        return Ok(echo::serve_stdio()?);
+    }
+    serve(cli)
+}
+
+#[tokio::main]
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     let default_level = match cli.mode {
         Mode::Echo { .. } => "warn",
         _ => "info",
@@ -92,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
                 let hosts = allow_any_host.then_some(http::HostPolicy::Any);
                 http::serve(&host, port, hosts).await
             }
-            Mode::Echo { port, host } => echo::serve(&host, port).await,
+            Mode::Echo { port, host, .. } => echo::serve(&host, port.unwrap_or(0)).await,
         }
     };
     tokio::select! {

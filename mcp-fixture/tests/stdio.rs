@@ -95,3 +95,42 @@ async fn a_tool_samples_through_the_client_and_the_server_exits_when_stdin_ends(
     let status = client.child.wait().await.expect("the fixture exits");
     assert!(status.success());
 }
+
+#[test]
+fn the_stdio_echo_answers_a_burst_in_order_and_exits_at_the_end_of_input() {
+    let mut input = String::new();
+    for id in 0..100 {
+        input.push_str(&format!(
+            "{}\n",
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                   "params": {"name": "echo", "arguments": {"n": id}}})
+        ));
+    }
+    input.push_str("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n\nnot json\n");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-fixture"))
+        .args(["echo", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the echo server starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("stdin is open");
+    drop(stdin);
+    let output = child.wait_with_output().expect("the echo server exits");
+    assert!(output.status.success());
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .expect("UTF-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON message a line"))
+        .collect();
+    // 100 answers, nothing for the notification or the blank line, a parse error last.
+    assert_eq!(lines.len(), 101);
+    for (id, answer) in lines[..100].iter().enumerate() {
+        assert_eq!(answer["id"], id);
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            format!("{{\"n\":{id}}}")
+        );
+    }
+    assert_eq!(lines[100]["error"]["code"], -32700);
+}

@@ -3,8 +3,9 @@
 //! 1. Latency and throughput, direct to the echo upstream (`mcp-fixture echo`) and
 //!    through `thv-proxyrunner` in front of it, over streamable HTTP, at concurrency 1
 //!    and 32: p50/p99 and requests/s of a `tools/call` answered as JSON.
-//! 2. The stdio bridge alone: `tools/call` messages/s through `Bridge` to
-//!    `mcp-fixture stdio`, 64 in flight.
+//! 2. The stdio bridge alone: `tools/call` round trips/s through `Bridge` to
+//!    `mcp-fixture echo --stdio`, 64 in flight (each round trip is two messages through
+//!    the bridge: the request in, the response out).
 //! 3. Memory: the proxy's RSS before and after opening 1,000 idle streamable-HTTP
 //!    sessions (initialized, each with its listening GET stream open) on the stdio bridge.
 //!
@@ -222,10 +223,10 @@ async fn main() -> anyhow::Result<()> {
         100.0 * p32.rps / d32.rps
     );
 
-    // The stdio bridge alone.
+    // The stdio bridge alone, in front of the stdio echo server.
     let bridge = Bridge::start(Arc::new(LocalProcess {
         program: fixture.to_string_lossy().into_owned(),
-        args: vec!["stdio".to_owned()],
+        args: vec!["echo".to_owned(), "--stdio".to_owned()],
         env: Vec::new(),
     }));
     let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
@@ -250,7 +251,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let rate = received as f64 / started.elapsed().as_secs_f64();
     println!(
-        "stdio bridge: {rate:.0} tools/call round trips/s with {in_flight} in flight (target ≥ 20,000 msg/s)"
+        "stdio bridge: {rate:.0} tools/call round trips/s with {in_flight} in flight = {:.0} messages/s through the bridge (target ≥ 20,000 msg/s)",
+        2.0 * rate
     );
 
     // Idle sessions on the stdio bridge.
