@@ -72,6 +72,43 @@ struct Run {
     p50: Duration,
     p99: Duration,
     rps: f64,
+    /// Requests completed, warm-up included (for CPU per request).
+    total: u64,
+}
+
+/// CPU time (user, system) a process has used, from `/proc/PID/stat`, in clock ticks
+/// of 10 ms (`CLK_TCK` is 100 on Linux).
+fn cpu_ticks(pid: &str) -> anyhow::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').context("no command name")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("short stat line")?.parse()?)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Ok((field(11)?, field(12)?))
+}
+
+/// CPU µs per request each process spent during a run: (user, system).
+struct Cpu(Vec<(&'static str, f64, f64)>);
+
+async fn measured(
+    pids: &[(&'static str, String)],
+    run: impl std::future::Future<Output = anyhow::Result<Run>>,
+) -> anyhow::Result<(Run, Cpu)> {
+    let before: Vec<(u64, u64)> = pids
+        .iter()
+        .map(|(_, p)| cpu_ticks(p))
+        .collect::<Result<_, _>>()?;
+    let run = run.await?;
+    let mut cpu = Vec::new();
+    for ((name, pid), (user0, system0)) in pids.iter().zip(before) {
+        let (user, system) = cpu_ticks(pid)?;
+        let per = |ticks: u64| ticks as f64 * 10_000.0 / run.total.max(1) as f64;
+        cpu.push((*name, per(user - user0), per(system - system0)));
+    }
+    Ok((run, Cpu(cpu)))
 }
 
 /// `concurrency` workers POSTing `CALL` to `url` for `seconds`.
@@ -92,8 +129,10 @@ async fn load(
     let warmup = Instant::now() + Duration::from_millis(500);
     let end = warmup + Duration::from_secs(seconds);
     let mut workers = Vec::new();
+    let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
     for _ in 0..concurrency {
         let (client, url, headers) = (client.clone(), url.clone(), headers.clone());
+        let total = total.clone();
         workers.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(200_000);
             loop {
@@ -111,6 +150,7 @@ async fn load(
                 }
                 response.into_body().collect().await?;
                 let now = Instant::now();
+                total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if now >= end {
                     return Ok::<_, anyhow::Error>(samples);
                 }
@@ -133,6 +173,7 @@ async fn load(
         p50: at(0.50),
         p99: at(0.99),
         rps: all.len() as f64 / seconds as f64,
+        total: total.load(std::sync::atomic::Ordering::Relaxed),
     })
 }
 
@@ -190,37 +231,71 @@ async fn main() -> anyhow::Result<()> {
 
     let mut echo_cmd = Command::new(&fixture);
     echo_cmd.args(["echo", "--port", "0"]);
-    let (_echo, echo_url) = spawn(echo_cmd).await?;
+    let (echo, echo_url) = spawn(echo_cmd).await?;
     let remote = serde_json::json!({"remote": {"url": echo_url, "transport": "streamable-http"}});
-    let (_proxy, proxy_url) = proxy(&runconfig(&dir, remote)?, &[]).await?;
+    let (proxy_child, proxy_url) = proxy(&runconfig(&dir, remote)?, &[]).await?;
     let proxied = format!("{proxy_url}/mcp");
+    let pid_of = |child: &Child| child.id().map(|p| p.to_string()).context("child pid");
+    let (echo_pid, proxy_pid) = (pid_of(&echo)?, pid_of(&proxy_child)?);
 
     println!(
         "streamable HTTP, tools/call answered as JSON by mcp-fixture echo; {seconds} s per run"
     );
     println!(
-        "{:<12} {:>3} {:>10} {:>10} {:>12}",
+        "{:<8} {:>3} {:>9} {:>9} {:>11}   CPU µs per request, user+system: load generator, proxy, echo",
         "path", "c", "p50 µs", "p99 µs", "requests/s"
     );
     let mut results = Vec::new();
     for concurrency in [1, 32] {
         for (name, url) in [("direct", echo_url.as_str()), ("proxy", proxied.as_str())] {
-            let run = load(url, concurrency, seconds, &[]).await?;
+            let pids = [
+                ("load generator", "self".to_owned()),
+                ("proxy", proxy_pid.clone()),
+                ("echo", echo_pid.clone()),
+            ];
+            let (run, cpu) = measured(&pids, load(url, concurrency, seconds, &[])).await?;
+            let shown: Vec<String> = cpu
+                .0
+                .iter()
+                .map(|(_, user, system)| format!("{user:5.1}+{system:<5.1}"))
+                .collect();
             println!(
-                "{name:<12} {concurrency:>3} {:>10.1} {:>10.1} {:>12.0}",
+                "{name:<8} {concurrency:>3} {:>9.1} {:>9.1} {:>11.0}   {}",
                 us(run.p50),
                 us(run.p99),
-                run.rps
+                run.rps,
+                shown.join("  ")
             );
-            results.push(run);
+            results.push((run, cpu));
         }
     }
-    let (d1, p1, d32, p32) = (&results[0], &results[1], &results[2], &results[3]);
+    let (d1, p1, d32, p32) = (&results[0].0, &results[1].0, &results[2].0, &results[3].0);
     println!(
         "added at c=1: p50 {:.1} µs (target ≤ 60), p99 {:.1} µs (target ≤ 150); c=32 throughput {:.0} % of direct (target ≥ 60 %)",
         us(p1.p50.saturating_sub(d1.p50)),
         us(p1.p99.saturating_sub(d1.p99)),
         100.0 * p32.rps / d32.rps
+    );
+    // Where the c=32 ratio comes from: all three processes share the machine's cores, so
+    // throughput is the cores divided by the CPU a request costs, summed over processes.
+    let total = |cpu: &Cpu, only: Option<&str>| -> f64 {
+        cpu.0
+            .iter()
+            .filter(|(name, _, _)| only.is_none_or(|o| o == *name))
+            .map(|(_, user, system)| user + system)
+            .sum()
+    };
+    let (direct_cpu, proxied_cpu) = (&results[2].1, &results[3].1);
+    let direct_path = total(direct_cpu, None);
+    let proxy_cost = total(proxied_cpu, Some("proxy"));
+    let proxy_system = proxied_cpu
+        .0
+        .iter()
+        .find(|(name, _, _)| *name == "proxy")
+        .map_or(0.0, |(_, _, system)| *system);
+    println!(
+        "c=32 CPU per request: direct path (load generator + echo) {direct_path:.1} µs; the proxy adds {proxy_cost:.1} µs, {proxy_system:.1} µs of it in the kernel (2 socket reads and 2 writes a request, as many as the load generator and echo together); CPU-bound ratio with these costs {:.0} %",
+        100.0 * direct_path / (direct_path + proxy_cost)
     );
 
     // The stdio bridge alone, in front of the stdio echo server.
@@ -258,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
     // Idle sessions on the stdio bridge.
     let stdio = serde_json::json!({"container": {"image": "ghcr.io/example/fixture:1", "transport": "stdio"}});
     let fixture_path = fixture.to_string_lossy().into_owned();
+    drop(proxy_child);
     let (proxy_child, url) = proxy(&runconfig(&dir, stdio)?, &[&fixture_path, "stdio"]).await?;
     let pid = proxy_child.id().context("proxy pid")?;
     let mcp = format!("{url}/mcp");
