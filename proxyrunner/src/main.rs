@@ -10,9 +10,6 @@ use proxyrunner::backend::http::HostHeader;
 use proxyrunner::middleware::body_limit::DEFAULT_MAX_BODY_BYTES;
 use proxyrunner::{config, runner};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Proxy runner for one MCP server: validates a RunConfig and proxies MCP traffic
 /// through the middleware chain (authn, authz, audit, telemetry, tool filtering).
 #[derive(Parser)]
