@@ -287,16 +287,9 @@ impl Proxy {
         }
         if refusals.iter().any(Option::is_some) {
             let response = self.refuse(&parts, &body, &refusals);
-            self.observe(
-                &principal,
-                &body,
-                &bytes,
-                &refusals,
-                response.status(),
-                started,
-                trace,
+            return self.observe(
+                &principal, body, &bytes, &refusals, response, started, trace,
             );
-            return response;
         }
         let bytes = if renames.is_empty() {
             bytes
@@ -324,6 +317,16 @@ impl Proxy {
         if let (Backend::Http(upstream), Some(rewrite)) = (&self.backend, &rewrite) {
             upstream.expect_lists(parts.uri.query(), rewrite);
         }
+        // Audits the messages if the client goes away before the answer (hyper then
+        // drops this future): nothing handled goes unrecorded.
+        let abandoned = self.audit.as_ref().map(|_| Abandoned {
+            proxy: self.clone(),
+            principal: principal.clone(),
+            body: body.clone(),
+            request: bytes.clone(),
+            started,
+            armed: true,
+        });
         let response = match &self.backend {
             Backend::Http(upstream) => match upstream
                 .forward(parts, reply::full(bytes.clone()), peer)
@@ -355,19 +358,16 @@ impl Proxy {
             }
             _ => reply::error(StatusCode::NOT_FOUND, "not found"),
         };
-        self.observe(
-            &principal,
-            &body,
-            &bytes,
-            &refusals,
-            response.status(),
-            started,
-            trace,
-        );
-        match rewrite {
+        let response = match rewrite {
             Some(rewrite) => rewrite.response(response),
             None => response,
+        };
+        if let Some(abandoned) = abandoned {
+            abandoned.disarm();
         }
+        self.observe(
+            &principal, body, &bytes, &refusals, response, started, trace,
+        )
     }
 
     /// Answers refused messages: one JSON-RPC error per request (a batch is refused
@@ -482,53 +482,115 @@ impl Proxy {
         });
     }
 
-    /// Audit, metrics and the trace span for every message of a POST.
+    /// Audit, metrics and the trace span for every message of a POST, whose answer
+    /// (as the client gets it) is `response`. Audit events with response data are
+    /// written when that body has passed (see `audit::tap`).
     #[allow(clippy::too_many_arguments)]
     fn observe(
-        &self,
+        self: &Arc<Self>,
         principal: &Principal,
-        body: &mcp::Body,
-        bytes: &[u8],
+        body: mcp::Body,
+        bytes: &Bytes,
         refusals: &[Option<(i64, String, Outcome)>],
-        status: StatusCode,
+        response: Response<Body>,
         started: Instant,
         trace: Option<(tracing_export::Context, String, u128)>,
-    ) {
-        self.finish_trace(trace, body, status);
+    ) -> Response<Body> {
+        let status = response.status();
+        self.finish_trace(trace, &body, status);
         if self.audit.is_none() && self.metrics.is_none() {
-            return;
+            return response;
         }
         let elapsed = started.elapsed();
-        for (message, refusal) in body.messages.iter().zip(refusals) {
-            let Some(call) = message.call() else { continue };
-            let outcome = match refusal {
+        let outcomes: Vec<Outcome> = refusals
+            .iter()
+            .map(|refusal| match refusal {
                 Some((_, _, outcome)) => *outcome,
                 None if status.is_success() => Outcome::Success,
                 None => Outcome::Failure,
-            };
-            if let Some(metrics) = &self.metrics {
+            })
+            .collect();
+        if let Some(metrics) = &self.metrics {
+            for (message, outcome) in body.messages.iter().zip(&outcomes) {
+                let Some(call) = message.call() else { continue };
                 let tool = (call.method == "tools/call")
                     .then_some(call.target.as_deref())
                     .flatten();
                 metrics.request(
                     &call.method,
                     status.as_u16(),
-                    outcome == Outcome::Success,
+                    *outcome == Outcome::Success,
                     elapsed,
                     tool,
                 );
             }
-            if let Some(audit) = &self.audit {
+        }
+        let Some(audit) = &self.audit else {
+            return response;
+        };
+        let request = bytes.clone();
+        let record = move |proxy: &Self, principal: &Principal, response: Option<&[u8]>| {
+            let Some(audit) = &proxy.audit else { return };
+            for (message, outcome) in body.messages.iter().zip(&outcomes) {
                 audit.record(&Event {
                     principal,
                     message,
-                    outcome,
+                    outcome: *outcome,
                     status: status.as_u16(),
                     duration: elapsed,
-                    request: bytes,
-                    response: None,
+                    request: &request,
+                    response,
                 });
             }
+        };
+        // A 202 carries no response: on legacy SSE the answers go to the session's
+        // stream, and notifications have none.
+        if audit.wants_response() && status != StatusCode::ACCEPTED {
+            let (proxy, principal) = (self.clone(), principal.clone());
+            let record = move |seen: &[u8]| record(&proxy, &principal, Some(seen));
+            return crate::middleware::audit::tap(response, audit.max_data_size(), record);
+        }
+        record(self, principal, None);
+        response
+    }
+}
+
+/// The messages of a POST in flight, audited as failed with status 499 (as nginx
+/// logs a request whose client closed the connection) if dropped before
+/// [`Abandoned::disarm`].
+struct Abandoned {
+    proxy: Arc<Proxy>,
+    principal: Principal,
+    body: mcp::Body,
+    request: Bytes,
+    started: Instant,
+    armed: bool,
+}
+
+/// Status recorded for a request whose client went away before the answer.
+const CLIENT_CLOSED: u16 = 499;
+
+impl Abandoned {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        let Some(audit) = self.proxy.audit.as_ref().filter(|_| self.armed) else {
+            return;
+        };
+        for message in &self.body.messages {
+            audit.record(&Event {
+                principal: &self.principal,
+                message,
+                outcome: Outcome::Failure,
+                status: CLIENT_CLOSED,
+                duration: self.started.elapsed(),
+                request: &self.request,
+                response: None,
+            });
         }
     }
 }

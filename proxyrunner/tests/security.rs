@@ -226,7 +226,11 @@ async fn a_slow_request_does_not_delay_other_clients() {
     let slow = {
         let url = p.url.clone();
         tokio::spawn(async move {
-            let p = support::Proxy { url, metrics: None };
+            let p = support::Proxy {
+                url,
+                metrics: None,
+                audit: Default::default(),
+            };
             post(
                 &p,
                 &call(1, "tools/call", json!({"name": "slow", "arguments": {}})),

@@ -1,12 +1,26 @@
 //! Audit events: one JSON line on stdout per MCP message the proxy handled (logs go to
 //! stderr, so a collector can tell them apart): when, who, what, on which target, the
 //! outcome and how long it took; request and response excerpts when configured.
+//!
+//! With response data, the event waits for the response: [`tap`] passes the body
+//! through frame by frame (SSE events are not held back) while keeping its first
+//! `maxDataSize` bytes, and writes the events when the body ends, fails, or is dropped
+//! because the client went away — so no event is lost to a disconnect.
 
 use std::io::Write;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::Response;
+use http_body::{Body as HttpBody, Frame};
+use http_body_util::BodyExt;
 use runconfig::middleware::audit::ValidatedAudit;
 use serde_json::{Value, json};
+
+use crate::reply::{Body, BoxError};
 
 use super::authn::Principal;
 use crate::mcp::Message;
@@ -51,9 +65,13 @@ pub fn event_type(method: &str) -> &'static str {
     }
 }
 
+/// Where audit lines go.
+pub type Sink = Arc<Mutex<dyn Write + Send>>;
+
 /// The audit log.
 pub struct Auditor {
     config: ValidatedAudit,
+    sink: Sink,
 }
 
 /// One event to write.
@@ -70,16 +88,32 @@ pub struct Event<'a> {
     pub duration: Duration,
     /// The request body.
     pub request: &'a [u8],
-    /// The response body, when the proxy holds it.
+    /// The start of the response body, when response data is audited.
     pub response: Option<&'a [u8]>,
 }
 
 impl Auditor {
-    /// The auditor.
+    /// The auditor, writing to stdout.
     pub fn new(config: &ValidatedAudit) -> Self {
+        Self::with_sink(config, Arc::new(Mutex::new(std::io::stdout())))
+    }
+
+    /// The auditor, writing to `sink` (tests, or a file).
+    pub fn with_sink(config: &ValidatedAudit, sink: Sink) -> Self {
         Self {
             config: config.clone(),
+            sink,
         }
+    }
+
+    /// Whether events carry response data (and so wait for the response body).
+    pub fn wants_response(&self) -> bool {
+        self.config.include_response_data
+    }
+
+    /// Largest excerpt, in bytes.
+    pub fn max_data_size(&self) -> usize {
+        self.config.max_data_size
     }
 
     /// Writes the event, unless its type is not audited.
@@ -112,7 +146,8 @@ impl Auditor {
         let mut text = line.to_string();
         text.push('\n');
         // An audit line that cannot be written is reported, never silently lost.
-        if let Err(e) = std::io::stdout().lock().write_all(text.as_bytes()) {
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = sink.write_all(text.as_bytes()).and_then(|()| sink.flush()) {
             tracing::error!(error = %e, "audit event could not be written");
         }
     }
@@ -127,8 +162,155 @@ impl Auditor {
     }
 }
 
+/// Passes `response` through, keeping the first `limit` bytes of its body; `done`
+/// gets them once, when the body ends, fails or is dropped.
+pub fn tap(
+    response: Response<Body>,
+    limit: usize,
+    done: impl FnOnce(&[u8]) + Send + 'static,
+) -> Response<Body> {
+    response.map(|inner| {
+        Tap {
+            inner,
+            seen: Vec::new(),
+            limit,
+            done: Some(Box::new(done)),
+        }
+        .boxed_unsync()
+    })
+}
+
+/// What a [`Tap`] calls with the start of the body once it has passed.
+type Done = Box<dyn FnOnce(&[u8]) + Send>;
+
+struct Tap {
+    inner: Body,
+    seen: Vec<u8>,
+    limit: usize,
+    done: Option<Done>,
+}
+
+impl Tap {
+    fn finish(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(&self.seen);
+        }
+    }
+}
+
+impl HttpBody for Tap {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let room = this.limit.saturating_sub(this.seen.len());
+                    this.seen.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+            }
+            Poll::Ready(_) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body whose frames the test sends one at a time.
+    fn streamed() -> (tokio::sync::mpsc::UnboundedSender<Bytes>, Body) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|chunk| (Ok::<_, BoxError>(Frame::data(chunk)), rx))
+        });
+        (tx, http_body_util::StreamBody::new(stream).boxed_unsync())
+    }
+
+    fn tapped(body: Body, limit: usize) -> (Body, Arc<Mutex<Option<Vec<u8>>>>) {
+        let seen = Arc::new(Mutex::new(None));
+        let done = seen.clone();
+        let response = tap(Response::new(body), limit, move |bytes: &[u8]| {
+            *done.lock().expect("lock") = Some(bytes.to_vec());
+        });
+        (response.into_body(), seen)
+    }
+
+    #[tokio::test]
+    async fn frames_pass_as_they_come_and_the_excerpt_is_recorded_at_the_end() {
+        let (tx, body) = streamed();
+        let (mut body, seen) = tapped(body, 10);
+        tx.send(Bytes::from_static(b"data: one\n\n")).expect("open");
+        let frame = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(frame.into_data().expect("data"), "data: one\n\n");
+        assert!(seen.lock().expect("lock").is_none(), "not ended yet");
+        tx.send(Bytes::from_static(b"data: two\n\n")).expect("open");
+        body.frame().await.expect("a frame").expect("data");
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        assert_eq!(
+            seen.lock().expect("lock").as_deref(),
+            Some(&b"data: one\n"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_midway_still_records_what_passed() {
+        let (tx, body) = streamed();
+        let (mut body, seen) = tapped(body, 1024);
+        tx.send(Bytes::from_static(b"partial")).expect("open");
+        body.frame().await.expect("a frame").expect("data");
+        drop(body);
+        assert_eq!(seen.lock().expect("lock").as_deref(), Some(&b"partial"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_complete_body_records_once() {
+        let calls = Arc::new(Mutex::new(0));
+        let counted = calls.clone();
+        let response = tap(
+            Response::new(crate::reply::full("{}")),
+            1024,
+            move |bytes: &[u8]| {
+                assert_eq!(bytes, b"{}");
+                *counted.lock().expect("lock") += 1;
+            },
+        );
+        let collected = response.into_body().collect().await.expect("body");
+        assert_eq!(collected.to_bytes(), "{}");
+        assert_eq!(*calls.lock().expect("lock"), 1);
+    }
 }

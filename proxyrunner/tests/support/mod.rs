@@ -116,6 +116,20 @@ async fn answer(
 pub struct Proxy {
     pub url: String,
     pub metrics: Option<Arc<proxyrunner::middleware::telemetry::Metrics>>,
+    /// What the auditor wrote (instead of stdout), when audit is configured.
+    pub audit: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Proxy {
+    /// The audit events written so far, one JSON value each.
+    pub fn audit_events(&self) -> Vec<Value> {
+        let written = self.audit.lock().expect("lock").clone();
+        String::from_utf8(written)
+            .expect("audit lines are UTF-8")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("an audit line is one JSON object"))
+            .collect()
+    }
 }
 
 /// A RunConfig (as JSON) for `upstream_url` with `proxy` settings merged in.
@@ -147,12 +161,24 @@ pub async fn proxy(config: Value, max_body_bytes: usize) -> Proxy {
         listen: None,
         metrics_listen: "127.0.0.1:0".parse().expect("addr"),
     };
-    let built = Arc::new(proxyrunner::runner::build(&validated, &options).expect("proxy builds"));
+    let mut built = proxyrunner::runner::build(&validated, &options).expect("proxy builds");
+    let audit = Arc::new(Mutex::new(Vec::new()));
+    if let Some(config) = &validated.proxy.audit {
+        built.audit = Some(proxyrunner::middleware::audit::Auditor::with_sink(
+            config,
+            audit.clone(),
+        ));
+    }
+    let built = Arc::new(built);
     let metrics = built.metrics.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(proxyrunner::runner::serve(built, listener));
-    Proxy { url, metrics }
+    Proxy {
+        url,
+        metrics,
+        audit,
+    }
 }
 
 /// A JSON-RPC request body.
