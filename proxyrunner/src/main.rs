@@ -106,7 +106,12 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
         .with_context(|| format!("proxy.host {:?} is not an IP address", validated.proxy.host))?,
     };
     let proxy = Arc::new(runner::build(&validated, &options)?);
-    if let Some(metrics) = proxy.metrics.clone() {
+    let prometheus = validated
+        .proxy
+        .telemetry
+        .as_ref()
+        .is_some_and(|t| t.prometheus_enabled);
+    if let Some(metrics) = proxy.metrics.clone().filter(|_| prometheus) {
         let listener = tokio::net::TcpListener::bind(options.metrics_listen)
             .await
             .with_context(|| format!("binding metrics on {}", options.metrics_listen))?;

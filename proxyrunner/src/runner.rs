@@ -17,6 +17,7 @@ use crate::backend::process::LocalProcess;
 use crate::middleware::audit::Auditor;
 use crate::middleware::authn::Authenticator;
 use crate::middleware::authz::Authorizer;
+use crate::middleware::metrics_export;
 use crate::middleware::origin::OriginGuard;
 use crate::middleware::telemetry::Metrics;
 use crate::middleware::tools::ToolFilter;
@@ -53,21 +54,19 @@ pub enum BuildError {
 /// Builds the proxy (and starts its workload).
 pub fn build(config: &ValidatedRunConfig, options: &Options) -> Result<Proxy, BuildError> {
     let proxy = &config.proxy;
+    // Metrics are kept when Prometheus serves them or OTLP receives them.
     let metrics = match &proxy.telemetry {
-        Some(t) if t.prometheus_enabled => {
+        Some(t) if t.prometheus_enabled || (t.metrics_enabled && t.endpoint.is_some()) => {
             let transport = transport_label(config);
-            Some(Arc::new(
+            let metrics = Arc::new(
                 Metrics::new(&config.source.name, transport)
                     .map_err(|e| BuildError::Setting(format!("metrics: {e}")))?,
-            ))
+            );
+            metrics_export::start(metrics.clone(), t, metrics_export::interval_from_env());
+            Some(metrics)
         }
         _ => None,
     };
-    if proxy.telemetry.as_ref().is_some_and(|t| t.metrics_enabled) {
-        tracing::warn!(
-            "telemetry.metricsEnabled: OTLP metrics are not exported by this build; use Prometheus (/metrics) or OTLP traces"
-        );
-    }
     let tracer = proxy.telemetry.as_ref().and_then(Tracer::new);
     let prefix = proxy.endpoint_prefix.clone().unwrap_or_default();
     let (backend, mode) = backend(config, options, &prefix, metrics.clone())?;

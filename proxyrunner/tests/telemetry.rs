@@ -1,5 +1,6 @@
 //! OTLP traces: a span per MCP POST reaches the collector as OTLP/HTTP JSON, continues
-//! the client's W3C trace, and the upstream is told the proxy's span.
+//! the client's W3C trace, and the upstream is told the proxy's span. OTLP metrics: the
+//! proxy's counters reach the collector under ToolHive's instrument names.
 
 mod support;
 
@@ -15,23 +16,26 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use support::{call, post, proxy, runconfig, upstream};
 
-/// An OTLP/HTTP collector that keeps what it is sent to `/v1/traces`.
-async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
+type Kept = Arc<Mutex<Vec<Value>>>;
+
+/// An OTLP/HTTP collector that keeps what it is sent to `/v1/traces` and `/v1/metrics`.
+async fn collector() -> (String, Kept, Kept) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let received = Arc::new(Mutex::new(Vec::new()));
-    let kept = received.clone();
+    let metrics = Arc::new(Mutex::new(Vec::new()));
+    let (kept, kept_metrics) = (received.clone(), metrics.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let kept = kept.clone();
+            let (kept, kept_metrics) = (kept.clone(), kept_metrics.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let kept = kept.clone();
+                    let (kept, kept_metrics) = (kept.clone(), kept_metrics.clone());
                     async move {
                         let path = req.uri().path().to_owned();
                         let body = req
@@ -40,10 +44,12 @@ async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        if path == "/v1/traces"
-                            && let Ok(value) = serde_json::from_slice(&body)
-                        {
-                            kept.lock().expect("lock").push(value);
+                        if let Ok(value) = serde_json::from_slice(&body) {
+                            match path.as_str() {
+                                "/v1/traces" => kept.lock().expect("lock").push(value),
+                                "/v1/metrics" => kept_metrics.lock().expect("lock").push(value),
+                                _ => {}
+                            }
                         }
                         Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
                             b"{}",
@@ -56,13 +62,13 @@ async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
             });
         }
     });
-    (url, received)
+    (url, received, metrics)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tool_call_is_exported_as_a_child_span_of_the_clients_trace() {
     let up = upstream().await;
-    let (collector_url, received) = collector().await;
+    let (collector_url, received, _) = collector().await;
     let config = runconfig(
         &up.url,
         json!({"telemetry": {"endpoint": collector_url, "insecure": true, "tracing_enabled": true,
@@ -119,5 +125,68 @@ async fn a_tool_call_is_exported_as_a_child_span_of_the_clients_trace() {
             "00-{trace}-{}-01",
             span["spanId"].as_str().unwrap_or_default()
         )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_reach_an_otlp_collector_without_prometheus() {
+    let up = upstream().await;
+    let (collector_url, _, received) = collector().await;
+    let config = runconfig(
+        &up.url,
+        json!({"telemetry": {"endpoint": collector_url, "insecure": true, "metrics_enabled": true,
+            "service_name": "mcp-echo"}}),
+    );
+    let validated =
+        runconfig::validate(&runconfig::from_value(config.clone()).expect("loads")).expect("valid");
+    let p = proxy(config, 1 << 20).await;
+    // Kept for OTLP although Prometheus is off; exported here at a test's pace (the
+    // proxy's own exporter runs every OTEL_METRIC_EXPORT_INTERVAL, 60 s by default).
+    let metrics = p.metrics.clone().expect("metrics kept for OTLP export");
+    let telemetry = validated.proxy.telemetry.as_ref().expect("telemetry");
+    assert!(proxyrunner::middleware::metrics_export::start(
+        metrics,
+        telemetry,
+        Duration::from_millis(100)
+    ));
+    let (status, _, _) = post(
+        &p,
+        &call(1, "tools/call", json!({"name": "echo", "arguments": {}})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let mut tool_calls = None;
+    for _ in 0..100 {
+        tool_calls = received
+            .lock()
+            .expect("lock")
+            .iter()
+            .rev()
+            .find_map(|body| {
+                body["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+                    .as_array()?
+                    .iter()
+                    .find(|m| m["name"] == "toolhive_mcp_tool_calls")
+                    .cloned()
+            });
+        if tool_calls.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tool_calls = tool_calls.expect("the collector received the tool-call counter within 10 s");
+    let point = &tool_calls["sum"]["dataPoints"][0];
+    assert_eq!(point["asInt"], "1");
+    assert!(
+        point["attributes"]
+            .to_string()
+            .contains(r#"{"key":"tool","value":{"stringValue":"echo"}}"#)
+    );
+    let batch = received.lock().expect("lock")[0].clone();
+    assert_eq!(
+        batch["resourceMetrics"][0]["resource"]["attributes"][0],
+        json!({"key": "service.name", "value": {"stringValue": "mcp-echo"}})
     );
 }

@@ -2,7 +2,8 @@
 //!
 //! 1. `recovery` — a panic while handling a request is a 500, never a crash (in `proxy`).
 //! 2. `telemetry` — metrics for every MCP message, whatever the outcome;
-//!    `tracing_export` — an OTLP span per POST, child of the client's `traceparent`.
+//!    `tracing_export` — an OTLP span per POST, child of the client's `traceparent`;
+//!    `metrics_export` — the same metrics pushed over OTLP at an interval.
 //! 3. `origin` — Host/Origin allow-list (403), before anything else is read.
 //! 4. `authn` — who is calling (401 with RFC 9728 metadata).
 //! 5. `body_limit` — the body is read, at most the limit (413).
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body_limit;
+pub mod metrics_export;
 pub mod origin;
 pub mod telemetry;
 pub mod tools;

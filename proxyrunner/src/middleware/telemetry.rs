@@ -101,6 +101,11 @@ impl Metrics {
         ConnectionGuard(gauge)
     }
 
+    /// The current values, for OTLP export.
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -131,7 +131,7 @@ fn parse_traceparent(value: &str) -> Option<(String, String, bool)> {
     ))
 }
 
-fn resource(telemetry: &ValidatedTelemetry) -> Value {
+pub(crate) fn resource(telemetry: &ValidatedTelemetry) -> Value {
     let mut attributes = vec![attribute("service.name", &telemetry.service_name)];
     if let Some(version) = &telemetry.service_version {
         attributes.push(attribute("service.version", version));
@@ -142,7 +142,7 @@ fn resource(telemetry: &ValidatedTelemetry) -> Value {
     json!({ "attributes": attributes })
 }
 
-fn attribute(key: &str, value: &str) -> Value {
+pub(crate) fn attribute(key: &str, value: &str) -> Value {
     json!({ "key": key, "value": { "stringValue": value } })
 }
 
