@@ -174,8 +174,8 @@ fn answer_message(body: &[u8]) -> Answer {
 /// `echo --stdio`: the same answers over stdin/stdout, one message a line, on the
 /// calling thread with blocking I/O (tokio's stdin/stdout go through its blocking
 /// pool, a thread hop per read and write: too slow for measuring the stdio bridge).
-/// Output is flushed whenever no further input is already buffered, so a burst of
-/// requests is answered with one write. Batches are not supported (echo is for
+/// Output is flushed whenever no further whole line is already buffered, so a burst
+/// of requests is answered with one write. Batches are not supported (echo is for
 /// benchmarks); an unparsable line gets the parse error.
 pub fn serve_stdio() -> std::io::Result<()> {
     use std::io::{BufRead, Write};
@@ -202,7 +202,9 @@ pub fn serve_stdio() -> std::io::Result<()> {
                 }
             }
         }
-        if input.buffer().is_empty() {
+        // Flush unless a whole further line is already buffered (a partial one may
+        // wait for its client, which may wait for these answers).
+        if !input.buffer().contains(&b'\n') {
             output.flush()?;
         }
     }

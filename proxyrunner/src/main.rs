@@ -123,10 +123,15 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
         .with_context(|| format!("binding {listen}"))?;
     // Tests and scripts read the bound address from this line (port 0 picks one).
     println!("listening on http://{}", listener.local_addr()?);
+    let exporter = proxy.metrics_export.clone();
     tokio::select! {
         result = runner::serve(proxy, listener) => result.context("serving"),
         _ = shutdown() => {
             tracing::info!("shutting down");
+            if let Some(exporter) = exporter {
+                // The last numbers, so a short-lived proxy's are not lost.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(3), exporter.push()).await;
+            }
             Ok(())
         }
     }

@@ -54,6 +54,8 @@ pub struct Proxy {
     pub audit: Option<Auditor>,
     /// Metrics, when enabled.
     pub metrics: Option<Arc<Metrics>>,
+    /// OTLP metrics export, when configured.
+    pub metrics_export: Option<Arc<crate::middleware::metrics_export::Exporter>>,
     /// OTLP trace export, when configured.
     pub tracer: Option<Tracer>,
     /// The backend.
@@ -244,6 +246,17 @@ impl Proxy {
                 );
             }
         };
+        // Audits the messages if the client goes away before the answer (hyper then
+        // drops this future, during an HTTP authorization call or while the server
+        // works): nothing handled goes unrecorded.
+        let abandoned = self.audit.as_ref().map(|_| Abandoned {
+            proxy: self.clone(),
+            principal: principal.clone(),
+            body: body.clone(),
+            request: bytes.clone(),
+            started,
+            armed: true,
+        });
         let mut refusals: Vec<Option<(i64, String, Outcome)>> = vec![None; body.messages.len()];
         let mut renames: Vec<(usize, String)> = Vec::new();
         for (i, message) in body.messages.iter().enumerate() {
@@ -287,6 +300,9 @@ impl Proxy {
         }
         if refusals.iter().any(Option::is_some) {
             let response = self.refuse(&parts, &body, &refusals);
+            if let Some(abandoned) = abandoned {
+                abandoned.disarm();
+            }
             return self.observe(
                 &principal, body, &bytes, &refusals, response, started, trace,
             );
@@ -317,16 +333,6 @@ impl Proxy {
         if let (Backend::Http(upstream), Some(rewrite)) = (&self.backend, &rewrite) {
             upstream.expect_lists(parts.uri.query(), rewrite);
         }
-        // Audits the messages if the client goes away before the answer (hyper then
-        // drops this future): nothing handled goes unrecorded.
-        let abandoned = self.audit.as_ref().map(|_| Abandoned {
-            proxy: self.clone(),
-            principal: principal.clone(),
-            body: body.clone(),
-            request: bytes.clone(),
-            started,
-            armed: true,
-        });
         let response = match &self.backend {
             Backend::Http(upstream) => match upstream
                 .forward(parts, reply::full(bytes.clone()), peer)
@@ -529,15 +535,25 @@ impl Proxy {
             return response;
         };
         let request = bytes.clone();
-        let record = move |proxy: &Self, principal: &Principal, response: Option<&[u8]>| {
+        // Writes the events; `ended` is false when the client went away before the
+        // whole answer passed (then failure, with nginx's 499 "client closed request").
+        let record = move |proxy: &Self,
+                           principal: &Principal,
+                           response: Option<&[u8]>,
+                           ended: bool,
+                           duration: std::time::Duration| {
             let Some(audit) = &proxy.audit else { return };
             for (message, outcome) in body.messages.iter().zip(&outcomes) {
                 audit.record(&Event {
                     principal,
                     message,
-                    outcome: *outcome,
-                    status: status.as_u16(),
-                    duration: elapsed,
+                    outcome: if ended { *outcome } else { Outcome::Failure },
+                    status: if ended {
+                        status.as_u16()
+                    } else {
+                        CLIENT_CLOSED
+                    },
+                    duration,
                     request: &request,
                     response,
                 });
@@ -547,17 +563,20 @@ impl Proxy {
         // stream, and notifications have none.
         if audit.wants_response() && status != StatusCode::ACCEPTED {
             let (proxy, principal) = (self.clone(), principal.clone());
-            let record = move |seen: &[u8]| record(&proxy, &principal, Some(seen));
+            // The event waits for the body, so its duration covers the whole answer.
+            let record = move |seen: &[u8], ended: bool| {
+                record(&proxy, &principal, Some(seen), ended, started.elapsed());
+            };
             return crate::middleware::audit::tap(response, audit.max_data_size(), record);
         }
-        record(self, principal, None);
+        record(self, principal, None, true, elapsed);
         response
     }
 }
 
 /// The messages of a POST in flight, audited as failed with status 499 (as nginx
 /// logs a request whose client closed the connection) if dropped before
-/// [`Abandoned::disarm`].
+/// [`Abandoned::disarm`], or 500 when dropped by a panic.
 struct Abandoned {
     proxy: Arc<Proxy>,
     principal: Principal,
@@ -581,12 +600,18 @@ impl Drop for Abandoned {
         let Some(audit) = self.proxy.audit.as_ref().filter(|_| self.armed) else {
             return;
         };
+        // Unwinding from a panic: the client is answered 500 (recovery), not gone.
+        let status = if std::thread::panicking() {
+            StatusCode::INTERNAL_SERVER_ERROR.as_u16()
+        } else {
+            CLIENT_CLOSED
+        };
         for message in &self.body.messages {
             audit.record(&Event {
                 principal: &self.principal,
                 message,
                 outcome: Outcome::Failure,
-                status: CLIENT_CLOSED,
+                status,
                 duration: self.started.elapsed(),
                 request: &self.request,
                 response: None,

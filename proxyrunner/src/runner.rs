@@ -62,11 +62,17 @@ pub fn build(config: &ValidatedRunConfig, options: &Options) -> Result<Proxy, Bu
                 Metrics::new(&config.source.name, transport)
                     .map_err(|e| BuildError::Setting(format!("metrics: {e}")))?,
             );
-            metrics_export::start(metrics.clone(), t, metrics_export::interval_from_env());
             Some(metrics)
         }
         _ => None,
     };
+    let metrics_export = match (&metrics, &proxy.telemetry) {
+        (Some(metrics), Some(t)) => metrics_export::Exporter::new(metrics.clone(), t),
+        _ => None,
+    };
+    if let Some(exporter) = &metrics_export {
+        exporter.spawn(metrics_export::interval_from_env());
+    }
     let tracer = proxy.telemetry.as_ref().and_then(Tracer::new);
     let prefix = proxy.endpoint_prefix.clone().unwrap_or_default();
     let (backend, mode) = backend(config, options, &prefix, metrics.clone())?;
@@ -84,6 +90,7 @@ pub fn build(config: &ValidatedRunConfig, options: &Options) -> Result<Proxy, Bu
         tools: ToolFilter::new(&proxy.tools).map(Arc::new),
         audit: proxy.audit.as_ref().map(Auditor::new),
         metrics,
+        metrics_export,
         tracer,
         backend,
         mode,

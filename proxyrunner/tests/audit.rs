@@ -152,3 +152,62 @@ async fn a_call_whose_client_goes_away_is_still_audited() {
     assert_eq!(events[0]["status"], 499);
     up.release.notify_waiters();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_during_a_streamed_answer_is_audited_as_failed_with_what_it_got() {
+    let up = upstream().await;
+    let config = runconfig(&up.url, json!({"audit": {"include_response_data": true}}));
+    let p = proxy(config, 1 << 20).await;
+    let mut response = reqwest::Client::new()
+        .post(format!("{}/mcp", p.url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(tool_call(4, "stream").to_string())
+        .send()
+        .await
+        .expect("the stream starts");
+    assert_eq!(response.status(), 200);
+    // The progress event arrives unbuffered; then the client leaves.
+    let first = response
+        .chunk()
+        .await
+        .expect("a chunk")
+        .expect("not the end");
+    assert!(String::from_utf8_lossy(&first).contains("notifications/progress"));
+    drop(response);
+    let events = events(&p, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "failure");
+    assert_eq!(events[0]["status"], 499);
+    let excerpt = events[0]["data"]["response"].as_str().expect("excerpt");
+    assert!(excerpt.contains("notifications/progress") && !excerpt.contains("streamed"));
+    up.release.notify_waiters();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_answer_is_audited_when_it_ends_with_its_whole_duration() {
+    let up = upstream().await;
+    let config = runconfig(&up.url, json!({"audit": {"include_response_data": true}}));
+    let p = proxy(config, 1 << 20).await;
+    let release = up.release.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        release.notify_waiters();
+    });
+    let (status, _, body) = post(&p, &tool_call(5, "stream"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(body.to_string().contains("streamed"), "{body}");
+    let events = events(&p, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "success");
+    assert_eq!(events[0]["status"], 200);
+    assert!(
+        events[0]["duration_ms"]
+            .as_f64()
+            .is_some_and(|d| d >= 250.0),
+        "{}",
+        events[0]
+    );
+    let excerpt = events[0]["data"]["response"].as_str().expect("excerpt");
+    assert!(excerpt.contains("notifications/progress") && excerpt.contains("streamed"));
+}

@@ -144,11 +144,9 @@ async fn metrics_reach_an_otlp_collector_without_prometheus() {
     // proxy's own exporter runs every OTEL_METRIC_EXPORT_INTERVAL, 60 s by default).
     let metrics = p.metrics.clone().expect("metrics kept for OTLP export");
     let telemetry = validated.proxy.telemetry.as_ref().expect("telemetry");
-    assert!(proxyrunner::middleware::metrics_export::start(
-        metrics,
-        telemetry,
-        Duration::from_millis(100)
-    ));
+    proxyrunner::middleware::metrics_export::Exporter::new(metrics, telemetry)
+        .expect("an exporter for metricsEnabled with an endpoint")
+        .spawn(Duration::from_millis(100));
     let (status, _, _) = post(
         &p,
         &call(1, "tools/call", json!({"name": "echo", "arguments": {}})),
@@ -189,4 +187,60 @@ async fn metrics_reach_an_otlp_collector_without_prometheus() {
         batch["resourceMetrics"][0]["resource"]["attributes"][0],
         json!({"key": "service.name", "value": {"stringValue": "mcp-echo"}})
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_metrics_are_pushed_when_the_proxy_stops() {
+    use tokio::io::AsyncBufReadExt;
+    let up = upstream().await;
+    let (collector_url, _, received) = collector().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("runconfig.json");
+    let config = runconfig(
+        &up.url,
+        json!({"telemetry": {"endpoint": collector_url, "insecure": true, "metrics_enabled": true}}),
+    );
+    std::fs::write(&path, config.to_string()).expect("write");
+    // The default interval (60 s) is far longer than this test: only the shutdown
+    // push can deliver the numbers.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_thv-proxyrunner"))
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the proxy starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("listening within 20 s")
+        .expect("stdout")
+        .expect("a line");
+    let url = line
+        .strip_prefix("listening on ")
+        .expect("the listening line");
+    let reply = reqwest::Client::new()
+        .post(format!("{url}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(call(1, "tools/call", json!({"name": "echo", "arguments": {}})).to_string())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(reply.status(), 200);
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the proxy stops within 10 s")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    let pushed = received.lock().expect("lock").clone();
+    assert_eq!(pushed.len(), 1, "one push, at shutdown: {pushed:?}");
+    assert!(pushed[0].to_string().contains("toolhive_mcp_tool_calls"));
 }

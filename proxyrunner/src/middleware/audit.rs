@@ -163,11 +163,12 @@ impl Auditor {
 }
 
 /// Passes `response` through, keeping the first `limit` bytes of its body; `done`
-/// gets them once, when the body ends, fails or is dropped.
+/// gets them once, when the body ends (`true`), or fails or is dropped before its end
+/// (`false`: the client did not get the whole answer).
 pub fn tap(
     response: Response<Body>,
     limit: usize,
-    done: impl FnOnce(&[u8]) + Send + 'static,
+    done: impl FnOnce(&[u8], bool) + Send + 'static,
 ) -> Response<Body> {
     response.map(|inner| {
         Tap {
@@ -181,7 +182,7 @@ pub fn tap(
 }
 
 /// What a [`Tap`] calls with the start of the body once it has passed.
-type Done = Box<dyn FnOnce(&[u8]) + Send>;
+type Done = Box<dyn FnOnce(&[u8], bool) + Send>;
 
 struct Tap {
     inner: Body,
@@ -191,9 +192,9 @@ struct Tap {
 }
 
 impl Tap {
-    fn finish(&mut self) {
+    fn finish(&mut self, ended: bool) {
         if let Some(done) = self.done.take() {
-            done(&self.seen);
+            done(&self.seen, ended);
         }
     }
 }
@@ -215,10 +216,11 @@ impl HttpBody for Tap {
                     this.seen.extend_from_slice(&data[..data.len().min(room)]);
                 }
                 if this.inner.is_end_stream() {
-                    this.finish();
+                    this.finish(true);
                 }
             }
-            Poll::Ready(_) => this.finish(),
+            Poll::Ready(None) => this.finish(true),
+            Poll::Ready(Some(Err(_))) => this.finish(false),
             Poll::Pending => {}
         }
         polled
@@ -235,7 +237,10 @@ impl HttpBody for Tap {
 
 impl Drop for Tap {
     fn drop(&mut self) {
-        self.finish();
+        // Dropped before the end: the client went away. A body already at its end
+        // (hyper may not poll an empty one) was delivered whole.
+        let ended = self.inner.is_end_stream();
+        self.finish(ended);
     }
 }
 
@@ -260,11 +265,13 @@ mod tests {
         (tx, http_body_util::StreamBody::new(stream).boxed_unsync())
     }
 
-    fn tapped(body: Body, limit: usize) -> (Body, Arc<Mutex<Option<Vec<u8>>>>) {
+    type Seen = Arc<Mutex<Option<(Vec<u8>, bool)>>>;
+
+    fn tapped(body: Body, limit: usize) -> (Body, Seen) {
         let seen = Arc::new(Mutex::new(None));
         let done = seen.clone();
-        let response = tap(Response::new(body), limit, move |bytes: &[u8]| {
-            *done.lock().expect("lock") = Some(bytes.to_vec());
+        let response = tap(Response::new(body), limit, move |bytes: &[u8], ended| {
+            *done.lock().expect("lock") = Some((bytes.to_vec(), ended));
         });
         (response.into_body(), seen)
     }
@@ -282,8 +289,8 @@ mod tests {
         drop(tx);
         assert!(body.frame().await.is_none());
         assert_eq!(
-            seen.lock().expect("lock").as_deref(),
-            Some(&b"data: one\n"[..])
+            *seen.lock().expect("lock"),
+            Some((b"data: one\n".to_vec(), true))
         );
     }
 
@@ -294,7 +301,10 @@ mod tests {
         tx.send(Bytes::from_static(b"partial")).expect("open");
         body.frame().await.expect("a frame").expect("data");
         drop(body);
-        assert_eq!(seen.lock().expect("lock").as_deref(), Some(&b"partial"[..]));
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            Some((b"partial".to_vec(), false))
+        );
     }
 
     #[tokio::test]
@@ -304,8 +314,9 @@ mod tests {
         let response = tap(
             Response::new(crate::reply::full("{}")),
             1024,
-            move |bytes: &[u8]| {
+            move |bytes: &[u8], ended| {
                 assert_eq!(bytes, b"{}");
+                assert!(ended);
                 *counted.lock().expect("lock") += 1;
             },
         );

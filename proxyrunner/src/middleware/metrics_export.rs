@@ -40,55 +40,75 @@ pub fn interval_from_env() -> Duration {
     }
 }
 
-/// Starts pushing `metrics` when metrics export is enabled with an endpoint; returns
-/// whether it started.
-pub fn start(metrics: Arc<Metrics>, telemetry: &ValidatedTelemetry, every: Duration) -> bool {
-    let Some(endpoint) = telemetry
-        .endpoint
-        .as_ref()
-        .filter(|_| telemetry.metrics_enabled)
-    else {
-        return false;
-    };
-    let url = format!("{}/v1/metrics", endpoint.as_str().trim_end_matches('/'));
-    let resource = resource(telemetry);
-    let headers = telemetry.headers.clone();
-    tokio::spawn(export(metrics, url, resource, headers, every));
-    true
-}
-
-async fn export(
+/// Pushes the proxy's metrics to an OTLP collector.
+pub struct Exporter {
     metrics: Arc<Metrics>,
+    client: reqwest::Client,
     url: String,
     resource: Value,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    every: Duration,
-) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "metrics export disabled: no HTTP client");
-            return;
-        }
-    };
-    let start_ns = now_ns();
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await; // the first tick is immediate: nothing to report yet
-    loop {
-        ticker.tick().await;
-        let body = encode(&resource, &metrics.gather(), start_ns, now_ns());
-        let mut request = client.post(&url).json(&body);
-        for (name, value) in &headers {
+    /// Start of the cumulative data: when the exporter was made.
+    start_ns: u128,
+}
+
+impl Exporter {
+    /// The exporter, when metrics export is enabled with an endpoint.
+    pub fn new(metrics: Arc<Metrics>, telemetry: &ValidatedTelemetry) -> Option<Arc<Self>> {
+        let endpoint = telemetry
+            .endpoint
+            .as_ref()
+            .filter(|_| telemetry.metrics_enabled)?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(error = %e, "metrics export disabled: no HTTP client");
+                return None;
+            }
+        };
+        Some(Arc::new(Self {
+            metrics,
+            client,
+            url: format!("{}/v1/metrics", endpoint.as_str().trim_end_matches('/')),
+            resource: resource(telemetry),
+            headers: telemetry.headers.clone(),
+            start_ns: now_ns(),
+        }))
+    }
+
+    /// Pushes every `every` (the first push after one interval), in the background.
+    pub fn spawn(self: &Arc<Self>, every: Duration) {
+        let exporter = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await; // the first tick is immediate: nothing to report yet
+            loop {
+                ticker.tick().await;
+                exporter.push().await;
+            }
+        });
+    }
+
+    /// Pushes the current values once (also at shutdown, so a short-lived proxy's
+    /// numbers are not lost).
+    pub async fn push(&self) {
+        let body = encode(
+            &self.resource,
+            &self.metrics.gather(),
+            self.start_ns,
+            now_ns(),
+        );
+        let mut request = self.client.post(&self.url).json(&body);
+        for (name, value) in &self.headers {
             request = request.header(name, value);
         }
         if let Err(e) = request.send().await.and_then(|r| r.error_for_status()) {
-            // Cumulative data: the next export carries everything this one had.
-            tracing::warn!(error = %e, url, "metrics export failed; retried at the next interval");
+            // Cumulative data: the next push carries everything this one had.
+            tracing::warn!(error = %e, url = self.url, "metrics export failed; retried at the next interval");
         }
     }
 }
@@ -167,7 +187,9 @@ pub fn encode(resource: &Value, families: &[MetricFamily], start_ns: u128, now_n
                                 if bucket.upper_bound().is_infinite() {
                                     continue;
                                 }
-                                counts.push((bucket.cumulative_count() - below).to_string());
+                                counts.push(
+                                    bucket.cumulative_count().saturating_sub(below).to_string(),
+                                );
                                 below = bucket.cumulative_count();
                                 bounds.push(bucket.upper_bound());
                             }

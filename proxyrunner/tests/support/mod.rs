@@ -11,7 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -28,8 +30,9 @@ pub struct Seen {
     pub bodies: Vec<Value>,
 }
 
-/// A streamable-HTTP MCP upstream with tools `echo`, `add`, `secret` and `slow` (which
-/// answers when `release` is notified).
+/// A streamable-HTTP MCP upstream with tools `echo`, `add`, `secret`, `slow` (which
+/// answers when `release` is notified) and `stream` (answers as SSE: a progress
+/// notification at once, the result when `release` is notified).
 pub struct Upstream {
     pub url: String,
     pub seen: Arc<Mutex<Seen>>,
@@ -65,7 +68,7 @@ async fn answer(
     req: Request<Incoming>,
     seen: Arc<Mutex<Seen>>,
     release: Arc<tokio::sync::Notify>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<UnsyncBoxBody<Bytes, Infallible>>, Infallible> {
     let headers = req.headers().clone();
     let bytes = req
         .into_body()
@@ -82,7 +85,7 @@ async fn answer(
     let Some(id) = body.get("id").cloned() else {
         return Ok(Response::builder()
             .status(StatusCode::ACCEPTED)
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(Bytes::new()).boxed_unsync())
             .expect("response"));
     };
     let result = match body["method"].as_str().unwrap_or("") {
@@ -95,6 +98,33 @@ async fn answer(
             {"name": "secret", "description": "secret", "inputSchema": {"type": "object"}},
             {"name": "slow", "description": "slow", "inputSchema": {"type": "object"}},
         ]}),
+        "tools/call" if body["params"]["name"] == "stream" => {
+            let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                "params": {"progressToken": id, "progress": 1}});
+            let result = json!({"jsonrpc": "2.0", "id": id,
+                "result": {"content": [{"type": "text", "text": "streamed"}]}});
+            let events = futures::stream::unfold(0, move |step| {
+                let (progress, result, release) =
+                    (progress.clone(), result.clone(), release.clone());
+                async move {
+                    let event = match step {
+                        0 => progress,
+                        1 => {
+                            release.notified().await;
+                            result
+                        }
+                        _ => return None,
+                    };
+                    let frame =
+                        Frame::data(Bytes::from(format!("event: message\ndata: {event}\n\n")));
+                    Some((Ok::<_, Infallible>(frame), step + 1))
+                }
+            });
+            return Ok(Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(StreamBody::new(events).boxed_unsync())
+                .expect("response"));
+        }
         "tools/call" => {
             let name = body["params"]["name"].as_str().unwrap_or("").to_owned();
             if name == "slow" {
@@ -108,7 +138,7 @@ async fn answer(
     Ok(Response::builder()
         .header("content-type", "application/json")
         .header("mcp-session-id", "upstream-session")
-        .body(Full::new(Bytes::from(reply.to_string())))
+        .body(Full::new(Bytes::from(reply.to_string())).boxed_unsync())
         .expect("response"))
 }
 
