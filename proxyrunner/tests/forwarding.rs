@@ -67,3 +67,23 @@ async fn mcp_headers_known_and_unknown_reach_the_upstream_untouched() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_upstream_is_a_502_with_a_json_rpc_error_for_the_request() {
+    // A port nothing listens on: bind one, then close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let p = proxy(
+        runconfig(&format!("http://127.0.0.1:{port}/mcp"), json!({})),
+        1 << 20,
+    )
+    .await;
+    let (status, _, body) = post(&p, &call(42, "tools/list", json!({})), &[]).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["id"], 42);
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("upstream"), "{body}");
+}
