@@ -243,10 +243,25 @@ fn spawn_http_server(process: LocalProcess) {
     });
 }
 
+/// The next connection. Accepting fails for reasons that pass (out of file descriptors
+/// under load, a connection reset before it was accepted): the error is logged and
+/// accepting resumes shortly, rather than the proxy stopping.
+async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Serves the proxy on `listener` until the process is asked to stop.
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) -> std::io::Result<()> {
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = accept(&listener).await;
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
         tokio::spawn(async move {
@@ -269,7 +284,7 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) -> std::io::Result<
 /// Serves `/metrics` on its own listener.
 pub async fn serve_metrics(metrics: Arc<Metrics>, listener: TcpListener) -> std::io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, _) = accept(&listener).await;
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
