@@ -370,12 +370,24 @@ async fn certificate_rotation_keeps_admission_working() -> anyhow::Result<()> {
             data(s, "ca-signer.crt") != data(&first, "ca-signer.crt")
         })
         .await?;
-        let bundle = setup.ca_bundle().await?;
-        ensure!(
-            bundle.contains(&data(&renewed, "ca-signer.crt"))
-                && bundle.contains(&data(&first, "ca-signer.crt")),
-            "the caBundle holds the new and the previous CA"
+        // The operator writes the Secret, then re-applies the configuration with the new
+        // bundle (before it serves a certificate of the new CA): wait for the second step.
+        let (new_ca, old_ca) = (
+            data(&renewed, "ca-signer.crt"),
+            data(&first, "ca-signer.crt"),
         );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let bundle = setup.ca_bundle().await?;
+            if bundle.contains(&new_ca) && bundle.contains(&old_ca) {
+                break;
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the caBundle does not hold the new and the previous CA within 15 s:\n{bundle}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         wait_until_served(setup, &before_ca).await?;
         admits_and_refuses(setup).await
     })
