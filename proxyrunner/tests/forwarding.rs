@@ -90,7 +90,6 @@ async fn an_unreachable_upstream_is_a_502_with_a_json_rpc_error_for_the_request(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn running_out_of_file_descriptors_does_not_stop_the_proxy() {
-    use tokio::io::AsyncBufReadExt;
     // The test's HTTP client (reqwest) uses the ring provider, as the proxy does.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let up = upstream().await;
@@ -98,26 +97,13 @@ async fn running_out_of_file_descriptors_does_not_stop_the_proxy() {
     let path = dir.path().join("runconfig.json");
     std::fs::write(&path, runconfig(&up.url, json!({})).to_string()).expect("write");
     // A low descriptor limit, so that idle connections exhaust it.
-    let mut child = tokio::process::Command::new("sh")
+    let mut command = tokio::process::Command::new("sh");
+    command
         .arg("-c")
         .arg(r#"ulimit -n 64 && exec "$0" run --listen 127.0.0.1:0 --config "$1""#)
         .arg(env!("CARGO_BIN_EXE_thv-proxyrunner"))
-        .arg(&path)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the proxy starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("listening within 20 s")
-        .expect("stdout")
-        .expect("a line");
-    let url = line
-        .strip_prefix("listening on ")
-        .expect("the listening line")
-        .to_owned();
+        .arg(&path);
+    let (mut child, url) = support::spawn_listening(command).await;
     let address = url.trim_start_matches("http://").to_owned();
     let mut idle = Vec::new();
     for _ in 0..100 {
@@ -127,11 +113,7 @@ async fn running_out_of_file_descriptors_does_not_stop_the_proxy() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     drop(idle);
-    let proxy = support::Proxy {
-        url,
-        metrics: None,
-        audit: Default::default(),
-    };
+    let proxy = support::Proxy::at(url);
     let mut answered = false;
     for _ in 0..50 {
         let (status, _, _) = post(&proxy, &call(1, "tools/list", json!({})), &[]).await;

@@ -226,11 +226,7 @@ async fn a_slow_request_does_not_delay_other_clients() {
     let slow = {
         let url = p.url.clone();
         tokio::spawn(async move {
-            let p = support::Proxy {
-                url,
-                metrics: None,
-                audit: Default::default(),
-            };
+            let p = support::Proxy::at(url);
             post(
                 &p,
                 &call(1, "tools/call", json!({"name": "slow", "arguments": {}})),

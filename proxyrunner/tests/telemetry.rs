@@ -191,7 +191,6 @@ async fn metrics_reach_an_otlp_collector_without_prometheus() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_last_metrics_are_pushed_when_the_proxy_stops() {
-    use tokio::io::AsyncBufReadExt;
     let up = upstream().await;
     let (collector_url, _, received) = collector().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -203,32 +202,18 @@ async fn the_last_metrics_are_pushed_when_the_proxy_stops() {
     std::fs::write(&path, config.to_string()).expect("write");
     // The default interval (60 s) is far longer than this test: only the shutdown
     // push can deliver the numbers.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_thv-proxyrunner"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_thv-proxyrunner"));
+    command
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the proxy starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("listening within 20 s")
-        .expect("stdout")
-        .expect("a line");
-    let url = line
-        .strip_prefix("listening on ")
-        .expect("the listening line");
-    let reply = reqwest::Client::new()
-        .post(format!("{url}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(call(1, "tools/call", json!({"name": "echo", "arguments": {}})).to_string())
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(reply.status(), 200);
+        .arg(&path);
+    let (mut child, url) = support::spawn_listening(command).await;
+    let (status, _, _) = post(
+        &support::Proxy::at(url),
+        &call(1, "tools/call", json!({"name": "echo", "arguments": {}})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
     let pid = child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])

@@ -18,7 +18,7 @@ use runconfig::middleware::telemetry::ValidatedTelemetry;
 use serde_json::{Value, json};
 
 use super::telemetry::Metrics;
-use super::tracing_export::{attribute, now_ns, resource};
+use super::tracing_export::{attribute, now_ns, otlp_client, resource};
 
 /// The export interval when `OTEL_METRIC_EXPORT_INTERVAL` does not say.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -58,17 +58,7 @@ impl Exporter {
             .endpoint
             .as_ref()
             .filter(|_| telemetry.metrics_enabled)?;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-        {
-            Ok(client) => client,
-            Err(e) => {
-                tracing::error!(error = %e, "metrics export disabled: no HTTP client");
-                return None;
-            }
-        };
+        let client = otlp_client("metrics")?;
         Some(Arc::new(Self {
             metrics,
             client,

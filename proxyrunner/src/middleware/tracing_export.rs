@@ -131,6 +131,21 @@ fn parse_traceparent(value: &str) -> Option<(String, String, bool)> {
     ))
 }
 
+/// The HTTP client of an OTLP exporter (`what`: "trace", "metrics"), or `None`, logged.
+pub(crate) fn otlp_client(what: &str) -> Option<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(client) => Some(client),
+        Err(e) => {
+            tracing::error!(error = %e, "{what} export disabled: no HTTP client");
+            None
+        }
+    }
+}
+
 pub(crate) fn resource(telemetry: &ValidatedTelemetry) -> Value {
     let mut attributes = vec![attribute("service.name", &telemetry.service_name)];
     if let Some(version) = &telemetry.service_version {
@@ -179,16 +194,8 @@ async fn export(
     resource: Value,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
 ) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "trace export disabled: no HTTP client");
-            return;
-        }
+    let Some(client) = otlp_client("trace") else {
+        return;
     };
     let mut batch = Vec::with_capacity(BATCH);
     let mut ticker = tokio::time::interval(FLUSH_EVERY);

@@ -151,6 +151,15 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy running elsewhere (a child process) at `url`.
+    pub fn at(url: String) -> Self {
+        Self {
+            url,
+            metrics: None,
+            audit: Arc::default(),
+        }
+    }
+
     /// The audit events written so far, one JSON value each.
     pub fn audit_events(&self) -> Vec<Value> {
         let written = self.audit.lock().expect("lock").clone();
@@ -209,6 +218,31 @@ pub async fn proxy(config: Value, max_body_bytes: usize) -> Proxy {
         metrics,
         audit,
     }
+}
+
+/// Starts `command` (the `thv-proxyrunner` binary, or a shell running it) with stdout
+/// piped and returns it with the URL of its `listening on` line.
+pub async fn spawn_listening(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the proxy starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("listening within 20 s")
+        .expect("stdout")
+        .expect("a line");
+    let url = line
+        .strip_prefix("listening on ")
+        .expect("the listening line")
+        .to_owned();
+    (child, url)
 }
 
 /// A JSON-RPC request body.
