@@ -534,18 +534,14 @@ impl Proxy {
         let Some(audit) = &self.audit else {
             return response;
         };
-        let request = bytes.clone();
+        let (proxy, principal, request) = (self.clone(), principal.clone(), bytes.clone());
         // Writes the events; `ended` is false when the client went away before the
         // whole answer passed (then failure, with nginx's 499 "client closed request").
-        let record = move |proxy: &Self,
-                           principal: &Principal,
-                           response: Option<&[u8]>,
-                           ended: bool,
-                           duration: std::time::Duration| {
+        let record = move |response: Option<&[u8]>, ended: bool, duration: std::time::Duration| {
             let Some(audit) = &proxy.audit else { return };
             for (message, outcome) in body.messages.iter().zip(&outcomes) {
                 audit.record(&Event {
-                    principal,
+                    principal: &principal,
                     message,
                     outcome: if ended { *outcome } else { Outcome::Failure },
                     status: if ended {
@@ -562,14 +558,14 @@ impl Proxy {
         // A 202 carries no response: on legacy SSE the answers go to the session's
         // stream, and notifications have none.
         if audit.wants_response() && status != StatusCode::ACCEPTED {
-            let (proxy, principal) = (self.clone(), principal.clone());
             // The event waits for the body, so its duration covers the whole answer.
-            let record = move |seen: &[u8], ended: bool| {
-                record(&proxy, &principal, Some(seen), ended, started.elapsed());
-            };
-            return crate::middleware::audit::tap(response, audit.max_data_size(), record);
+            return crate::middleware::audit::tap(
+                response,
+                audit.max_data_size(),
+                move |seen: &[u8], ended: bool| record(Some(seen), ended, started.elapsed()),
+            );
         }
-        record(self, principal, None, true, elapsed);
+        record(None, true, elapsed);
         response
     }
 }
