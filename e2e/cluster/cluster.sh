@@ -3,8 +3,10 @@
 #
 #   e2e/cluster/cluster.sh build     build etcd, kube-apiserver, kube-controller-manager,
 #                                    kube-scheduler, kwok, kubectl, helm (once; cached)
+#   e2e/cluster/cluster.sh build-node  build only containerd, runc shim, CNI plugins, pause, thv-image
 #   e2e/cluster/cluster.sh up        build if needed, start the cluster (reuses a healthy one)
 #   e2e/cluster/cluster.sh up --foreground   same, stay attached; Ctrl-C stops everything
+#   e2e/cluster/cluster.sh load-images [DIR]  import image archives into the running real node
 #   e2e/cluster/cluster.sh down      stop every component by PID, verify, remove state
 #   e2e/cluster/cluster.sh status    show components and health
 #   e2e/cluster/cluster.sh bin-dir   print the directory holding kubectl and helm
@@ -29,14 +31,17 @@ REPO="$(cd "$HERE/../.." && pwd)"
 K8S_VERSION=v1.36.3
 HELM_VERSION=v3.21.4
 # Bump when the build recipe below changes, to invalidate cached binaries.
-BUILD_RECIPE=1
+BUILD_RECIPE=2
 
 CACHE="${THV_E2E_CACHE:-${HOME:-/tmp}/.cache/thv-e2e}"
 ROOT="$CACHE/k8s-$K8S_VERSION"
 BIN="$ROOT/bin"
 STATE="${THV_E2E_STATE_DIR:-$REPO/.cluster}"
 KWOK_CONFIG="$ROOT/kwok/kwok.yaml"
-TOOLS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl helm)
+TOOLS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl helm kubelet kube-proxy)
+# The real node's container runtime and the image packer, from node/go.mod (a
+# module of their own: containerd's dependencies need not agree with Kubernetes').
+NODE_TOOLS=(containerd containerd-shim-runc-v2 ctr bridge host-local loopback pause thv-image)
 
 log() { printf 'cluster.sh: %s\n' "$*" >&2; }
 die() { printf 'cluster.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -69,6 +74,16 @@ launcher_stamp() {
 tools_fresh() {
   [[ -f "$BIN/.tools.stamp" && "$(cat "$BIN/.tools.stamp")" == "$(tools_stamp)" && -f "$KWOK_CONFIG" ]] || return 1
   local t; for t in "${TOOLS[@]}"; do [[ -x "$BIN/$t" ]] || return 1; done
+}
+
+node_stamp() {
+  local gov; gov="$("$GOCMD" env GOVERSION)"
+  { printf 'recipe=%s go=%s\n' "$BUILD_RECIPE" "$gov"; cat "$HERE/node/go.mod" "$HERE/node/go.sum" "$HERE"/node/cmd/*/*.go; } | sha256sum | cut -d' ' -f1
+}
+
+node_tools_fresh() {
+  [[ -f "$BIN/.node.stamp" && "$(cat "$BIN/.node.stamp")" == "$(node_stamp)" ]] || return 1
+  local t; for t in "${NODE_TOOLS[@]}"; do [[ -x "$BIN/$t" ]] || return 1; done
 }
 
 launcher_fresh() {
@@ -145,6 +160,36 @@ build_tools() {
   log "built ${TOOLS[*]} in $((SECONDS - start))s"
 }
 
+build_node_tools() {
+  node_tools_fresh && return 0
+  local stamp; stamp="$(node_stamp)"
+  local out="$ROOT/node.partial" blog="$ROOT/logs/build-node.log"
+  mkdir -p "$BIN" "$ROOT/logs"
+  rm -rf "$out"; mkdir -p "$out"
+  log "building the real node's runtime (${NODE_TOOLS[*]}) into $BIN; log: $blog"
+  local start=$SECONDS rc=0
+  (
+    cd "$HERE/node"
+    go_env
+    # containerd, its runc shim, ctr and the CNI plugins (tool directives),
+    # the pause process and the image packer.
+    "$GOCMD" build -trimpath -buildvcs=false -tags no_btrfs,no_devmapper,no_zfs \
+      -ldflags '-s -w' -o "$out/" tool ./cmd/pause ./cmd/thv-image
+  ) >"$blog" 2>&1 || rc=$?
+  local missing=() t
+  for t in "${NODE_TOOLS[@]}"; do [[ -x "$out/$t" ]] || missing+=("$t"); done
+  if [[ $rc -ne 0 || ${#missing[@]} -gt 0 ]]; then
+    printf 'cluster.sh: ERROR: building %s failed (go build exit %s); log: %s\n--- last 30 lines ---\n' \
+      "${missing[*]:-the node tools}" "$rc" "$blog" >&2
+    tail -n 30 "$blog" >&2
+    exit 1
+  fi
+  for t in "${NODE_TOOLS[@]}"; do mv -f "$out/$t" "$BIN/$t"; done
+  rm -rf "$out"
+  echo "$stamp" >"$BIN/.node.stamp"
+  log "built ${NODE_TOOLS[*]} in $((SECONDS - start))s"
+}
+
 build_launcher() {
   launcher_fresh && return 0
   local stamp; stamp="$(launcher_stamp)"
@@ -164,6 +209,7 @@ build() {
   GOCMD="$(find_go)"
   with_lock
   build_tools
+  build_node_tools
   build_launcher
   unlock
   log "binaries: $BIN"
@@ -183,6 +229,10 @@ case "$cmd" in
   build)
     build
     ;;
+  build-node)
+    # Only the node runtime and the image packer (make images needs thv-image).
+    GOCMD="$(find_go)"; with_lock; build_node_tools; unlock
+    ;;
   up)
     if existing; then
       log "THV_E2E_USE_EXISTING=1: not starting a local cluster; tests use KUBECONFIG=${KUBECONFIG:-~/.kube/config}"
@@ -190,12 +240,28 @@ case "$cmd" in
     fi
     build
     mkdir -p "$STATE"
-    launcher up --kwok-config "$KWOK_CONFIG" --kube-version "$K8S_VERSION" "$@"
+    # Image archives imported into the real node at start-up (make images writes them).
+    launcher up --kwok-config "$KWOK_CONFIG" --kube-version "$K8S_VERSION" \
+      --images "${THV_E2E_IMAGES:-$REPO/target/images}" "$@"
+    ;;
+  load-images)
+    # Import image archives (default: what make images wrote) into the running real node.
+    dir="${1:-${THV_E2E_IMAGES:-$REPO/target/images}}"
+    sock=/run/thv-e2e/containerd.sock
+    if existing; then log "THV_E2E_USE_EXISTING=1: load images with THV_IMAGES_LOAD=kind|k3d make images"; exit 0; fi
+    if [[ ! -S "$sock" ]]; then log "no real node is running (no $sock): no images to load"; exit 0; fi
+    shopt -s nullglob
+    archives=("$dir"/*.tar)
+    ((${#archives[@]})) || die "no image archives (*.tar) in $dir; run make images"
+    for a in "${archives[@]}"; do
+      "$BIN/ctr" --address "$sock" --namespace k8s.io images import "$a" >/dev/null || die "importing $a failed"
+      log "imported $(basename "$a") into the real node"
+    done
     ;;
   down)
     if existing; then log "THV_E2E_USE_EXISTING=1: nothing to stop"; exit 0; fi
     if [[ ! -d "$STATE" ]]; then log "no cluster state in $STATE"; exit 0; fi
-    if [[ ! -x "$BIN/thv-e2e-cluster" ]]; then GOCMD="$(find_go)"; with_lock; build_launcher; unlock; fi
+    GOCMD="$(find_go)"; with_lock; build_launcher; unlock
     launcher down "$@"
     ;;
   status)

@@ -182,6 +182,16 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Namespace annotations that send its pods to the harness's real node (label
+/// `type=real`, taint `thv-e2e/real-node=true:NoSchedule`; e2e/cluster/launcher/node.go).
+pub const REAL_NODE_ANNOTATIONS: &[(&str, &str)] = &[
+    ("scheduler.alpha.kubernetes.io/node-selector", "type=real"),
+    (
+        "scheduler.alpha.kubernetes.io/defaultTolerations",
+        r#"[{"key":"thv-e2e/real-node","operator":"Equal","value":"true","effect":"NoSchedule"}]"#,
+    ),
+];
+
 /// A namespace created for one test, deleted by [`TestNamespace::delete`].
 pub struct TestNamespace {
     /// Its name.
@@ -190,11 +200,34 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
-    /// Creates `<prefix>-<random>` with the given labels.
+    /// Creates `<prefix>-<random>` with the given labels. Its pods run on kwok's fake
+    /// nodes (object shapes, scale); see [`TestNamespace::on_real_node`] for real pods.
     pub async fn create(
         client: &Client,
         prefix: &str,
         labels: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::create_with(client, prefix, labels, &[]).await
+    }
+
+    /// Creates `<prefix>-<random>` whose pods run for real: on the harness's kubelet node
+    /// (e2e/cluster), through the namespace's default node selector and toleration
+    /// (admission plugins PodNodeSelector and PodTolerationRestriction). On a cluster of
+    /// one's own (`THV_E2E_USE_EXISTING=1`, kind, k3d) the annotations do nothing and pods
+    /// go wherever that cluster schedules them.
+    pub async fn on_real_node(
+        client: &Client,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::create_with(client, prefix, labels, REAL_NODE_ANNOTATIONS).await
+    }
+
+    async fn create_with(
+        client: &Client,
+        prefix: &str,
+        labels: &[(&str, &str)],
+        annotations: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let suffix: u32 = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -204,12 +237,14 @@ impl TestNamespace {
         let name = format!("{prefix}-{:x}", suffix % 0xfffff);
         let mut namespace = Namespace::default();
         namespace.metadata.name = Some(name.clone());
-        namespace.metadata.labels = Some(
-            labels
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        );
+                .collect()
+        };
+        namespace.metadata.labels = Some(map(labels));
+        namespace.metadata.annotations = Some(map(annotations));
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &namespace)
             .await

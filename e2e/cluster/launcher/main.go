@@ -24,8 +24,12 @@ import (
 	"time"
 )
 
-// Components in start order; they are stopped in reverse.
+// Control-plane components in start order; the real node's (nodeComponents)
+// follow when it is enabled.
 var componentOrder = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+
+// allComponents: every component a cluster may have, for finding PID files.
+func allComponents() []string { return append(slices.Clone(componentOrder), nodeComponents...) }
 
 const (
 	serviceCIDR = "10.96.0.0/16"
@@ -41,13 +45,16 @@ type clusterState struct {
 	BinDir      string         `json:"binDir"`
 	Ports       map[string]int `json:"ports"`
 	Nodes       []string       `json:"nodes"`
-	StartedAt   time.Time      `json:"startedAt"`
-	LauncherPID int            `json:"launcherPid"`
-	Foreground  bool           `json:"foreground"`
+	// RealNode is the kubelet node's name ("" when it is disabled).
+	RealNode    string    `json:"realNode,omitempty"`
+	StartedAt   time.Time `json:"startedAt"`
+	LauncherPID int       `json:"launcherPid"`
+	Foreground  bool      `json:"foreground"`
 }
 
 type options struct {
 	state, bin, kwokConfig, kubeVersion string
+	images                              string
 	foreground                          bool
 	nodes                               int
 	timeout                             time.Duration
@@ -65,6 +72,7 @@ func main() {
 	fs.StringVar(&o.bin, "bin", "", "directory holding etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
 	fs.StringVar(&o.kwokConfig, "kwok-config", "", "kwok configuration file with the Stage objects")
 	fs.StringVar(&o.kubeVersion, "kube-version", "v1.36.3", "Kubernetes version reported by the fake nodes")
+	fs.StringVar(&o.images, "images", os.Getenv("THV_E2E_IMAGES"), "directory of image archives (*.tar) to import into the real node")
 	fs.BoolVar(&o.foreground, "foreground", false, "stay in the foreground; Ctrl-C stops the cluster")
 	fs.IntVar(&o.nodes, "nodes", envInt("THV_E2E_NODES", 1), "number of kwok fake nodes")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "overall start-up timeout")
@@ -135,7 +143,7 @@ func loadState(state string) (*clusterState, error) {
 
 func records(state string) []pidRecord {
 	var out []pidRecord
-	for _, name := range componentOrder {
+	for _, name := range allComponents() {
 		if r, ok := readPID(state, name); ok {
 			out = append(out, r)
 		}
@@ -152,8 +160,12 @@ func adminClient(state string, st *clusterState) (*apiClient, error) {
 // apiserver ready and every fake node Ready.
 func healthy(ctx context.Context, o options, st *clusterState) error {
 	recs := records(o.state)
-	if len(recs) != len(componentOrder) {
-		return fmt.Errorf("only %d of %d PID files present", len(recs), len(componentOrder))
+	want := len(componentOrder)
+	if st.RealNode != "" {
+		want += len(nodeComponents)
+	}
+	if len(recs) != want {
+		return fmt.Errorf("only %d of %d PID files present", len(recs), want)
 	}
 	for _, r := range recs {
 		if !r.alive() {
@@ -179,12 +191,20 @@ func healthy(ctx context.Context, o options, st *clusterState) error {
 			return fmt.Errorf("node %s: %s", n, why)
 		}
 	}
+	if want, _ := realNodeWanted(); want != (st.RealNode != "") {
+		return fmt.Errorf("the cluster was started with real node %q; wanted now: %v", st.RealNode, want)
+	}
+	if st.RealNode != "" {
+		if err := realNodeReady(ctx, c); err != nil {
+			return fmt.Errorf("node %s: %w", st.RealNode, err)
+		}
+	}
 	return nil
 }
 
 // stopTiers: what depends on the apiserver goes first, then the apiserver
 // (which needs etcd to shut down cleanly), then etcd.
-var stopTiers = [][]string{{"kwok", "kube-scheduler", "kube-controller-manager"}, {"kube-apiserver"}, {"etcd"}}
+var stopTiers = [][]string{{"kwok", "kube-scheduler", "kube-controller-manager", "kubelet", "kube-proxy", "containerd"}, {"kube-apiserver"}, {"etcd"}}
 
 func stopInTiers(recs []pidRecord) error {
 	for _, tier := range stopTiers {
@@ -207,7 +227,7 @@ func stopInTiers(recs []pidRecord) error {
 // stateEntries are the only names up/down ever delete inside the state dir.
 var stateEntries = []string{
 	"cluster.json", "env", "kubeconfig", "kubeconfigs", "pki", "pids", "etcd",
-	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "node",
 }
 
 func clearState(state string, keepLogs bool) error {
@@ -279,6 +299,11 @@ func up(o options) int {
 		if serr := stopInTiers(recs); serr != nil {
 			fmt.Fprintln(os.Stderr, "thv-e2e-cluster: "+serr.Error())
 		}
+		if linkExists(bridgeName) || dirExists(nodeDir(o.state)) {
+			if terr := nodeTeardown(o.state, o.bin); terr != nil {
+				fmt.Fprintln(os.Stderr, "thv-e2e-cluster: real node teardown: "+terr.Error())
+			}
+		}
 		_ = clearState(o.state, true)
 		fmt.Fprintf(os.Stderr, "thv-e2e-cluster: stopped what had started; logs kept in %s\n", filepath.Join(o.state, "logs"))
 		return 1
@@ -307,7 +332,8 @@ func up(o options) int {
 	}
 	taken := map[int]bool{}
 	ports := map[string]int{}
-	for _, n := range []string{"etcd-client", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+	for _, n := range []string{"etcd-client", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+		"kubelet", "kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics"} {
 		if ports[n], err = freePort(taken); err != nil {
 			return fail(err)
 		}
@@ -319,6 +345,21 @@ func up(o options) int {
 	}
 	for i := range o.nodes {
 		st.Nodes = append(st.Nodes, fmt.Sprintf("kwok-node-%d", i))
+	}
+	realNode, whyNot := realNodeWanted()
+	if realNode {
+		if err := nodePreflight(o.bin); err != nil {
+			return fail(err)
+		}
+		st.RealNode = nodeName
+		if err := os.MkdirAll(nodeDir(o.state), 0o700); err != nil {
+			return fail(err)
+		}
+		if err := nodeNetworkUp(o.state); err != nil {
+			return fail(fmt.Errorf("real node network: %w", err))
+		}
+	} else {
+		say("no real node (%s): pods run on kwok's fake nodes only", whyNot)
 	}
 
 	// Kubeconfigs: the admin one for users and tests, one per component.
@@ -364,8 +405,6 @@ func up(o options) int {
 		"kube-apiserver": {
 			args: []string{
 				"--etcd-servers=" + etcdURL,
-				"--bind-address=127.0.0.1",
-				"--advertise-address=127.0.0.1",
 				fmt.Sprintf("--secure-port=%d", ports["kube-apiserver"]),
 				"--cert-dir=" + filepath.Join(o.state, "kube-apiserver"),
 				"--tls-cert-file=" + pk("apiserver.crt"),
@@ -380,10 +419,6 @@ func up(o options) int {
 				// PodSecurity, ServiceAccount and both webhook plugins).
 				"--enable-admission-plugins=NodeRestriction,PodSecurity,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
 				"--allow-privileged=true",
-				// The advertise address is loopback, which Endpoints
-				// validation rejects; nothing dials the "kubernetes"
-				// Service here, so don't maintain its endpoints.
-				"--endpoint-reconciler-type=none",
 				"--requestheader-client-ca-file=" + pk("front-proxy-ca.crt"),
 				"--requestheader-allowed-names=front-proxy-client",
 				"--requestheader-username-headers=X-Remote-User",
@@ -452,6 +487,25 @@ func up(o options) int {
 			timeout: 2 * time.Minute,
 		},
 	}
+	apiComp := comps["kube-apiserver"]
+	if realNode {
+		// Pods reach the API server through the "kubernetes" Service, whose
+		// endpoint is the node's bridge address; the API server reaches the
+		// kubelet by its InternalIP, never through a DNS lookup.
+		apiComp.args = append(apiComp.args, "--bind-address=0.0.0.0", "--advertise-address="+nodeIP.String(),
+			"--kubelet-preferred-address-types=InternalIP",
+			"--kubelet-client-certificate="+pk("apiserver-kubelet-client.crt"),
+			"--kubelet-client-key="+pk("apiserver-kubelet-client.key"),
+			// Per-namespace default node selector and tolerations: how a
+			// namespace opts in to the real node (see node.go).
+			"--enable-admission-plugins=NodeRestriction,PodSecurity,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,PodNodeSelector,PodTolerationRestriction")
+	} else {
+		// The advertise address is loopback, which Endpoints validation
+		// rejects; nothing dials the "kubernetes" Service without a real
+		// node, so don't maintain its endpoints.
+		apiComp.args = append(apiComp.args, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none")
+	}
+	comps["kube-apiserver"] = apiComp
 	apiReady := func(ctx context.Context) error {
 		_, err := api.do(ctx, "GET", "/readyz", nil, nil)
 		return err
@@ -541,6 +595,13 @@ func up(o options) int {
 	})
 	if err != nil {
 		return fail(&componentError{name: "kube-controller-manager", log: logFile(o.state, "kube-controller-manager"), err: err})
+	}
+
+	if realNode {
+		if err := startRealNode(ctx, o, p, server, ports, api, abort, remaining, func(p *running) { started = append(started, p) }); err != nil {
+			return fail(err)
+		}
+		say("node %s Ready: kubelet, containerd, kube-proxy (%.1fs)", nodeName, time.Since(begin).Seconds())
 	}
 
 	b, _ := json.MarshalIndent(st, "", "  ")
@@ -652,6 +713,12 @@ func down(o options) error {
 	if len(left) > 0 {
 		return errors.New("processes still running: " + strings.Join(left, ", "))
 	}
+	if linkExists(bridgeName) || dirExists(nodeDir(o.state)) || dirExists(nodeRun) {
+		if err := nodeTeardown(o.state, o.bin); err != nil {
+			return fmt.Errorf("real node teardown (run down again to retry): %w", err)
+		}
+		say("real node removed: no pod process, mount, bridge, veth, iptables rule or cgroup left")
+	}
 	if err := clearState(o.state, true); err != nil {
 		return err
 	}
@@ -668,8 +735,11 @@ func status(o options) int {
 		}
 	}
 	code := 0
-	for _, name := range componentOrder {
+	for _, name := range allComponents() {
 		r, ok := readPID(o.state, name)
+		if !ok && slices.Contains(nodeComponents, name) && (st == nil || st.RealNode == "") {
+			continue
+		}
 		switch {
 		case !ok:
 			fmt.Printf("  %-24s no PID file\n", name)

@@ -143,6 +143,9 @@ type pki struct {
 	// requestheader authentication used by aggregated API servers.
 	frontProxyCA     *keyPair
 	frontProxyClient *keyPair
+	// The real node: the kubelet's client and serving certificates, the
+	// API server's client certificate toward kubelets, kube-proxy's client.
+	kubelet, kubeletServing, apiserverKubeletClient, kubeProxy *keyPair
 }
 
 func (p *pki) path(name string) string { return filepath.Join(p.dir, name) }
@@ -166,7 +169,7 @@ func generatePKI(dir string) (*pki, error) {
 			"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster", "kubernetes.default.svc.cluster.local",
 		},
-		ips:    []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, serviceIP},
+		ips:    []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, serviceIP, nodeIP},
 		server: true,
 	}); err != nil {
 		return nil, fmt.Errorf("apiserver cert: %w", err)
@@ -191,7 +194,21 @@ func generatePKI(dir string) (*pki, error) {
 	if p.frontProxyClient, err = p.frontProxyCA.sign(leafSpec{cn: "front-proxy-client", client: true}); err != nil {
 		return nil, fmt.Errorf("front-proxy client cert: %w", err)
 	}
+	if p.kubelet, err = p.ca.sign(leafSpec{cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, client: true}); err != nil {
+		return nil, fmt.Errorf("kubelet cert: %w", err)
+	}
+	if p.kubeletServing, err = p.ca.sign(leafSpec{cn: nodeName, dns: []string{nodeName}, ips: []net.IP{nodeIP}, server: true}); err != nil {
+		return nil, fmt.Errorf("kubelet serving cert: %w", err)
+	}
+	if p.apiserverKubeletClient, err = p.ca.sign(leafSpec{cn: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}, client: true}); err != nil {
+		return nil, fmt.Errorf("apiserver kubelet-client cert: %w", err)
+	}
+	if p.kubeProxy, err = p.ca.sign(leafSpec{cn: "system:kube-proxy", client: true}); err != nil {
+		return nil, fmt.Errorf("kube-proxy cert: %w", err)
+	}
 	for name, kp := range map[string]*keyPair{
+		"kubelet": p.kubelet, "kubelet-serving": p.kubeletServing,
+		"apiserver-kubelet-client": p.apiserverKubeletClient, "kube-proxy": p.kubeProxy,
 		"ca": p.ca, "apiserver": p.apiserver, "admin": p.admin,
 		"kube-controller-manager": p.kcm, "kube-scheduler": p.scheduler, "kwok": p.kwok,
 		"front-proxy-ca": p.frontProxyCA, "front-proxy-client": p.frontProxyClient,

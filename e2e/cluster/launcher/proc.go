@@ -105,6 +105,11 @@ func (p *running) exited() bool {
 // startProcess runs bin with args detached in its own session, stdout and
 // stderr appended to <state>/logs/<name>.log, and records its PID.
 func startProcess(state, name, bin string, args []string) (*running, error) {
+	return startProcessEnv(state, name, bin, args, nil)
+}
+
+// startProcessEnv is startProcess with extra environment (KEY=VALUE, later wins).
+func startProcessEnv(state, name, bin string, args, env []string) (*running, error) {
 	logPath := logFile(state, name)
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -116,7 +121,7 @@ func startProcess(state, name, bin string, args []string) (*running, error) {
 	cmd.Dir = state
 	cmd.Stdout = lf
 	cmd.Stderr = lf
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), env...)
 	// Own session: a Ctrl-C in the terminal reaches only the launcher, which
 	// then stops the children itself; in background mode they outlive it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
