@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit e2e peers demo demo-down demo-check bench-operator lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e images images-test peers demo demo-down demo-check bench-operator lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -18,8 +18,15 @@ test: lint unit e2e demo-check ## Everything CI checks: formatting, clippy, unit
 unit: ## Unit, schema and CRD-drift tests (no cluster)
 	$(CARGO) test --workspace --locked --exclude e2e
 
-e2e: cluster-up peers ## End-to-end tests on the loopback control plane (or KUBECONFIG with THV_E2E_USE_EXISTING=1)
+e2e: images-test cluster-up peers ## End-to-end tests on the local cluster with its real node (or KUBECONFIG with THV_E2E_USE_EXISTING=1)
+	$(CLUSTER_SH) load-images
 	$(CARGO) test --locked -p e2e
+
+images: ## Container images of thv-operator, thv-proxyrunner and the test-only mcp-fixture, with no container engine (THV_IMAGES_LOAD=kind|k3d loads them into that cluster)
+	scripts/images.sh
+
+images-test: ## The same images from the debug binaries the tests build (what make e2e imports into the real node)
+	THV_IMAGES_PROFILE=debug scripts/images.sh
 
 peers: ## Install the non-Rust MCP peers of the proxy e2e tests (e2e/peers: npm and PyPI, pinned)
 	scripts/peers.sh >/dev/null

@@ -25,8 +25,12 @@ impl Default for OperatorConfig {
     }
 }
 
-/// Default proxy runner image.
-pub const DEFAULT_PROXY_IMAGE: &str = "ghcr.io/stacklok/toolhive/proxyrunner:latest";
+/// Default proxy runner image: the one `make images` builds from this version, and
+/// the chart's default (`proxyRunner.image`, tag = appVersion).
+pub const DEFAULT_PROXY_IMAGE: &str = concat!(
+    "ghcr.io/stacklok/toolhive-rs/proxyrunner:",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// Shared state of the controllers.
 #[derive(Clone)]
@@ -57,5 +61,42 @@ impl Context {
             config,
             applied: Arc::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEFAULT_PROXY_IMAGE;
+
+    fn repo_file(path: &str) -> String {
+        let full = concat!(env!("CARGO_MANIFEST_DIR"), "/../").to_owned() + path;
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+    }
+
+    /// The operator's default, the chart's values and `make images` name one image, so a
+    /// `helm install` or a bare `thv-operator` deploys the proxy that `make images` built.
+    #[test]
+    fn default_proxy_image_is_the_one_make_images_and_the_chart_name() {
+        let (repo, tag) = DEFAULT_PROXY_IMAGE
+            .rsplit_once(':')
+            .expect("image has a tag");
+        let chart = repo_file("charts/toolhive/Chart.yaml");
+        assert!(
+            chart.contains(&format!("appVersion: \"{tag}\"")),
+            "Chart.yaml appVersion must be the crate version {tag}"
+        );
+        let values = repo_file("charts/toolhive/values.yaml");
+        assert!(
+            values.contains(&format!("repository: {repo}\n")),
+            "values.yaml proxyRunner.image.repository must be {repo}"
+        );
+        let images = repo_file("scripts/images.sh");
+        let prefix = repo
+            .strip_suffix("/proxyrunner")
+            .expect("repository ends in /proxyrunner");
+        assert!(
+            images.contains(&format!("THV_IMAGES_REPO:-{prefix}}}")),
+            "scripts/images.sh must default to {prefix}"
+        );
     }
 }
