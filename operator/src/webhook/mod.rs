@@ -302,11 +302,17 @@ async fn ensure_bundle(
                 Err(e) => return Err(e.into()),
             }
         };
+        let placeholder = current
+            .data
+            .as_ref()
+            .is_none_or(|d| d.get("ca-signer.key").is_none_or(|k| k.0.is_empty()));
         let next = match Bundle::from_secret(&current) {
             Ok(bundle) => match bundle.renewed(names, lifetimes, now)? {
                 None => return Ok(bundle),
                 Some(next) => next,
             },
+            // The chart declares the Secret empty (so `helm uninstall` removes it).
+            Err(_) if placeholder => Bundle::issue(names, lifetimes, now)?,
             Err(e) => {
                 tracing::warn!(secret = %name, error = %e, "webhook: the certificate Secret is unusable; issuing new certificates");
                 Bundle::issue(names, lifetimes, now)?
@@ -314,6 +320,19 @@ async fn ensure_bundle(
         };
         let mut updated = next.to_secret(name, namespace);
         updated.metadata.resource_version = current.metadata.resource_version.clone();
+        // Labels and annotations of others (Helm's release metadata) stay.
+        for (ours, theirs) in [
+            (&mut updated.metadata.labels, &current.metadata.labels),
+            (
+                &mut updated.metadata.annotations,
+                &current.metadata.annotations,
+            ),
+        ] {
+            let mut merged = theirs.clone().unwrap_or_default();
+            merged.extend(ours.take().unwrap_or_default());
+            *ours = Some(merged);
+        }
+        updated.metadata.owner_references = current.metadata.owner_references.clone();
         match secrets
             .replace(name, &PostParams::default(), &updated)
             .await
