@@ -254,6 +254,24 @@ else
   fail "helm install/uninstall"
 fi
 
+if k get node thv-node >/dev/null 2>&1; then
+  step "a pod runs for real on the real node (thv-node)"
+  k create namespace "$NS-real" >/dev/null
+  k annotate namespace "$NS-real" scheduler.alpha.kubernetes.io/node-selector=type=real \
+    'scheduler.alpha.kubernetes.io/defaultTolerations=[{"key":"thv-e2e/real-node","operator":"Exists","effect":"NoSchedule"}]' >/dev/null
+  wait_sa "$NS-real" || true
+  # The pause image is always there: a real process in a real sandbox.
+  k -n "$NS-real" run real --image=localhost/thv-e2e/pause:1 --image-pull-policy=Never --restart=Never >/dev/null
+  if k -n "$NS-real" wait --for=condition=Ready pod/real --timeout=60s >/dev/null &&
+    [[ "$(k -n "$NS-real" get pod real -o jsonpath='{.spec.nodeName}')" == thv-node ]] &&
+    [[ "$(k -n "$NS-real" get pod real -o jsonpath='{.status.podIP}')" == 10.244.0.* ]]; then
+    ok "pod Running on thv-node with an IP on the bridge"
+  else
+    fail "pod on the real node: $(k -n "$NS-real" get pod real -o wide 2>&1 | tail -1)"
+  fi
+  k delete namespace "$NS-real" --wait=false >/dev/null
+fi
+
 if [[ $DOWN == 1 ]]; then
   step "down leaves no process behind"
   trap - EXIT
@@ -261,6 +279,10 @@ if [[ $DOWN == 1 ]]; then
   "$CLUSTER" down
   LEFT="$(for p in /proc/[0-9]*; do e="$(readlink "$p/exe" 2>/dev/null)" || continue; [[ "$e" == "$BIN/"* ]] && echo "${p#/proc/} $e"; done || true)"
   if [[ -z "$LEFT" ]]; then ok "no process of $BIN is running"; else fail "still running: $LEFT"; fi
+  # The real node's traces (down itself also checks these and fails on any).
+  NODE_LEFT="$( { ip -o link show thv0 2>/dev/null; grep -E ' /run/thv-e2e| [^ ]*/\.cluster/node' /proc/self/mountinfo;
+    iptables-save 2>/dev/null | grep -E 'KUBE-|THV-E2E'; ls -d /sys/fs/cgroup/*/kubepods 2>/dev/null; } | head -5 || true)"
+  if [[ -z "$NODE_LEFT" ]]; then ok "no bridge, mount, iptables rule or cgroup of the real node is left"; else fail "real node left: $NODE_LEFT"; fi
 fi
 
 echo

@@ -75,7 +75,7 @@ pub fn desired(
                 ("True", "Ready"),
                 ("False", "Ready"),
                 ("False", "Ready"),
-                "proxy is serving".to_owned(),
+                "the proxy Deployment is available; whether an MCP server answers behind it is not checked yet".to_owned(),
             ),
             Rollout::Progressing(why) => (
                 MCPServerPhase::Pending,
