@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit e2e images images-test peers demo demo-down demo-check bench-operator lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e images images-test peers config demo demo-down demo-check bench-operator lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -71,8 +71,12 @@ bench-proxy: ## Proxy cost: direct vs proxied latency/throughput (c=1, c=32), st
 bench-runconfig: ## Validation latency of a full RunConfig with 50 Cedar policies (target <= 200 us)
 	$(CARGO) bench --locked -p runconfig --bench validate
 
-crds: ## Regenerate CRD YAML (charts/, config/) and docs/api-reference.md from api/
+crds: ## Regenerate CRD YAML (charts/, config/) and docs/api-reference.md from api/, then config/ from the chart
 	$(CARGO) run --quiet --locked -p crd-gen -- --root .
+	scripts/gen-config.sh
+
+config: ## Regenerate config/{rbac,manager,webhook,default} (kustomize) from the chart (after changing charts/toolhive)
+	scripts/gen-config.sh
 
 # The real control plane (e2e/cluster) adds cluster-up, cluster-down and friends.
 -include e2e/cluster/cluster.mk

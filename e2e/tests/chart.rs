@@ -1,11 +1,16 @@
 //! The Helm chart installs on the real control plane, cluster-wide or namespace-scoped,
 //! and the RBAC it grants is enough for the operator to run an MCPServer: the
-//! controller runs here impersonating the chart's ServiceAccount.
+//! controller runs here impersonating the chart's ServiceAccount. Without a cluster:
+//! the chart lints strictly, its values.schema.json refuses a misspelt value, and
+//! config/ (for kustomize) is what the chart renders.
 //!
 //! The chart's webhook is disabled here: on the loopback control plane nothing routes
 //! to Service IPs, so a Service-based webhook would refuse every apply in the shared
 //! cluster. The webhook is tested by URL in webhook.rs.
 
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use api::MCPServer;
@@ -29,6 +34,9 @@ fn helm_ok(args: &[&str]) -> anyhow::Result<String> {
 
 /// Installs the chart into `namespace` with extra `--set` values, waiting for it; returns
 /// the release name. The chart's Service-based webhook is disabled (see the module doc).
+/// So are its CRDs: the shared test cluster's CRDs are applied by `e2e::install_crds`,
+/// and a release owning them would conflict with the other releases these tests install
+/// (Helm refuses to take over objects it did not create, or another release owns).
 fn install(namespace: &str, sets: &[&str]) -> anyhow::Result<String> {
     let release = format!("thv-{}", &namespace[namespace.len() - 5..]);
     let chart = chart();
@@ -40,6 +48,8 @@ fn install(namespace: &str, sets: &[&str]) -> anyhow::Result<String> {
         namespace,
         "--set",
         "webhook.enabled=false",
+        "--set",
+        "crds.install=false",
         "--wait",
         "--timeout",
         "60s",
@@ -147,4 +157,75 @@ async fn cluster_wide_install_grants_a_cluster_role() -> anyhow::Result<()> {
         "removed on uninstall"
     );
     system.delete().await
+}
+
+#[test]
+fn chart_passes_strict_lint() -> anyhow::Result<()> {
+    helm_ok(&["lint", "--strict", &chart()])?;
+    Ok(())
+}
+
+/// values.schema.json: a misspelt key or a value outside its enum fails the install with
+/// a message naming it, instead of being silently ignored.
+#[test]
+fn chart_refuses_a_misspelt_value_naming_it() -> anyhow::Result<()> {
+    let chart = chart();
+    for (set, named) in [
+        ("operator.replica=2", "'replica' not allowed"),
+        ("operator.logFormat=xml", "/operator/logFormat"),
+        ("webhook.certMode=selfsigned", "/webhook/certMode"),
+    ] {
+        let output = helm()
+            .args(["template", "thv", &chart, "--set", set])
+            .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "--set {set} was accepted");
+        assert!(
+            stderr.contains(named),
+            "--set {set}: the error names {named}: {stderr}"
+        );
+    }
+    Ok(())
+}
+
+/// config/{rbac,manager,webhook,default} (`kubectl apply -k config/default`) is what
+/// scripts/gen-config.sh generates from the chart: the same objects as `helm install`.
+#[test]
+fn config_default_matches_the_chart() -> anyhow::Result<()> {
+    let root = e2e::repo_root();
+    let generated = std::env::temp_dir().join(format!("thv-gen-config-{}", std::process::id()));
+    let output = Command::new(root.join("scripts/gen-config.sh"))
+        .arg(&generated)
+        .env("HELM", helm().get_program())
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "scripts/gen-config.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut stale = Vec::new();
+    for folder in ["rbac", "manager", "webhook", "default"] {
+        let (fresh, committed) = (generated.join(folder), root.join("config").join(folder));
+        for name in file_names(&fresh).union(&file_names(&committed)) {
+            let read = |dir: &Path| std::fs::read_to_string(dir.join(name)).ok();
+            if read(&fresh) != read(&committed) {
+                stale.push(format!("config/{folder}/{name}"));
+            }
+        }
+    }
+    std::fs::remove_dir_all(&generated)?;
+    assert!(
+        stale.is_empty(),
+        "config/ differs from the chart in {stale:?}: run scripts/gen-config.sh"
+    );
+    Ok(())
+}
+
+fn file_names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
 }

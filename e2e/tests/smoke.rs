@@ -13,7 +13,7 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 #[tokio::test]
 async fn crds_install_server_side_and_are_explained() -> anyhow::Result<()> {
     client().await?;
-    let crds = e2e::repo_root().join("charts/toolhive/crds");
+    let crds = e2e::repo_root().join("config/crd/bases");
     let out = kubectl_ok(&[
         "apply",
         "--server-side",
