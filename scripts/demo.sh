@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
-# make demo: the operator on a local control plane, with the examples applied.
+# make demo: the operator installed by its Helm chart, running as a real pod, with the
+# examples applied.
 #
-# Uses the cluster KUBECONFIG points at when THV_E2E_USE_EXISTING=1 (kind, k3d, ...);
-# otherwise starts the loopback control plane of e2e/cluster (built on first use).
-# Installs the CRDs, runs thv-operator on this machine, applies examples/ into the
-# namespace toolhive-demo, waits for the objects and prints them. Stays up until
+# Starts the local cluster of e2e/cluster (built on first use) with its real node
+# (kubelet + containerd), builds the images (scripts/images.sh, no container engine)
+# and imports them into the node, `helm install`s charts/toolhive into toolhive-system
+# (operator with leader election and its admission webhook, reached through its
+# Service), applies examples/ into toolhive-demo and shows what runs. Stays up until
 # Ctrl-C, then cleans up. THV_DEMO_ONESHOT=1 cleans up right after printing (CI).
+#
+# THV_E2E_USE_EXISTING=1 uses the cluster KUBECONFIG points at (kind, k3d): load the
+# images into it first (THV_IMAGES_LOAD=kind make images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 state=$root/.demo
 namespace=${THV_DEMO_NAMESPACE:-toolhive-demo}
-metrics_addr=${THV_DEMO_METRICS_ADDR:-127.0.0.1:18080}
-webhook_addr=${THV_DEMO_WEBHOOK_ADDR:-127.0.0.1:19443}
+system=${THV_DEMO_SYSTEM_NAMESPACE:-toolhive-system}
 mkdir -p "$state"
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Retries a command until it succeeds (for objects that appear a moment later).
+# Only the last attempt's errors are shown.
+retry() { local n=$1; shift; for _ in $(seq 2 "$n"); do "$@" 2>/dev/null && return 0; sleep 1; done; "$@"; }
 
 if [[ "${THV_E2E_USE_EXISTING:-}" == 1 ]]; then
   say "using the cluster in KUBECONFIG (${KUBECONFIG:-~/.kube/config})"
   started_cluster=0
 else
-  # A control plane that was already running (e.g. for the tests) is left running.
+  # A cluster that was already running (e.g. for the tests) is left running.
   if e2e/cluster/cluster.sh status >/dev/null 2>&1; then started_cluster=0; else started_cluster=1; fi
-  say "starting the local control plane (e2e/cluster; the first run builds Kubernetes, ~10 min)"
+  say "starting the local cluster with a real node (e2e/cluster; the first run builds Kubernetes and containerd, ~10 min)"
   e2e/cluster/cluster.sh up
   export KUBECONFIG=$root/.cluster/kubeconfig
 fi
@@ -38,54 +45,64 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-say "installing the CRDs"
-kubectl apply --server-side --force-conflicts -f charts/toolhive/crds/
-kubectl wait --for=condition=Established --timeout=60s crd -l toolhive.stacklok.dev/auto-migrate-storage-version=true
+if [[ "${THV_E2E_USE_EXISTING:-}" != 1 ]]; then
+  say "building the images (scripts/images.sh, ${THV_DEMO_IMAGES_PROFILE:-debug} binaries) and importing them into the real node"
+  THV_IMAGES_PROFILE=${THV_DEMO_IMAGES_PROFILE:-debug} scripts/images.sh
+  e2e/cluster/cluster.sh load-images
+fi
 
-kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
-
-say "building and starting thv-operator with its admission webhook (log: .demo/operator.log)"
-cargo build --locked --quiet -p thv-operator
-# Out of the cluster, the API server reaches the webhook by URL on loopback; the
-# configuration is scoped to the demo namespace (--namespace) and removed by demo-down.
-target/debug/thv-operator --metrics-addr "$metrics_addr" --namespace "$namespace" \
-  --proxy-image "${THV_DEMO_PROXY_IMAGE:-ghcr.io/stacklok/toolhive-rs/proxyrunner:latest}" \
-  --webhook --webhook-addr "$webhook_addr" --webhook-url-base "https://$webhook_addr" \
-  --webhook-namespace "$namespace" --webhook-configuration-name thv-demo \
-  > "$state/operator.log" 2>&1 &
-echo $! > "$state/operator.pid"
-for _ in $(seq 1 100); do
-  curl -fsS "http://$metrics_addr/readyz" >/dev/null 2>&1 && kubectl get validatingwebhookconfiguration thv-demo >/dev/null 2>&1 && break
-  kill -0 "$(cat "$state/operator.pid")" 2>/dev/null || { echo "thv-operator exited; last lines of .demo/operator.log:" >&2; tail -20 "$state/operator.log" >&2; exit 1; }
-  sleep 0.2
+# On the local cluster, pods of these namespaces go to the real node (the kwok nodes
+# only fake pods); elsewhere the annotations do nothing.
+for ns in "$system" "$namespace"; do
+  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl label namespace "$ns" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
+  kubectl annotate namespace "$ns" --overwrite scheduler.alpha.kubernetes.io/node-selector=type=real \
+    'scheduler.alpha.kubernetes.io/defaultTolerations=[{"key":"thv-e2e/real-node","operator":"Equal","value":"true","effect":"NoSchedule"}]' >/dev/null
 done
+
+say "helm install toolhive charts/toolhive -n $system --set watchNamespace=$namespace"
+# --take-ownership: the CRDs may have been applied before (by the tests, or kubectl).
+helm upgrade --install toolhive charts/toolhive -n "$system" --set watchNamespace="$namespace" \
+  --take-ownership --wait --timeout 180s
+kubectl -n "$system" get pods -o wide
 
 say "applying examples/ into namespace $namespace"
 # The full example references these Secrets; demo values only.
 kubectl -n "$namespace" create secret generic github-token --from-literal=token=demo-token --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$namespace" create secret generic idp-client --from-literal=client-secret=demo-secret --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$namespace" apply -f examples/
+# The webhook answers once the operator has issued its certificate and published the CA.
+retry 60 kubectl -n "$namespace" apply -f examples/
 
-say "an invalid manifest is refused at apply time (examples/invalid/cedar-unknown-action.yaml)"
+say "an invalid manifest is refused at apply time by the webhook in the cluster (examples/invalid/cedar-unknown-action.yaml)"
 if kubectl -n "$namespace" apply -f examples/invalid/cedar-unknown-action.yaml; then
   echo "expected the webhook to refuse it" >&2
   exit 1
 fi
 
-say "waiting for the MCPServers to be Ready"
-kubectl -n "$namespace" wait --for=jsonpath='{.status.phase}'=Ready mcpserver --all --timeout=120s
+say "the operator reconciles: RunConfig ConfigMaps, proxy Deployments and Services"
+retry 60 kubectl -n "$namespace" get configmap everything-runconfig >/dev/null
+kubectl -n "$namespace" wait --for=jsonpath='{.status.observedGeneration}'=1 mcpserver --all --timeout=60s >/dev/null
 if ! kubectl -n "$namespace" wait --for=condition=Synced mcpregistry --all --timeout=60s 2>/dev/null; then
   echo "(the MCPRegistry is not synced: see kubectl -n $namespace describe mcpregistry)"
 fi
+sleep 5
+say "kubectl get mcpservers,mcpregistries,deploy,svc,pods -n $namespace"
+kubectl -n "$namespace" get mcpservers,mcpregistries,deploy,svc,pods -o wide
+say "kubectl -n $namespace logs deploy/everything (a proxy pod)"
+kubectl -n "$namespace" logs deploy/everything --tail=3 2>&1 || true
+cat <<EOF
 
-say "kubectl get mcpservers,mcpregistries,deploy,svc,cm -n $namespace"
-kubectl -n "$namespace" get mcpservers,mcpregistries,deploy,svc,cm
+What you see is real: the operator pod and the proxy pods run on the node thv-node.
+The proxies cannot serve yet: the proxy runner's Kubernetes backend (the StatefulSet of
+the MCP server itself, pods/attach) is not built, so a stdio server's proxy exits saying
+so, and no MCPServer reaches Ready.
+EOF
 say "status of mcpserver/github"
 kubectl -n "$namespace" get mcpserver github -o jsonpath='{.status}' | python3 -m json.tool 2>/dev/null || kubectl -n "$namespace" get mcpserver github -o yaml
-say "operator metrics: curl http://$metrics_addr/metrics"
+say "operator metrics: kubectl get --raw /api/v1/namespaces/$system/services/thv-operator-metrics:8080/proxy/metrics"
 
 if [[ "${THV_DEMO_ONESHOT:-}" == 1 ]]; then
   exit 0
 fi
-say "demo running; Ctrl-C stops the operator, deletes $namespace$( [[ $started_cluster == 1 ]] && echo ' and stops the control plane')"
-wait "$(cat "$state/operator.pid")"
+say "demo running; Ctrl-C uninstalls the chart, deletes $namespace$( [[ $started_cluster == 1 ]] && echo ' and stops the cluster')"
+while sleep 3600; do :; done

@@ -397,3 +397,29 @@ async fn recent_events<K: Resource>(api: &Api<K>, namespace: &str) -> String {
         Err(e) => format!("(listing events: {e})"),
     }
 }
+
+/// Prints how long each phase of a long end-to-end test took (`cargo test` shows it when
+/// the test fails, or always with `--nocapture`), so a slow step is named, not guessed.
+pub struct Stopwatch {
+    test: &'static str,
+    start: std::time::Instant,
+}
+
+impl Stopwatch {
+    /// Starts timing `test`.
+    pub fn start(test: &'static str) -> Self {
+        Self {
+            test,
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Records that `phase` is done.
+    pub fn lap(&self, phase: &str) {
+        eprintln!(
+            "[{} +{:.1}s] {phase}",
+            self.test,
+            self.start.elapsed().as_secs_f64()
+        );
+    }
+}

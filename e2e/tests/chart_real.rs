@@ -116,6 +116,7 @@ fn kubectl_apply(namespace: &str, file: &Path) -> anyhow::Result<Result<(), Stri
 
 #[tokio::test]
 async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> anyhow::Result<()> {
+    let watch = e2e::Stopwatch::start("helm-real");
     let client = client().await?;
     e2e::install_crds(&client).await?;
     let restricted = [("pod-security.kubernetes.io/enforce", "restricted")];
@@ -123,6 +124,7 @@ async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> an
     let team = TestNamespace::on_real_node(&client, "helm-team", &restricted).await?;
     let chart = e2e::repo_root().join("charts/toolhive");
     helm_deploy("install", &chart, &system.name, &team.name)?;
+    watch.lap("helm install --wait");
 
     // The operator runs for real on the real node, and is Ready.
     let pods = system
@@ -155,6 +157,7 @@ async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> an
     )
     .await?;
     assert!(lease.spec.is_some());
+    watch.lap("leader Lease held");
 
     // The webhook, reached through its Service, refuses an invalid manifest with the
     // field path; a valid one is admitted and reconciled by the operator in the pod.
@@ -176,6 +179,7 @@ async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> an
         refusal.contains("spec.authzConfig.inline.policies[1]"),
         "refused with the field path: {refusal}"
     );
+    watch.lap("webhook refused the invalid manifest");
     kubectl_apply(
         &team.name,
         &e2e::repo_root().join("examples/mcpserver-minimal.yaml"),
@@ -189,6 +193,7 @@ async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> an
     )
     .await?;
 
+    watch.lap("MCPServer reconciled");
     // Its metrics answer, counting that reconcile (through the API server's proxy to the metrics Service).
     let metrics = e2e::kubectl_ok(&[
         "get",
@@ -207,6 +212,7 @@ async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> an
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let tmp = std::env::temp_dir().join(format!("thv-chart-upgrade-{}", system.name));
     let _ = std::fs::remove_dir_all(&tmp);
+    watch.lap("helm upgrade and back");
     std::fs::create_dir_all(&tmp)?;
     let upgraded = upgraded_chart(&tmp)?;
     helm_deploy("upgrade", &upgraded, &system.name, &team.name)?;
@@ -217,6 +223,7 @@ async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> an
         &crds.get("mcpservers.toolhive.stacklok.dev").await?
     ));
     let _ = std::fs::remove_dir_all(&tmp);
+    watch.lap("helm upgrade and back");
 
     // helm uninstall: nothing of the release is left but the CRDs (kept on purpose).
     helm_ok(&["uninstall", RELEASE, "-n", &system.name, "--wait"])?;
@@ -241,6 +248,7 @@ async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> an
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert!(left.is_empty(), "left in {}: {left:?}", system.name);
+    watch.lap("helm uninstall, nothing left");
     let cluster_left = e2e::kubectl_ok(&[
         "get",
         "clusterrole,clusterrolebinding,validatingwebhookconfiguration",

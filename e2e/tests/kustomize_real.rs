@@ -26,6 +26,7 @@ fn kubectl_run(args: &[&str]) -> anyhow::Result<std::process::Output> {
 
 #[tokio::test]
 async fn kubectl_apply_k_config_default_runs_the_operator_and_its_webhook() -> anyhow::Result<()> {
+    let watch = e2e::Stopwatch::start("kustomize-real");
     let client = client().await?;
     let config = e2e::repo_root().join("config/default");
     let config = config.to_string_lossy();
@@ -78,6 +79,7 @@ async fn kubectl_apply_k_config_default_runs_the_operator_and_its_webhook() -> a
         Some("thv-node"),
         "the operator runs on the real node"
     );
+    watch.lap("operator Ready on the real node");
 
     // The cluster-wide webhook refuses an invalid manifest in any namespace.
     let team = TestNamespace::on_real_node(&client, "kustomize-team", &[]).await?;
@@ -103,6 +105,7 @@ async fn kubectl_apply_k_config_default_runs_the_operator_and_its_webhook() -> a
         "refused with the field path: {refusal}"
     );
     team.delete().await?;
+    watch.lap("webhook refused the invalid manifest");
 
     // kubectl delete -k removes it. The CRDs stay: deleting them would delete every
     // MCPServer of the cluster (and the other tests' CRDs).
@@ -120,7 +123,9 @@ async fn kubectl_apply_k_config_default_runs_the_operator_and_its_webhook() -> a
         "kubectl delete -k config/default: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    watch.lap("kubectl delete -k");
     let out = kubectl_run(&["delete", "namespace", SYSTEM, "--wait=true"])?;
     anyhow::ensure!(out.status.success(), "deleting {SYSTEM}");
+    watch.lap("namespace deleted");
     Ok(())
 }

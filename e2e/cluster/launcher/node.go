@@ -154,6 +154,11 @@ func nodeNetworkUp(state string) error {
 // nodeFiles writes the CNI, containerd, kubelet and kube-proxy configuration.
 func nodeFiles(state, bin string, p *pki, server string, ports map[string]int) error {
 	nd := nodeDir(state)
+	if cgroupV2() {
+		say("cgroup v2 (unified hierarchy): kubelet with cgroupfs driver")
+	} else {
+		say("cgroup v1 controllers: kubelet with cgroupfs driver and failCgroupV1: false")
+	}
 	for _, d := range []string{"cni/net.d", "cni/ipam", "kubelet", "containerd", "kubeconfigs"} {
 		if err := os.MkdirAll(filepath.Join(nd, d), 0o700); err != nil {
 			return err
@@ -219,7 +224,7 @@ healthzBindAddress: 127.0.0.1
 healthzPort: %d
 containerRuntimeEndpoint: unix://%s
 cgroupDriver: cgroupfs
-failCgroupV1: false
+failCgroupV1: %t
 failSwapOn: false
 authentication:
   anonymous: {enabled: false}
@@ -237,7 +242,7 @@ evictionHard: {memory.available: "0%%", nodefs.available: "0%%", imagefs.availab
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 nodeStatusReportFrequency: 10s
-`, nodeIP, ports["kubelet"], ports["kubelet-healthz"], containerdSock(), p.path("ca.crt"),
+`, nodeIP, ports["kubelet"], ports["kubelet-healthz"], containerdSock(), cgroupV2(), p.path("ca.crt"),
 			p.path("kubelet-serving.crt"), p.path("kubelet-serving.key"), realNodeTaint,
 			filepath.Join(nd, "resolv.conf")),
 		"kube-proxy.yaml": fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -674,4 +679,13 @@ func removeKubeChains(tool string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// cgroupV2 reports whether /sys/fs/cgroup is the unified (v2) hierarchy. On a v1 (or
+// hybrid) machine the kubelet must be told not to refuse v1 (failCgroupV1: false); on
+// v2 it keeps its default. The cgroupfs driver works on both without systemd.
+func cgroupV2() bool {
+	var fs syscall.Statfs_t
+	const cgroup2Magic = 0x63677270
+	return syscall.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == cgroup2Magic
 }

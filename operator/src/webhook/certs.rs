@@ -97,7 +97,8 @@ pub fn due(issued: SystemTime, expires: SystemTime) -> SystemTime {
 }
 
 /// Everything the server and the webhook configuration need, as PEM, with the dates
-/// rotation decides on. Kept in a `kubernetes.io/tls` Secret.
+/// rotation decides on. Kept in an `Opaque` Secret: the chart declares it empty (so that
+/// `helm uninstall` removes it), which a `kubernetes.io/tls` Secret cannot be.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Bundle {
     /// The CAs the API server must trust (`caBundle`): the signing CA first, then the
@@ -264,7 +265,7 @@ impl Bundle {
     /// The Secret data and annotations holding this bundle.
     pub fn to_secret(&self, name: &str, namespace: &str) -> Secret {
         let mut secret = Secret {
-            type_: Some("kubernetes.io/tls".into()),
+            type_: Some("Opaque".into()),
             ..Secret::default()
         };
         secret.metadata.name = Some(name.to_owned());
@@ -470,7 +471,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let bundle = Bundle::issue(&names(), Lifetimes::default(), now)?;
         let secret = bundle.to_secret("thv-operator-webhook-tls", "toolhive");
-        assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+        assert_eq!(secret.type_.as_deref(), Some("Opaque"));
         assert_eq!(Bundle::from_secret(&secret)?, bundle);
         assert_eq!(
             bundle.cert_expires,
