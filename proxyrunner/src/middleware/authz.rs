@@ -25,6 +25,7 @@ use cedar_policy::{
     RestrictedExpression,
 };
 use runconfig::middleware::authz::{ValidatedAuthz, ValidatedCedar, ValidatedHttpAuthz};
+use runconfig::middleware::cedar::Action;
 use serde_json::{Map, Value};
 
 use super::authn::Principal;
@@ -44,22 +45,16 @@ pub struct Operation<'a> {
 }
 
 /// The operation a call asks for; `None` for methods that pass without a decision.
+/// The vocabulary is runconfig's, the one policies were validated against.
 pub fn operation(call: &Call) -> Option<Operation<'_>> {
-    let target = call.target.as_deref().unwrap_or("");
-    let (action, resource_type, resource, list) = match call.method.as_str() {
-        "tools/call" => ("call_tool", "Tool", target, false),
-        "prompts/get" => ("get_prompt", "Prompt", target, false),
-        "resources/read" => ("read_resource", "Resource", target, false),
-        "tools/list" => ("list_tools", "FeatureType", "tool", true),
-        "prompts/list" => ("list_prompts", "FeatureType", "prompt", true),
-        "resources/list" => ("list_resources", "FeatureType", "resource", true),
-        _ => return None,
-    };
+    let action = Action::for_method(&call.method)?;
     Some(Operation {
-        action,
-        resource_type,
-        resource,
-        list,
+        action: action.name,
+        resource_type: action.resource_type,
+        resource: action
+            .list_of
+            .unwrap_or_else(|| call.target.as_deref().unwrap_or("")),
+        list: action.list_of.is_some(),
     })
 }
 

@@ -29,15 +29,61 @@ use crate::path::FieldPath;
 /// Default entity type of the caller's groups and roles.
 pub const DEFAULT_GROUP_ENTITY_TYPE: &str = "THVGroup";
 
-/// MCP actions and the resource type each applies to.
-pub const ACTIONS: &[(&str, &str)] = &[
-    ("call_tool", "Tool"),
-    ("get_prompt", "Prompt"),
-    ("read_resource", "Resource"),
-    ("list_tools", "FeatureType"),
-    ("list_prompts", "FeatureType"),
-    ("list_resources", "FeatureType"),
+/// One Cedar action: the MCP method it stands for and the resource it applies to.
+/// The schema policies are validated against and the proxy's authorization requests are
+/// both built from [`ACTIONS`], so the two cannot name different things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// Cedar action id (`Action::"call_tool"`).
+    pub name: &'static str,
+    /// The MCP method the action authorizes.
+    pub method: &'static str,
+    /// Cedar entity type of the resource.
+    pub resource_type: &'static str,
+    /// For list actions, the fixed resource id (`FeatureType::"tool"`); `None` when the
+    /// resource is the request's target (tool name, prompt name, resource URI).
+    pub list_of: Option<&'static str>,
+}
+
+/// The MCP actions, in schema order.
+pub const ACTIONS: &[Action] = &[
+    Action::on_target("call_tool", "tools/call", "Tool"),
+    Action::on_target("get_prompt", "prompts/get", "Prompt"),
+    Action::on_target("read_resource", "resources/read", "Resource"),
+    Action::listing("list_tools", "tools/list", "tool"),
+    Action::listing("list_prompts", "prompts/list", "prompt"),
+    Action::listing("list_resources", "resources/list", "resource"),
 ];
+
+impl Action {
+    const fn on_target(
+        name: &'static str,
+        method: &'static str,
+        resource_type: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            method,
+            resource_type,
+            list_of: None,
+        }
+    }
+
+    const fn listing(name: &'static str, method: &'static str, feature: &'static str) -> Self {
+        Self {
+            name,
+            method,
+            resource_type: "FeatureType",
+            list_of: Some(feature),
+        }
+    }
+
+    /// The action an MCP method asks for; `None` for methods Cedar is not asked about
+    /// (initialize, ping, notifications, completion, logging).
+    pub fn for_method(method: &str) -> Option<&'static Action> {
+        ACTIONS.iter().find(|a| a.method == method)
+    }
+}
 
 /// Policy entries remembered; ~2 KiB each, so the cache stays under a few MiB.
 const CACHED_ENTRIES: usize = 4096;
@@ -70,9 +116,10 @@ pub fn schema_text(group_entity_type: &str, extra_types: &BTreeSet<String>) -> S
     text.push_str(&format!(
         "entity Client in [{parents}];\nentity Tool;\nentity Prompt;\nentity Resource;\nentity FeatureType;\n"
     ));
-    for (action, resource) in ACTIONS {
+    for action in ACTIONS {
         text.push_str(&format!(
-            "action {action} appliesTo {{ principal: [Client], resource: [{resource}] }};\n"
+            "action {} appliesTo {{ principal: [Client], resource: [{}] }};\n",
+            action.name, action.resource_type
         ));
     }
     text
@@ -258,7 +305,7 @@ pub fn compile(
         "actions: {}; principal Client; resources Tool, Prompt, Resource, FeatureType; groups {group_entity_type}",
         ACTIONS
             .iter()
-            .map(|(a, r)| format!("Action::\"{a}\" on {r}"))
+            .map(|a| format!("Action::\"{}\" on {}", a.name, a.resource_type))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -385,4 +432,37 @@ fn entity_types(value: &serde_json::Value) -> BTreeSet<String> {
         }
     }
     types
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_is_found_by_its_mcp_method_and_declared_in_the_schema() {
+        let schema = schema_text(DEFAULT_GROUP_ENTITY_TYPE, &BTreeSet::new());
+        for action in ACTIONS {
+            assert_eq!(Action::for_method(action.method), Some(action));
+            assert!(
+                schema.contains(&format!(
+                    "action {} appliesTo {{ principal: [Client], resource: [{}] }};",
+                    action.name, action.resource_type
+                )),
+                "{} is missing from the schema",
+                action.name
+            );
+        }
+    }
+
+    #[test]
+    fn methods_outside_the_vocabulary_have_no_action() {
+        for method in [
+            "initialize",
+            "ping",
+            "notifications/initialized",
+            "logging/setLevel",
+        ] {
+            assert_eq!(Action::for_method(method), None);
+        }
+    }
 }
