@@ -94,6 +94,7 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
         allowed_hosts: args.allowed_hosts,
         listen: args.listen,
         metrics_listen: args.metrics_listen,
+        audit_sink: None,
     };
     let listen = match options.listen {
         Some(listen) => listen,

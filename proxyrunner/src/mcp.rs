@@ -38,6 +38,16 @@ pub struct Call {
     pub progress_token: Option<String>,
 }
 
+impl Call {
+    /// The method and its target, as error messages and span names show it.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Some(target) => format!("{} {target}", self.method),
+            None => self.method.clone(),
+        }
+    }
+}
+
 impl Message {
     /// The call, unless this is a response.
     pub fn call(&self) -> Option<&Call> {

@@ -1,5 +1,6 @@
-//! The request handler: routes, and the middleware chain in the order
-//! `middleware` documents, in front of the backend.
+//! The request handler: routes, the proxy's own framing (recovery, Host/Origin, body
+//! limit, MCP parsing) and the middleware chain (`middleware::chain`, in the RunConfig's
+//! order) in front of the backend.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,18 +12,15 @@ use futures::FutureExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use runconfig::validate::ProxyMode;
 
 use crate::backend::http::Upstream;
 use crate::mcp;
-use crate::middleware::audit::{Auditor, Event, Outcome};
-use crate::middleware::authn::{self, Authenticator, Principal};
-use crate::middleware::authz::Authorizer;
+use crate::middleware::authn::Principal;
 use crate::middleware::body_limit;
+use crate::middleware::chain::{Chain, Exchange, Refusal};
 use crate::middleware::origin::OriginGuard;
 use crate::middleware::telemetry::Metrics;
-use crate::middleware::tools::{self, CallDecision, ToolFilter};
-use crate::middleware::tracing_export::{self, Span, Tracer};
+use crate::middleware::tools;
 use crate::reply::{self, Body, code};
 use crate::rewrite::ListRewrite;
 use crate::transport::sse::{self as sse_transport, Sse};
@@ -44,31 +42,16 @@ pub struct Proxy {
     pub origin: OriginGuard,
     /// Largest request body.
     pub max_body_bytes: usize,
-    /// Authentication.
-    pub authn: Authenticator,
-    /// Authorization, when configured.
-    pub authz: Option<Arc<Authorizer>>,
-    /// Tool filter, when configured.
-    pub tools: Option<Arc<ToolFilter>>,
-    /// Audit, when configured.
-    pub audit: Option<Auditor>,
-    /// Metrics, when enabled.
+    /// The middleware chain, in the RunConfig's order.
+    pub chain: Arc<Chain>,
+    /// Metrics, when enabled: the transports count open streams with them (the chain's
+    /// telemetry middleware counts messages).
     pub metrics: Option<Arc<Metrics>>,
     /// OTLP metrics export, when configured.
     pub metrics_export: Option<Arc<crate::middleware::metrics_export::Exporter>>,
-    /// OTLP trace export, when configured.
-    pub tracer: Option<Tracer>,
     /// The backend.
     pub backend: Backend,
-    /// Client-facing transport.
-    pub mode: ProxyMode,
-    /// Trust `X-Forwarded-*` when building URLs the proxy advertises.
-    pub trust_proxy_headers: bool,
-    /// Prefix of advertised URLs.
-    pub endpoint_prefix: String,
 }
-
-const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 impl Proxy {
     /// Handles one request; a panic inside is answered 500 (recovery).
@@ -104,31 +87,17 @@ impl Proxy {
         if path == "/health" {
             return self.health();
         }
-        if path
-            .strip_prefix(METADATA_PATH)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        {
-            return match self.authn.metadata(&self.resource_url(request.headers())) {
-                Some(document) => reply::json(StatusCode::OK, &document),
-                None => reply::error(
-                    StatusCode::NOT_FOUND,
-                    "this MCP server does not require authentication",
-                ),
-            };
+        if let Some(response) = self.chain.serve(path, request.headers()) {
+            return response;
         }
         if let Err(why) = self.origin.check(request.headers()) {
             return reply::error(StatusCode::FORBIDDEN, &why);
         }
-        let principal = match self.authn.authenticate(request.headers()).await {
-            Ok(principal) => principal,
-            Err(e) => return self.unauthorized(request.headers(), &e),
-        };
         let (mut parts, body) = request.into_parts();
-        if self.authn.is_enabled() {
-            // The token was issued to this proxy; passing it on would let the server
-            // replay it elsewhere (MCP authorization spec: no token passthrough).
-            parts.headers.remove(header::AUTHORIZATION);
-        }
+        let principal = match self.chain.admit(&mut parts).await {
+            Ok(principal) => principal,
+            Err(response) => return response,
+        };
         if parts.method == Method::POST {
             let bytes = match body_limit::read(&parts.headers, body, self.max_body_bytes).await {
                 Ok(bytes) => bytes,
@@ -154,43 +123,6 @@ impl Proxy {
             (StatusCode::SERVICE_UNAVAILABLE, "MCP server not running")
         };
         reply::json(status, &serde_json::json!({ "status": text }))
-    }
-
-    /// The URL clients use for the MCP endpoint, from the request (for RFC 9728).
-    fn resource_url(&self, headers: &http::HeaderMap) -> String {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let forwarded = |name: &str| {
-            if self.trust_proxy_headers {
-                header(name)
-            } else {
-                None
-            }
-        };
-        let host = forwarded("x-forwarded-host")
-            .or_else(|| header("host"))
-            .unwrap_or("localhost");
-        let scheme = forwarded("x-forwarded-proto").unwrap_or("http");
-        let endpoint = match self.mode {
-            ProxyMode::StreamableHttp => "/mcp",
-            ProxyMode::Sse => "/sse",
-        };
-        format!("{scheme}://{host}{}{endpoint}", self.endpoint_prefix)
-    }
-
-    fn unauthorized(&self, headers: &http::HeaderMap, error: &authn::AuthError) -> Response<Body> {
-        let resource = self.resource_url(headers);
-        let base = resource
-            .find("://")
-            .and_then(|i| resource[i + 3..].find('/').map(|j| &resource[..i + 3 + j]))
-            .unwrap_or(&resource);
-        let metadata_url = format!("{base}{METADATA_PATH}");
-        let mut response = reply::error(StatusCode::UNAUTHORIZED, &error.to_string());
-        if let Ok(value) = HeaderValue::from_str(&authn::challenge(&metadata_url, error)) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
     }
 
     /// GET, DELETE and anything else that carries no MCP message.
@@ -234,7 +166,6 @@ impl Proxy {
         peer: SocketAddr,
     ) -> Response<Body> {
         let started = Instant::now();
-        let trace = self.start_trace(&mut parts.headers);
         let body = match mcp::parse(&bytes) {
             Ok(body) => body,
             Err(e) => {
@@ -246,93 +177,42 @@ impl Proxy {
                 );
             }
         };
-        // Audits the messages if the client goes away before the answer (hyper then
-        // drops this future, during an HTTP authorization call or while the server
-        // works): nothing handled goes unrecorded.
-        let abandoned = self.audit.as_ref().map(|_| Abandoned {
-            proxy: self.clone(),
-            principal: principal.clone(),
-            body: body.clone(),
-            request: bytes.clone(),
-            started,
-            armed: true,
-        });
-        let mut refusals: Vec<Option<(i64, String, Outcome)>> = vec![None; body.messages.len()];
-        let mut renames: Vec<(usize, String)> = Vec::new();
-        for (i, message) in body.messages.iter().enumerate() {
-            let Some(call) = message.call() else { continue };
-            if let Some(authz) = &self.authz {
-                match authz.allows(&principal, call).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        refusals[i] = Some((
-                            code::FORBIDDEN,
-                            format!("not authorized: {}", describe(call)),
-                            Outcome::Denied,
-                        ));
-                        continue;
-                    }
-                    Err(e) => {
-                        refusals[i] = Some((
-                            code::FORBIDDEN,
-                            format!("authorization failed: {e}"),
-                            Outcome::Denied,
-                        ));
-                        continue;
-                    }
-                }
-            }
-            if call.method == "tools/call"
-                && let Some(filter) = &self.tools
-            {
-                match filter.call(call.target.as_deref().unwrap_or("")) {
-                    CallDecision::Forward => {}
-                    CallDecision::Rename(name) => renames.push((i, name)),
-                    CallDecision::Refuse => {
-                        refusals[i] = Some((
-                            code::INVALID_PARAMS,
-                            format!("unknown tool: {}", describe(call)),
-                            Outcome::Denied,
-                        ));
-                    }
-                }
-            }
-        }
-        if refusals.iter().any(Option::is_some) {
-            let response = self.refuse(&parts, &body, &refusals);
-            if let Some(abandoned) = abandoned {
-                abandoned.disarm();
-            }
-            return self.observe(
-                &principal, body, &bytes, &refusals, response, started, trace,
-            );
+        // From here every message is handled by the chain: dropped before it is
+        // finished (the client went away, or a panic), the exchange is abandoned, so
+        // nothing handled goes unrecorded.
+        let mut exchange = Exchange::new(self.chain.clone(), principal, body, bytes, started);
+        self.chain.begin(&mut exchange, &mut parts.headers);
+        let renames = self.chain.decide(&mut exchange).await;
+        if exchange.refused() {
+            let response = self.refuse(&parts, &exchange.body, &exchange.refusals);
+            return self.chain.finish(exchange, response);
         }
         let bytes = if renames.is_empty() {
-            bytes
+            exchange.request.clone()
         } else {
-            rename(&bytes, &body, &renames)
+            rename(&exchange.request, &exchange.body, &renames)
         };
-        let lists: HashMap<String, String> = body
+        let lists: HashMap<String, String> = exchange
+            .body
             .messages
             .iter()
             .filter_map(|m| {
                 let method = m.method()?;
-                let listing = matches!(method, "tools/list" | "prompts/list" | "resources/list");
-                (listing
-                    && (self.authz.is_some() || (method == "tools/list" && self.tools.is_some())))
-                .then(|| Some((m.id.clone()?, method.to_owned())))
-                .flatten()
+                self.chain
+                    .rewrites(method)
+                    .then(|| Some((m.id.clone()?, method.to_owned())))
+                    .flatten()
             })
             .collect();
         let rewrite = (!lists.is_empty()).then(|| ListRewrite {
             lists,
-            principal: principal.clone(),
-            tools: self.tools.clone(),
-            authz: self.authz.clone(),
+            principal: exchange.principal.clone(),
+            chain: self.chain.clone(),
         });
         if let (Backend::Http(upstream), Some(rewrite)) = (&self.backend, &rewrite) {
             upstream.expect_lists(parts.uri.query(), rewrite);
         }
+        let body = &exchange.body;
         let response = match &self.backend {
             Backend::Http(upstream) => match upstream
                 .forward(parts, reply::full(bytes.clone()), peer)
@@ -350,13 +230,13 @@ impl Proxy {
                 }
             },
             Backend::Streamable(server) if parts.uri.path() == "/mcp" => {
-                server.post(&parts.headers, &body, &bytes).await
+                server.post(&parts.headers, body, &bytes).await
             }
             Backend::Sse(server) if parts.uri.path().ends_with("/messages") => {
                 server
                     .post(
                         sse_transport::session_param(parts.uri.query()).as_deref(),
-                        &body,
+                        body,
                         &bytes,
                         rewrite.clone(),
                     )
@@ -368,12 +248,9 @@ impl Proxy {
             Some(rewrite) => rewrite.response(response),
             None => response,
         };
-        if let Some(abandoned) = abandoned {
-            abandoned.disarm();
-        }
-        self.observe(
-            &principal, body, &bytes, &refusals, response, started, trace,
-        )
+        // What the server received is what audit records for an answered request.
+        exchange.request = bytes;
+        self.chain.finish(exchange, response)
     }
 
     /// Answers refused messages: one JSON-RPC error per request (a batch is refused
@@ -383,13 +260,13 @@ impl Proxy {
         &self,
         parts: &http::request::Parts,
         body: &mcp::Body,
-        refusals: &[Option<(i64, String, Outcome)>],
+        refusals: &[Option<Refusal>],
     ) -> Response<Body> {
         let first = refusals
             .iter()
             .flatten()
             .next()
-            .map(|(c, m, _)| (*c, m.clone()));
+            .map(|r| (r.code, r.message.clone()));
         let (first_code, first_message) = first.unwrap_or((code::FORBIDDEN, "refused".to_owned()));
         let errors: Vec<serde_json::Value> = body
             .messages
@@ -399,7 +276,7 @@ impl Proxy {
             .map(|(m, refusal)| {
                 let (c, text) = refusal
                     .as_ref()
-                    .map(|(c, t, _)| (*c, t.clone()))
+                    .map(|r| (r.code, r.message.clone()))
                     .unwrap_or((first_code, format!("batch refused: {first_message}")));
                 reply::jsonrpc_error_value(m.id.as_deref(), c, &text)
             })
@@ -430,196 +307,6 @@ impl Proxy {
                 .insert("mcp-session-id", session.clone());
         }
         response
-    }
-
-    /// Starts the span of a POST: its context comes from the client's `traceparent`,
-    /// and the upstream gets the proxy's span as its parent.
-    fn start_trace(
-        &self,
-        headers: &mut http::HeaderMap,
-    ) -> Option<(tracing_export::Context, String, u128)> {
-        let tracer = self.tracer.as_ref()?;
-        let context = tracer.context(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-        let span_id = tracing_export::span_id();
-        let flags = if context.sampled { "01" } else { "00" };
-        if let Ok(value) =
-            HeaderValue::from_str(&format!("00-{}-{span_id}-{flags}", context.trace_id))
-        {
-            headers.insert("traceparent", value);
-        }
-        Some((context, span_id, tracing_export::now_ns()))
-    }
-
-    /// Exports the span of a POST when it is sampled.
-    fn finish_trace(
-        &self,
-        trace: Option<(tracing_export::Context, String, u128)>,
-        body: &mcp::Body,
-        status: StatusCode,
-    ) {
-        let (Some(tracer), Some((context, span_id, start_ns))) = (&self.tracer, trace) else {
-            return;
-        };
-        if !context.sampled {
-            return;
-        }
-        let call = body.messages.iter().find_map(mcp::Message::call);
-        let method = call.map_or("response", |c| c.method.as_str());
-        let mut attributes = vec![
-            ("mcp.method", method.to_owned()),
-            ("rpc.system", "jsonrpc".to_owned()),
-            ("http.response.status_code", status.as_u16().to_string()),
-        ];
-        if let Some(target) = call.and_then(|c| c.target.clone()) {
-            attributes.push(("mcp.target", target));
-        }
-        if let Some(id) = body.messages.first().and_then(|m| m.id.clone()) {
-            attributes.push(("mcp.request.id", id));
-        }
-        tracer.record(Span {
-            trace_id: context.trace_id,
-            span_id,
-            parent_span_id: context.parent_span_id,
-            name: call.map_or_else(|| method.to_owned(), describe),
-            start_ns,
-            end_ns: tracing_export::now_ns(),
-            attributes,
-            error: !status.is_success(),
-        });
-    }
-
-    /// Audit, metrics and the trace span for every message of a POST, whose answer
-    /// (as the client gets it) is `response`. Audit events with response data are
-    /// written when that body has passed (see `audit::tap`).
-    #[allow(clippy::too_many_arguments)]
-    fn observe(
-        self: &Arc<Self>,
-        principal: &Principal,
-        body: mcp::Body,
-        bytes: &Bytes,
-        refusals: &[Option<(i64, String, Outcome)>],
-        response: Response<Body>,
-        started: Instant,
-        trace: Option<(tracing_export::Context, String, u128)>,
-    ) -> Response<Body> {
-        let status = response.status();
-        self.finish_trace(trace, &body, status);
-        if self.audit.is_none() && self.metrics.is_none() {
-            return response;
-        }
-        let elapsed = started.elapsed();
-        let outcomes: Vec<Outcome> = refusals
-            .iter()
-            .map(|refusal| match refusal {
-                Some((_, _, outcome)) => *outcome,
-                None if status.is_success() => Outcome::Success,
-                None => Outcome::Failure,
-            })
-            .collect();
-        if let Some(metrics) = &self.metrics {
-            for (message, outcome) in body.messages.iter().zip(&outcomes) {
-                let Some(call) = message.call() else { continue };
-                let tool = (call.method == "tools/call")
-                    .then_some(call.target.as_deref())
-                    .flatten();
-                metrics.request(
-                    &call.method,
-                    status.as_u16(),
-                    *outcome == Outcome::Success,
-                    elapsed,
-                    tool,
-                );
-            }
-        }
-        let Some(audit) = &self.audit else {
-            return response;
-        };
-        let (proxy, principal, request) = (self.clone(), principal.clone(), bytes.clone());
-        // Writes the events; `ended` is false when the client went away before the
-        // whole answer passed (then failure, with nginx's 499 "client closed request").
-        let record = move |response: Option<&[u8]>, ended: bool, duration: std::time::Duration| {
-            let Some(audit) = &proxy.audit else { return };
-            for (message, outcome) in body.messages.iter().zip(&outcomes) {
-                audit.record(&Event {
-                    principal: &principal,
-                    message,
-                    outcome: if ended { *outcome } else { Outcome::Failure },
-                    status: if ended {
-                        status.as_u16()
-                    } else {
-                        CLIENT_CLOSED
-                    },
-                    duration,
-                    request: &request,
-                    response,
-                });
-            }
-        };
-        // A 202 carries no response: on legacy SSE the answers go to the session's
-        // stream, and notifications have none.
-        if audit.wants_response() && status != StatusCode::ACCEPTED {
-            // The event waits for the body, so its duration covers the whole answer.
-            return crate::middleware::audit::tap(
-                response,
-                audit.max_data_size(),
-                move |seen: &[u8], ended: bool| record(Some(seen), ended, started.elapsed()),
-            );
-        }
-        record(None, true, elapsed);
-        response
-    }
-}
-
-/// The messages of a POST in flight, audited as failed with status 499 (as nginx
-/// logs a request whose client closed the connection) if dropped before
-/// [`Abandoned::disarm`], or 500 when dropped by a panic.
-struct Abandoned {
-    proxy: Arc<Proxy>,
-    principal: Principal,
-    body: mcp::Body,
-    request: Bytes,
-    started: Instant,
-    armed: bool,
-}
-
-/// Status recorded for a request whose client went away before the answer.
-const CLIENT_CLOSED: u16 = 499;
-
-impl Abandoned {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for Abandoned {
-    fn drop(&mut self) {
-        let Some(audit) = self.proxy.audit.as_ref().filter(|_| self.armed) else {
-            return;
-        };
-        // Unwinding from a panic: the client is answered 500 (recovery), not gone.
-        let status = if std::thread::panicking() {
-            StatusCode::INTERNAL_SERVER_ERROR.as_u16()
-        } else {
-            CLIENT_CLOSED
-        };
-        for message in &self.body.messages {
-            audit.record(&Event {
-                principal: &self.principal,
-                message,
-                outcome: Outcome::Failure,
-                status,
-                duration: self.started.elapsed(),
-                request: &self.request,
-                response: None,
-            });
-        }
-    }
-}
-
-fn describe(call: &mcp::Call) -> String {
-    match &call.target {
-        Some(target) => format!("{} {target}", call.method),
-        None => call.method.clone(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Rewriting list results on their way back (tool filter and override, authorization
-//! filtering): only responses to the list requests the proxy saw are parsed; every
+//! Rewriting list results on their way back, by the middleware that rewrite them (tool
+//! filter and override, authorization filtering; innermost first): only responses to the list requests the proxy saw are parsed; every
 //! other message, and every other SSE event, passes as the bytes it arrived as.
 
 use std::collections::HashMap;
@@ -14,8 +14,7 @@ use hyper::body::Frame;
 use serde_json::Value;
 
 use crate::middleware::authn::Principal;
-use crate::middleware::authz::Authorizer;
-use crate::middleware::tools::ToolFilter;
+use crate::middleware::chain::Chain;
 use crate::reply::{Body, BoxError};
 use crate::sse;
 
@@ -26,10 +25,8 @@ pub struct ListRewrite {
     pub lists: HashMap<String, String>,
     /// The caller.
     pub principal: Principal,
-    /// Tool filter, when configured.
-    pub tools: Option<Arc<ToolFilter>>,
-    /// Authorizer, when configured.
-    pub authz: Option<Arc<Authorizer>>,
+    /// The middleware that rewrite the results.
+    pub chain: Arc<Chain>,
 }
 
 impl ListRewrite {
@@ -59,14 +56,7 @@ impl ListRewrite {
         let Some(result) = message.get_mut("result") else {
             return false;
         };
-        if method == "tools/list"
-            && let Some(tools) = &self.tools
-        {
-            tools.list(result);
-        }
-        if let Some(authz) = &self.authz {
-            authz.filter_list(&self.principal, method, result).await;
-        }
+        self.chain.rewrite(&self.principal, method, result).await;
         true
     }
 

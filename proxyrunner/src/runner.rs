@@ -14,20 +14,16 @@ use tokio::net::TcpListener;
 use crate::backend::bridge::Bridge;
 use crate::backend::http::{HostHeader, Upstream};
 use crate::backend::process::LocalProcess;
-use crate::middleware::audit::Auditor;
-use crate::middleware::authn::Authenticator;
-use crate::middleware::authz::Authorizer;
-use crate::middleware::metrics_export;
+use crate::middleware::chain::{self, Chain};
 use crate::middleware::origin::OriginGuard;
 use crate::middleware::telemetry::Metrics;
-use crate::middleware::tools::ToolFilter;
-use crate::middleware::tracing_export::Tracer;
+use crate::middleware::{audit, metrics_export};
 use crate::proxy::{Backend, Proxy};
 use crate::reply;
 use crate::transport::{sse::Sse, streamable::Streamable};
 
 /// Settings that are not part of the RunConfig (they belong to where the proxy runs).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Run the MCP server as this local command instead of the image (program, args).
     pub command: Vec<String>,
@@ -41,6 +37,22 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     /// Where `/metrics` is served when Prometheus is enabled.
     pub metrics_listen: SocketAddr,
+    /// Where audit events go; stdout when `None`.
+    pub audit_sink: Option<audit::Sink>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("command", &self.command)
+            .field("host_header", &self.host_header)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("audit_sink", &self.audit_sink.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 /// Why the proxy cannot be assembled.
@@ -73,29 +85,21 @@ pub fn build(config: &ValidatedRunConfig, options: &Options) -> Result<Proxy, Bu
     if let Some(exporter) = &metrics_export {
         exporter.spawn(metrics_export::interval_from_env());
     }
-    let tracer = proxy.telemetry.as_ref().and_then(Tracer::new);
     let prefix = proxy.endpoint_prefix.clone().unwrap_or_default();
     let (backend, mode) = backend(config, options, &prefix, metrics.clone())?;
+    let chain = Chain::build(&chain::BuildContext {
+        config,
+        mode,
+        metrics: metrics.clone(),
+        audit_sink: options.audit_sink.clone(),
+    })?;
     Ok(Proxy {
         origin: OriginGuard::new(&proxy.host, &proxy.allowed_origins, &options.allowed_hosts),
         max_body_bytes: options.max_body_bytes,
-        authn: Authenticator::new(proxy.oidc.as_ref()).map_err(BuildError::Setting)?,
-        authz: proxy
-            .authz
-            .as_ref()
-            .map(Authorizer::new)
-            .transpose()
-            .map_err(BuildError::Setting)?
-            .map(Arc::new),
-        tools: ToolFilter::new(&proxy.tools).map(Arc::new),
-        audit: proxy.audit.as_ref().map(Auditor::new),
+        chain: Arc::new(chain),
         metrics,
         metrics_export,
-        tracer,
         backend,
-        mode,
-        trust_proxy_headers: proxy.trust_proxy_headers,
-        endpoint_prefix: prefix,
     })
 }
 

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Response;
+use http::{Response, StatusCode};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use runconfig::middleware::audit::ValidatedAudit;
@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 use crate::reply::{Body, BoxError};
 
 use super::authn::Principal;
+use super::chain::{BuildContext, CLIENT_CLOSED, Exchange, Middleware};
 use crate::mcp::Message;
+use crate::runner::BuildError;
 
 /// How a handled message ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,9 +70,11 @@ pub fn event_type(method: &str) -> &'static str {
 /// Where audit lines go.
 pub type Sink = Arc<Mutex<dyn Write + Send>>;
 
-/// The audit log.
+/// The audit log. Cloning it is cheap: an answer whose body is still streaming keeps a
+/// clone to write its events when the body has passed.
+#[derive(Clone)]
 pub struct Auditor {
-    config: ValidatedAudit,
+    config: Arc<ValidatedAudit>,
     sink: Sink,
 }
 
@@ -101,7 +105,7 @@ impl Auditor {
     /// The auditor, writing to `sink` (tests, or a file).
     pub fn with_sink(config: &ValidatedAudit, sink: Sink) -> Self {
         Self {
-            config: config.clone(),
+            config: Arc::new(config.clone()),
             sink,
         }
     }
@@ -159,6 +163,93 @@ impl Auditor {
             end -= 1;
         }
         text[..end].to_owned()
+    }
+}
+
+/// The audit middleware: one event per message, once the answer is known (or the
+/// client went away).
+impl Middleware for Auditor {
+    type Config<'a> = &'a ValidatedAudit;
+
+    fn build(
+        config: Self::Config<'_>,
+        context: &BuildContext<'_>,
+    ) -> Result<Option<Self>, BuildError> {
+        Ok(Some(match &context.audit_sink {
+            Some(sink) => Self::with_sink(config, sink.clone()),
+            None => Self::new(config),
+        }))
+    }
+
+    fn finish(&self, exchange: &mut Exchange, response: Response<Body>) -> Response<Body> {
+        let status = response.status();
+        // A 202 carries no response: on legacy SSE the answers go to the session's
+        // stream, and notifications have none.
+        if !self.wants_response() || status == StatusCode::ACCEPTED {
+            let duration = exchange.started.elapsed();
+            for (i, message) in exchange.body.messages.iter().enumerate() {
+                self.record(&Event {
+                    principal: &exchange.principal,
+                    message,
+                    outcome: exchange.outcome(i, status),
+                    status: status.as_u16(),
+                    duration,
+                    request: &exchange.request,
+                    response: None,
+                });
+            }
+            return response;
+        }
+        // The events wait for the body, so their duration covers the whole answer; they
+        // own what they record, since the exchange ends before the body does.
+        let outcomes: Vec<Outcome> = (0..exchange.body.messages.len())
+            .map(|i| exchange.outcome(i, status))
+            .collect();
+        let (auditor, principal, body, request, started) = (
+            self.clone(),
+            exchange.principal.clone(),
+            exchange.body.clone(),
+            exchange.request.clone(),
+            exchange.started,
+        );
+        // `ended` is false when the client went away before the whole answer passed
+        // (then failure, with nginx's 499 "client closed request").
+        tap(
+            response,
+            self.max_data_size(),
+            move |seen: &[u8], ended: bool| {
+                let duration = started.elapsed();
+                for (message, outcome) in body.messages.iter().zip(&outcomes) {
+                    auditor.record(&Event {
+                        principal: &principal,
+                        message,
+                        outcome: if ended { *outcome } else { Outcome::Failure },
+                        status: if ended {
+                            status.as_u16()
+                        } else {
+                            CLIENT_CLOSED
+                        },
+                        duration,
+                        request: &request,
+                        response: Some(seen),
+                    });
+                }
+            },
+        )
+    }
+
+    fn abandon(&self, exchange: &Exchange, status: u16) {
+        for message in &exchange.body.messages {
+            self.record(&Event {
+                principal: &exchange.principal,
+                message,
+                outcome: Outcome::Failure,
+                status,
+                duration: exchange.started.elapsed(),
+                request: &exchange.request,
+                response: None,
+            });
+        }
     }
 }
 

@@ -16,15 +16,21 @@ use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use lru::LruCache;
 use runconfig::middleware::oidc::ValidatedOidc;
+use runconfig::validate::ProxyMode;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
+
+use super::chain::{BuildContext, Middleware};
+use crate::reply::{self, Body};
+use crate::runner::BuildError;
 
 /// The caller.
 #[derive(Clone, Debug, PartialEq)]
@@ -361,5 +367,116 @@ pub fn challenge(metadata_url: &str, error: &AuthError) -> String {
             "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{metadata_url}\"",
             error.to_string().replace('"', "'")
         ),
+    }
+}
+
+/// Where the RFC 9728 protected-resource document is served.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The authentication middleware: admits callers (401 otherwise) and serves the RFC 9728
+/// document that tells clients where to get a token.
+pub struct Authentication {
+    authenticator: Authenticator,
+    trust_proxy_headers: bool,
+    /// The MCP endpoint's path as clients use it (`<endpointPrefix>/mcp` or `/sse`).
+    endpoint: String,
+}
+
+impl Authentication {
+    /// Authentication by `authenticator` for a proxy serving `mode` under `prefix`.
+    pub fn new(
+        authenticator: Authenticator,
+        trust_proxy_headers: bool,
+        prefix: &str,
+        mode: ProxyMode,
+    ) -> Self {
+        let endpoint = match mode {
+            ProxyMode::StreamableHttp => "/mcp",
+            ProxyMode::Sse => "/sse",
+        };
+        Self {
+            authenticator,
+            trust_proxy_headers,
+            endpoint: format!("{prefix}{endpoint}"),
+        }
+    }
+
+    /// The URL clients use for the MCP endpoint, from the request (for RFC 9728).
+    fn resource_url(&self, headers: &HeaderMap) -> String {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let forwarded = |name: &str| {
+            if self.trust_proxy_headers {
+                header(name)
+            } else {
+                None
+            }
+        };
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| header("host"))
+            .unwrap_or("localhost");
+        let scheme = forwarded("x-forwarded-proto").unwrap_or("http");
+        format!("{scheme}://{host}{}", self.endpoint)
+    }
+
+    fn unauthorized(&self, headers: &HeaderMap, error: &AuthError) -> Response<Body> {
+        let resource = self.resource_url(headers);
+        let base = resource
+            .find("://")
+            .and_then(|i| resource[i + 3..].find('/').map(|j| &resource[..i + 3 + j]))
+            .unwrap_or(&resource);
+        let metadata_url = format!("{base}{METADATA_PATH}");
+        let mut response = reply::error(StatusCode::UNAUTHORIZED, &error.to_string());
+        if let Ok(value) = HeaderValue::from_str(&challenge(&metadata_url, error)) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+impl Middleware for Authentication {
+    type Config<'a> = Option<&'a ValidatedOidc>;
+
+    fn build(
+        oidc: Self::Config<'_>,
+        context: &BuildContext<'_>,
+    ) -> Result<Option<Self>, BuildError> {
+        let proxy = &context.config.proxy;
+        Ok(Some(Self::new(
+            Authenticator::new(oidc).map_err(BuildError::Setting)?,
+            proxy.trust_proxy_headers,
+            proxy.endpoint_prefix.as_deref().unwrap_or_default(),
+            context.mode,
+        )))
+    }
+
+    fn serve(&self, path: &str, headers: &HeaderMap) -> Option<Response<Body>> {
+        let rest = path.strip_prefix(METADATA_PATH)?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        Some(
+            match self.authenticator.metadata(&self.resource_url(headers)) {
+                Some(document) => reply::json(StatusCode::OK, &document),
+                None => reply::error(
+                    StatusCode::NOT_FOUND,
+                    "this MCP server does not require authentication",
+                ),
+            },
+        )
+    }
+
+    async fn admit(&self, parts: &mut Parts) -> Result<Option<Principal>, Response<Body>> {
+        match self.authenticator.authenticate(&parts.headers).await {
+            Ok(principal) => {
+                if self.authenticator.is_enabled() {
+                    // The token was issued to this proxy; passing it on would let the
+                    // server replay it elsewhere (MCP authorization spec: no token
+                    // passthrough).
+                    parts.headers.remove(AUTHORIZATION);
+                }
+                Ok(Some(principal))
+            }
+            Err(e) => Err(self.unauthorized(&parts.headers, &e)),
+        }
     }
 }

@@ -29,7 +29,10 @@ use runconfig::middleware::cedar::Action;
 use serde_json::{Map, Value};
 
 use super::authn::Principal;
+use super::chain::{BuildContext, Middleware, Refusal, Verdict};
 use crate::mcp::Call;
+use crate::reply::code;
+use crate::runner::BuildError;
 
 /// The question asked for one operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +138,36 @@ impl Authorizer {
         }
         let mut decisions = keep.into_iter();
         items.retain(|_| decisions.next().unwrap_or(false));
+    }
+}
+
+/// The authorization middleware: a call needs a decision; list results keep only what
+/// the caller may use.
+impl Middleware for Authorizer {
+    type Config<'a> = &'a ValidatedAuthz;
+
+    fn build(config: Self::Config<'_>, _: &BuildContext<'_>) -> Result<Option<Self>, BuildError> {
+        Self::new(config).map(Some).map_err(BuildError::Setting)
+    }
+
+    async fn decide(&self, principal: &Principal, call: &Call) -> Verdict {
+        let message = match self.allows(principal, call).await {
+            Ok(true) => return Verdict::Pass,
+            Ok(false) => format!("not authorized: {}", call.describe()),
+            Err(e) => format!("authorization failed: {e}"),
+        };
+        Verdict::Refuse(Refusal {
+            code: code::FORBIDDEN,
+            message,
+        })
+    }
+
+    fn rewrites(&self, method: &str) -> bool {
+        Action::for_method(method).is_some_and(|a| a.list_of.is_some())
+    }
+
+    async fn rewrite(&self, principal: &Principal, method: &str, result: &mut Value) {
+        self.filter_list(principal, method, result).await;
     }
 }
 

@@ -6,11 +6,67 @@
 //! - `toolhive_mcp_tool_calls_total{server,tool,status}`
 //! - `toolhive_mcp_active_connections{server,transport}` (open streams)
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use http::{HeaderMap, Response};
+use runconfig::middleware::telemetry::ValidatedTelemetry;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use super::audit::Outcome;
+use super::chain::{BuildContext, Exchange, Middleware};
+use super::tracing_export::{SpanStart, Tracer};
+use crate::reply::Body;
+use crate::runner::BuildError;
+
+/// The telemetry middleware, outermost: every parsed MCP message is counted and timed
+/// whatever the outcome, and each POST is a trace span.
+pub struct Telemetry {
+    metrics: Option<Arc<Metrics>>,
+    tracer: Option<Tracer>,
+}
+
+impl Middleware for Telemetry {
+    type Config<'a> = &'a ValidatedTelemetry;
+
+    fn build(
+        config: Self::Config<'_>,
+        context: &BuildContext<'_>,
+    ) -> Result<Option<Self>, BuildError> {
+        let (metrics, tracer) = (context.metrics.clone(), Tracer::new(config));
+        Ok((metrics.is_some() || tracer.is_some()).then_some(Self { metrics, tracer }))
+    }
+
+    fn begin(&self, exchange: &mut Exchange, headers: &mut HeaderMap) {
+        if let Some(tracer) = &self.tracer {
+            exchange.extensions.insert(tracer.start(headers));
+        }
+    }
+
+    fn finish(&self, exchange: &mut Exchange, response: Response<Body>) -> Response<Body> {
+        let status = response.status();
+        if let (Some(tracer), Some(span)) =
+            (&self.tracer, exchange.extensions.remove::<SpanStart>())
+        {
+            tracer.finish(span, &exchange.body, status);
+        }
+        if let Some(metrics) = &self.metrics {
+            let elapsed = exchange.started.elapsed();
+            for (i, message) in exchange.body.messages.iter().enumerate() {
+                let Some(call) = message.call() else { continue };
+                let tool = (call.method == "tools/call")
+                    .then_some(call.target.as_deref())
+                    .flatten();
+                let success = exchange.outcome(i, status) == Outcome::Success;
+                metrics.request(&call.method, status.as_u16(), success, elapsed, tool);
+            }
+        }
+        response
+    }
+}
 
 /// The proxy's metrics.
 pub struct Metrics {

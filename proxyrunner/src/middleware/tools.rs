@@ -5,6 +5,12 @@
 use runconfig::middleware::tools::ValidatedTools;
 use serde_json::Value;
 
+use super::authn::Principal;
+use super::chain::{BuildContext, Middleware, Refusal, Verdict};
+use crate::mcp::Call;
+use crate::reply::code;
+use crate::runner::BuildError;
+
 /// The tool settings of the proxy.
 pub struct ToolFilter {
     tools: ValidatedTools,
@@ -78,6 +84,38 @@ impl ToolFilter {
                 }
             }
         }
+    }
+}
+
+/// The tool filter middleware: innermost, so it maps client names to the server's on
+/// the way in and renames list results first on the way back.
+impl Middleware for ToolFilter {
+    type Config<'a> = &'a ValidatedTools;
+
+    fn build(tools: Self::Config<'_>, _: &BuildContext<'_>) -> Result<Option<Self>, BuildError> {
+        Ok(Self::new(tools))
+    }
+
+    async fn decide(&self, _: &Principal, call: &Call) -> Verdict {
+        if call.method != "tools/call" {
+            return Verdict::Pass;
+        }
+        match self.call(call.target.as_deref().unwrap_or("")) {
+            CallDecision::Forward => Verdict::Pass,
+            CallDecision::Rename(name) => Verdict::Rename(name),
+            CallDecision::Refuse => Verdict::Refuse(Refusal {
+                code: code::INVALID_PARAMS,
+                message: format!("unknown tool: {}", call.describe()),
+            }),
+        }
+    }
+
+    fn rewrites(&self, method: &str) -> bool {
+        method == "tools/list"
+    }
+
+    async fn rewrite(&self, _: &Principal, _: &str, result: &mut Value) {
+        self.list(result);
     }
 }
 

@@ -51,6 +51,17 @@ pub struct Context {
     pub sampled: bool,
 }
 
+/// A POST's span, started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanStart {
+    /// Its trace context.
+    pub context: Context,
+    /// The proxy's span id (the upstream's parent).
+    pub span_id: String,
+    /// Start, ns since the epoch.
+    pub start_ns: u128,
+}
+
 /// Exports spans.
 pub struct Tracer {
     tx: mpsc::Sender<Span>,
@@ -89,6 +100,60 @@ impl Tracer {
             parent_span_id: None,
             sampled: rand::random::<f64>() < self.sampling_rate,
         }
+    }
+
+    /// Starts the span of a POST: its context comes from the client's `traceparent`,
+    /// and the upstream gets the proxy's span as its parent (`headers` are the ones it
+    /// receives).
+    pub fn start(&self, headers: &mut http::HeaderMap) -> SpanStart {
+        let context = self.context(headers.get("traceparent").and_then(|v| v.to_str().ok()));
+        let span_id = span_id();
+        let flags = if context.sampled { "01" } else { "00" };
+        if let Ok(value) =
+            http::HeaderValue::from_str(&format!("00-{}-{span_id}-{flags}", context.trace_id))
+        {
+            headers.insert("traceparent", value);
+        }
+        SpanStart {
+            context,
+            span_id,
+            start_ns: now_ns(),
+        }
+    }
+
+    /// Exports the span of a POST answered with `status`, when it is sampled.
+    pub fn finish(&self, start: SpanStart, body: &crate::mcp::Body, status: http::StatusCode) {
+        let SpanStart {
+            context,
+            span_id,
+            start_ns,
+        } = start;
+        if !context.sampled {
+            return;
+        }
+        let call = body.messages.iter().find_map(crate::mcp::Message::call);
+        let method = call.map_or("response", |c| c.method.as_str());
+        let mut attributes = vec![
+            ("mcp.method", method.to_owned()),
+            ("rpc.system", "jsonrpc".to_owned()),
+            ("http.response.status_code", status.as_u16().to_string()),
+        ];
+        if let Some(target) = call.and_then(|c| c.target.clone()) {
+            attributes.push(("mcp.target", target));
+        }
+        if let Some(id) = body.messages.first().and_then(|m| m.id.clone()) {
+            attributes.push(("mcp.request.id", id));
+        }
+        self.record(Span {
+            trace_id: context.trace_id,
+            span_id,
+            parent_span_id: context.parent_span_id,
+            name: call.map_or_else(|| method.to_owned(), crate::mcp::Call::describe),
+            start_ns,
+            end_ns: now_ns(),
+            attributes,
+            error: !status.is_success(),
+        });
     }
 
     /// Queues a span; never waits.

@@ -192,6 +192,7 @@ pub async fn proxy(config: Value, max_body_bytes: usize) -> Proxy {
     let config = runconfig::from_value(config).expect("RunConfig loads");
     let validated =
         runconfig::validate(&config).unwrap_or_else(|v| panic!("RunConfig invalid:\n{v}"));
+    let audit = Arc::new(Mutex::new(Vec::new()));
     let options = proxyrunner::runner::Options {
         command: Vec::new(),
         host_header: None,
@@ -199,16 +200,9 @@ pub async fn proxy(config: Value, max_body_bytes: usize) -> Proxy {
         allowed_hosts: Vec::new(),
         listen: None,
         metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        audit_sink: Some(audit.clone() as proxyrunner::middleware::audit::Sink),
     };
-    let mut built = proxyrunner::runner::build(&validated, &options).expect("proxy builds");
-    let audit = Arc::new(Mutex::new(Vec::new()));
-    if let Some(config) = &validated.proxy.audit {
-        built.audit = Some(proxyrunner::middleware::audit::Auditor::with_sink(
-            config,
-            audit.clone(),
-        ));
-    }
-    let built = Arc::new(built);
+    let built = Arc::new(proxyrunner::runner::build(&validated, &options).expect("proxy builds"));
     let metrics = built.metrics.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
     let url = format!("http://{}", listener.local_addr().expect("addr"));

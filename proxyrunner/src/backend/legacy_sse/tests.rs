@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::middleware::authn::Principal;
+use crate::middleware::chain::{Chain, Stage};
 use crate::middleware::tools::ToolFilter;
 
 /// The stream of `chunks` through [`stream`] with `prefix`, as one string; `during`
@@ -99,12 +100,11 @@ async fn list_results_of_the_session_are_filtered_and_refusals_added_to_its_stre
         overrides: BTreeMap::new(),
         renamed_from: BTreeMap::new(),
     })
-    .map(Arc::new);
+    .expect("a filter");
     let rewrite = ListRewrite {
         lists: HashMap::from([("7".to_owned(), "tools/list".to_owned())]),
         principal: Principal::anonymous(),
-        tools: filter,
-        authz: None,
+        chain: Arc::new(Chain::new(vec![Stage::Tools(filter)])),
     };
     let tools = json!({"jsonrpc": "2.0", "id": 7,
                        "result": {"tools": [{"name": "echo"}, {"name": "secret"}]}});
