@@ -480,3 +480,6 @@ impl Middleware for Authentication {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -298,3 +298,6 @@ impl HttpAuthorizer {
             .unwrap_or(false))
     }
 }
+
+#[cfg(test)]
+mod tests;

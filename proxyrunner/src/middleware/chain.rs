@@ -401,3 +401,6 @@ impl Drop for Exchange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

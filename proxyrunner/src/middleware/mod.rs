@@ -25,6 +25,8 @@ pub mod authn;
 pub mod authz;
 pub mod body_limit;
 pub mod chain;
+#[cfg(test)]
+mod fixtures;
 pub mod metrics_export;
 pub mod origin;
 pub mod telemetry;
