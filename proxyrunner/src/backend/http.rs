@@ -3,6 +3,9 @@
 //! pooled. The client's `Host` is preserved by default (the server may route or check on
 //! it); `X-Forwarded-For/Proto/Host` tell the server who asked.
 //!
+//! `https://` upstreams are reached over TLS (rustls, ring) verified against the
+//! platform's roots, so every URL validation admits is one the proxy can reach.
+//!
 //! A legacy SSE stream (`GET /sse`) is passed through [`legacy_sse`], which rewrites
 //! what the proxy must rewrite on it.
 
@@ -14,9 +17,11 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
 
 use super::legacy_sse;
 use crate::reply::{Body, BoxError};
@@ -63,13 +68,24 @@ tokio::task_local! {
     pub static DEDICATED: Dedicated;
 }
 
+/// How to speak TLS to an `https://` upstream.
+#[derive(Clone)]
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: ServerName<'static>,
+}
+
 /// The upstream server.
 #[derive(Clone)]
 pub struct Upstream {
     /// Boxed: the pool handle is large and the proxy's backend enum holds an `Upstream`.
-    client: Box<Client<HttpConnector, Body>>,
+    client: Box<Client<HttpsConnector<HttpConnector>, Body>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
+    /// `host:port` to connect to (the authority may leave the port implicit).
+    address: String,
+    /// For `https://` upstreams.
+    tls: Option<Tls>,
     /// Path of the server's MCP endpoint (`/mcp`, `/sse`), used for the proxy's own
     /// `/mcp` or `/sse`.
     endpoint_path: String,
@@ -92,17 +108,55 @@ impl Upstream {
         host_header: HostHeader,
         trust_proxy_headers: bool,
     ) -> Result<Self, String> {
-        if url.scheme() != "http" {
-            return Err(format!(
-                "upstream {url}: only http:// upstreams are supported by this proxy build"
-            ));
-        }
+        let (scheme, https) = match url.scheme() {
+            "http" => (http::uri::Scheme::HTTP, false),
+            "https" => (http::uri::Scheme::HTTPS, true),
+            other => return Err(format!("upstream {url}: unsupported scheme {other}")),
+        };
         let authority = url[url::Position::BeforeHost..url::Position::AfterPort]
             .parse()
             .map_err(|e| format!("upstream {url}: {e}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("upstream {url}: no host"))?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| format!("upstream {url}: no port"))?;
+        let address = match url.host() {
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]:{port}"),
+            _ => format!("{host}:{port}"),
+        };
+        // Only an https upstream needs the platform's roots (read from disk).
+        let roots = if https {
+            platform_roots()
+        } else {
+            rustls::RootCertStore::empty()
+        };
+        let config = tls_config(roots).map_err(|e| format!("upstream {url}: TLS: {e}"))?;
+        let tls = if https {
+            let name = host.trim_start_matches('[').trim_end_matches(']');
+            let server_name = ServerName::try_from(name.to_owned())
+                .map_err(|e| format!("upstream {url}: {e}"))?;
+            // hyper-rustls sets the pool's ALPN itself; the dedicated connections say
+            // HTTP/1.1 here.
+            let mut dedicated = config.clone();
+            dedicated.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(Tls {
+                connector: tokio_rustls::TlsConnector::from(Arc::new(dedicated)),
+                server_name,
+            })
+        } else {
+            None
+        };
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Box::new(
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
@@ -115,8 +169,10 @@ impl Upstream {
         };
         Ok(Self {
             client,
-            scheme: http::uri::Scheme::HTTP,
+            scheme,
             authority,
+            address,
+            tls,
             endpoint_path,
             client_path,
             host_header,
@@ -225,15 +281,18 @@ impl Upstream {
         let sender = match reusable {
             Some(sender) => slot.insert(sender),
             None => {
-                let stream = tokio::net::TcpStream::connect(self.authority.as_str()).await?;
+                let stream = tokio::net::TcpStream::connect(&self.address).await?;
                 stream.set_nodelay(true)?;
-                let (sender, connection) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "upstream connection ended with an error");
+                let sender = match &self.tls {
+                    None => handshake(stream).await?,
+                    Some(tls) => {
+                        let stream = tls
+                            .connector
+                            .connect(tls.server_name.clone(), stream)
+                            .await?;
+                        handshake(stream).await?
                     }
-                });
+                };
                 slot.insert(sender)
             }
         };
@@ -284,6 +343,47 @@ impl Upstream {
             );
         }
     }
+}
+
+/// Opens an HTTP/1.1 connection on `io`, driven by its own task.
+async fn handshake<IO>(
+    io: IO,
+) -> Result<hyper::client::conn::http1::SendRequest<Body>, hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// The platform's CA certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set). Those
+/// that fail to load are logged; an upstream whose certificate no root vouches for is
+/// then answered 502, like any upstream that cannot be reached.
+fn platform_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(error = %error, "loading the platform's CA certificates");
+    }
+    let (_added, ignored) = roots.add_parsable_certificates(found.certs);
+    if ignored > 0 {
+        tracing::debug!(ignored, "platform CA certificates rustls cannot use");
+    }
+    roots
+}
+
+/// TLS toward upstreams: ring (the workspace's provider), trusting `roots`.
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Removes the headers that describe one hop (RFC 9110 §7.6.1), including those the
