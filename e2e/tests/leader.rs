@@ -1,6 +1,7 @@
-//! Leader election on the real control plane: of two thv-operator processes exactly one
-//! holds the Lease and reports ready; when it shuts down it releases the Lease and the
-//! other takes over and becomes ready.
+//! Leader election on the real control plane: of two thv-operator processes both report
+//! ready (every replica serves the webhook) and exactly one runs the controllers
+//! (`thv_operator_leader 1`): the Lease holder. When it shuts down it releases the Lease
+//! and the other takes over.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -54,18 +55,28 @@ impl Replica {
         Ok(Self { name, port, child })
     }
 
-    async fn ready(&self) -> bool {
-        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
-            return false;
-        };
+    async fn get(&self, path: &str) -> Option<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let request = "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        if stream.write_all(request.as_bytes()).await.is_err() {
-            return false;
-        }
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response).await;
-        response.starts_with("HTTP/1.1 200")
+        response.starts_with("HTTP/1.1 200").then_some(response)
+    }
+
+    async fn ready(&self) -> bool {
+        self.get("/readyz").await.is_some()
+    }
+
+    /// Whether this replica runs the controllers, by its `thv_operator_leader` gauge.
+    async fn leads(&self) -> bool {
+        self.get("/metrics")
+            .await
+            .is_some_and(|m| m.lines().any(|l| l == "thv_operator_leader 1"))
     }
 
     fn terminate(&mut self) {
@@ -106,7 +117,7 @@ async fn one_replica_leads_and_hands_over_on_shutdown() -> anyhow::Result<()> {
     ];
     let leases = ns.api::<Lease>();
 
-    // Exactly one replica is ready, and it is the Lease holder.
+    // Both replicas are ready; exactly one leads, and it is the Lease holder.
     let start = Instant::now();
     let leader = loop {
         anyhow::ensure!(
@@ -114,18 +125,22 @@ async fn one_replica_leads_and_hands_over_on_shutdown() -> anyhow::Result<()> {
             "no replica became leader within 60 s"
         );
         if let Some(holder) = holder(&leases).await {
-            let ready = [replicas[0].ready().await, replicas[1].ready().await];
-            if ready[0] != ready[1] {
-                let index = usize::from(ready[1]);
+            let leads = [replicas[0].leads().await, replicas[1].leads().await];
+            if leads[0] != leads[1] {
+                let index = usize::from(leads[1]);
                 assert_eq!(
                     replicas[index].name, holder,
-                    "the ready replica holds the Lease"
+                    "the leading replica holds the Lease"
                 );
                 break index;
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    assert!(
+        replicas[0].ready().await && replicas[1].ready().await,
+        "every replica is ready, the follower too (it serves the webhook)"
+    );
     let follower = 1 - leader;
 
     // A graceful shutdown releases the Lease (the operator logs it); the follower's lease
@@ -135,11 +150,11 @@ async fn one_replica_leads_and_hands_over_on_shutdown() -> anyhow::Result<()> {
     wait_for_holder(&leases, replicas[follower].name).await?;
     let took = handover.elapsed();
     println!("handover after SIGTERM: {:.1} s", took.as_secs_f64());
-    let ready_by = Instant::now();
-    while !replicas[follower].ready().await {
+    let leads_by = Instant::now();
+    while !replicas[follower].leads().await {
         anyhow::ensure!(
-            ready_by.elapsed() < Duration::from_secs(30),
-            "the new leader never became ready"
+            leads_by.elapsed() < Duration::from_secs(30),
+            "the new leader never started its controllers"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

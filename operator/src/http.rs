@@ -11,7 +11,10 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
-/// Whether the operator is ready: set once the controllers' caches are synced.
+/// Whether the replica is ready to receive traffic through its Services: set once the
+/// admission webhook serves (when enabled), before and independently of leader
+/// election, so every replica behind the webhook Service answers reviews. Only the
+/// controllers wait for leadership (see `thv_operator_leader` in /metrics).
 #[derive(Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 
@@ -51,7 +54,10 @@ pub async fn serve(
                 if s.readiness.is_ready() {
                     (StatusCode::OK, "ok")
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "starting: the webhook is not serving yet",
+                    )
                 }
             }),
         )

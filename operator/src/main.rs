@@ -26,7 +26,8 @@ struct Args {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "THV_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
-    /// Only one replica reconciles at a time, holding the Lease `thv-operator-leader`.
+    /// Only one replica reconciles at a time, holding the Lease `thv-operator-leader`;
+    /// every replica serves the webhook and reports ready.
     #[arg(long, env = "THV_LEADER_ELECT")]
     leader_elect: bool,
     /// Namespace of the leader-election Lease; defaults to the pod's namespace.
@@ -254,6 +255,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    // Ready as soon as the webhook serves: readiness gates Service traffic (admission
+    // reviews, scrapes), not leadership.
+    readiness.set_ready();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -298,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
         lease = Some((leader, task, monitor));
     }
 
-    readiness.set_ready();
+    metrics.set_leader();
     tracing::info!(namespace = ?args.namespace, "controllers starting");
     tokio::join!(
         operator::controllers::mcpserver::run(

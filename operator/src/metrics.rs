@@ -1,9 +1,10 @@
-//! Prometheus metrics of the controllers (reconciles, errors by reason, durations) and
-//! of the admission webhook (reviews by kind and result, review latency).
+//! Prometheus metrics of the controllers (reconciles, errors by reason, durations), of
+//! the admission webhook (reviews by kind and result, review latency) and of leader
+//! election (whether this replica runs the controllers).
 
 use std::time::Instant;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The operator's metrics, registered in their own registry.
 pub struct Metrics {
@@ -14,6 +15,7 @@ pub struct Metrics {
     duration: HistogramVec,
     admission_requests: IntCounterVec,
     admission_duration: HistogramVec,
+    leader: IntGauge,
 }
 
 impl Metrics {
@@ -63,6 +65,11 @@ impl Metrics {
             ]),
             &["kind"],
         )?;
+        let leader = IntGauge::new(
+            "thv_operator_leader",
+            "1 while this replica runs the controllers (holds the leader-election Lease, or runs without leader election), else 0",
+        )?;
+        registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(admission_requests.clone()))?;
         registry.register(Box::new(admission_duration.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
@@ -75,7 +82,13 @@ impl Metrics {
             duration,
             admission_requests,
             admission_duration,
+            leader,
         })
+    }
+
+    /// Records that this replica now runs the controllers.
+    pub fn set_leader(&self) {
+        self.leader.set(1);
     }
 
     /// Counts an admission review of `kind` that ended with `result`, taking `seconds`.
