@@ -7,11 +7,11 @@
 //! - [`validate`]: every problem with a path and a reason, or a [`ValidatedRunConfig`]
 //!   whose parsed forms (compiled Cedar policies, URLs, tool sets) the proxy's
 //!   middleware constructors require.
-//! - [`crd`]: MCPServer (+ referenced config objects) → RunConfig, with the mapping of
-//!   RunConfig paths back to CRD fields; and RunConfig → MCPServer.
+//!
+//! Plain data and validation, with no Kubernetes types: the CRD → RunConfig mapping and
+//! the admission checks are in the `admission` crate.
 
 pub mod config;
-pub mod crd;
 pub mod error;
 mod io;
 pub mod middleware;

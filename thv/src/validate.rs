@@ -1,4 +1,4 @@
-//! `thv validate`: runs the admission checks (`runconfig::crd::check`, the code behind the
+//! `thv validate`: runs the admission checks (`admission::check`, the code behind the
 //! operator's webhook) on manifest files, without a cluster, so a bad configuration is
 //! caught before a GitOps push rather than by `kubectl apply`.
 //!
@@ -11,10 +11,10 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use admission::{Finding, InMemoryCatalog, check, unknown_fields};
 use anyhow::{Context, bail};
 use api::{Manifest, ManifestError};
 use runconfig::Reason;
-use runconfig::crd::{Finding, InMemoryCatalog, check, unknown_fields};
 use serde::Serialize;
 use serde_json::Value;
 

@@ -2,7 +2,7 @@
 //! the request's namespace (production), or objects held in memory (tests, the fuzz
 //! target, the benchmark).
 //!
-//! `runconfig::crd::check` asks its [`Catalog`] synchronously, and only for what it
+//! `admission::check` asks its [`Catalog`] synchronously, and only for what it
 //! needs (an MCPServer's references; for a config object, the MCPServers referencing
 //! it and theirs). [`ApiCatalog`] answers each question with a GET or LIST the first
 //! time it is asked, blocking on the runtime: the server runs every review on a
@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use admission::{Catalog, ConfigKind, InMemoryCatalog, references};
 use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
-use runconfig::crd::{Catalog, ConfigKind, InMemoryCatalog, references};
 use serde::de::DeserializeOwned;
 use tokio::runtime::Handle;
 

@@ -1,6 +1,6 @@
 //! The admission handler: AdmissionReview bytes in, AdmissionReview bytes out. One
 //! handler for the six kinds: it reads the object as its kind and calls
-//! `runconfig::crd::check`, the one implementation of every rule (`thv validate` runs
+//! `admission::check`, the one implementation of every rule (`thv validate` runs
 //! the same). Errors deny, listing every problem as `<field path>: <what is wrong>;
 //! <what is allowed>`; warnings (missing references, deprecated or ineffective
 //! settings) are admission warnings, which kubectl prints.
@@ -10,13 +10,13 @@
 
 use std::time::Instant;
 
+use admission::{Finding, Report, check};
 use api::Manifest;
 use api::manifest::{KINDS, ManifestError, from_value};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::{StatusCause, StatusDetails};
 use kube::core::{DynamicObject, Status};
 use runconfig::Reason;
-use runconfig::crd::{Finding, Report, check};
 use serde_json::json;
 
 use super::catalog::Catalogs;

@@ -1,15 +1,15 @@
 //! The validate stage: the spec is checked with the admission webhook's own rules
-//! (`runconfig::crd::check`: CRD schema and CEL rules, source URLs, interval range, filter
+//! (`admission::check`: CRD schema and CEL rules, source URLs, interval range, filter
 //! patterns), so an object admitted while the webhook was down still gets the same
 //! verdict, in its status. Then the settings the sync needs are extracted.
 
 use std::time::Duration;
 
+use admission::{InMemoryCatalog, check};
 use api::MCPRegistry;
 use api::Manifest;
-use runconfig::crd::{InMemoryCatalog, check};
 
-use runconfig::crd::go_duration;
+use admission::go_duration;
 
 /// When the registry syncs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -30,9 +30,9 @@ pub struct Dereferenced {
 }
 
 impl Dereferenced {
-    /// The view `runconfig::crd::from_mcpserver` takes.
-    pub fn references(&self) -> runconfig::crd::References<'_> {
-        runconfig::crd::References {
+    /// The view `admission::from_mcpserver` takes.
+    pub fn references(&self) -> admission::References<'_> {
+        admission::References {
             tool_config: self.tool_config.as_ref(),
             oidc_config: self.oidc_config.as_ref(),
             authz_config: self.authz_config.as_ref(),

@@ -5,6 +5,7 @@
 //! and the `Reconciling` and `Stalled` conditions: Reconciling=True means InProgress,
 //! Stalled=True means Failed, neither with a current observedGeneration means Current.
 
+use admission::MissingReference;
 use api::mcpserver::MCPServerPhase;
 use api::{MCPServer, MCPServerStatus};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -12,7 +13,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use runconfig::crd::MissingReference;
 
 use crate::controllers::conditions::{self, keep_transition_times};
 use crate::error::Error;

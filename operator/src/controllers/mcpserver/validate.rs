@@ -1,8 +1,8 @@
 //! The validate stage: map the MCPServer (with what was dereferenced) to its RunConfig
 //! and run the one shared validation. Pure.
 
+use admission::MissingReference;
 use api::MCPServer;
-use runconfig::crd::MissingReference;
 
 use super::dereference::{Dereferenced, hash};
 
@@ -25,7 +25,7 @@ pub enum Outcome {
 /// Maps and validates `server` with the admission webhook's own function, so the status
 /// says exactly what the webhook would have said.
 pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
-    let checked = runconfig::crd::validate_mcpserver(server, &refs.references());
+    let checked = admission::validate_mcpserver(server, &refs.references());
     if !checked.problems.is_empty() {
         return Outcome::Invalid(
             checked
@@ -46,7 +46,7 @@ pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
     }
 }
 
-fn located(location: &runconfig::crd::Location, violation: &runconfig::Violation) -> String {
+fn located(location: &admission::Location, violation: &runconfig::Violation) -> String {
     let mut text = format!("{location}: {}", violation.message);
     if let Some(allowed) = &violation.allowed {
         text.push_str("; ");

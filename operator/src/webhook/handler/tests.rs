@@ -297,7 +297,7 @@ impl Catalogs for Unreachable {
         &self,
         namespace: &str,
         _: Instant,
-        _: &mut dyn FnMut(&dyn runconfig::crd::Catalog),
+        _: &mut dyn FnMut(&dyn admission::Catalog),
     ) -> Result<(), String> {
         Err(format!(
             "looking up MCPToolConfig github-tools in namespace {namespace}: connection refused"

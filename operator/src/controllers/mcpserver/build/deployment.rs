@@ -73,7 +73,7 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
     ];
     if let Some(secret) = inputs.oidc_client_secret {
         env.push(EnvVar {
-            name: runconfig::crd::OIDC_CLIENT_SECRET_ENV.to_owned(),
+            name: admission::OIDC_CLIENT_SECRET_ENV.to_owned(),
             value_from: Some(EnvVarSource {
                 secret_key_ref: Some(SecretKeySelector {
                     name: secret.name.clone(),
@@ -365,7 +365,7 @@ mod tests {
             .unwrap_or_default();
         let var = env
             .iter()
-            .find(|e| e.name == runconfig::crd::OIDC_CLIENT_SECRET_ENV)
+            .find(|e| e.name == admission::OIDC_CLIENT_SECRET_ENV)
             .expect("env var");
         assert!(var.value.is_none());
         assert_eq!(

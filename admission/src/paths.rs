@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::path::FieldPath;
+use runconfig::path::FieldPath;
 
 /// A field in a Kubernetes object.
 #[derive(Clone, Debug, PartialEq, Eq)]

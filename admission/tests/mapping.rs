@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use admission::{References, from_mcpserver, to_manifests};
 use api::Manifest;
-use runconfig::crd::{References, from_mcpserver, to_manifests};
 use runconfig::{FieldPath, validate};
 
 fn example(file: &str) -> Vec<Manifest> {
@@ -71,7 +71,7 @@ fn full_example_with_its_references_maps_to_a_valid_runconfig() {
     assert_eq!(oidc.audience, "github-mcp");
     assert_eq!(
         oidc.client_secret_env.as_deref(),
-        Some(runconfig::crd::OIDC_CLIENT_SECRET_ENV),
+        Some(admission::OIDC_CLIENT_SECRET_ENV),
         "secret by env, never by value"
     );
     assert_eq!(
@@ -275,7 +275,7 @@ fn unmapped_paths_fall_back_to_spec() {
 
 #[test]
 fn runconfig_converts_back_to_manifests_that_map_to_the_same_runconfig() {
-    let data = include_str!("data/toolhive_v0.1.0.json");
+    let data = include_str!("../../runconfig/tests/data/toolhive_v0.1.0.json");
     let imported = runconfig::from_json(data.as_bytes()).expect("imports");
     let mut config = imported.clone();
     // A CRD has no inline profile; use the built-in one the import produced.
@@ -331,8 +331,10 @@ fn runconfig_converts_back_to_manifests_that_map_to_the_same_runconfig() {
 
 #[test]
 fn remote_workloads_have_no_mcpserver_form() {
-    let mut config = runconfig::from_json(include_str!("data/toolhive_v0.1.0.json").as_bytes())
-        .expect("imports");
+    let mut config = runconfig::from_json(
+        include_str!("../../runconfig/tests/data/toolhive_v0.1.0.json").as_bytes(),
+    )
+    .expect("imports");
     config.workload = runconfig::config::Workload::Remote(runconfig::config::RemoteWorkload {
         url: "https://x".into(),
         transport: "sse".into(),

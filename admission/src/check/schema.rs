@@ -12,8 +12,8 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::Finding;
-use crate::error::Reason;
-use crate::path::FieldPath;
+use runconfig::error::Reason;
+use runconfig::path::FieldPath;
 
 /// Root fields the CRD schema leaves out because every object has them.
 const ROOT_FIELDS: &[&str] = &["apiVersion", "kind", "metadata"];

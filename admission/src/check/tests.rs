@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::registry::go_duration;
 use super::{InMemoryCatalog, Report, check, unknown_fields};
-use crate::Reason;
+use runconfig::Reason;
 
 const V1BETA1: &str = "toolhive.stacklok.dev/v1beta1";
 
@@ -228,7 +228,7 @@ fn validate_mcpserver_gives_the_runconfig_and_leaves_out_artifacts_of_missing_ob
     )) else {
         panic!("an MCPServer")
     };
-    let checked = super::validate_mcpserver(&server, &crate::crd::References::default());
+    let checked = super::validate_mcpserver(&server, &crate::References::default());
     assert_eq!(checked.mapped.config.name, "demo");
     assert_eq!(checked.mapped.missing.len(), 1);
     let paths: Vec<String> = checked

@@ -9,8 +9,8 @@ use api::registry::{DEFAULT_REGISTRY_FILE, IncludeExclude, RegistrySourceType};
 use url::Url;
 
 use super::{Catalog, Finding, Report, schema};
-use crate::error::Reason;
-use crate::path::FieldPath;
+use runconfig::error::Reason;
+use runconfig::path::FieldPath;
 
 /// Shortest sync interval: more often would hammer git hosts and registries for a
 /// catalogue that changes a few times a day.

@@ -4,7 +4,7 @@
 //! [`check`] runs, for one object of our API group:
 //! - the CRD's CEL rules and schema bounds, exactly as the API server would ([`schema`]);
 //! - for an MCPServer, the RunConfig mapping with its references from a [`Catalog`] and
-//!   [`crate::validate`], every problem located at the CRD field the user wrote;
+//!   [`runconfig::validate`], every problem located at the CRD field the user wrote;
 //! - for a config kind (MCPToolConfig, MCPOIDCConfig, MCPAuthzConfig,
 //!   MCPTelemetryConfig), the same runconfig rules on the object alone, and a re-check of
 //!   every MCPServer referencing it with the new object in place;
@@ -23,7 +23,7 @@ use std::fmt;
 use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
 use serde::Serialize;
 
-use crate::error::{Reason, Violation};
+use runconfig::error::{Reason, Violation};
 
 pub use catalog::InMemoryCatalog;
 pub use registry::{MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, go_duration};

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::server::{Fetched, located};
 use super::{Catalog, ConfigKind, Finding, Report, schema};
-use crate::crd::Location;
-use crate::error::{Reason, Violation};
+use crate::Location;
+use runconfig::error::{Reason, Violation};
 
 pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Report) {
     let Some(kind) = ConfigKind::of(object) else {

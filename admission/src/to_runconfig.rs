@@ -9,15 +9,15 @@ use api::mcpserver::{
 use api::oidcconfig::OIDCConfigSource;
 use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
 
-use crate::config::{
+use crate::paths::{Location, PathMap, Via};
+use runconfig::config::{
     AuditConfig, AuthzConfig, CedarConfig, ContainerWorkload, EnvVar, HttpAuthzConfig,
     KubernetesServiceAccount, OidcConfig, PermissionProfile, Profile, ProxyConfig, RunConfig,
     SCHEMA_VERSION, SamplingRate, SecretRef, TelemetryConfig, ToolOverride, ToolsConfig,
     VolumeMount, Workload,
 };
-use crate::crd::paths::{Location, PathMap, Via};
-use crate::error::{Reason, Violation, Violations};
-use crate::path::FieldPath;
+use runconfig::error::{Reason, Violation, Violations};
+use runconfig::path::FieldPath;
 
 /// Environment variable through which the proxy receives the OIDC client secret (set
 /// from `clientSecretRef` with a `secretKeyRef`, so the value never enters the RunConfig).

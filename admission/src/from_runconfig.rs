@@ -19,9 +19,9 @@ use api::{
     MCPTelemetryConfigSpec, MCPToolConfig, MCPToolConfigSpec, Manifest,
 };
 
-use crate::config::{AuthzConfig, PermissionProfile, RunConfig, SamplingRate, Workload};
-use crate::error::{Reason, Violation, Violations};
-use crate::path::FieldPath;
+use runconfig::config::{AuthzConfig, PermissionProfile, RunConfig, SamplingRate, Workload};
+use runconfig::error::{Reason, Violation, Violations};
+use runconfig::path::FieldPath;
 
 /// The manifests that reproduce a RunConfig on a cluster: the MCPServer first, then
 /// `<name>-tools`, `<name>-oidc` and `<name>-telemetry` when those sections are set.

@@ -1,17 +1,17 @@
 //! MCPServer admission: the CRD rules, then exactly the RunConfig the operator would
-//! write (with the referenced objects that exist) through [`crate::validate`], every
+//! write (with the referenced objects that exist) through [`runconfig::validate`], every
 //! problem located at the field the user wrote.
 
 use api::mcpserver::{ProxyMode, Transport};
 use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
 
 use super::{Catalog, Finding, Report, schema};
-use crate::crd::{
+use crate::{
     Location, Mapped, MissingReference, References, authz_config_map, from_mcpserver,
     permission_profile_config_map,
 };
-use crate::error::{Reason, Violation};
-use crate::validate::is_dns_label;
+use runconfig::error::{Reason, Violation};
+use runconfig::validate::is_dns_label;
 
 /// The proxy Service is `mcp-<name>-proxy`, a DNS-1035 label of at most 63 characters.
 const SERVICE_AFFIXES: usize = "mcp-".len() + "-proxy".len();
@@ -34,7 +34,7 @@ impl Fetched {
     /// Looks up everything `server` references.
     pub(super) fn from_catalog(server: &MCPServer, catalog: &dyn Catalog) -> Self {
         let spec = &server.spec;
-        let data = |map: Option<crate::crd::ConfigMapKey>| {
+        let data = |map: Option<crate::ConfigMapKey>| {
             map.and_then(|m| catalog.config_map_data(&m.name, &m.key))
         };
         Self {
@@ -101,7 +101,7 @@ pub struct ValidatedServer {
 pub fn validate_mcpserver(server: &MCPServer, refs: &References<'_>) -> ValidatedServer {
     let mapped = from_mcpserver(server, refs);
     let mut problems: Vec<Violation> = mapped.problems.iter().cloned().collect();
-    if let Err(violations) = crate::validate(&mapped.config) {
+    if let Err(violations) = runconfig::validate(&mapped.config) {
         problems.extend(violations);
     }
     let absent = |location: &Location| {

@@ -1,0 +1,27 @@
+//! CRD mapping + admission checks shared by the webhook, the operator and `thv validate`.
+//!
+//! - [`from_mcpserver`]: MCPServer (plus the config objects it references) → the RunConfig
+//!   the operator writes into `<name>-runconfig`, with the map from RunConfig paths back
+//!   to the CRD fields a user wrote ([`PathMap`]); [`to_manifests`] is the reverse, for
+//!   `thv convert`.
+//! - [`check`]: the admission checks of one object of our API group (CRD schema bounds
+//!   and CEL rules, references, the runconfig rules), located by CRD field path.
+//!
+//! `runconfig` stays plain data and validation; everything that knows the CRD types
+//! lives here, so the proxy links neither the CRD types nor the CEL interpreter.
+
+pub mod check;
+mod from_runconfig;
+mod paths;
+mod to_runconfig;
+
+pub use check::{
+    Catalog, ConfigKind, Finding, InMemoryCatalog, MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, Report,
+    ValidatedServer, check, go_duration, references, unknown_fields, validate_mcpserver,
+};
+pub use from_runconfig::to_manifests;
+pub use paths::{Location, PathMap, Via};
+pub use to_runconfig::{
+    ConfigMapKey, DEFAULT_PERMISSION_PROFILE_KEY, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV,
+    References, authz_config_map, from_mcpserver, permission_profile_config_map,
+};
