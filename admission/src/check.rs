@@ -1,7 +1,7 @@
 //! Admission checks per kind: the one implementation behind the validating webhook and
 //! `thv validate`, so an object `thv validate` passes is one `kubectl apply` admits.
 //!
-//! [`check`] runs, for one object of our API group:
+//! [`check_manifest`] runs, for one object of our API group:
 //! - the CRD's CEL rules and schema bounds, exactly as the API server would ([`schema`]);
 //! - for an MCPServer, the RunConfig mapping with its references from a [`Catalog`] and
 //!   [`runconfig::validate`], every problem located at the CRD field the user wrote;
@@ -28,7 +28,7 @@ use runconfig::error::{Reason, Violation};
 pub use catalog::InMemoryCatalog;
 pub use registry::{MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, go_duration};
 pub use schema::unknown_fields;
-pub use server::{ValidatedServer, validate_mcpserver};
+pub use server::{CheckedServer, map_and_validate};
 
 /// Which config kind an MCPServer references.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,7 +188,7 @@ impl Report {
 /// Checks one object of our API group, served as `api_version` (`toolhive.stacklok.dev/v1beta1`
 /// or the deprecated `…/v1alpha1`; the typed object does not keep it), against the objects
 /// of its namespace in `catalog`.
-pub fn check(object: &Manifest, api_version: &str, catalog: &dyn Catalog) -> Report {
+pub fn check_manifest(object: &Manifest, api_version: &str, catalog: &dyn Catalog) -> Report {
     let mut report = Report::default();
     if api_version.rsplit('/').next() == Some(api::DEPRECATED_VERSION) {
         let kind = object.kind();

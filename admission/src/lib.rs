@@ -4,7 +4,7 @@
 //!   the operator writes into `<name>-runconfig`, with the map from RunConfig paths back
 //!   to the CRD fields a user wrote ([`PathMap`]); [`to_manifests`] is the reverse, for
 //!   `thv convert`.
-//! - [`check`]: the admission checks of one object of our API group (CRD schema bounds
+//! - [`check_manifest`]: the admission checks of one object of our API group (CRD schema bounds
 //!   and CEL rules, references, the runconfig rules), located by CRD field path.
 //!
 //! `runconfig` stays plain data and validation; everything that knows the CRD types
@@ -16,8 +16,9 @@ mod paths;
 mod to_runconfig;
 
 pub use check::{
-    Catalog, ConfigKind, Finding, InMemoryCatalog, MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, Report,
-    ValidatedServer, check, go_duration, references, unknown_fields, validate_mcpserver,
+    Catalog, CheckedServer, ConfigKind, Finding, InMemoryCatalog, MAX_SYNC_INTERVAL,
+    MIN_SYNC_INTERVAL, Report, check_manifest, go_duration, map_and_validate, references,
+    unknown_fields,
 };
 pub use from_runconfig::to_manifests;
 pub use paths::{Location, PathMap, Via};

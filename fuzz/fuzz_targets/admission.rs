@@ -1,5 +1,5 @@
 //! Any bytes through the admission handler, as the webhook server hands it a request
-//! body: parse, dispatch on kind, `admission::check` against an in-memory catalog
+//! body: parse, dispatch on kind, `admission::check_manifest` against an in-memory catalog
 //! holding the valid examples (so references resolve and config updates re-check
 //! servers). Nothing may panic, and every answer must be JSON the API server can read:
 //! an AdmissionReview with our uid on 200, `{"error": …}` on 400/500.

@@ -1,4 +1,4 @@
-//! `thv validate`: runs the admission checks (`admission::check`, the code behind the
+//! `thv validate`: runs the admission checks (`admission::check_manifest`, the code behind the
 //! operator's webhook) on manifest files, without a cluster, so a bad configuration is
 //! caught before a GitOps push rather than by `kubectl apply`.
 //!
@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use admission::{Finding, InMemoryCatalog, check, unknown_fields};
+use admission::{Finding, InMemoryCatalog, check_manifest, unknown_fields};
 use anyhow::{Context, bail};
 use api::{Manifest, ManifestError};
 use runconfig::Reason;
@@ -211,7 +211,7 @@ impl Run {
         let mut found = Vec::new();
         for object in &self.objects {
             let catalog = self.catalogs.get(&object.namespace).unwrap_or(&empty);
-            let report = check(&object.manifest, &object.api_version, catalog);
+            let report = check_manifest(&object.manifest, &object.api_version, catalog);
             for finding in unknown_fields(&object.raw).into_iter().chain(report.errors) {
                 found.push((object.at, finding, Severity::Error));
             }

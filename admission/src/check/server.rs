@@ -85,7 +85,7 @@ impl Fetched {
 
 /// An MCPServer's RunConfig with what is wrong with it, in CRD terms.
 #[derive(Clone, Debug)]
-pub struct ValidatedServer {
+pub struct CheckedServer {
     /// The mapping: the RunConfig (valid when `problems` is empty and nothing is missing),
     /// its path map and the missing references.
     pub mapped: Mapped,
@@ -95,10 +95,10 @@ pub struct ValidatedServer {
     pub problems: Vec<(Location, Violation)>,
 }
 
-/// Maps `server` with the referenced objects that exist and validates the result: the
-/// MCPServer half of [`super::check`], for callers that also need the RunConfig (the
-/// operator's validate stage).
-pub fn validate_mcpserver(server: &MCPServer, refs: &References<'_>) -> ValidatedServer {
+/// Maps `server` with the referenced objects that exist and validates the result with
+/// [`runconfig::validate`]: the MCPServer half of [`super::check_manifest`], for callers
+/// that also need the RunConfig (the operator's validate stage).
+pub fn map_and_validate(server: &MCPServer, refs: &References<'_>) -> CheckedServer {
     let mapped = from_mcpserver(server, refs);
     let mut problems: Vec<Violation> = mapped.problems.iter().cloned().collect();
     if let Err(violations) = runconfig::validate(&mapped.config) {
@@ -117,15 +117,15 @@ pub fn validate_mcpserver(server: &MCPServer, refs: &References<'_>) -> Validate
         .map(|v| (mapped.paths.locate(&v.path), v))
         .filter(|(location, _)| !absent(location))
         .collect();
-    ValidatedServer { mapped, problems }
+    CheckedServer { mapped, problems }
 }
 
-/// [`validate_mcpserver`] with references fetched from a catalog.
+/// [`map_and_validate`] with references fetched from a catalog.
 pub(super) fn located(
     server: &MCPServer,
     fetched: &Fetched,
 ) -> (Vec<(Location, Violation)>, Vec<MissingReference>) {
-    let checked = validate_mcpserver(server, &fetched.references());
+    let checked = map_and_validate(server, &fetched.references());
     (checked.problems, checked.mapped.missing)
 }
 

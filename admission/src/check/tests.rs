@@ -7,7 +7,7 @@ use api::Manifest;
 use serde_json::json;
 
 use super::registry::go_duration;
-use super::{InMemoryCatalog, Report, check, unknown_fields};
+use super::{InMemoryCatalog, Report, check_manifest, unknown_fields};
 use runconfig::Reason;
 
 const V1BETA1: &str = "toolhive.stacklok.dev/v1beta1";
@@ -25,7 +25,7 @@ fn kind(kind: &str, name: &str, spec: &str) -> String {
 }
 
 fn check_in(yaml: &str, catalog: &InMemoryCatalog) -> Report {
-    check(&object(yaml), V1BETA1, catalog)
+    check_manifest(&object(yaml), V1BETA1, catalog)
 }
 
 fn check_alone(yaml: &str) -> Report {
@@ -202,7 +202,7 @@ fn name_too_long_for_the_proxy_service_is_refused() {
 #[test]
 fn v1alpha1_is_admitted_with_a_deprecation_warning() {
     let manifest = object(&server("  image: a/b:1\n").replace("v1beta1", "v1alpha1"));
-    let report = check(
+    let report = check_manifest(
         &manifest,
         "toolhive.stacklok.dev/v1alpha1",
         &InMemoryCatalog::default(),
@@ -222,13 +222,13 @@ fn proxy_mode_of_a_streamable_http_server_is_ineffective() {
 }
 
 #[test]
-fn validate_mcpserver_gives_the_runconfig_and_leaves_out_artifacts_of_missing_objects() {
+fn map_and_validate_gives_the_runconfig_and_leaves_out_artifacts_of_missing_objects() {
     let Manifest::MCPServer(server) = object(&server(
         "  image: a/b:1\n  endpointPrefix: nope\n  oidcConfigRef: {name: idp, audience: demo}\n",
     )) else {
         panic!("an MCPServer")
     };
-    let checked = super::validate_mcpserver(&server, &crate::References::default());
+    let checked = super::map_and_validate(&server, &crate::References::default());
     assert_eq!(checked.mapped.config.name, "demo");
     assert_eq!(checked.mapped.missing.len(), 1);
     let paths: Vec<String> = checked

@@ -2,7 +2,7 @@
 //! the request's namespace (production), or objects held in memory (tests, the fuzz
 //! target, the benchmark).
 //!
-//! `admission::check` asks its [`Catalog`] synchronously, and only for what it
+//! `admission::check_manifest` asks its [`Catalog`] synchronously, and only for what it
 //! needs (an MCPServer's references; for a config object, the MCPServers referencing
 //! it and theirs). [`ApiCatalog`] answers each question with a GET or LIST the first
 //! time it is asked, blocking on the runtime: the server runs every review on a

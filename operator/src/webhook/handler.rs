@@ -1,6 +1,6 @@
 //! The admission handler: AdmissionReview bytes in, AdmissionReview bytes out. One
 //! handler for the six kinds: it reads the object as its kind and calls
-//! `admission::check`, the one implementation of every rule (`thv validate` runs
+//! `admission::check_manifest`, the one implementation of every rule (`thv validate` runs
 //! the same). Errors deny, listing every problem as `<field path>: <what is wrong>;
 //! <what is allowed>`; warnings (missing references, deprecated or ineffective
 //! settings) are admission warnings, which kubectl prints.
@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use admission::{Finding, Report, check};
+use admission::{Finding, Report, check_manifest};
 use api::Manifest;
 use api::manifest::{KINDS, ManifestError, from_value};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -189,7 +189,7 @@ fn admit(
     let mut report = Report::default();
     catalogs
         .with_namespace(&namespace, deadline, &mut |catalog| {
-            report = check(&manifest, &api_version, catalog);
+            report = check_manifest(&manifest, &api_version, catalog);
         })
         .map_err(|message| Failure {
             status: 500,

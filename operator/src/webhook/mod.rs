@@ -1,6 +1,6 @@
 //! The validating admission webhook: refuses an invalid MCPServer, MCPToolConfig,
 //! MCPOIDCConfig, MCPAuthzConfig, MCPTelemetryConfig or MCPRegistry at `kubectl apply`,
-//! with every problem at its field path, by running `admission::check` (the code
+//! with every problem at its field path, by running `admission::check_manifest` (the code
 //! behind `thv validate`) against the objects of the request's namespace.
 //!
 //! - [`handler`]: AdmissionReview in, AdmissionReview out (pure but for [`catalog`]).

@@ -1,11 +1,11 @@
 //! The validate stage: the spec is checked with the admission webhook's own rules
-//! (`admission::check`: CRD schema and CEL rules, source URLs, interval range, filter
+//! (`admission::check_manifest`: CRD schema and CEL rules, source URLs, interval range, filter
 //! patterns), so an object admitted while the webhook was down still gets the same
 //! verdict, in its status. Then the settings the sync needs are extracted.
 
 use std::time::Duration;
 
-use admission::{InMemoryCatalog, check};
+use admission::{InMemoryCatalog, check_manifest};
 use api::MCPRegistry;
 use api::Manifest;
 
@@ -23,7 +23,7 @@ pub fn check_spec(registry: &MCPRegistry) -> Result<Plan, Vec<String>> {
     let version = format!("{}/{}", api::GROUP, api::VERSION);
     // An empty catalog: whether the source ConfigMap exists is the sync's business (it
     // waits for it), not a spec problem.
-    let report = check(
+    let report = check_manifest(
         &Manifest::MCPRegistry(registry.clone()),
         &version,
         &InMemoryCatalog::default(),

@@ -25,13 +25,13 @@ pub enum Outcome {
 /// Maps and validates `server` with the admission webhook's own function, so the status
 /// says exactly what the webhook would have said.
 pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
-    let checked = admission::validate_mcpserver(server, &refs.references());
+    let checked = admission::map_and_validate(server, &refs.references());
     if !checked.problems.is_empty() {
         return Outcome::Invalid(
             checked
                 .problems
                 .iter()
-                .map(|(location, v)| located(location, v))
+                .map(|(location, v)| admission::Finding::from_violation(location, v).to_string())
                 .collect(),
         );
     }
@@ -44,15 +44,6 @@ pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
         runconfig_json: json,
         checksum,
     }
-}
-
-fn located(location: &admission::Location, violation: &runconfig::Violation) -> String {
-    let mut text = format!("{location}: {}", violation.message);
-    if let Some(allowed) = &violation.allowed {
-        text.push_str("; ");
-        text.push_str(allowed);
-    }
-    text
 }
 
 #[cfg(test)]
