@@ -13,6 +13,7 @@
 pub mod check;
 mod from_runconfig;
 mod paths;
+mod service;
 mod to_runconfig;
 
 pub use check::{
@@ -22,6 +23,7 @@ pub use check::{
 };
 pub use from_runconfig::to_manifests;
 pub use paths::{Location, PathMap, Via};
+pub use service::{MAX_SERVER_NAME_LENGTH, proxy_service_name};
 pub use to_runconfig::{
     ConfigMapKey, DEFAULT_PERMISSION_PROFILE_KEY, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV,
     References, authz_config_map, from_mcpserver, permission_profile_config_map,

@@ -6,17 +6,13 @@ use api::mcpserver::{ProxyMode, Transport};
 use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
 
 use super::{Catalog, Finding, Report, schema};
+use crate::service::{MAX_SERVER_NAME_LENGTH, proxy_service_name};
 use crate::{
     Location, Mapped, MissingReference, References, authz_config_map, from_mcpserver,
     permission_profile_config_map,
 };
 use runconfig::error::{Reason, Violation};
 use runconfig::validate::is_dns_label;
-
-/// The proxy Service is `mcp-<name>-proxy`, a DNS-1035 label of at most 63 characters.
-const SERVICE_AFFIXES: usize = "mcp-".len() + "-proxy".len();
-/// Longest MCPServer name whose Service name fits.
-pub(super) const MAX_NAME_LENGTH: usize = 63 - SERVICE_AFFIXES;
 
 /// The objects one MCPServer references, owned so that one of them can be replaced by a
 /// proposed new version (the re-check of referencing servers on a config update).
@@ -135,15 +131,16 @@ pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Repo
         Err(e) => vec![Finding::new(".", Reason::InvalidFormat, e, "an MCPServer")],
     };
     let name = server.metadata.name.as_deref().unwrap_or_default();
-    if is_dns_label(name) && name.len() > MAX_NAME_LENGTH {
+    if is_dns_label(name) && name.len() > MAX_SERVER_NAME_LENGTH {
         report.error(Finding::new(
             "metadata.name",
             Reason::OutOfRange,
             format!(
-                "the name has {} characters, so the Service mcp-{name}-proxy would exceed 63",
-                name.len()
+                "the name has {} characters, so the Service {} would exceed 63",
+                name.len(),
+                proxy_service_name(name)
             ),
-            format!("at most {MAX_NAME_LENGTH} characters"),
+            format!("at most {MAX_SERVER_NAME_LENGTH} characters"),
         ));
     }
     let (problems, missing) = located(server, &Fetched::from_catalog(server, catalog));

@@ -27,7 +27,7 @@ pub use rbac::{
     mcp_service_account_name, proxy_role, proxy_role_binding, proxy_service_account_name,
     service_accounts,
 };
-pub use service::{service, service_name, url};
+pub use service::{service, url};
 
 use crate::OperatorConfig;
 use crate::error::Error;

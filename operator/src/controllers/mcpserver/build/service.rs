@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use admission::proxy_service_name;
 use api::MCPServer;
 use api::mcpserver::{ProxyMode, SessionAffinity, Transport};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -9,11 +10,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{name_of, owned_meta};
 use crate::error::Error;
-
-/// `mcp-<name>-proxy`, ToolHive's name for it.
-pub fn service_name(name: &str) -> String {
-    format!("mcp-{name}-proxy")
-}
 
 /// In-cluster URL of the server through its proxy: `/sse` for SSE, `/mcp` otherwise,
 /// after the endpoint prefix.
@@ -38,7 +34,7 @@ pub fn url(server: &MCPServer) -> Result<String, Error> {
     let path = if sse { "sse" } else { "mcp" };
     Ok(format!(
         "http://{}.{namespace}.svc.cluster.local:{}{prefix}/{path}",
-        service_name(name),
+        proxy_service_name(name),
         server.spec.proxy_port
     ))
 }
@@ -46,7 +42,7 @@ pub fn url(server: &MCPServer) -> Result<String, Error> {
 /// The proxy's Service.
 pub fn service(server: &MCPServer) -> Result<Service, Error> {
     let name = name_of(server)?;
-    let mut metadata = owned_meta(server, service_name(name))?;
+    let mut metadata = owned_meta(server, proxy_service_name(name))?;
     if let Some(overrides) = server
         .spec
         .resource_overrides
