@@ -20,7 +20,10 @@ mod server;
 
 use std::fmt;
 
-use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
+use api::{
+    MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest,
+    ManifestError,
+};
 use serde::Serialize;
 
 use runconfig::error::{Reason, Violation};
@@ -134,6 +137,44 @@ impl Finding {
             path: path.to_string(),
             message,
             reason: violation.reason,
+        }
+    }
+}
+
+/// A manifest that cannot be read as its kind, reported at the field the parser names;
+/// a known kind at an apiVersion we do not serve is reported at `apiVersion`.
+impl From<ManifestError> for Finding {
+    fn from(error: ManifestError) -> Self {
+        match error {
+            ManifestError::Field { path, message } => Self {
+                path: if path.is_empty() {
+                    ".".to_owned()
+                } else {
+                    path
+                },
+                message,
+                reason: Reason::InvalidFormat,
+            },
+            ManifestError::UnknownKind { api_version, kind }
+                if api::manifest::KINDS.contains(&kind.as_str()) =>
+            {
+                Self::new(
+                    "apiVersion",
+                    Reason::NotSupported,
+                    format!("{api_version} is not a served version of {kind}"),
+                    format!(
+                        "{}/{} (or the deprecated {})",
+                        api::GROUP,
+                        api::VERSION,
+                        api::DEPRECATED_VERSION
+                    ),
+                )
+            }
+            unknown @ ManifestError::UnknownKind { .. } => Self {
+                path: "kind".to_owned(),
+                message: unknown.to_string(),
+                reason: Reason::NotSupported,
+            },
         }
     }
 }

@@ -70,14 +70,30 @@ impl Manifest {
         if !known_version {
             return Err(ManifestError::UnknownKind { api_version, kind });
         }
-        Ok(match kind.as_str() {
+        Self::from_value_of_kind(&api_version, &kind, value)
+    }
+
+    /// Reads `value` as `kind`, one of [`KINDS`] (the admission webhook knows the kind
+    /// from the request, not from the object). Any other kind is an
+    /// [`ManifestError::UnknownKind`] naming `api_version`.
+    pub fn from_value_of_kind(
+        api_version: &str,
+        kind: &str,
+        value: serde_json::Value,
+    ) -> Result<Self, ManifestError> {
+        Ok(match kind {
             "MCPServer" => Self::MCPServer(from_value(value)?),
             "MCPRegistry" => Self::MCPRegistry(from_value(value)?),
             "MCPToolConfig" => Self::MCPToolConfig(from_value(value)?),
             "MCPOIDCConfig" => Self::MCPOIDCConfig(from_value(value)?),
             "MCPAuthzConfig" => Self::MCPAuthzConfig(from_value(value)?),
             "MCPTelemetryConfig" => Self::MCPTelemetryConfig(from_value(value)?),
-            _ => return Err(ManifestError::UnknownKind { api_version, kind }),
+            _ => {
+                return Err(ManifestError::UnknownKind {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                });
+            }
         })
     }
 

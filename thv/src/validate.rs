@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use admission::{Finding, InMemoryCatalog, check_manifest, unknown_fields};
 use anyhow::{Context, bail};
-use api::{Manifest, ManifestError};
+use api::Manifest;
 use runconfig::Reason;
 use serde::Serialize;
 use serde_json::Value;
@@ -153,7 +153,7 @@ impl Run {
                 );
                 return self.report(at, finding, Severity::Error);
             }
-            Err(e) => return self.report(at, parse_error(e), Severity::Error),
+            Err(e) => return self.report(at, Finding::from(e), Severity::Error),
         };
         if api_version.starts_with(&format!("{}/", api::GROUP)) {
             match Manifest::from_yaml(text) {
@@ -164,7 +164,7 @@ impl Run {
                     namespace,
                     raw,
                 }),
-                Err(e) => self.report(at, parse_error(e), Severity::Error),
+                Err(e) => self.report(at, Finding::from(e), Severity::Error),
             }
         } else if api_version == "v1" && kind.as_deref() == Some("ConfigMap") {
             let data = raw
@@ -292,41 +292,6 @@ fn read(path: &Path) -> anyhow::Result<(String, String)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok((path.display().to_string(), text))
-}
-
-/// A document that does not parse, reported at the field the parser names.
-fn parse_error(error: ManifestError) -> Finding {
-    match error {
-        ManifestError::Field { path, message } => Finding {
-            path: if path.is_empty() {
-                ".".to_owned()
-            } else {
-                path
-            },
-            message,
-            reason: Reason::InvalidFormat,
-        },
-        ManifestError::UnknownKind { api_version, kind }
-            if api::manifest::KINDS.contains(&kind.as_str()) =>
-        {
-            Finding::new(
-                "apiVersion",
-                Reason::NotSupported,
-                format!("{api_version} is not a served version of {kind}"),
-                format!(
-                    "{}/{} (or the deprecated {})",
-                    api::GROUP,
-                    api::VERSION,
-                    api::DEPRECATED_VERSION
-                ),
-            )
-        }
-        unknown @ ManifestError::UnknownKind { .. } => Finding {
-            path: "kind".to_owned(),
-            message: unknown.to_string(),
-            reason: Reason::NotSupported,
-        },
-    }
 }
 
 fn print(records: &[Record], format: Format, documents: usize) -> anyhow::Result<()> {

@@ -460,3 +460,21 @@ fn documents_of_other_groups_have_no_unknown_fields() {
     let document = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"x": "y"}, "extra": 1});
     assert!(unknown_fields(&document).is_empty());
 }
+
+#[test]
+fn unreadable_manifests_are_findings_at_the_field_the_parser_names() {
+    use super::Finding;
+    let field = Manifest::from_yaml(&server("  image: x\n  proxyPort: high\n")).unwrap_err();
+    let finding = Finding::from(field);
+    assert_eq!(finding.path, "spec.proxyPort");
+    assert_eq!(finding.reason, Reason::InvalidFormat);
+    let version =
+        Manifest::from_yaml(&server("  image: x\n").replace("v1beta1", "v9")).unwrap_err();
+    assert_eq!(Finding::from(version).path, "apiVersion");
+    let unknown = Manifest::from_yaml(&kind("MCPGroup", "g", "  {}\n")).unwrap_err();
+    let finding = Finding::from(unknown);
+    assert_eq!(
+        (finding.path.as_str(), finding.reason),
+        ("kind", Reason::NotSupported)
+    );
+}

@@ -12,11 +12,10 @@ use std::time::Instant;
 
 use admission::{Finding, Report, check_manifest};
 use api::Manifest;
-use api::manifest::{KINDS, ManifestError, from_value};
+use api::manifest::{KINDS, ManifestError};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::{StatusCause, StatusDetails};
 use kube::core::{DynamicObject, Status};
-use runconfig::Reason;
 use serde_json::json;
 
 use super::catalog::Catalogs;
@@ -180,7 +179,7 @@ fn admit(
         .unwrap_or_default();
     let value = serde_json::to_value(&object)
         .map_err(|e| Failure::bad_request(format!("the object is not JSON: {e}")))?;
-    let manifest = match read(kind, value) {
+    let manifest = match Manifest::from_value_of_kind(api::GROUP, kind, value) {
         Ok(manifest) => manifest,
         Err(e) => return Ok(respond(response, kind, &name, &unreadable(e))),
     };
@@ -211,41 +210,11 @@ fn changes_spec(request: &AdmissionRequest<DynamicObject>, object: &DynamicObjec
     }
 }
 
-/// The object as its kind.
-fn read(kind: &str, value: serde_json::Value) -> Result<Manifest, ManifestError> {
-    Ok(match kind {
-        "MCPServer" => Manifest::MCPServer(from_value(value)?),
-        "MCPRegistry" => Manifest::MCPRegistry(from_value(value)?),
-        "MCPToolConfig" => Manifest::MCPToolConfig(from_value(value)?),
-        "MCPOIDCConfig" => Manifest::MCPOIDCConfig(from_value(value)?),
-        "MCPAuthzConfig" => Manifest::MCPAuthzConfig(from_value(value)?),
-        "MCPTelemetryConfig" => Manifest::MCPTelemetryConfig(from_value(value)?),
-        other => {
-            return Err(ManifestError::UnknownKind {
-                api_version: api::GROUP.to_owned(),
-                kind: other.to_owned(),
-            });
-        }
-    })
-}
-
 /// A report with the one error of an object that cannot be read as its kind (the API
 /// server's schema makes this rare: a value its schema allows but our types do not).
 fn unreadable(error: ManifestError) -> Report {
-    let finding = match error {
-        ManifestError::Field { path, message } => Finding {
-            path: if path.is_empty() {
-                ".".to_owned()
-            } else {
-                path
-            },
-            message,
-            reason: Reason::InvalidFormat,
-        },
-        other => Finding::new(".", Reason::InvalidFormat, other, "an object of this kind"),
-    };
     Report {
-        errors: vec![finding],
+        errors: vec![Finding::from(error)],
         warnings: Vec::new(),
     }
 }
