@@ -41,9 +41,20 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         return Err(problems);
     };
     let transport = match container.transport.as_str() {
+        "stdio" => Transport::Stdio,
         "sse" => Transport::Sse,
         "streamable-http" => Transport::StreamableHttp,
-        _ => Transport::Stdio,
+        unknown => {
+            problems.push(
+                Violation::new(
+                    FieldPath::parse("workload.container.transport"),
+                    Reason::NotSupported,
+                    format!("transport {unknown:?} has no MCPServer form"),
+                )
+                .allowed("stdio, sse or streamable-http"),
+            );
+            Transport::Stdio // placeholder: the problem makes the conversion fail
+        }
     };
     let permission_profile = match &container.permission_profile {
         None => None,

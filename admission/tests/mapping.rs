@@ -346,3 +346,21 @@ fn remote_workloads_have_no_mcpserver_form() {
         "{error}"
     );
 }
+
+#[test]
+fn unknown_transport_is_an_error_naming_the_value() {
+    let mut config = runconfig::from_json(
+        include_str!("../../runconfig/tests/data/toolhive_v0.1.0.json").as_bytes(),
+    )
+    .expect("imports");
+    let runconfig::config::Workload::Container(container) = &mut config.workload else {
+        panic!("the fixture is a container workload")
+    };
+    container.transport = "websocket".into();
+    let error = to_manifests(&config).expect_err("unknown transport");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("workload.container.transport: ") && message.contains("\"websocket\""),
+        "{message}"
+    );
+}
