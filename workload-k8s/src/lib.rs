@@ -1,0 +1,51 @@
+//! Turns a [`RunConfig`] into the Kubernetes objects of the MCP server itself: the
+//! StatefulSet that runs its container and, for HTTP transports, the headless Service in
+//! front of it. Pure functions, no client.
+//!
+//! Two callers share them:
+//! - the proxy runner builds the objects here and applies them (server-side apply);
+//! - admission calls [`check`] to refuse, at apply time, a spec whose objects could not
+//!   be created, instead of a proxy pod failing later with the reason in its logs.
+//!
+//! [`statefulset`] refuses exactly what [`check`] reports as [`Severity::Error`]: both
+//! run the same build and collect the same findings.
+//!
+//! Names, labels and the merge of `pod_template_patch` follow ToolHive's Kubernetes
+//! runtime, so selectors, dashboards and existing StatefulSets keep working. Where this
+//! crate differs, the item's documentation says so and why. The pod always meets the
+//! `restricted` Pod Security Standard: see [`security`] and [`profile`] for what that
+//! refuses and how the permission profile maps.
+
+mod checksum;
+mod container;
+mod findings;
+pub mod names;
+mod patch;
+mod placement;
+pub mod profile;
+pub mod security;
+mod service;
+mod statefulset;
+
+pub use findings::{Finding, Severity};
+pub use placement::{Owner, Placement};
+pub use service::headless_service;
+pub use statefulset::{Built, pod_spec, statefulset};
+
+use runconfig::{RunConfig, Violations};
+
+/// Why [`statefulset`] built nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The RunConfig asks for something the StatefulSet or its pod cannot have; every
+    /// reason, with its RunConfig path (the same errors [`check`] reports).
+    #[error("the MCP server's StatefulSet cannot be built:\n{0}")]
+    Refused(Violations),
+}
+
+/// Every reason the objects of `run` could not be built or their pod could not be
+/// created (errors), and what will differ from what the RunConfig asks (notes), each
+/// with its RunConfig field path.
+pub fn check(run: &RunConfig) -> Vec<Finding> {
+    statefulset::build(run, &Placement::new("default")).1
+}
