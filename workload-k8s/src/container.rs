@@ -213,6 +213,8 @@ impl<'a> Server<'a> {
         container.stdin = Some(stdio);
         container.stdin_once = Some(false);
         container.tty = Some(false);
+        // ToolHive declares the port for sse only; declaring it for streamable-http too is
+        // additive and documents what the headless Service targets.
         if let Some(port) = self.port {
             let ports = container.ports.get_or_insert_with(Vec::new);
             if !ports.iter().any(|p| p.container_port == i32::from(port)) {

@@ -128,6 +128,7 @@ fn check(template: &PodTemplateSpec, path: &FieldPath, f: &mut Findings) {
             "another name for the init container",
         );
     }
+    volumes_resolve(spec, &spec_path, f);
     if let Some(policy) = spec.restart_policy.as_deref()
         && policy != "Always"
     {
@@ -137,6 +138,67 @@ fn check(template: &PodTemplateSpec, path: &FieldPath, f: &mut Findings) {
             format!("restartPolicy {policy:?}: a StatefulSet's pods always restart"),
             "Always, or leave it unset",
         );
+    }
+}
+
+/// Volume names are unique labels, and every mount names a volume of the patch once per
+/// path: the API server refuses the pod otherwise.
+fn volumes_resolve(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    spec_path: &FieldPath,
+    f: &mut Findings,
+) {
+    let mut volumes = BTreeSet::new();
+    for (i, volume) in spec.volumes.iter().flatten().enumerate() {
+        let path = spec_path.key("volumes").index(i).key("name");
+        if !names::is_dns_label(&volume.name) {
+            f.error(
+                path,
+                Reason::InvalidFormat,
+                format!("{:?} is not a valid volume name", volume.name),
+                "lowercase letters, digits and '-', at most 63 characters",
+            );
+        } else if !volumes.insert(volume.name.as_str()) {
+            f.error(
+                path,
+                Reason::Duplicate,
+                format!("volume {:?} is declared twice", volume.name),
+                "unique volume names",
+            );
+        }
+    }
+    for (list, containers) in [
+        (
+            "initContainers",
+            spec.init_containers.as_deref().unwrap_or_default(),
+        ),
+        ("containers", spec.containers.as_slice()),
+    ] {
+        for (i, c) in containers.iter().enumerate() {
+            let mut mount_paths = BTreeSet::new();
+            for (j, mount) in c.volume_mounts.iter().flatten().enumerate() {
+                let path = spec_path.key(list).index(i).key("volumeMounts").index(j);
+                if !volumes.contains(mount.name.as_str()) {
+                    f.error(
+                        path.key("name"),
+                        Reason::UnknownReference,
+                        format!("no volume {:?} in the pod template patch", mount.name),
+                        "the name of a volume under spec.volumes",
+                    );
+                }
+                if !mount_paths.insert(mount.mount_path.as_str()) {
+                    f.error(
+                        path.key("mountPath"),
+                        Reason::Duplicate,
+                        format!(
+                            "{} is mounted twice in container {:?}",
+                            mount.mount_path, c.name
+                        ),
+                        "one volume per path",
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -113,6 +113,10 @@ pub(crate) fn mounts(
             );
             continue;
         }
+        let container = match container.trim_end_matches('/') {
+            "" => "/",
+            trimmed => trimmed,
+        };
         let (message, allowed) = if occupied.contains(container) {
             (
                 format!(

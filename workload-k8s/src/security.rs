@@ -100,14 +100,16 @@ pub(crate) fn fill_server(container: &mut Container) {
     }
 }
 
-/// Records every field of `spec` that breaks `restricted`, at its path under `base` (the
-/// patch's `spec`), and `annotations` that set an unconfined AppArmor profile.
+/// Records every field of `spec` that breaks `restricted`, and `annotations` that set an
+/// unconfined AppArmor profile, at their paths under `patch` (`pod_template_patch`):
+/// the defaults this crate adds meet the standard, so any breach comes from the patch.
 pub(crate) fn check(
     spec: &PodSpec,
     annotations: Option<&std::collections::BTreeMap<String, String>>,
-    base: &FieldPath,
+    patch: &FieldPath,
     f: &mut Findings,
 ) {
+    let base = &patch.key("spec");
     for (field, set) in [
         ("hostNetwork", spec.host_network),
         ("hostPID", spec.host_pid),
@@ -177,7 +179,7 @@ pub(crate) fn check(
             && !value.starts_with("localhost/")
         {
             f.error(
-                base.key("metadata").key("annotations").key(key.as_str()),
+                patch.key("metadata").key("annotations").key(key.as_str()),
                 Reason::Forbidden,
                 format!("AppArmor profile {value:?} is not allowed"),
                 "runtime/default or localhost/<profile>",

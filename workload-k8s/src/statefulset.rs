@@ -82,7 +82,10 @@ pub(crate) fn build(run: &RunConfig, placement: &Placement) -> (StatefulSet, Vec
         .and_then(|i| spec.containers[i].volume_mounts.as_ref())
         .into_iter()
         .flatten()
-        .map(|m| m.mount_path.clone())
+        .map(|m| match m.mount_path.trim_end_matches('/') {
+            "" => "/".to_owned(),
+            trimmed => trimmed.to_owned(),
+        })
         .collect();
     let taken = spec
         .volumes
@@ -121,12 +124,7 @@ pub(crate) fn build(run: &RunConfig, placement: &Placement) -> (StatefulSet, Vec
             .get_or_insert_with(Vec::new)
             .extend(mounts.volumes);
     }
-    security::check(
-        &spec,
-        meta.annotations.as_ref(),
-        &patch_path.key("spec"),
-        &mut f,
-    );
+    security::check(&spec, meta.annotations.as_ref(), &patch_path, &mut f);
 
     template.spec = Some(spec);
     let sum = checksum::of(&template);

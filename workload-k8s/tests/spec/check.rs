@@ -84,6 +84,20 @@ fn table() -> Vec<(RunConfig, Vec<&'static str>)> {
                 "workload.container.pod_template_patch.spec.securityContext.sysctls[0].name",
             ],
         ),
+        (
+            container(
+                "    pod_template_patch: {spec: {containers: [{name: mcp, volumeMounts: [{name: data, mountPath: /data}]}]}}",
+            ),
+            vec!["workload.container.pod_template_patch.spec.containers[0].volumeMounts[0].name"],
+        ),
+        (
+            container(
+                "    pod_template_patch: {metadata: {annotations: {container.apparmor.security.beta.kubernetes.io/mcp: unconfined}}}",
+            ),
+            vec![
+                "workload.container.pod_template_patch.metadata.annotations[\"container.apparmor.security.beta.kubernetes.io/mcp\"]",
+            ],
+        ),
     ]
 }
 
