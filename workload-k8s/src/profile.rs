@@ -113,10 +113,7 @@ pub(crate) fn mounts(
             );
             continue;
         }
-        let container = match container.trim_end_matches('/') {
-            "" => "/",
-            trimmed => trimmed,
-        };
+        let container = normalised(container);
         let (message, allowed) = if occupied.contains(container) {
             (
                 format!(
@@ -155,6 +152,14 @@ pub(crate) fn mounts(
         }
     }
     out
+}
+
+/// A mount path without its trailing slashes, so `/data/` and `/data` compare equal.
+pub(crate) fn normalised(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" if path.starts_with('/') => "/",
+        trimmed => trimmed,
+    }
 }
 
 fn inline<'a>(

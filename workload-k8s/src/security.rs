@@ -189,18 +189,7 @@ pub(crate) fn check(
 }
 
 fn pod_context(c: &PodSecurityContext, path: &FieldPath, f: &mut Findings) {
-    shared(
-        Shared {
-            run_as_non_root: c.run_as_non_root,
-            run_as_user: c.run_as_user,
-            seccomp: c.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
-            selinux: c.se_linux_options.as_ref(),
-            app_armor: c.app_armor_profile.as_ref().map(|a| a.type_.as_str()),
-            host_process: c.windows_options.as_ref().and_then(|w| w.host_process),
-        },
-        path,
-        f,
-    );
+    shared(shared_fields!(c), path, f);
     for (i, sysctl) in c.sysctls.iter().flatten().enumerate() {
         if !SAFE_SYSCTLS.contains(&sysctl.name.as_str()) {
             f.error(
@@ -214,18 +203,7 @@ fn pod_context(c: &PodSecurityContext, path: &FieldPath, f: &mut Findings) {
 }
 
 fn container_context(c: &SecurityContext, path: &FieldPath, f: &mut Findings) {
-    shared(
-        Shared {
-            run_as_non_root: c.run_as_non_root,
-            run_as_user: c.run_as_user,
-            seccomp: c.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
-            selinux: c.se_linux_options.as_ref(),
-            app_armor: c.app_armor_profile.as_ref().map(|a| a.type_.as_str()),
-            host_process: c.windows_options.as_ref().and_then(|w| w.host_process),
-        },
-        path,
-        f,
-    );
+    shared(shared_fields!(c), path, f);
     let mut refuse = |field: &str, message: String, allowed: &str| {
         f.error(path.key(field), Reason::Forbidden, message, allowed);
     };
@@ -275,6 +253,21 @@ fn container_context(c: &SecurityContext, path: &FieldPath, f: &mut Findings) {
         }
     }
 }
+
+/// The [`Shared`] fields of a pod or container security context (two types, same names).
+macro_rules! shared_fields {
+    ($c:expr) => {
+        Shared {
+            run_as_non_root: $c.run_as_non_root,
+            run_as_user: $c.run_as_user,
+            seccomp: $c.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+            selinux: $c.se_linux_options.as_ref(),
+            app_armor: $c.app_armor_profile.as_ref().map(|a| a.type_.as_str()),
+            host_process: $c.windows_options.as_ref().and_then(|w| w.host_process),
+        }
+    };
+}
+use shared_fields;
 
 /// Fields pod and container contexts share.
 struct Shared<'a> {

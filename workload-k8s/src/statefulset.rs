@@ -79,13 +79,11 @@ pub(crate) fn build(run: &RunConfig, placement: &Placement) -> (StatefulSet, Vec
         .iter()
         .position(|c| c.name == names::CONTAINER);
     let occupied: BTreeSet<String> = patch_index
-        .and_then(|i| spec.containers[i].volume_mounts.as_ref())
+        .and_then(|i| spec.containers.get(i))
+        .and_then(|c| c.volume_mounts.as_ref())
         .into_iter()
         .flatten()
-        .map(|m| match m.mount_path.trim_end_matches('/') {
-            "" => "/".to_owned(),
-            trimmed => trimmed.to_owned(),
-        })
+        .map(|m| profile::normalised(&m.mount_path).to_owned())
         .collect();
     let taken = spec
         .volumes
