@@ -140,3 +140,19 @@ fn refusals_name_what_would_be_accepted() {
     );
     assert!(finding.violation.allowed.is_some());
 }
+
+#[test]
+fn findings_serialise_for_admission_and_thv_validate() {
+    let run = container("    replicas: 2");
+    let json = serde_json::to_value(workload_k8s::check(&run)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{
+            "severity": "Note",
+            "path": "workload.container.replicas",
+            "reason": "OutOfRange",
+            "message": "2 replicas of a stdio server: running 1",
+            "allowed": "at most 1: the proxy attaches to a single process's stdin and stdout",
+        }])
+    );
+}

@@ -37,6 +37,21 @@ fn pod_template_patch_adds_a_sidecar_and_keeps_restricted_defaults() {
 }
 
 #[test]
+fn init_containers_get_the_restricted_defaults_too() {
+    let built = built(&container(
+        "    pod_template_patch:\n      spec:\n        initContainers: [{name: fetch-model, image: busybox:1, securityContext: {runAsUser: 2000}}]",
+    ));
+    let init = &pod(&built.statefulset).init_containers.clone().unwrap()[0];
+    let context = init.security_context.clone().unwrap();
+    assert_eq!(context.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        context.capabilities.unwrap().drop,
+        Some(vec!["ALL".to_owned()])
+    );
+    assert_eq!(context.run_as_user, Some(2000), "the user's value kept");
+}
+
+#[test]
 fn without_an_mcp_container_the_server_comes_after_the_sidecars() {
     let built = built(&container(
         "    pod_template_patch:\n      spec:\n        containers: [{name: sidecar, image: busybox:1}]",
