@@ -52,7 +52,9 @@ done
 ((${#pkgs[@]})) || die "THV_IMAGES_ONLY=$ONLY names no image"
 case "$PROFILE" in
   release) cargo build --locked --release "${pkgs[@]}" --bins; TARGET=target/release ;;
-  debug) cargo build --locked "${pkgs[@]}" --bins; TARGET=target/debug ;;
+  # Built the way `make unit` (cargo test --workspace) builds: a plain `cargo build -p`
+  # resolves features without the dev-dependencies and would compile everything again.
+  debug) cargo build --locked --workspace --exclude e2e --all-targets -q; TARGET=target/debug ;;
   *) die "THV_IMAGES_PROFILE must be release or debug, not $PROFILE" ;;
 esac
 
