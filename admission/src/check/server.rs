@@ -100,6 +100,14 @@ pub fn map_and_validate(server: &MCPServer, refs: &References<'_>) -> CheckedSer
     if let Err(violations) = runconfig::validate(&mapped.config) {
         problems.extend(violations);
     }
+    // What the proxy will build the MCP server's StatefulSet from, checked by the same
+    // builder: a spec whose pod could not be created is refused here, not in its log.
+    problems.extend(
+        workload_k8s::check(&mapped.config)
+            .into_iter()
+            .filter(|f| f.severity == workload_k8s::Severity::Error)
+            .map(|f| f.violation),
+    );
     let absent = |location: &Location| {
         location.via.as_ref().is_some_and(|via| {
             mapped
