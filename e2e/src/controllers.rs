@@ -29,6 +29,22 @@ impl InProcess {
         Ok(guard)
     }
 
+    /// The MCPServer controller deploying the proxy image `make images` built (the
+    /// operator's default), for namespaces whose pods run on the real node.
+    pub fn mcpserver_with_real_proxy(client: &Client, namespace: &str) -> anyhow::Result<Self> {
+        let config = OperatorConfig {
+            proxy_image_pull_policy: Some("IfNotPresent".into()),
+            ..OperatorConfig::default()
+        };
+        let (ctx, guard, stopped) = Self::prepare(client, config)?;
+        tokio::spawn(operator::controllers::mcpserver::run(
+            ctx,
+            Some(namespace.to_owned()),
+            stopped,
+        ));
+        Ok(guard)
+    }
+
     /// The MCPRegistry controller, watching `namespace`.
     pub fn mcpregistry(client: &Client, namespace: &str) -> anyhow::Result<Self> {
         let (ctx, guard, stopped) = Self::prepare(client, OperatorConfig::default())?;

@@ -110,7 +110,9 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     };
     tokio::select! {
         result = run => result,
-        () = shutdown_signal() => Ok(()),
+        // Exit now: a runtime being dropped waits for its blocking stdin read, which
+        // never ends while a stdio server's stdin stays open (pods/attach keeps it so).
+        () = shutdown_signal() => std::process::exit(0),
     }
 }
 

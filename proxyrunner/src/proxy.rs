@@ -26,6 +26,9 @@ use crate::rewrite::ListRewrite;
 use crate::transport::sse::{self as sse_transport, Sse};
 use crate::transport::streamable::Streamable;
 
+/// The liveness probe's path: 200 while the proxy serves HTTP (`/health` is readiness).
+pub const LIVENESS_PATH: &str = "/livez";
+
 /// Where requests go after the middleware.
 pub enum Backend {
     /// Forwarded to an HTTP server.
@@ -87,6 +90,11 @@ impl Proxy {
         if path == "/health" {
             return self.health();
         }
+        if path == LIVENESS_PATH {
+            // Alive means serving HTTP, whatever the MCP server behind does: a proxy
+            // restarted because its server is restarting would only drop sessions.
+            return reply::json(StatusCode::OK, &serde_json::json!({ "status": "alive" }));
+        }
         if let Some(response) = self.chain.serve(path, request.headers()) {
             return response;
         }
@@ -111,6 +119,8 @@ impl Proxy {
         self.other(parts, body, peer).await
     }
 
+    /// Readiness: 200 while the MCP server behind is running (an HTTP upstream counts as
+    /// running), 503 otherwise; [`LIVENESS_PATH`] is the probe that ignores the backend.
     fn health(&self) -> Response<Body> {
         let running = match &self.backend {
             Backend::Http(_) => true,

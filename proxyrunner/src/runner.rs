@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::backend::bridge::Bridge;
 use crate::backend::http::{HostHeader, Upstream};
+use crate::backend::kubernetes;
 use crate::backend::process::LocalProcess;
 use crate::middleware::chain::{self, Chain};
 use crate::middleware::origin::OriginGuard;
@@ -159,13 +160,20 @@ fn backend(
             };
             let local = local_process(options, source);
             if container.transport == Transport::Stdio {
-                let Some(process) = local else {
-                    return Err(BuildError::Setting(format!(
-                        "workload.image {}: this build runs stdio servers as a local command only (the Kubernetes backend is not implemented yet); pass the command after `--`",
-                        source.image
-                    )));
+                let workload: Arc<dyn crate::backend::Workload> = match local {
+                    Some(process) => Arc::new(process),
+                    None if kubernetes::in_cluster() => Arc::new(kubernetes::AttachedPod::new(
+                        kubernetes::ServerObjects::build(&config.source)
+                            .map_err(|e| BuildError::Setting(e.to_string()))?,
+                    )),
+                    None => {
+                        return Err(BuildError::Setting(format!(
+                            "workload.image {}: outside a cluster a stdio server runs as a local command: pass it after `--`",
+                            source.image
+                        )));
+                    }
                 };
-                let bridge = Bridge::start(Arc::new(process));
+                let bridge = Bridge::start(workload);
                 return Ok(match config.proxy.mode {
                     ProxyMode::StreamableHttp => (
                         Backend::Streamable(Streamable::new(bridge, metrics)),

@@ -1,13 +1,14 @@
 //! Workload backends: what the proxy forwards MCP traffic to.
 //!
 //! - [`Workload`]: something that speaks MCP over stdin/stdout — a local child process
-//!   ([`process::LocalProcess`]) here; the Kubernetes backend (StatefulSet + pods/attach)
-//!   implements the same trait. [`bridge::Bridge`] multiplexes client sessions over one.
+//!   ([`process::LocalProcess`]), or in a cluster the container of the MCP server's
+//!   StatefulSet reached over pods/attach ([`kubernetes::AttachedPod`]). [`bridge::Bridge`] multiplexes client sessions over one.
 //! - [`http::Upstream`]: an MCP server reached over HTTP (SSE or streamable HTTP);
 //!   [`legacy_sse`] does the proxy's work on its legacy SSE streams.
 
 pub mod bridge;
 pub mod http;
+pub mod kubernetes;
 pub mod legacy_sse;
 pub mod process;
 

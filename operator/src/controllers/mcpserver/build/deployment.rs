@@ -70,6 +70,13 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
         },
         field_env("POD_NAMESPACE", "metadata.namespace"),
         field_env("POD_NAME", "metadata.name"),
+        // The proxy makes the MCPServer the owner of the StatefulSet it applies, so the
+        // server's pods go with the MCPServer (not with a proxy pod that rolls).
+        EnvVar {
+            name: "THV_MCPSERVER_UID".to_owned(),
+            value: server.metadata.uid.clone(),
+            ..EnvVar::default()
+        },
     ];
     if let Some(secret) = inputs.oidc_client_secret {
         env.push(EnvVar {
@@ -96,9 +103,12 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
             }),
     );
 
-    let probe = |initial_delay, period, failures| Probe {
+    // Liveness and start-up ask only whether the proxy serves (`/livez`): the MCP server
+    // behind may take minutes to pull or restart, and killing the proxy meanwhile would
+    // drop every session. Readiness (`/health`) follows the MCP server.
+    let probe = |path: &str, initial_delay, period, failures| Probe {
         http_get: Some(HTTPGetAction {
-            path: Some("/health".to_owned()),
+            path: Some(path.to_owned()),
             port: IntOrString::String("http".to_owned()),
             ..HTTPGetAction::default()
         }),
@@ -131,9 +141,9 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
             read_only: Some(true),
             ..VolumeMount::default()
         }]),
-        startup_probe: Some(probe(0, 2, 30)),
-        liveness_probe: Some(probe(0, 10, 3)),
-        readiness_probe: Some(probe(0, 5, 3)),
+        startup_probe: Some(probe("/livez", 0, 2, 30)),
+        liveness_probe: Some(probe("/livez", 0, 10, 3)),
+        readiness_probe: Some(probe("/health", 0, 2, 1)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -320,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn probes_hit_health_on_the_proxy_port() {
+    fn readiness_follows_the_mcp_server_and_liveness_only_the_proxy() {
         let config = OperatorConfig::default();
         let c = proxy(
             &deployment(
@@ -329,9 +339,14 @@ mod tests {
             )
             .expect("builds"),
         );
-        for probe in [c.startup_probe, c.liveness_probe, c.readiness_probe] {
+        for (probe, path) in [
+            (c.startup_probe, "/livez"),
+            (c.liveness_probe, "/livez"),
+            (c.readiness_probe, "/health"),
+        ] {
             let get = probe.and_then(|p| p.http_get).expect("http probe");
-            assert_eq!(get.path.as_deref(), Some("/health"));
+            assert_eq!(get.path.as_deref(), Some(path));
+            assert_eq!(get.port, IntOrString::String("http".to_owned()));
         }
         assert_eq!(c.ports.unwrap_or_default()[0].container_port, 9000);
     }

@@ -1,0 +1,376 @@
+//! The Kubernetes backend: in a cluster the proxy runner applies its MCP server's
+//! StatefulSet (built from the RunConfig alone by `workload_k8s`), keeps it as built, and
+//! reaches a stdio server through `pods/attach` on the container `mcp`.
+//!
+//! Ownership: the proxy applies the StatefulSet (server-side apply, field manager
+//! `thv-proxyrunner`) because the RunConfig is the boundary — the same RunConfig runs
+//! here and anywhere else — and it watches the StatefulSet to re-apply it within a second
+//! when it is deleted or edited. The MCPServer owns it (owner reference from
+//! `THV_MCPSERVER_UID`, set by the operator), so it is garbage-collected with the
+//! MCPServer, not with a proxy pod that rolls.
+//!
+//! Attach: [`AttachedPod`] is a [`Workload`] for the stdio bridge. It waits (by watch)
+//! for a running `mcp` container, attaches to its stdin and stdout, and reports the
+//! workload ended when the attach stream closes or the pod is deleted or its container
+//! restarts; the bridge then fails what was in flight and starts again, which attaches
+//! to the new container and re-initialises the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{AttachParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::OnceCell;
+
+use super::{Attached, Workload};
+
+/// Field manager of everything the proxy runner applies.
+pub const FIELD_MANAGER: &str = "thv-proxyrunner";
+
+/// Whether this process runs in a Kubernetes cluster (ToolHive's rule).
+pub fn in_cluster() -> bool {
+    std::env::var("TOOLHIVE_RUNTIME").is_ok_and(|v| v == "kubernetes")
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+}
+
+/// Why the MCP server's objects could not be built or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum KubernetesError {
+    /// The RunConfig asks for something the StatefulSet cannot have.
+    #[error(transparent)]
+    Build(#[from] workload_k8s::BuildError),
+    /// No in-cluster configuration or kubeconfig.
+    #[error("connecting to the Kubernetes API: {0}")]
+    Connect(#[source] kube::Error),
+    /// The API server refused a request.
+    #[error("{what}: {source}")]
+    Api {
+        /// What was attempted.
+        what: String,
+        /// The API server's answer.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The MCP server's objects, built once from the RunConfig.
+#[derive(Clone)]
+pub struct ServerObjects {
+    /// The StatefulSet of the server's pods.
+    pub statefulset: StatefulSet,
+    /// Its headless Service (HTTP transports).
+    pub service: Option<Service>,
+    /// The StatefulSet's name (the server's name).
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+}
+
+impl ServerObjects {
+    /// Builds the objects of `run` for the namespace of this pod (`POD_NAMESPACE`), owned
+    /// by the MCPServer whose UID the operator passes in `THV_MCPSERVER_UID`.
+    pub fn build(run: &runconfig::RunConfig) -> Result<Self, KubernetesError> {
+        let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_owned());
+        let mut placement = workload_k8s::Placement::new(namespace.clone());
+        if let Ok(uid) = std::env::var("THV_MCPSERVER_UID")
+            && !uid.is_empty()
+        {
+            placement.owner = Some(workload_k8s::Owner {
+                api_version: "toolhive.stacklok.dev/v1beta1".to_owned(),
+                kind: "MCPServer".to_owned(),
+                name: run.name.clone(),
+                uid,
+            });
+        }
+        placement.generation = std::env::var("THV_MCPSERVER_GENERATION")
+            .ok()
+            .and_then(|g| g.parse().ok());
+        let built = workload_k8s::statefulset(run, &placement)?;
+        for note in &built.notes {
+            tracing::warn!(path = %note.path, "{}", note.message);
+        }
+        Ok(Self {
+            statefulset: built.statefulset,
+            service: workload_k8s::headless_service(run, &placement),
+            name: run.name.clone(),
+            namespace,
+        })
+    }
+}
+
+/// Server-side applies the objects (forcing our fields back if someone changed them).
+async fn apply(client: &Client, objects: &ServerObjects) -> Result<(), KubernetesError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &objects.namespace);
+    statefulsets
+        .patch(&objects.name, &params, &Patch::Apply(&objects.statefulset))
+        .await
+        .map_err(|source| KubernetesError::Api {
+            what: format!("applying StatefulSet {}", objects.name),
+            source,
+        })?;
+    if let Some(service) = &objects.service {
+        let name = service.metadata.name.clone().unwrap_or_default();
+        let services: Api<Service> = Api::namespaced(client.clone(), &objects.namespace);
+        services
+            .patch(&name, &params, &Patch::Apply(service))
+            .await
+            .map_err(|source| KubernetesError::Api {
+                what: format!("applying Service {name}"),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Applies the objects now, then re-applies them whenever the StatefulSet is deleted or
+/// changed by someone else (a watch, not polling), until the process ends.
+pub async fn apply_and_keep(
+    client: Client,
+    objects: Arc<ServerObjects>,
+) -> Result<(), KubernetesError> {
+    apply(&client, &objects).await?;
+    tracing::info!(statefulset = %objects.name, namespace = %objects.namespace, "applied the MCP server's StatefulSet");
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &objects.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", objects.name));
+    tokio::spawn(async move {
+        let mut events = watcher::watcher(statefulsets, config)
+            .default_backoff()
+            .boxed();
+        loop {
+            let repair = match events.try_next().await {
+                Ok(Some(watcher::Event::Delete(_))) => Some("deleted"),
+                Ok(Some(watcher::Event::Apply(sts))) if drifted(&sts) => Some("changed"),
+                Ok(Some(_)) => None,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "watching the MCP server's StatefulSet");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    None
+                }
+            };
+            if let Some(what) = repair {
+                // Several edits in a row make one repair.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                match apply(&client, &objects).await {
+                    Ok(()) => {
+                        tracing::info!(statefulset = %objects.name, "the StatefulSet was {what}; applied it again")
+                    }
+                    Err(error) => tracing::warn!(%error, "repairing the MCP server's StatefulSet"),
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Whether the last write to the StatefulSet's spec or template came from someone else
+/// (our own applies and the controller's status updates do not count).
+fn drifted(sts: &StatefulSet) -> bool {
+    sts.metadata.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() != Some(FIELD_MANAGER)
+            && entry.subresource.as_deref() != Some("status")
+            && entry.operation.as_deref() != Some("Apply")
+            && entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.get("f:spec").is_some())
+    })
+}
+
+/// A stdio MCP server in the StatefulSet's pod, reached through `pods/attach`.
+pub struct AttachedPod {
+    objects: Arc<ServerObjects>,
+    client: OnceCell<Client>,
+}
+
+impl AttachedPod {
+    /// The stdio workload of `objects`; nothing is contacted before the first start.
+    pub fn new(objects: ServerObjects) -> Self {
+        Self {
+            objects: Arc::new(objects),
+            client: OnceCell::new(),
+        }
+    }
+
+    /// The client, connected (and the StatefulSet applied) on first use.
+    async fn client(&self) -> Result<&Client, KubernetesError> {
+        self.client
+            .get_or_try_init(|| async {
+                let client = Client::try_default()
+                    .await
+                    .map_err(KubernetesError::Connect)?;
+                apply_and_keep(client.clone(), self.objects.clone()).await?;
+                Ok(client)
+            })
+            .await
+    }
+
+    async fn attach(&self) -> Result<Attached, KubernetesError> {
+        let client = self.client().await?.clone();
+        let pods: Api<Pod> = Api::namespaced(client, &self.objects.namespace);
+        let (pod, container_id) = running_pod(&pods, &self.objects.name).await?;
+        let params = AttachParams::default()
+            .container(workload_k8s::names::CONTAINER)
+            .stdin(true)
+            .stdout(true)
+            .stderr(false)
+            .tty(false);
+        let mut attached =
+            pods.attach(&pod, &params)
+                .await
+                .map_err(|source| KubernetesError::Api {
+                    what: format!("attaching to pod {pod}"),
+                    source,
+                })?;
+        let (Some(mut stdin), Some(stdout)) = (attached.stdin(), attached.stdout()) else {
+            return Err(KubernetesError::Api {
+                what: format!("attaching to pod {pod}"),
+                source: kube::Error::Service("the attach stream has no stdin or stdout".into()),
+            });
+        };
+        let mut stdout = tokio::io::BufReader::new(stdout);
+        let rounds = wait_until_wired(&mut stdin, &mut stdout).await;
+        tracing::info!(%pod, ping_rounds = rounds, "attached to the MCP server's container");
+        let watch_pods = pods.clone();
+        let exited: BoxFuture<'static, String> = Box::pin(async move {
+            tokio::select! {
+                result = attached.join() => match result {
+                    Ok(()) => format!("the attach stream to pod {pod} ended"),
+                    Err(error) => format!("the attach stream to pod {pod} failed: {error}"),
+                },
+                why = container_gone(&watch_pods, &pod, &container_id) => why,
+            }
+        });
+        Ok(Attached {
+            stdin: Box::pin(stdin),
+            stdout: Box::pin(stdout),
+            stderr: None,
+            exited,
+        })
+    }
+}
+
+impl Workload for AttachedPod {
+    fn start(&self) -> BoxFuture<'_, std::io::Result<Attached>> {
+        Box::pin(async move {
+            self.attach()
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "pods/attach to container {} of StatefulSet {}/{}",
+            workload_k8s::names::CONTAINER,
+            self.objects.namespace,
+            self.objects.name
+        )
+    }
+}
+
+/// The `mcp` container's ID when it runs and its pod is not being deleted.
+fn running_container(pod: &Pod) -> Option<String> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == workload_k8s::names::CONTAINER)
+        .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        .and_then(|c| c.container_id.clone())
+}
+
+/// Waits (watching the StatefulSet's pods) for one whose `mcp` container runs.
+async fn running_pod(pods: &Api<Pod>, name: &str) -> Result<(String, String), KubernetesError> {
+    let config = watcher::Config::default().labels(&format!("app={name}"));
+    let mut events = watcher::watcher(pods.clone(), config)
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.try_next().await.map_err(|e| KubernetesError::Api {
+        what: format!("watching the pods of StatefulSet {name}"),
+        source: kube::Error::Service(e.into()),
+    })? {
+        let found = match &event {
+            watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                running_container(pod).map(|id| (pod.metadata.name.clone().unwrap_or_default(), id))
+            }
+            _ => None,
+        };
+        if let Some(found) = found {
+            return Ok(found);
+        }
+    }
+    Err(KubernetesError::Api {
+        what: format!("watching the pods of StatefulSet {name}"),
+        source: kube::Error::Service("the watch ended".into()),
+    })
+}
+
+/// Resolves when the pod is deleted or its `mcp` container is no longer `container_id`.
+async fn container_gone(pods: &Api<Pod>, pod: &str, container_id: &str) -> String {
+    let config = watcher::Config::default().fields(&format!("metadata.name={pod}"));
+    let mut events = watcher::watcher(pods.clone(), config)
+        .default_backoff()
+        .boxed();
+    loop {
+        match events.next().await {
+            Some(Ok(watcher::Event::Delete(_))) => return format!("pod {pod} was deleted"),
+            Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)))
+                if running_container(&p).as_deref() != Some(container_id) =>
+            {
+                return format!("the container of pod {pod} stopped or restarted");
+            }
+            Some(_) => {}
+            None => return format!("the watch of pod {pod} ended"),
+        }
+    }
+}
+
+/// Pings the server over a fresh attach stream until it answers: what is written before
+/// the kubelet has wired the stream to the container's stdin is lost, and the first
+/// message the bridge writes (a client's or the replayed `initialize`) must not be.
+/// MCP servers answer `ping` at any time; one that does not is given the stream after
+/// [`WIRING_ROUNDS`] tries anyway. Returns the number of pings sent.
+async fn wait_until_wired(
+    stdin: &mut (impl tokio::io::AsyncWrite + Unpin),
+    stdout: &mut (impl tokio::io::AsyncBufRead + Unpin),
+) -> u32 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut line = String::new();
+    for round in 1..=WIRING_ROUNDS {
+        let ping =
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":\"{WIRING_ID}{round}\",\"method\":\"ping\"}}\n");
+        if stdin.write_all(ping.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+            return round;
+        }
+        let deadline = tokio::time::Instant::now() + WIRING_WAIT;
+        loop {
+            line.clear();
+            match tokio::time::timeout_at(deadline, stdout.read_line(&mut line)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return round,
+                // Our own answer (any round's): the stream is wired both ways.
+                Ok(Ok(_)) if line.contains(WIRING_ID) => return round,
+                Ok(Ok(_)) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+    tracing::warn!("the MCP server answered no ping over the new attach stream; using it anyway");
+    WIRING_ROUNDS
+}
+
+/// Id prefix of the wiring pings (never a client's: the bridge numbers its requests).
+const WIRING_ID: &str = "thv-attach-wiring-";
+/// How long to wait for each ping's answer, and how many pings to send.
+const WIRING_WAIT: Duration = Duration::from_millis(250);
+const WIRING_ROUNDS: u32 = 40;
