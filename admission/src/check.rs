@@ -33,7 +33,9 @@ pub use registry::{MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, go_duration};
 pub use schema::unknown_fields;
 pub use server::{CheckedServer, map_and_validate};
 
-/// Which config kind an MCPServer references.
+/// The config kinds an MCPServer references by name in its namespace: the one table of
+/// them (field, kind, and where the name is), which the mapping, the admission checks,
+/// the webhook's catalog and the operator's dereference stage, watches and status read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConfigKind {
     /// `spec.toolConfigRef` → MCPToolConfig.
@@ -47,6 +49,14 @@ pub enum ConfigKind {
 }
 
 impl ConfigKind {
+    /// Every config kind, in the order the status lists their conditions.
+    pub const ALL: [Self; 4] = [
+        Self::ToolConfig,
+        Self::OidcConfig,
+        Self::AuthzConfig,
+        Self::TelemetryConfig,
+    ];
+
     /// The Kubernetes kind.
     pub fn kind(self) -> &'static str {
         match self {
@@ -54,6 +64,27 @@ impl ConfigKind {
             Self::OidcConfig => "MCPOIDCConfig",
             Self::AuthzConfig => "MCPAuthzConfig",
             Self::TelemetryConfig => "MCPTelemetryConfig",
+        }
+    }
+
+    /// The MCPServer field holding the reference.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::ToolConfig => "spec.toolConfigRef",
+            Self::OidcConfig => "spec.oidcConfigRef",
+            Self::AuthzConfig => "spec.authzConfigRef",
+            Self::TelemetryConfig => "spec.telemetryConfigRef",
+        }
+    }
+
+    /// The name `server` references of this kind, if any.
+    pub fn referenced_by(self, server: &MCPServer) -> Option<&str> {
+        let spec = &server.spec;
+        match self {
+            Self::ToolConfig => spec.tool_config_ref.as_ref().map(|r| r.name.as_str()),
+            Self::OidcConfig => spec.oidc_config_ref.as_ref().map(|r| r.name.as_str()),
+            Self::AuthzConfig => spec.authz_config_ref.as_ref().map(|r| r.name.as_str()),
+            Self::TelemetryConfig => spec.telemetry_config_ref.as_ref().map(|r| r.name.as_str()),
         }
     }
 
@@ -72,14 +103,7 @@ impl ConfigKind {
 /// Whether `server` references the `kind` object called `name` (same namespace assumed).
 /// Catalog implementations use it to answer [`Catalog::servers_referencing`].
 pub fn references(server: &MCPServer, kind: ConfigKind, name: &str) -> bool {
-    let spec = &server.spec;
-    let referenced = match kind {
-        ConfigKind::ToolConfig => spec.tool_config_ref.as_ref().map(|r| r.name.as_str()),
-        ConfigKind::OidcConfig => spec.oidc_config_ref.as_ref().map(|r| r.name.as_str()),
-        ConfigKind::AuthzConfig => spec.authz_config_ref.as_ref().map(|r| r.name.as_str()),
-        ConfigKind::TelemetryConfig => spec.telemetry_config_ref.as_ref().map(|r| r.name.as_str()),
-    };
-    referenced == Some(name)
+    kind.referenced_by(server) == Some(name)
 }
 
 /// The objects in the namespace of the object being checked. The webhook implements it

@@ -9,6 +9,7 @@ use api::mcpserver::{
 use api::oidcconfig::OIDCConfigSource;
 use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
 
+use crate::ConfigKind;
 use crate::paths::{Location, PathMap, Via};
 use runconfig::config::{
     AuditConfig, AuthzConfig, CedarConfig, ContainerWorkload, EnvVar, HttpAuthzConfig,
@@ -201,6 +202,17 @@ impl Mapper {
 
     /// Records that `runconfig` came from a ConfigMap key (`data["authz.json"]`: the key
     /// is one segment even though it holds a dot).
+    /// A config object referenced by the `kind` field does not exist.
+    fn missing_config(&mut self, kind: ConfigKind, name: &str) {
+        self.missing(kind.field(), kind.kind(), name);
+    }
+
+    /// `runconfig` comes from `path` inside the `kind` object called `name`.
+    fn in_config(&mut self, runconfig: &str, kind: ConfigKind, name: &str, path: &str) {
+        self.paths
+            .referenced(runconfig, kind.field(), kind.kind(), name, path);
+    }
+
     fn config_map_path(&mut self, runconfig: &str, map: &ConfigMapKey) {
         self.paths.insert(
             FieldPath::parse(runconfig),
@@ -355,23 +367,21 @@ impl Mapper {
             ..OidcConfig::default()
         };
         let Some(shared) = refs.oidc_config else {
-            self.missing("spec.oidcConfigRef", "MCPOIDCConfig", &reference.name);
+            self.missing_config(ConfigKind::OidcConfig, &reference.name);
             // The issuer would have come from the missing object: a "required" finding
             // there is located inside it, so callers can tell it from the server's own.
-            self.paths.referenced(
+            self.in_config(
                 "proxy.oidc.issuer",
-                "spec.oidcConfigRef",
-                "MCPOIDCConfig",
+                ConfigKind::OidcConfig,
                 &reference.name,
                 "spec",
             );
             return Some(config);
         };
         let via = |m: &mut Self, from: &str, to: &str| {
-            m.paths.referenced(
+            m.in_config(
                 &format!("proxy.oidc.{from}"),
-                "spec.oidcConfigRef",
-                "MCPOIDCConfig",
+                ConfigKind::OidcConfig,
                 &reference.name,
                 to,
             )
@@ -492,14 +502,13 @@ impl Mapper {
         let reference = spec.authz_config_ref.as_ref()?;
         self.paths.local("proxy.authz", "spec.authzConfigRef");
         let Some(shared) = refs.authz_config else {
-            self.missing("spec.authzConfigRef", "MCPAuthzConfig", &reference.name);
+            self.missing_config(ConfigKind::AuthzConfig, &reference.name);
             return None;
         };
         let via = |m: &mut Self, from: &str, to: &str| {
-            m.paths.referenced(
+            m.in_config(
                 &format!("proxy.authz.{from}"),
-                "spec.authzConfigRef",
-                "MCPAuthzConfig",
+                ConfigKind::AuthzConfig,
                 &reference.name,
                 to,
             )
@@ -586,11 +595,7 @@ impl Mapper {
             "spec.telemetryConfigRef.serviceName",
         );
         let Some(shared) = refs.telemetry_config else {
-            self.missing(
-                "spec.telemetryConfigRef",
-                "MCPTelemetryConfig",
-                &reference.name,
-            );
+            self.missing_config(ConfigKind::TelemetryConfig, &reference.name);
             return None;
         };
         for (from, to) in [
@@ -601,10 +606,9 @@ impl Mapper {
             ("metrics_enabled", "spec.openTelemetry.metrics.enabled"),
             ("prometheus_enabled", "spec.prometheus.enabled"),
         ] {
-            self.paths.referenced(
+            self.in_config(
                 &format!("proxy.telemetry.{from}"),
-                "spec.telemetryConfigRef",
-                "MCPTelemetryConfig",
+                ConfigKind::TelemetryConfig,
                 &reference.name,
                 to,
             );
@@ -644,20 +648,18 @@ impl Mapper {
         };
         self.paths.local("proxy.tools", "spec.toolConfigRef");
         let Some(shared) = refs.tool_config else {
-            self.missing("spec.toolConfigRef", "MCPToolConfig", &reference.name);
+            self.missing_config(ConfigKind::ToolConfig, &reference.name);
             return ToolsConfig::default();
         };
-        self.paths.referenced(
+        self.in_config(
             "proxy.tools.filter",
-            "spec.toolConfigRef",
-            "MCPToolConfig",
+            ConfigKind::ToolConfig,
             &reference.name,
             "spec.toolsFilter",
         );
-        self.paths.referenced(
+        self.in_config(
             "proxy.tools.overrides",
-            "spec.toolConfigRef",
-            "MCPToolConfig",
+            ConfigKind::ToolConfig,
             &reference.name,
             "spec.toolsOverride",
         );

@@ -5,7 +5,7 @@
 use api::mcpserver::{ProxyMode, Transport};
 use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
 
-use super::{Catalog, Finding, Report, schema};
+use super::{Catalog, ConfigKind, Finding, Report, schema};
 use crate::service::{MAX_SERVER_NAME_LENGTH, proxy_service_name};
 use crate::{
     Location, Mapped, MissingReference, References, authz_config_map, from_mcpserver,
@@ -29,27 +29,16 @@ pub(super) struct Fetched {
 impl Fetched {
     /// Looks up everything `server` references.
     pub(super) fn from_catalog(server: &MCPServer, catalog: &dyn Catalog) -> Self {
-        let spec = &server.spec;
         let data = |map: Option<crate::ConfigMapKey>| {
             map.and_then(|m| catalog.config_map_data(&m.name, &m.key))
         };
+        let get = |kind: ConfigKind| kind.referenced_by(server);
         Self {
-            tool_config: spec
-                .tool_config_ref
-                .as_ref()
-                .and_then(|r| catalog.tool_config(&r.name)),
-            oidc_config: spec
-                .oidc_config_ref
-                .as_ref()
-                .and_then(|r| catalog.oidc_config(&r.name)),
-            authz_config: spec
-                .authz_config_ref
-                .as_ref()
-                .and_then(|r| catalog.authz_config(&r.name)),
-            telemetry_config: spec
-                .telemetry_config_ref
-                .as_ref()
-                .and_then(|r| catalog.telemetry_config(&r.name)),
+            tool_config: get(ConfigKind::ToolConfig).and_then(|n| catalog.tool_config(n)),
+            oidc_config: get(ConfigKind::OidcConfig).and_then(|n| catalog.oidc_config(n)),
+            authz_config: get(ConfigKind::AuthzConfig).and_then(|n| catalog.authz_config(n)),
+            telemetry_config: get(ConfigKind::TelemetryConfig)
+                .and_then(|n| catalog.telemetry_config(n)),
             authz_config_map: data(authz_config_map(server)),
             permission_profile_map: data(permission_profile_config_map(server)),
         }
