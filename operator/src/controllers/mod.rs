@@ -1,18 +1,108 @@
-//! The controllers: one module per kind, each split into its reconcile stages.
+//! The controllers: one module per kind, each split into its reconcile stages, and the
+//! plumbing both share (object keys, status writes, events, the error policy, watches).
 
 pub mod conditions;
 pub mod mcpregistry;
 pub mod mcpserver;
 
-use kube::{Api, Resource};
+use std::fmt::Debug;
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::Context;
+use crate::error::Error;
+use conditions::Reason;
 
 /// An Api over one namespace (namespace-scoped install), or all of them.
 pub(crate) fn scoped_api<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
 {
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
+}
+
+/// The object's name (every stored object has one).
+pub(crate) fn name_of<K: Resource>(object: &K) -> Result<&str, Error> {
+    object
+        .meta()
+        .name
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.name"))
+}
+
+/// The object's namespace (every stored object of our namespaced kinds has one).
+pub(crate) fn namespace_of<K: Resource>(object: &K) -> Result<&str, Error> {
+    object
+        .meta()
+        .namespace
+        .as_deref()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))
+}
+
+/// Writes `status` into the status subresource of `object` (a merge patch).
+pub(crate) async fn patch_status<K, S>(
+    client: &kube::Client,
+    object: &K,
+    status: &S,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+    S: Serialize,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace_of(object)?);
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(
+        name_of(object)?,
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publishes an event about `object`; a failure to publish is logged, never fatal.
+pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    type_: EventType,
+    reason: Reason,
+    action: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.as_str().to_owned(),
+        // The events API caps notes at 1 KiB.
+        note: Some(note.chars().take(1000).collect()),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(%error, "publishing event");
+    }
+}
+
+/// Backs off on errors; every failure is counted by reason.
+pub(crate) fn back_off<K: Resource>(
+    ctx: &Context,
+    controller: &'static str,
+    object: &K,
+    error: &Error,
+) -> Action {
+    ctx.metrics.error(controller, error.metric_label());
+    tracing::warn!(name = %object.name_any(), namespace = ?object.namespace(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
 }

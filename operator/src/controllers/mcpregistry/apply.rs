@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::build::REGISTRY_KEY;
 use super::failure::SyncError;
 use crate::FIELD_MANAGER;
+use crate::controllers::{name_of, namespace_of};
 use crate::error::Error;
 
 /// The output ConfigMap as stored, if any.
@@ -55,16 +56,8 @@ pub async fn apply(
     hash: &str,
     owner_uid: &str,
 ) -> Result<Result<bool, SyncError>, Error> {
-    let name = desired
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.name"))?;
-    let namespace = desired
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let name = name_of(desired)?;
+    let namespace = namespace_of(desired)?;
     if !current.controlled_by(owner_uid) {
         return Ok(Err(SyncError::OutputConflict(format!(
             "ConfigMap {name} exists and is not controlled by this MCPRegistry; the registry writes its output there: delete or rename that ConfigMap"

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
 use super::document::format_name;
+use crate::controllers::{name_of, namespace_of};
 use crate::error::Error;
 
 /// Key of the normalised document in the output ConfigMap.
@@ -44,16 +45,8 @@ pub fn output(
     hash: &str,
     format: RegistryFormat,
 ) -> Result<ConfigMap, Error> {
-    let name = registry
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.name"))?;
-    let namespace = registry
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let name = name_of(registry)?;
+    let namespace = namespace_of(registry)?.to_owned();
     let owner = registry
         .controller_owner_ref(&())
         .ok_or(Error::MissingObjectKey("metadata.uid"))?;

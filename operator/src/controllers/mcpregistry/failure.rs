@@ -2,6 +2,7 @@
 //! whether waiting can fix it (a source ConfigMap not created yet) or the user must act.
 
 use super::document::Invalid;
+use crate::controllers::conditions::Reason;
 
 /// A failed sync; the registry keeps serving the data of its last good sync.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -40,14 +41,14 @@ pub enum SyncError {
 
 impl SyncError {
     /// The `Synced` condition's reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::InvalidSpec(_) => "InvalidSpec",
-            Self::SourceNotFound { .. } => "SourceNotFound",
-            Self::SourceUnreachable(_) => "SourceUnreachable",
-            Self::TooLarge { .. } => "SourceTooLarge",
-            Self::InvalidDocument(_) => "InvalidDocument",
-            Self::OutputConflict(_) => "OutputConflict",
+            Self::InvalidSpec(_) => Reason::InvalidSpec,
+            Self::SourceNotFound { .. } => Reason::SourceNotFound,
+            Self::SourceUnreachable(_) => Reason::SourceUnreachable,
+            Self::TooLarge { .. } => Reason::SourceTooLarge,
+            Self::InvalidDocument(_) => Reason::InvalidDocument,
+            Self::OutputConflict(_) => Reason::OutputConflict,
         }
     }
 

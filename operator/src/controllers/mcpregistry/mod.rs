@@ -27,14 +27,15 @@ use api::registry::RegistrySourceType;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 
 use crate::context::Context;
-use crate::controllers::scoped_api as api;
+use crate::controllers::conditions::Reason;
+use crate::controllers::{back_off, name_of, namespace_of, scoped_api as api};
 use crate::error::Error;
 use failure::SyncError;
 use schedule::{Decision, Facts, Trigger};
@@ -42,6 +43,8 @@ use status::Observed;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "mcpregistry";
+/// The action of this controller's events.
+const EVENT_ACTION: &str = "Sync";
 
 /// The controller's state: the shared context, the HTTP client of URL sources, and when
 /// each registry was last fetched (so events do not re-fetch remote sources).
@@ -113,14 +116,13 @@ fn reading(
     store: Store<MCPRegistry>,
 ) -> impl Fn(ConfigMap) -> Vec<ObjectRef<MCPRegistry>> + Send + Sync + 'static {
     move |map: ConfigMap| {
-        let (Some(name), namespace) = (map.metadata.name.clone(), map.metadata.namespace.clone())
-        else {
+        let Ok(name) = name_of(&map) else {
             return Vec::new();
         };
         store
             .state()
             .iter()
-            .filter(|r| r.metadata.namespace == namespace && reads_config_map(r, &name))
+            .filter(|r| r.metadata.namespace == map.metadata.namespace && reads_config_map(r, name))
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect()
     }
@@ -141,9 +143,7 @@ pub async fn reconcile(registry: Arc<MCPRegistry>, state: Arc<State>) -> Result<
         // The owner reference lets the garbage collector delete the output ConfigMap.
         return Ok(Action::await_change());
     }
-    let namespace = registry
-        .namespace()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let namespace = namespace_of(registry.as_ref())?;
     let uid = registry
         .uid()
         .ok_or(Error::MissingObjectKey("metadata.uid"))?;
@@ -159,7 +159,7 @@ pub async fn reconcile(registry: Arc<MCPRegistry>, state: Arc<State>) -> Result<
         }
     };
     let output_name = build::output_name(&registry.name_any());
-    let current = apply::Current::read(&ctx.client, &namespace, &output_name).await?;
+    let current = apply::Current::read(&ctx.client, namespace, &output_name).await?;
     let output_hash = current.hash();
     let facts = Facts {
         interval: plan.interval,
@@ -186,7 +186,7 @@ pub async fn reconcile(registry: Arc<MCPRegistry>, state: Arc<State>) -> Result<
         kube: &ctx.client,
         http: &state.http,
     };
-    let outcome = match sync(&registry, &namespace, &clients, &current).await? {
+    let outcome = match sync(&registry, namespace, &clients, &current).await? {
         Ok(synced) => synced,
         Err(error) => {
             report_failure(ctx, &registry, &error, now).await?;
@@ -211,7 +211,7 @@ pub async fn reconcile(registry: Arc<MCPRegistry>, state: Arc<State>) -> Result<
             ctx,
             &registry,
             EventType::Normal,
-            "Synced",
+            Reason::Synced,
             &outcome.message,
         )
         .await;
@@ -310,9 +310,9 @@ async fn report_failure(
     if !repeated {
         ctx.metrics.error(CONTROLLER, error.metric_label());
         let reason = if error.waiting() {
-            "WaitingForSource"
+            Reason::WaitingForSource
         } else {
-            "SyncFailed"
+            Reason::SyncFailed
         };
         publish(
             ctx,
@@ -340,35 +340,20 @@ fn describe_source(registry: &MCPRegistry) -> String {
     .unwrap_or_else(|| format!("a {} source", source::describe(source.type_)))
 }
 
+/// An event about `registry`.
 async fn publish(
     ctx: &Context,
     registry: &MCPRegistry,
     type_: EventType,
-    reason: &str,
+    reason: Reason,
     note: &str,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        // The events API caps notes at 1 KiB.
-        note: Some(note.chars().take(1000).collect()),
-        action: "Sync".to_owned(),
-        secondary: None,
-    };
-    if let Err(error) = ctx
-        .recorder
-        .publish(&event, &registry.object_ref(&()))
-        .await
-    {
-        tracing::warn!(%error, "publishing event");
-    }
+    crate::controllers::publish(ctx, registry, type_, reason, EVENT_ACTION, note).await;
 }
 
 /// Backs off on errors; every failure is counted by reason.
 pub fn error_policy(registry: Arc<MCPRegistry>, error: &Error, state: Arc<State>) -> Action {
-    state.ctx.metrics.error(CONTROLLER, error.metric_label());
-    tracing::warn!(name = %registry.name_any(), namespace = ?registry.namespace(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    back_off(&state.ctx, CONTROLLER, registry.as_ref(), error)
 }
 
 #[cfg(test)]

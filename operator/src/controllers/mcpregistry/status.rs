@@ -10,15 +10,16 @@ use api::MCPRegistry;
 use api::registry::{MCPRegistryPhase, MCPRegistryStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::Client;
 
 use super::failure::SyncError;
-use crate::controllers::conditions::{condition, keep_transition_times};
+use crate::controllers::conditions::{
+    ConditionStatus, ConditionType, Kstatus, Reason, keep_transition_times, raw_condition,
+};
 use crate::error::Error;
 
 /// The `Synced` condition type.
-pub const SYNCED: &str = "Synced";
+pub const SYNCED: &str = ConditionType::Synced.as_str();
 
 /// What happened, for the status.
 #[derive(Clone, Debug)]
@@ -57,7 +58,7 @@ pub fn desired(
         _ => format!("{what}; no data synced yet"),
     };
     let mut status = old.clone();
-    let (phase, synced, reconciling, stalled, message) = match observed {
+    let (phase, kstatus, message) = match observed {
         Observed::Syncing(origin) => {
             // observedGeneration stays behind until the sync ends: kstatus says InProgress.
             let message = format!("syncing from {origin}");
@@ -66,24 +67,28 @@ pub fn desired(
                 .iter()
                 .find(|c| c.type_ == SYNCED)
                 .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-                .unwrap_or_else(|| ("False".into(), "Syncing".into(), message.clone()));
+                .unwrap_or_else(|| {
+                    (
+                        ConditionStatus::False.as_str().into(),
+                        Reason::Syncing.as_str().into(),
+                        message.clone(),
+                    )
+                });
             status.phase = Some(MCPRegistryPhase::Syncing);
             status.message = Some(message.clone());
-            status.conditions = keep_transition_times(
-                &old.conditions,
-                vec![
-                    condition(
-                        SYNCED,
-                        &synced.0,
-                        &synced.1,
-                        &synced.2,
-                        old.observed_generation,
-                        now,
-                    ),
-                    condition("Reconciling", "True", "Syncing", &message, generation, now),
-                    condition("Stalled", "False", "Syncing", &message, generation, now),
-                ],
+            let mut conditions = vec![raw_condition(
+                SYNCED,
+                &synced.0,
+                &synced.1,
+                &synced.2,
+                old.observed_generation,
+                now,
+            )];
+            conditions.extend(
+                Kstatus::in_progress(Reason::Syncing, Reason::Syncing)
+                    .progress(&message, generation, now),
             );
+            status.conditions = keep_transition_times(&old.conditions, conditions);
             return status;
         }
         Observed::Synced {
@@ -102,9 +107,7 @@ pub fn desired(
             status.last_sync_hash = Some((*hash).to_owned());
             (
                 MCPRegistryPhase::Ready,
-                ("True", "Synced"),
-                ("False", "Synced"),
-                ("False", "Synced"),
+                Kstatus::ready(Reason::Synced),
                 message.clone(),
             )
         }
@@ -113,17 +116,13 @@ pub fn desired(
             if error.waiting() && old.last_sync_hash.is_none() {
                 (
                     MCPRegistryPhase::Pending,
-                    ("False", error.reason()),
-                    ("True", "WaitingForSource"),
-                    ("False", "WaitingForSource"),
+                    Kstatus::in_progress(error.reason(), Reason::WaitingForSource),
                     message,
                 )
             } else {
                 (
                     MCPRegistryPhase::Failed,
-                    ("False", error.reason()),
-                    ("False", error.reason()),
-                    ("True", error.reason()),
+                    Kstatus::stalled(error.reason()),
                     message,
                 )
             }
@@ -134,18 +133,7 @@ pub fn desired(
     status.message = Some(message.clone());
     status.conditions = keep_transition_times(
         &old.conditions,
-        vec![
-            condition(SYNCED, synced.0, synced.1, &message, generation, now),
-            condition(
-                "Reconciling",
-                reconciling.0,
-                reconciling.1,
-                &message,
-                generation,
-                now,
-            ),
-            condition("Stalled", stalled.0, stalled.1, &message, generation, now),
-        ],
+        kstatus.conditions(ConditionType::Synced, &message, generation, now),
     );
     status
 }
@@ -159,21 +147,7 @@ pub async fn write(
     if registry.status.as_ref() == Some(status) {
         return Ok(());
     }
-    let namespace = registry
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
-    let name = registry
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.name"))?;
-    let api: Api<MCPRegistry> = Api::namespaced(client.clone(), namespace);
-    let patch = serde_json::json!({ "status": status });
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await?;
-    Ok(())
+    crate::controllers::patch_status(client, registry, status).await
 }
 
 #[cfg(test)]

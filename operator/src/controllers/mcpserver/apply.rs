@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::build::Objects;
 use crate::FIELD_MANAGER;
+use crate::controllers::name_of;
 use crate::error::Error;
 
 /// Key of an applied object: kind, namespace, name.
@@ -93,12 +94,7 @@ pub async fn apply(
         Some(deployment) => Ok(deployment),
         // Unchanged and untouched: read its status.
         None => {
-            let name = objects
-                .deployment
-                .metadata
-                .name
-                .as_deref()
-                .ok_or(Error::MissingObjectKey("metadata.name"))?;
+            let name = name_of(&objects.deployment)?;
             Ok(Api::<Deployment>::namespaced(client.clone(), namespace)
                 .get(name)
                 .await?)
@@ -121,11 +117,7 @@ where
         + Serialize
         + std::fmt::Debug,
 {
-    let name = object
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingObjectKey("metadata.name"))?;
+    let name = name_of(object)?;
     // SSA needs apiVersion and kind in the body; typed objects built in code lack them.
     let mut body = serde_json::to_value(object).map_err(|source| Error::Serialize {
         what: "owned object",
@@ -137,14 +129,14 @@ where
     let key: Key = (
         K::kind(&()).into_owned(),
         namespace.to_owned(),
-        name.clone(),
+        name.to_owned(),
     );
     if applied.unchanged(&key, &hash) {
         return Ok(None);
     }
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let stored = api.patch(&name, &params, &Patch::Apply(body)).await?;
+    let stored = api.patch(name, &params, &Patch::Apply(body)).await?;
     applied.record(key, hash, stored.resource_version());
     Ok(Some(stored))
 }

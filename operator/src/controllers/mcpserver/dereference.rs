@@ -1,13 +1,14 @@
 //! The dereference stage: fetch every object the MCPServer references, and hash what
 //! must roll the pods when it changes (referenced specs, Secret values).
 
-use api::mcpserver::{AuthzConfigSource, PermissionProfileType};
+use admission::{ConfigKind, ConfigMapKey, authz_config_map, permission_profile_config_map};
 use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::status::Hashes;
 use crate::error::Error;
 
 /// Everything the MCPServer references, as found.
@@ -42,6 +43,31 @@ impl Dereferenced {
         }
     }
 
+    /// Whether the referenced `kind` object exists.
+    pub fn found(&self, kind: ConfigKind) -> bool {
+        match kind {
+            ConfigKind::ToolConfig => self.tool_config.is_some(),
+            ConfigKind::OidcConfig => self.oidc_config.is_some(),
+            ConfigKind::AuthzConfig => self.authz_config.is_some(),
+            ConfigKind::TelemetryConfig => self.telemetry_config.is_some(),
+        }
+    }
+
+    /// Hashes of what was found, for the status (a change rolls the pods).
+    pub fn hashes(&self) -> Hashes {
+        Hashes {
+            tool_config: self.tool_config.as_ref().and_then(|o| hash(&o.spec)),
+            oidc_config: self.oidc_config.as_ref().and_then(|o| hash(&o.spec)),
+            authz_config: self
+                .authz_config
+                .as_ref()
+                .map(|o| hash(&o.spec))
+                .unwrap_or_else(|| self.authz_config_map.as_ref().and_then(hash)),
+            telemetry_config: self.telemetry_config.as_ref().and_then(|o| hash(&o.spec)),
+            secrets: Some(self.secrets_checksum.clone()),
+        }
+    }
+
     /// The OIDC client secret reference, when the OIDC config has one.
     pub fn oidc_client_secret(&self) -> Option<&api::common::SecretKeyRef> {
         self.oidc_config
@@ -54,76 +80,60 @@ impl Dereferenced {
     }
 }
 
-/// Fetches the references of `server` from its namespace.
+/// Fetches the references of `server` from its namespace. Names and ConfigMap keys come
+/// from admission's lookups, so this stage reads exactly what the webhook checks.
 pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, Error> {
-    let namespace = server
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
-    let spec = &server.spec;
-    let mut found = Dereferenced::default();
-    if let Some(r) = &spec.tool_config_ref {
-        found.tool_config = Api::namespaced(client.clone(), namespace)
-            .get_opt(&r.name)
-            .await?;
-    }
-    if let Some(r) = &spec.oidc_config_ref {
-        found.oidc_config = Api::namespaced(client.clone(), namespace)
-            .get_opt(&r.name)
-            .await?;
-    }
-    if let Some(r) = &spec.authz_config_ref {
-        found.authz_config = Api::namespaced(client.clone(), namespace)
-            .get_opt(&r.name)
-            .await?;
-    }
-    if let Some(r) = &spec.telemetry_config_ref {
-        found.telemetry_config = Api::namespaced(client.clone(), namespace)
-            .get_opt(&r.name)
-            .await?;
-    }
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    if let Some(authz) = spec
-        .authz_config
-        .as_ref()
-        .filter(|a| a.type_ == AuthzConfigSource::ConfigMap)
-        && let Some(map) = &authz.config_map
-    {
-        let key = map
-            .key
-            .as_deref()
-            .unwrap_or(api::mcpserver::DEFAULT_AUTHZ_CONFIGMAP_KEY);
-        found.authz_config_map = config_map_value(&maps, &map.name, key).await?;
-    }
-    if let Some(profile) = spec
-        .permission_profile
-        .as_ref()
-        .filter(|p| p.type_ == PermissionProfileType::Configmap)
-    {
-        found.permission_profile_map = config_map_value(
-            &maps,
-            &profile.name,
-            profile.key.as_deref().unwrap_or("permissions.json"),
+    let namespace = crate::controllers::namespace_of(server)?;
+    let mut found = Dereferenced {
+        tool_config: get(
+            client,
+            namespace,
+            ConfigKind::ToolConfig.referenced_by(server),
         )
-        .await?;
-    }
+        .await?,
+        oidc_config: get(
+            client,
+            namespace,
+            ConfigKind::OidcConfig.referenced_by(server),
+        )
+        .await?,
+        authz_config: get(
+            client,
+            namespace,
+            ConfigKind::AuthzConfig.referenced_by(server),
+        )
+        .await?,
+        telemetry_config: get(
+            client,
+            namespace,
+            ConfigKind::TelemetryConfig.referenced_by(server),
+        )
+        .await?,
+        ..Dereferenced::default()
+    };
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    found.authz_config_map = config_map_value(&maps, authz_config_map(server)).await?;
+    found.permission_profile_map =
+        config_map_value(&maps, permission_profile_config_map(server)).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut wanted: Vec<(String, String)> = spec
+    let mut wanted: Vec<(&str, &str)> = server
+        .spec
         .secrets
         .iter()
-        .map(|s| (s.name.clone(), s.key.clone()))
+        .map(|s| (s.name.as_str(), s.key.as_str()))
         .collect();
-    if let Some(r) = found.oidc_client_secret() {
-        wanted.push((r.name.clone(), r.key.clone()));
-    }
+    wanted.extend(
+        found
+            .oidc_client_secret()
+            .map(|r| (r.name.as_str(), r.key.as_str())),
+    );
     let mut hasher = Sha256::new();
     for (name, key) in wanted {
         let value = secrets
-            .get_opt(&name)
+            .get_opt(name)
             .await?
             .and_then(|s| s.data)
-            .and_then(|d| d.get(&key).cloned());
+            .and_then(|d| d.get(key).cloned());
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(key.as_bytes());
@@ -137,16 +147,34 @@ pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, 
     Ok(found)
 }
 
+/// The object called `name` in `namespace`, when a name is referenced.
+async fn get<K>(client: &Client, namespace: &str, name: Option<&str>) -> Result<Option<K>, Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match name {
+        Some(name) => Ok(Api::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await?),
+        None => Ok(None),
+    }
+}
+
 async fn config_map_value(
     maps: &Api<ConfigMap>,
-    name: &str,
-    key: &str,
+    key: Option<ConfigMapKey>,
 ) -> Result<Option<String>, Error> {
+    let Some(ConfigMapKey { name, key, .. }) = key else {
+        return Ok(None);
+    };
     Ok(maps
-        .get_opt(name)
+        .get_opt(&name)
         .await?
         .and_then(|m| m.data)
-        .and_then(|d| d.get(key).cloned()))
+        .and_then(|d| d.get(&key).cloned()))
 }
 
 /// SHA-256 of a value's JSON form, hex-encoded.

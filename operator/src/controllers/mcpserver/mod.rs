@@ -10,26 +10,32 @@ pub mod references;
 pub mod status;
 pub mod validate;
 
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use admission::ConfigKind;
 use api::MCPServer;
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
 use crate::context::Context;
-use crate::controllers::scoped_api as api;
+use crate::controllers::conditions::Reason;
+use crate::controllers::{back_off, name_of, namespace_of, scoped_api as api};
 use crate::error::Error;
-use references::RefKind;
-use status::{Hashes, Observed};
+use references::{RefKind, RefState};
+use status::Observed;
 use validate::Outcome;
 
 /// Name of this controller in metrics and logs.
@@ -38,6 +44,8 @@ pub const CONTROLLER: &str = "mcpserver";
 const RESYNC: Duration = Duration::from_secs(300);
 /// Re-check of a server waiting for a referenced object (the watch usually comes first).
 const WAIT_FOR_REFERENCE: Duration = Duration::from_secs(30);
+/// The action of this controller's events.
+const EVENT_ACTION: &str = "Reconcile";
 
 /// Runs the controller until `shutdown` resolves. `namespace` limits it to one namespace.
 pub async fn run(
@@ -46,79 +54,42 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let cfg = watcher::Config::default();
-    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=thv-operator");
     // The store keeps every MCPServer; their managedFields (a JSON tree per field
     // manager) are never read, so they are dropped on the way in.
     let (store, writer) = reflector::store::<MCPServer>();
     let trigger = reflector(
         writer,
-        watcher(api::<MCPServer>(&client, &namespace), cfg.clone())
-            .modify(|server| server.managed_fields_mut().clear()),
+        watcher(
+            api::<MCPServer>(&client, &namespace),
+            watcher::Config::default(),
+        )
+        .modify(|server| server.managed_fields_mut().clear()),
     )
     .applied_objects();
+    let watches = Watches {
+        client: &client,
+        namespace: &namespace,
+        applied: &ctx.applied,
+        store: &store,
+    };
     let controller = Controller::for_stream(trigger, store.clone());
+    let controller = watches.owned::<Deployment>(controller);
+    let controller = watches.owned::<Service>(controller);
+    let controller = watches.owned::<ConfigMap>(controller);
+    let controller = watches.owned::<ServiceAccount>(controller);
+    let controller = watches.owned::<Role>(controller);
+    let controller = watches.owned::<RoleBinding>(controller);
+    let tool = ConfigKind::ToolConfig;
+    let controller = watches.referenced::<api::MCPToolConfig>(controller, RefKind::Config(tool));
+    let oidc = ConfigKind::OidcConfig;
+    let controller = watches.referenced::<api::MCPOIDCConfig>(controller, RefKind::Config(oidc));
+    let authz = ConfigKind::AuthzConfig;
+    let controller = watches.referenced::<api::MCPAuthzConfig>(controller, RefKind::Config(authz));
+    let telemetry = RefKind::Config(ConfigKind::TelemetryConfig);
+    let controller = watches.referenced::<api::MCPTelemetryConfig>(controller, telemetry);
+    let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
+    let controller = watches.referenced::<Secret>(controller, RefKind::Secret);
     controller
-        .watches(
-            api::<PartialObjectMeta<Deployment>>(&client, &namespace),
-            owned.clone(),
-            owner(ctx.applied.clone()),
-        )
-        .watches(
-            api::<PartialObjectMeta<Service>>(&client, &namespace),
-            owned.clone(),
-            owner(ctx.applied.clone()),
-        )
-        .watches(
-            api::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
-            owned.clone(),
-            owner(ctx.applied.clone()),
-        )
-        .watches(
-            api::<PartialObjectMeta<ServiceAccount>>(&client, &namespace),
-            owned.clone(),
-            owner(ctx.applied.clone()),
-        )
-        .watches(
-            api::<PartialObjectMeta<Role>>(&client, &namespace),
-            owned.clone(),
-            owner(ctx.applied.clone()),
-        )
-        .watches(
-            api::<PartialObjectMeta<RoleBinding>>(&client, &namespace),
-            owned,
-            owner(ctx.applied.clone()),
-        )
-        .watches(
-            api::<PartialObjectMeta<api::MCPToolConfig>>(&client, &namespace),
-            cfg.clone(),
-            referencing(store.clone(), RefKind::ToolConfig),
-        )
-        .watches(
-            api::<PartialObjectMeta<api::MCPOIDCConfig>>(&client, &namespace),
-            cfg.clone(),
-            referencing(store.clone(), RefKind::OidcConfig),
-        )
-        .watches(
-            api::<PartialObjectMeta<api::MCPAuthzConfig>>(&client, &namespace),
-            cfg.clone(),
-            referencing(store.clone(), RefKind::AuthzConfig),
-        )
-        .watches(
-            api::<PartialObjectMeta<api::MCPTelemetryConfig>>(&client, &namespace),
-            cfg.clone(),
-            referencing(store.clone(), RefKind::TelemetryConfig),
-        )
-        .watches(
-            api::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
-            cfg.clone(),
-            referencing(store.clone(), RefKind::ConfigMap),
-        )
-        .watches(
-            api::<PartialObjectMeta<Secret>>(&client, &namespace),
-            cfg,
-            referencing(store, RefKind::Secret),
-        )
         .with_config(controller_config())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -128,6 +99,58 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// What the controller's metadata-only watches share.
+struct Watches<'a> {
+    client: &'a kube::Client,
+    namespace: &'a Option<String>,
+    applied: &'a Arc<apply::Applied>,
+    store: &'a Store<MCPServer>,
+}
+
+impl Watches<'_> {
+    /// Watches the `K` objects this operator manages, mapped to their owning MCPServer.
+    fn owned<K>(&self, controller: Controller<MCPServer>) -> Controller<MCPServer>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let managed =
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=thv-operator");
+        controller.watches(
+            api::<PartialObjectMeta<K>>(self.client, self.namespace),
+            managed,
+            owner(self.applied.clone()),
+        )
+    }
+
+    /// Watches every `K` object, mapped to the MCPServers referencing it as `kind`.
+    fn referenced<K>(
+        &self,
+        controller: Controller<MCPServer>,
+        kind: RefKind,
+    ) -> Controller<MCPServer>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        controller.watches(
+            api::<PartialObjectMeta<K>>(self.client, self.namespace),
+            watcher::Config::default(),
+            referencing(self.store.clone(), kind),
+        )
+    }
 }
 
 /// Maps an owned object's event to its MCPServer (what `Controller::owns` does), telling
@@ -171,14 +194,14 @@ fn referencing<K: Resource + 'static>(
     kind: RefKind,
 ) -> impl Fn(K) -> Vec<ObjectRef<MCPServer>> + Send + Sync + 'static {
     move |object: K| {
-        let (Some(name), namespace) = (object.meta().name.clone(), object.meta().namespace.clone())
-        else {
+        let Ok(name) = name_of(&object) else {
             return Vec::new();
         };
+        let namespace = &object.meta().namespace;
         store
             .state()
             .iter()
-            .filter(|s| s.metadata.namespace == namespace && references::references(s, kind, &name))
+            .filter(|s| &s.metadata.namespace == namespace && references::references(s, kind, name))
             .map(|s| ObjectRef::from_obj(s.as_ref()))
             .collect()
     }
@@ -191,58 +214,27 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
         // Owner references let the garbage collector remove every owned object.
         return Ok(Action::await_change());
     }
-    let namespace = server
-        .namespace()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let namespace = namespace_of(server.as_ref())?;
     let refs = dereference::fetch(&server, &ctx.client).await?;
-    let ref_states = ref_states(&server, &refs);
-    let hashes = Hashes {
-        tool_config: refs
-            .tool_config
-            .as_ref()
-            .and_then(|o| dereference::hash(&o.spec)),
-        oidc_config: refs
-            .oidc_config
-            .as_ref()
-            .and_then(|o| dereference::hash(&o.spec)),
-        authz_config: refs
-            .authz_config
-            .as_ref()
-            .map(|o| dereference::hash(&o.spec))
-            .unwrap_or_else(|| refs.authz_config_map.as_ref().and_then(dereference::hash)),
-        telemetry_config: refs
-            .telemetry_config
-            .as_ref()
-            .and_then(|o| dereference::hash(&o.spec)),
-        secrets: Some(refs.secrets_checksum.clone()),
-    };
+    let ref_states = RefState::of(&server, |kind| refs.found(kind));
+    let hashes = refs.hashes();
     let url = build::url(&server).ok();
-    match validate::check(&server, &refs) {
-        Outcome::Invalid(messages) => {
+    let (observed, action) = match validate::check(&server, &refs) {
+        Outcome::Invalid(findings) => {
             let first_time = server.status.as_ref().and_then(|s| s.observed_generation)
                 != server.metadata.generation
                 || server.status.as_ref().and_then(|s| s.phase)
                     != Some(api::mcpserver::MCPServerPhase::Failed);
             if first_time {
-                publish(
-                    &ctx,
-                    &server,
-                    EventType::Warning,
-                    "InvalidSpec",
-                    &messages.join("; "),
-                )
-                .await;
+                let note = findings
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                publish(&ctx, &server, Reason::InvalidSpec, &note).await;
             }
-            let desired = status::desired(
-                &server,
-                &Observed::Invalid(&messages),
-                &ref_states,
-                url,
-                &hashes,
-            );
-            status::write(&ctx.client, &server, desired).await?;
             // Nothing to do until the spec or a reference changes; the watches bring that.
-            Ok(Action::await_change())
+            (Stage::Invalid(findings), Action::await_change())
         }
         Outcome::Waiting(missing) => {
             let note = missing
@@ -255,105 +247,60 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            publish(
-                &ctx,
-                &server,
-                EventType::Warning,
-                "ReferenceNotFound",
-                &note,
-            )
-            .await;
-            let desired = status::desired(
-                &server,
-                &Observed::Waiting(&missing),
-                &ref_states,
-                url,
-                &hashes,
-            );
-            status::write(&ctx.client, &server, desired).await?;
-            Ok(Action::requeue(WAIT_FOR_REFERENCE))
+            publish(&ctx, &server, Reason::ReferenceNotFound, &note).await;
+            (Stage::Waiting(missing), Action::requeue(WAIT_FOR_REFERENCE))
         }
-        Outcome::Valid {
-            runconfig_json,
-            checksum,
-        } => {
+        Outcome::Valid(runconfig) => {
+            let rendered = build::render(&runconfig);
             let inputs = build::Inputs {
-                runconfig_json: &runconfig_json,
-                runconfig_checksum: &checksum,
+                runconfig: &rendered,
                 secrets_checksum: &refs.secrets_checksum,
                 oidc_client_secret: refs.oidc_client_secret(),
                 config: &ctx.config,
             };
             let objects = build::objects(&server, &inputs)?;
-            let deployment = apply::apply(&ctx.client, &namespace, &objects, &ctx.applied).await?;
-            let desired = status::desired(
-                &server,
-                &Observed::Applied(&deployment),
-                &ref_states,
-                url,
-                &hashes,
-            );
-            status::write(&ctx.client, &server, desired).await?;
-            Ok(Action::requeue(RESYNC))
+            let deployment = apply::apply(&ctx.client, namespace, &objects, &ctx.applied).await?;
+            (
+                Stage::Applied(Box::new(deployment)),
+                Action::requeue(RESYNC),
+            )
+        }
+    };
+    let desired = status::desired(
+        &server,
+        &observed.observed(),
+        &ref_states,
+        url,
+        &hashes,
+        Timestamp::now(),
+    );
+    status::write(&ctx.client, &server, desired).await?;
+    Ok(action)
+}
+
+/// Where the reconcile ended, owning what the status is computed from.
+enum Stage {
+    Invalid(Vec<admission::Finding>),
+    Waiting(Vec<admission::MissingReference>),
+    Applied(Box<Deployment>),
+}
+
+impl Stage {
+    fn observed(&self) -> Observed<'_> {
+        match self {
+            Self::Invalid(findings) => Observed::Invalid(findings),
+            Self::Waiting(missing) => Observed::Waiting(missing),
+            Self::Applied(deployment) => Observed::Applied(deployment),
         }
     }
 }
 
-fn ref_states(server: &MCPServer, refs: &dereference::Dereferenced) -> status::RefStates {
-    let spec = &server.spec;
-    let mut states = Vec::new();
-    if let Some(r) = &spec.tool_config_ref {
-        states.push((
-            "ToolConfigRefValidated",
-            "MCPToolConfig",
-            r.name.clone(),
-            refs.tool_config.is_some(),
-        ));
-    }
-    if let Some(r) = &spec.oidc_config_ref {
-        states.push((
-            "OIDCConfigRefValidated",
-            "MCPOIDCConfig",
-            r.name.clone(),
-            refs.oidc_config.is_some(),
-        ));
-    }
-    if let Some(r) = &spec.authz_config_ref {
-        states.push((
-            "AuthzConfigRefValidated",
-            "MCPAuthzConfig",
-            r.name.clone(),
-            refs.authz_config.is_some(),
-        ));
-    }
-    if let Some(r) = &spec.telemetry_config_ref {
-        states.push((
-            "TelemetryConfigRefValidated",
-            "MCPTelemetryConfig",
-            r.name.clone(),
-            refs.telemetry_config.is_some(),
-        ));
-    }
-    states
-}
-
-async fn publish(ctx: &Context, server: &MCPServer, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        // The events API caps notes at 1 KiB.
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &server.object_ref(&())).await {
-        tracing::warn!(%error, "publishing event");
-    }
+/// A Warning event about `server`.
+async fn publish(ctx: &Context, server: &MCPServer, reason: Reason, note: &str) {
+    crate::controllers::publish(ctx, server, EventType::Warning, reason, EVENT_ACTION, note).await;
 }
 
 /// Backs off on errors; every failure is counted by reason.
 pub fn error_policy(server: Arc<MCPServer>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(CONTROLLER, error.metric_label());
-    tracing::warn!(name = %server.name_any(), namespace = ?server.namespace(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    back_off(&ctx, CONTROLLER, server.as_ref(), error)
 }

@@ -1,20 +1,19 @@
-//! Which objects an MCPServer references, for the watches that reconcile it when one
-//! of them changes.
+//! What an MCPServer references, for the watches that reconcile it when one of them
+//! changes and the per-reference status conditions. The config kinds come from
+//! admission's one table ([`ConfigKind`]), the ConfigMap keys from its lookups.
 
+use admission::{ConfigKind, authz_config_map, permission_profile_config_map};
 use api::MCPServer;
-use api::mcpserver::{AuthzConfigSource, PermissionProfileType};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::controllers::conditions::{ConditionStatus, raw_condition};
 
 /// Kinds an MCPServer can reference by name in its namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefKind {
-    /// `spec.toolConfigRef`.
-    ToolConfig,
-    /// `spec.oidcConfigRef`.
-    OidcConfig,
-    /// `spec.authzConfigRef`.
-    AuthzConfig,
-    /// `spec.telemetryConfigRef`.
-    TelemetryConfig,
+    /// A config object (`spec.toolConfigRef`, `spec.oidcConfigRef`, …).
+    Config(ConfigKind),
     /// An authorization or permission-profile ConfigMap.
     ConfigMap,
     /// A Secret exposed to the MCP server.
@@ -23,38 +22,80 @@ pub enum RefKind {
 
 /// Whether `server` references the object of `kind` named `name` (same namespace).
 pub fn references(server: &MCPServer, kind: RefKind, name: &str) -> bool {
-    let spec = &server.spec;
     match kind {
-        RefKind::ToolConfig => spec
-            .tool_config_ref
-            .as_ref()
-            .is_some_and(|r| r.name == name),
-        RefKind::OidcConfig => spec
-            .oidc_config_ref
-            .as_ref()
-            .is_some_and(|r| r.name == name),
-        RefKind::AuthzConfig => spec
-            .authz_config_ref
-            .as_ref()
-            .is_some_and(|r| r.name == name),
-        RefKind::TelemetryConfig => spec
-            .telemetry_config_ref
-            .as_ref()
-            .is_some_and(|r| r.name == name),
-        RefKind::ConfigMap => {
-            let authz = spec
-                .authz_config
-                .as_ref()
-                .filter(|a| a.type_ == AuthzConfigSource::ConfigMap)
-                .and_then(|a| a.config_map.as_ref())
-                .is_some_and(|c| c.name == name);
-            let profile = spec
-                .permission_profile
-                .as_ref()
-                .is_some_and(|p| p.type_ == PermissionProfileType::Configmap && p.name == name);
-            authz || profile
-        }
-        RefKind::Secret => spec.secrets.iter().any(|s| s.name == name),
+        RefKind::Config(kind) => admission::references(server, kind, name),
+        RefKind::ConfigMap => [
+            authz_config_map(server),
+            permission_profile_config_map(server),
+        ]
+        .iter()
+        .flatten()
+        .any(|map| map.name == name),
+        RefKind::Secret => server.spec.secrets.iter().any(|s| s.name == name),
+    }
+}
+
+/// A referenced config object, found or not: one `<Kind>RefValidated` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefState {
+    /// Which reference.
+    pub kind: ConfigKind,
+    /// The referenced name.
+    pub name: String,
+    /// Whether the object exists.
+    pub found: bool,
+}
+
+impl RefState {
+    /// The state of every config reference of `server`; `found` says which exist.
+    pub fn of(server: &MCPServer, found: impl Fn(ConfigKind) -> bool) -> Vec<Self> {
+        ConfigKind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                Some(Self {
+                    kind,
+                    name: kind.referenced_by(server)?.to_owned(),
+                    found: found(kind),
+                })
+            })
+            .collect()
+    }
+
+    /// `ToolConfigRefValidated` with reason `ToolConfigRefValid` or `ToolConfigRefNotFound`.
+    pub fn condition(&self, generation: Option<i64>, now: Timestamp) -> Condition {
+        let prefix = condition_prefix(self.kind);
+        let (kind, name) = (self.kind.kind(), &self.name);
+        let (status, reason, message) = if self.found {
+            (
+                ConditionStatus::True,
+                format!("{prefix}Valid"),
+                format!("{kind} {name} found"),
+            )
+        } else {
+            (
+                ConditionStatus::False,
+                format!("{prefix}NotFound"),
+                format!("{kind} {name} does not exist in this namespace"),
+            )
+        };
+        raw_condition(
+            &format!("{prefix}Validated"),
+            status.as_str(),
+            &reason,
+            &message,
+            generation,
+            now,
+        )
+    }
+}
+
+/// How the status names a reference (ToolHive's condition types).
+fn condition_prefix(kind: ConfigKind) -> &'static str {
+    match kind {
+        ConfigKind::ToolConfig => "ToolConfigRef",
+        ConfigKind::OidcConfig => "OIDCConfigRef",
+        ConfigKind::AuthzConfig => "AuthzConfigRef",
+        ConfigKind::TelemetryConfig => "TelemetryConfigRef",
     }
 }
 
@@ -69,15 +110,43 @@ mod tests {
     fn finds_each_kind_of_reference_by_name() {
         let s = server(FULL);
         for (kind, name) in [
-            (RefKind::ToolConfig, "tools"),
-            (RefKind::OidcConfig, "idp"),
-            (RefKind::TelemetryConfig, "otel"),
+            (RefKind::Config(ConfigKind::ToolConfig), "tools"),
+            (RefKind::Config(ConfigKind::OidcConfig), "idp"),
+            (RefKind::Config(ConfigKind::TelemetryConfig), "otel"),
             (RefKind::ConfigMap, "policies"),
             (RefKind::Secret, "token"),
         ] {
             assert!(references(&s, kind, name), "{kind:?} {name}");
             assert!(!references(&s, kind, "other"), "{kind:?} other");
         }
-        assert!(!references(&s, RefKind::AuthzConfig, "policies"));
+        assert!(!references(
+            &s,
+            RefKind::Config(ConfigKind::AuthzConfig),
+            "policies"
+        ));
+    }
+
+    #[test]
+    fn reference_conditions_keep_toolhive_names() {
+        let s = server(FULL);
+        let states = RefState::of(&s, |kind| kind != ConfigKind::OidcConfig);
+        let spelled: Vec<_> = states
+            .iter()
+            .map(|r| {
+                let c = r.condition(Some(1), Timestamp::UNIX_EPOCH);
+                (c.type_, c.status, c.reason)
+            })
+            .collect();
+        let expected = [
+            ("ToolConfigRefValidated", "True", "ToolConfigRefValid"),
+            ("OIDCConfigRefValidated", "False", "OIDCConfigRefNotFound"),
+            (
+                "TelemetryConfigRefValidated",
+                "True",
+                "TelemetryConfigRefValid",
+            ),
+        ]
+        .map(|(t, s, r)| (t.to_owned(), s.to_owned(), r.to_owned()));
+        assert_eq!(spelled, expected);
     }
 }

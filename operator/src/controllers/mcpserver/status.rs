@@ -5,54 +5,54 @@
 //! and the `Reconciling` and `Stalled` conditions: Reconciling=True means InProgress,
 //! Stalled=True means Failed, neither with a current observedGeneration means Current.
 
-use admission::MissingReference;
+use admission::{Finding, MissingReference};
 use api::mcpserver::MCPServerPhase;
 use api::{MCPServer, MCPServerStatus};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::Client;
 
-use crate::controllers::conditions::{self, keep_transition_times};
+use super::references::RefState;
+use crate::controllers::conditions::{ConditionType, Kstatus, Reason, keep_transition_times};
 use crate::error::Error;
 
 /// The facts the status is computed from.
 #[derive(Clone, Debug)]
 pub enum Observed<'a> {
-    /// The spec is invalid; messages name the fields.
-    Invalid(&'a [String]),
+    /// The spec is invalid; each finding names a field.
+    Invalid(&'a [Finding]),
     /// Waiting for referenced objects.
     Waiting(&'a [MissingReference]),
     /// Objects applied; the proxy Deployment as stored.
     Applied(&'a Deployment),
 }
 
-/// Referenced objects, for the per-reference conditions: (condition type, kind, name, found).
-pub type RefStates = Vec<(&'static str, &'static str, String, bool)>;
-
-/// The status `server` should have.
+/// The status `server` should have at `now`.
 pub fn desired(
     server: &MCPServer,
     observed: &Observed<'_>,
-    refs: &RefStates,
+    refs: &[RefState],
     url: Option<String>,
     hashes: &Hashes,
+    now: Timestamp,
 ) -> MCPServerStatus {
     let generation = server.metadata.generation;
-    let (phase, ready, reconciling, stalled, message) = match observed {
-        Observed::Invalid(messages) => (
+    let (phase, kstatus, message) = match observed {
+        Observed::Invalid(findings) => (
             MCPServerPhase::Failed,
-            ("False", "InvalidSpec"),
-            ("False", "InvalidSpec"),
-            ("True", "InvalidSpec"),
-            format!("invalid spec: {}", messages.join("; ")),
+            Kstatus::stalled(Reason::InvalidSpec),
+            format!(
+                "invalid spec: {}",
+                findings
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
         ),
         Observed::Waiting(missing) => (
             MCPServerPhase::Pending,
-            ("False", "ReferenceNotFound"),
-            ("True", "WaitingForReference"),
-            ("False", "WaitingForReference"),
+            Kstatus::in_progress(Reason::ReferenceNotFound, Reason::WaitingForReference),
             format!(
                 "waiting for {}",
                 missing
@@ -65,58 +65,23 @@ pub fn desired(
         Observed::Applied(deployment) => match rollout(deployment) {
             Rollout::Stopped => (
                 MCPServerPhase::Stopped,
-                ("False", "Stopped"),
-                ("False", "Stopped"),
-                ("False", "Stopped"),
+                Kstatus::idle(Reason::Stopped),
                 "scaled to zero".to_owned(),
             ),
             Rollout::Ready => (
                 MCPServerPhase::Ready,
-                ("True", "Ready"),
-                ("False", "Ready"),
-                ("False", "Ready"),
+                Kstatus::ready(Reason::Ready),
                 "the proxy Deployment is available; whether an MCP server answers behind it is not checked yet".to_owned(),
             ),
             Rollout::Progressing(why) => (
                 MCPServerPhase::Pending,
-                ("False", "Progressing"),
-                ("True", "Progressing"),
-                ("False", "Progressing"),
+                Kstatus::in_progress(Reason::Progressing, Reason::Progressing),
                 why,
             ),
         },
     };
-    let mut conditions = vec![
-        condition("Ready", ready, &message, generation),
-        condition("Reconciling", reconciling, &message, generation),
-        condition("Stalled", stalled, &message, generation),
-    ];
-    for (kind_condition, kind, name, found) in refs {
-        let (status, reason, text) = if *found {
-            (
-                "True",
-                format!("{}Valid", kind_condition.trim_end_matches("Validated")),
-                format!("{kind} {name} found"),
-            )
-        } else {
-            (
-                "False",
-                format!(
-                    "{}NotFound",
-                    kind_condition.trim_end_matches("RefValidated").to_owned() + "Ref"
-                ),
-                format!("{kind} {name} does not exist in this namespace"),
-            )
-        };
-        conditions.push(Condition {
-            type_: (*kind_condition).to_owned(),
-            status: status.to_owned(),
-            reason,
-            message: text,
-            observed_generation: generation,
-            last_transition_time: now(),
-        });
-    }
+    let mut conditions = kstatus.conditions(ConditionType::Ready, &message, generation, now);
+    conditions.extend(refs.iter().map(|r| r.condition(generation, now)));
     let ready_replicas = match observed {
         Observed::Applied(d) => d.status.as_ref().and_then(|s| s.ready_replicas).or(Some(0)),
         _ => server.status.as_ref().and_then(|s| s.ready_replicas),
@@ -194,19 +159,6 @@ fn rollout(deployment: &Deployment) -> Rollout {
     }
 }
 
-fn condition(
-    type_: &str,
-    (status, reason): (&str, &str),
-    message: &str,
-    generation: Option<i64>,
-) -> Condition {
-    conditions::condition(type_, status, reason, message, generation, Timestamp::now())
-}
-
-fn now() -> Time {
-    Time(Timestamp::now())
-}
-
 /// Whether two statuses differ in anything but timestamps of unchanged conditions.
 pub fn changed(old: Option<&MCPServerStatus>, new: &MCPServerStatus) -> bool {
     old != Some(new)
@@ -221,21 +173,7 @@ pub async fn write(
     if !changed(server.status.as_ref(), &status) {
         return Ok(());
     }
-    let namespace = server
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
-    let name = server
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.name"))?;
-    let api: Api<MCPServer> = Api::namespaced(client.clone(), namespace);
-    let patch = serde_json::json!({ "status": status });
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await?;
-    Ok(())
+    crate::controllers::patch_status(client, server, &status).await
 }
 
 #[cfg(test)]
@@ -243,6 +181,7 @@ mod tests {
     use super::*;
     use crate::controllers::mcpserver::build::fixtures::{MINIMAL, server};
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     fn deployment(
         replicas: i32,
@@ -304,6 +243,7 @@ mod tests {
             &Vec::new(),
             Some("http://x".into()),
             &Hashes::default(),
+            Timestamp::now(),
         );
         assert_eq!(status.phase, Some(MCPServerPhase::Ready));
         assert_eq!(condition_of(&status, "Ready").status, "True");
@@ -326,6 +266,7 @@ mod tests {
                 &Vec::new(),
                 None,
                 &Hashes::default(),
+                Timestamp::now(),
             );
             assert_eq!(status.phase, Some(MCPServerPhase::Pending));
             assert_eq!(kstatus(&s, &status), "InProgress", "{:?}", status.message);
@@ -335,13 +276,18 @@ mod tests {
     #[test]
     fn invalid_spec_is_failed_with_the_messages() {
         let s = server(MINIMAL);
-        let messages = vec!["spec.endpointPrefix: bad".to_owned()];
+        let findings = vec![Finding {
+            path: "spec.endpointPrefix".to_owned(),
+            message: "bad".to_owned(),
+            reason: runconfig::Reason::InvalidFormat,
+        }];
         let status = desired(
             &s,
-            &Observed::Invalid(&messages),
+            &Observed::Invalid(&findings),
             &Vec::new(),
             None,
             &Hashes::default(),
+            Timestamp::now(),
         );
         assert_eq!(status.phase, Some(MCPServerPhase::Failed));
         assert_eq!(kstatus(&s, &status), "Failed");
@@ -361,18 +307,18 @@ mod tests {
             kind: "MCPToolConfig",
             name: "later".into(),
         }];
-        let refs = vec![(
-            "ToolConfigRefValidated",
-            "MCPToolConfig",
-            "later".to_owned(),
-            false,
-        )];
+        let refs = vec![RefState {
+            kind: admission::ConfigKind::ToolConfig,
+            name: "later".to_owned(),
+            found: false,
+        }];
         let status = desired(
             &s,
             &Observed::Waiting(&missing),
             &refs,
             None,
             &Hashes::default(),
+            Timestamp::now(),
         );
         assert_eq!(kstatus(&s, &status), "InProgress");
         let c = condition_of(&status, "ToolConfigRefValidated");
@@ -391,6 +337,7 @@ mod tests {
             &Vec::new(),
             None,
             &Hashes::default(),
+            Timestamp::now(),
         );
         assert_eq!(status.phase, Some(MCPServerPhase::Stopped));
         assert_eq!(kstatus(&s, &status), "Current");
@@ -406,6 +353,7 @@ mod tests {
             &Vec::new(),
             None,
             &Hashes::default(),
+            Timestamp::now(),
         );
         s.status = Some(first.clone());
         let second = desired(
@@ -414,6 +362,7 @@ mod tests {
             &Vec::new(),
             None,
             &Hashes::default(),
+            Timestamp::now(),
         );
         assert!(
             !changed(s.status.as_ref(), &second),

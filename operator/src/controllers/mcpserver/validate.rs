@@ -1,25 +1,34 @@
 //! The validate stage: map the MCPServer (with what was dereferenced) to its RunConfig
-//! and run the one shared validation. Pure.
+//! and run the one shared validation. Pure: it yields the validated RunConfig, which the
+//! build stage serialises.
 
-use admission::MissingReference;
+use admission::{Finding, MissingReference};
 use api::MCPServer;
+use runconfig::RunConfig;
 
-use super::dereference::{Dereferenced, hash};
+use super::dereference::Dereferenced;
+
+/// A RunConfig the shared validation accepted, with every reference present. Only
+/// [`check`] makes one, so the build stage cannot write an unchecked configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidRunConfig(Box<RunConfig>);
+
+impl ValidRunConfig {
+    /// The configuration.
+    pub fn config(&self) -> &RunConfig {
+        &self.0
+    }
+}
 
 /// What the validate stage decided.
 #[derive(Clone, Debug)]
 pub enum Outcome {
-    /// Ready to build: the RunConfig JSON and its checksum.
-    Valid {
-        /// The RunConfig the proxy will read.
-        runconfig_json: String,
-        /// SHA-256 of `runconfig_json`.
-        checksum: String,
-    },
+    /// Ready to build.
+    Valid(ValidRunConfig),
     /// A referenced object does not exist (yet): wait for it rather than run without it.
     Waiting(Vec<MissingReference>),
-    /// The spec cannot run; each message names the CRD field.
-    Invalid(Vec<String>),
+    /// The spec cannot run; each finding names the CRD field, the reason and what is wrong.
+    Invalid(Vec<Finding>),
 }
 
 /// Maps and validates `server` with the admission webhook's own function, so the status
@@ -31,57 +40,50 @@ pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
             checked
                 .problems
                 .iter()
-                .map(|(location, v)| admission::Finding::from_violation(location, v).to_string())
+                .map(|(location, v)| Finding::from_violation(location, v))
                 .collect(),
         );
     }
     if !checked.mapped.missing.is_empty() {
         return Outcome::Waiting(checked.mapped.missing);
     }
-    let json = String::from_utf8_lossy(&runconfig::to_json(&checked.mapped.config)).into_owned();
-    let checksum = hash(&json).unwrap_or_default();
-    Outcome::Valid {
-        runconfig_json: json,
-        checksum,
-    }
+    Outcome::Valid(ValidRunConfig(Box::new(checked.mapped.config)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::controllers::mcpserver::build::fixtures::{MINIMAL, server};
+    use crate::controllers::mcpserver::build::render;
 
     #[test]
     fn valid_spec_yields_runconfig_and_stable_checksum() {
-        let Outcome::Valid {
-            runconfig_json,
-            checksum,
-        } = check(&server(MINIMAL), &Dereferenced::default())
-        else {
+        let Outcome::Valid(valid) = check(&server(MINIMAL), &Dereferenced::default()) else {
             panic!("valid")
         };
+        let rendered = render(&valid);
         assert!(
-            runconfig_json.contains("\"image\": \"ghcr.io/stackloklabs/gofetch/server:1.0.1\"")
+            rendered
+                .json
+                .contains("\"image\": \"ghcr.io/stackloklabs/gofetch/server:1.0.1\"")
         );
-        let Outcome::Valid {
-            checksum: again, ..
-        } = check(&server(MINIMAL), &Dereferenced::default())
-        else {
+        let Outcome::Valid(again) = check(&server(MINIMAL), &Dereferenced::default()) else {
             panic!("valid")
         };
-        assert_eq!(checksum, again);
+        assert_eq!(rendered.checksum, render(&again).checksum);
     }
 
     #[test]
     fn invalid_spec_names_crd_fields() {
         let bad = server(&MINIMAL.replace("spec: {", "spec: {endpointPrefix: nope, "));
-        let Outcome::Invalid(messages) = check(&bad, &Dereferenced::default()) else {
+        let Outcome::Invalid(findings) = check(&bad, &Dereferenced::default()) else {
             panic!("invalid")
         };
         assert!(
-            messages[0].starts_with("spec.endpointPrefix: "),
-            "{messages:?}"
+            findings[0].to_string().starts_with("spec.endpointPrefix: "),
+            "{findings:?}"
         );
+        assert_eq!(findings[0].path, "spec.endpointPrefix");
     }
 
     #[test]

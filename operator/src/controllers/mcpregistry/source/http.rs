@@ -147,7 +147,10 @@ mod tests {
     async fn server_errors_are_unreachable() {
         let url = serve(response("503 Service Unavailable", b"")).await;
         let error = fetch(&client().expect("client"), &url, Duration::from_secs(5)).await;
-        assert_eq!(error.map_err(|e| e.reason()), Err("SourceUnreachable"));
+        assert_eq!(
+            error.map_err(|e| e.reason().as_str()),
+            Err("SourceUnreachable")
+        );
     }
 
     #[tokio::test]
@@ -158,7 +161,10 @@ mod tests {
         );
         let url = serve(header.into_bytes()).await;
         let error = fetch(&client().expect("client"), &url, Duration::from_secs(5)).await;
-        assert_eq!(error.map_err(|e| e.reason()), Err("SourceTooLarge"));
+        assert_eq!(
+            error.map_err(|e| e.reason().as_str()),
+            Err("SourceTooLarge")
+        );
     }
 
     #[tokio::test]
@@ -167,7 +173,10 @@ mod tests {
         body.extend(std::iter::repeat_n(b' ', MAX_DOCUMENT_BYTES + 10));
         let url = serve(body).await;
         let error = fetch(&client().expect("client"), &url, Duration::from_secs(20)).await;
-        assert_eq!(error.map_err(|e| e.reason()), Err("SourceTooLarge"));
+        assert_eq!(
+            error.map_err(|e| e.reason().as_str()),
+            Err("SourceTooLarge")
+        );
     }
 
     #[tokio::test]
@@ -177,6 +186,9 @@ mod tests {
         drop(listener);
         let url = format!("http://{address}/registry.json");
         let error = fetch(&client().expect("client"), &url, Duration::from_secs(5)).await;
-        assert_eq!(error.map_err(|e| e.reason()), Err("SourceUnreachable"));
+        assert_eq!(
+            error.map_err(|e| e.reason().as_str()),
+            Err("SourceUnreachable")
+        );
     }
 }

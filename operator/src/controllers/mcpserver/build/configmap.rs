@@ -6,6 +6,8 @@ use api::MCPServer;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{Inputs, name_of, owned_meta};
+use crate::controllers::mcpserver::dereference::hash;
+use crate::controllers::mcpserver::validate::ValidRunConfig;
 use crate::error::Error;
 use crate::labels::RUNCONFIG_CHECKSUM;
 
@@ -17,19 +19,35 @@ pub fn runconfig_name(name: &str) -> String {
     format!("{name}-runconfig")
 }
 
+/// The RunConfig as the proxy reads it: its JSON text and that text's checksum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedRunConfig {
+    /// The RunConfig JSON.
+    pub json: String,
+    /// SHA-256 of `json` (as a JSON string), rolling the proxy pods when it changes.
+    pub checksum: String,
+}
+
+/// Serialises a validated RunConfig.
+pub fn render(runconfig: &ValidRunConfig) -> RenderedRunConfig {
+    let json = String::from_utf8_lossy(&runconfig::to_json(runconfig.config())).into_owned();
+    let checksum = hash(&json).unwrap_or_default();
+    RenderedRunConfig { json, checksum }
+}
+
 /// The ConfigMap holding the RunConfig. It never holds secret values: the RunConfig
 /// carries only references to them.
 pub fn runconfig_map(server: &MCPServer, inputs: &Inputs<'_>) -> Result<ConfigMap, Error> {
     let mut metadata = owned_meta(server, runconfig_name(name_of(server)?))?;
     metadata.annotations = Some(BTreeMap::from([(
         RUNCONFIG_CHECKSUM.to_owned(),
-        inputs.runconfig_checksum.to_owned(),
+        inputs.runconfig.checksum.clone(),
     )]));
     Ok(ConfigMap {
         metadata,
         data: Some(BTreeMap::from([(
             RUNCONFIG_KEY.to_owned(),
-            inputs.runconfig_json.to_owned(),
+            inputs.runconfig.json.clone(),
         )])),
         ..ConfigMap::default()
     })

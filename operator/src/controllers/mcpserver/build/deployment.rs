@@ -50,7 +50,7 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
     let mut pod_annotations = BTreeMap::from([
         (
             RUNCONFIG_CHECKSUM.to_owned(),
-            inputs.runconfig_checksum.to_owned(),
+            inputs.runconfig.checksum.clone(),
         ),
         (
             SECRETS_CHECKSUM.to_owned(),

@@ -19,7 +19,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
-pub use configmap::{RUNCONFIG_KEY, runconfig_map, runconfig_name};
+pub use configmap::{RUNCONFIG_KEY, RenderedRunConfig, render, runconfig_map, runconfig_name};
 pub use deployment::{
     DEFAULT_PROXY_LIMITS, DEFAULT_PROXY_REQUESTS, RUNCONFIG_MOUNT_PATH, deployment,
 };
@@ -30,15 +30,15 @@ pub use rbac::{
 pub use service::{service, url};
 
 use crate::OperatorConfig;
+pub(crate) use crate::controllers::name_of;
+use crate::controllers::namespace_of;
 use crate::error::Error;
 
 /// What the build stage needs besides the MCPServer.
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
-    /// The RunConfig JSON the proxy will read.
-    pub runconfig_json: &'a str,
-    /// SHA-256 of `runconfig_json`.
-    pub runconfig_checksum: &'a str,
+    /// The validated RunConfig, serialised.
+    pub runconfig: &'a RenderedRunConfig,
     /// SHA-256 of the referenced Secret values.
     pub secrets_checksum: &'a str,
     /// The OIDC client secret, passed to the proxy as an environment variable.
@@ -79,21 +79,10 @@ pub fn objects(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Objects, Error
 /// Metadata of an owned object: name, namespace, labels, and the controller owner
 /// reference that lets the garbage collector delete it with the MCPServer.
 pub(crate) fn owned_meta(server: &MCPServer, name: String) -> Result<ObjectMeta, Error> {
-    let server_name = server
-        .metadata
-        .name
-        .clone()
-        .ok_or(Error::MissingObjectKey("metadata.name"))?;
     Ok(ObjectMeta {
         name: Some(name),
-        namespace: Some(
-            server
-                .metadata
-                .namespace
-                .clone()
-                .ok_or(Error::MissingObjectKey("metadata.namespace"))?,
-        ),
-        labels: Some(crate::labels::mcpserver(&server_name)),
+        namespace: Some(namespace_of(server)?.to_owned()),
+        labels: Some(crate::labels::mcpserver(name_of(server)?)),
         owner_references: Some(vec![owner_reference(server)?]),
         ..ObjectMeta::default()
     })
@@ -105,17 +94,10 @@ fn owner_reference(server: &MCPServer) -> Result<OwnerReference, Error> {
         .ok_or(Error::MissingObjectKey("metadata.uid"))
 }
 
-/// The MCPServer's name (always set on stored objects).
-pub(crate) fn name_of(server: &MCPServer) -> Result<&str, Error> {
-    server
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.name"))
-}
-
 #[cfg(test)]
 pub(crate) mod fixtures {
+    use std::sync::LazyLock;
+
     use api::MCPServer;
 
     /// Parses an MCPServer manifest and gives it the fields the API server sets.
@@ -132,10 +114,15 @@ pub(crate) mod fixtures {
 
     pub const MINIMAL: &str = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: fetch}\nspec: {image: ghcr.io/stackloklabs/gofetch/server:1.0.1}\n";
 
+    static RUNCONFIG: LazyLock<super::RenderedRunConfig> =
+        LazyLock::new(|| super::RenderedRunConfig {
+            json: "{\"schema_version\":\"v1\"}".to_owned(),
+            checksum: "abc123".to_owned(),
+        });
+
     pub fn inputs(config: &crate::OperatorConfig) -> super::Inputs<'_> {
         super::Inputs {
-            runconfig_json: "{\"schema_version\":\"v1\"}",
-            runconfig_checksum: "abc123",
+            runconfig: &RUNCONFIG,
             secrets_checksum: "def456",
             oidc_client_secret: None,
             config,

@@ -15,11 +15,7 @@ use crate::error::Error;
 /// after the endpoint prefix.
 pub fn url(server: &MCPServer) -> Result<String, Error> {
     let name = name_of(server)?;
-    let namespace = server
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let namespace = crate::controllers::namespace_of(server)?;
     let sse = match server.spec.transport {
         Transport::Stdio => server.spec.proxy_mode == ProxyMode::Sse,
         Transport::Sse => true,

@@ -96,7 +96,10 @@ fn a_directory_without_a_repository_is_source_not_found() {
         &request(dir.path(), "main", "registry.json"),
         &AtomicBool::new(false),
     );
-    assert_eq!(error.map_err(|e| e.reason()), Err("SourceNotFound"));
+    assert_eq!(
+        error.map_err(|e| e.reason().as_str()),
+        Err("SourceNotFound")
+    );
 }
 
 #[test]
@@ -109,7 +112,7 @@ fn unsupported_schemes_are_invalid_specs() {
         },
         &AtomicBool::new(false),
     );
-    assert_eq!(error.map_err(|e| e.reason()), Err("InvalidSpec"));
+    assert_eq!(error.map_err(|e| e.reason().as_str()), Err("InvalidSpec"));
 }
 
 /// The https code path (shallow fetch into a scratch repository), driven over the file
