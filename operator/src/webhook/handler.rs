@@ -47,6 +47,33 @@ impl Verdict {
     }
 }
 
+/// What a review was about, for the `kind` label of the request counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewedKind {
+    /// A kind of our API group (one of [`KINDS`]).
+    Ours(&'static str),
+    /// Anything else: another group's kind, or a request that could not be read.
+    Other,
+}
+
+impl ReviewedKind {
+    /// The kind of `group`/`kind`.
+    pub fn of(group: &str, kind: &str) -> Self {
+        KINDS
+            .iter()
+            .find(|k| **k == kind && group == api::GROUP)
+            .map_or(Self::Other, |k| Self::Ours(k))
+    }
+
+    /// The metric label: the kind, or `other`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ours(kind) => kind,
+            Self::Other => "other",
+        }
+    }
+}
+
 /// An HTTP answer to one review.
 #[derive(Debug)]
 pub struct Answer {
@@ -55,15 +82,15 @@ pub struct Answer {
     pub status: u16,
     /// JSON.
     pub body: Vec<u8>,
-    /// The kind reviewed (one of [`KINDS`]), or `other`.
-    pub kind: &'static str,
+    /// The kind reviewed.
+    pub kind: ReviewedKind,
     /// How it ended.
     pub verdict: Verdict,
 }
 
 impl Answer {
     /// A request that could not be decided; `status` 400 or 500.
-    pub fn error(status: u16, kind: &'static str, message: &str) -> Self {
+    pub fn error(status: u16, kind: ReviewedKind, message: &str) -> Self {
         Self {
             status,
             body: json!({ "error": message }).to_string().into_bytes(),
@@ -95,7 +122,7 @@ pub fn review(body: &[u8], catalogs: &dyn Catalogs, deadline: Instant) -> Answer
             "the AdmissionReview is {} bytes; at most {MAX_REVIEW_BYTES} bytes (3 MiB)",
             body.len()
         );
-        return Answer::error(400, "other", &message);
+        return Answer::error(400, ReviewedKind::Other, &message);
     }
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(review) => review,
@@ -103,7 +130,7 @@ pub fn review(body: &[u8], catalogs: &dyn Catalogs, deadline: Instant) -> Answer
             let message = format!(
                 "malformed AdmissionReview: {e}; an admission.k8s.io/v1 AdmissionReview in JSON"
             );
-            return Answer::error(400, "other", &message);
+            return Answer::error(400, ReviewedKind::Other, &message);
         }
     };
     if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
@@ -111,17 +138,19 @@ pub fn review(body: &[u8], catalogs: &dyn Catalogs, deadline: Instant) -> Answer
             "the body is {} {}; an admission.k8s.io/v1 AdmissionReview",
             review.types.api_version, review.types.kind
         );
-        return Answer::error(400, "other", &message);
+        return Answer::error(400, ReviewedKind::Other, &message);
     }
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(request) => request,
-        Err(_) => return Answer::error(400, "other", "the AdmissionReview has no request"),
+        Err(_) => {
+            return Answer::error(
+                400,
+                ReviewedKind::Other,
+                "the AdmissionReview has no request",
+            );
+        }
     };
-    let kind = KINDS
-        .iter()
-        .find(|k| **k == request.kind.kind && request.kind.group == api::GROUP)
-        .copied()
-        .unwrap_or("other");
+    let kind = ReviewedKind::of(&request.kind.group, &request.kind.kind);
     match admit(&request, kind, catalogs, deadline) {
         Ok(response) => {
             let verdict = if response.allowed {
@@ -145,13 +174,16 @@ pub fn review(body: &[u8], catalogs: &dyn Catalogs, deadline: Instant) -> Answer
 
 fn admit(
     request: &AdmissionRequest<DynamicObject>,
-    kind: &'static str,
+    kind: ReviewedKind,
     catalogs: &dyn Catalogs,
     deadline: Instant,
 ) -> Result<AdmissionResponse, Failure> {
     let response = AdmissionResponse::from(request);
-    if kind == "other" || !matches!(request.operation, Operation::Create | Operation::Update) {
+    let ReviewedKind::Ours(kind) = kind else {
         return Ok(response); // not ours to judge: the configuration routes only our kinds
+    };
+    if !matches!(request.operation, Operation::Create | Operation::Update) {
+        return Ok(response);
     }
     let Some(object) = &request.object else {
         return Err(Failure::bad_request(format!(

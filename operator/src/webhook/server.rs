@@ -28,7 +28,7 @@ use tokio_rustls::rustls::crypto::ring;
 use super::catalog::Catalogs;
 use super::certs::CertResolver;
 use super::config::PATH;
-use super::handler::{Answer, MAX_REVIEW_BYTES, review};
+use super::handler::{Answer, MAX_REVIEW_BYTES, ReviewedKind, review};
 use crate::metrics::Metrics;
 
 /// Longest a client may take to finish the TLS handshake or send its headers.
@@ -155,9 +155,11 @@ async fn handle<C: Catalogs>(
     let start = Instant::now();
     let answer = answer(request, shared, start).await;
     let elapsed = start.elapsed();
-    shared
-        .metrics
-        .admission(answer.kind, answer.verdict.label(), elapsed.as_secs_f64());
+    shared.metrics.admission(
+        answer.kind.label(),
+        answer.verdict.label(),
+        elapsed.as_secs_f64(),
+    );
     Response::builder()
         .status(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header(CONTENT_TYPE, "application/json")
@@ -177,11 +179,11 @@ async fn answer<C: Catalogs>(
 ) -> Answer {
     if request.uri().path() != PATH {
         let message = format!("no such path {}; POST {PATH}", request.uri().path());
-        return Answer::error(404, "other", &message);
+        return Answer::error(404, ReviewedKind::Other, &message);
     }
     if request.method() != Method::POST {
         let message = format!("method {} is not allowed; POST {PATH}", request.method());
-        return Answer::error(405, "other", &message);
+        return Answer::error(405, ReviewedKind::Other, &message);
     }
     let declared = request
         .headers()
@@ -196,12 +198,16 @@ async fn answer<C: Catalogs>(
     let bytes = match tokio::time::timeout_at(deadline.into(), body.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(None),
-        Ok(Err(e)) => return Answer::error(400, "other", &format!("reading the body: {e}")),
-        Err(_) => return Answer::error(400, "other", "the body did not arrive in time"),
+        Ok(Err(e)) => {
+            return Answer::error(400, ReviewedKind::Other, &format!("reading the body: {e}"));
+        }
+        Err(_) => {
+            return Answer::error(400, ReviewedKind::Other, "the body did not arrive in time");
+        }
     };
     let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline.into(), shared.reviews.acquire()).await
     else {
-        return Answer::error(500, "other", "too many reviews at once; retry");
+        return Answer::error(500, ReviewedKind::Other, "too many reviews at once; retry");
     };
     let catalogs = shared.catalogs.clone();
     let review = tokio::task::spawn_blocking(move || review(&bytes, &*catalogs, deadline));
@@ -211,13 +217,13 @@ async fn answer<C: Catalogs>(
             tracing::error!(error = %e, "webhook: the review panicked");
             Answer::error(
                 500,
-                "other",
+                ReviewedKind::Other,
                 "internal error while reviewing; see the operator's log",
             )
         }
         Err(_) => Answer::error(
             500,
-            "other",
+            ReviewedKind::Other,
             &format!("no decision within {:?}", shared.request_timeout),
         ),
     }
@@ -227,7 +233,7 @@ fn too_large(declared: Option<u64>) -> Answer {
     let size = declared.map_or("more than 3 MiB".to_owned(), |n| format!("{n} bytes"));
     let message =
         format!("the AdmissionReview is {size}; at most {MAX_REVIEW_BYTES} bytes (3 MiB)");
-    Answer::error(400, "other", &message)
+    Answer::error(400, ReviewedKind::Other, &message)
 }
 
 #[cfg(test)]

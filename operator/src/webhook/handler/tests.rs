@@ -78,7 +78,7 @@ fn admits_a_valid_server_and_warns_about_references_that_do_not_exist_yet() {
         &MemoryCatalogs::default(),
     );
     assert_eq!((answer.status, answer.verdict), (200, Verdict::Allowed));
-    assert_eq!(answer.kind, "MCPServer");
+    assert_eq!(answer.kind, ReviewedKind::Ours("MCPServer"));
     assert_eq!(response["response"]["allowed"], true);
     assert_eq!(
         response["response"]["uid"],
@@ -265,7 +265,10 @@ fn oversized_review_is_refused_unread() {
 fn objects_of_other_kinds_and_deletes_are_admitted_unchecked() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}});
     let (answer, _) = run(&request("CREATE", &pod, None), &MemoryCatalogs::default());
-    assert_eq!((answer.verdict, answer.kind), (Verdict::Allowed, "other"));
+    assert_eq!(
+        (answer.verdict, answer.kind),
+        (Verdict::Allowed, ReviewedKind::Other)
+    );
     let (answer, _) = run(
         &request("DELETE", &yaml(TWO_PROBLEMS), None),
         &MemoryCatalogs::default(),
