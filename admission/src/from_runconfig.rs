@@ -22,6 +22,7 @@ use api::{
 use runconfig::config::{AuthzConfig, PermissionProfile, RunConfig, SamplingRate, Workload};
 use runconfig::error::{Reason, Violation, Violations};
 use runconfig::path::FieldPath;
+use runconfig::validate::Transport as RunConfigTransport;
 
 /// The manifests that reproduce a RunConfig on a cluster: the MCPServer first, then
 /// `<name>-tools`, `<name>-oidc` and `<name>-telemetry` when those sections are set.
@@ -40,18 +41,17 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         );
         return Err(problems);
     };
-    let transport = match container.transport.as_str() {
-        "stdio" => Transport::Stdio,
-        "sse" => Transport::Sse,
-        "streamable-http" => Transport::StreamableHttp,
-        unknown => {
+    let transport = match RunConfigTransport::parse(&container.transport) {
+        Some(transport) => crate::transport::to_crd(transport),
+        None => {
+            let unknown = &container.transport;
             problems.push(
                 Violation::new(
                     FieldPath::parse("workload.container.transport"),
                     Reason::NotSupported,
                     format!("transport {unknown:?} has no MCPServer form"),
                 )
-                .allowed("stdio, sse or streamable-http"),
+                .allowed(RunConfigTransport::ALLOWED),
             );
             Transport::Stdio // placeholder: the problem makes the conversion fail
         }

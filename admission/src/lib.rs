@@ -15,6 +15,7 @@ mod from_runconfig;
 mod paths;
 mod service;
 mod to_runconfig;
+mod transport;
 
 pub use check::{
     Catalog, CheckedServer, ConfigKind, Finding, InMemoryCatalog, MAX_SYNC_INTERVAL,

@@ -89,13 +89,10 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
                 CrdProxyMode::StreamableHttp => "streamable-http",
             }
         }
-        CrdTransport::Sse => {
+        // An HTTP server is exposed with its own transport.
+        CrdTransport::Sse | CrdTransport::StreamableHttp => {
             m.paths.local("proxy.mode", "spec.transport");
-            "sse"
-        }
-        CrdTransport::StreamableHttp => {
-            m.paths.local("proxy.mode", "spec.transport");
-            "streamable-http"
+            crate::transport::from_crd(transport).as_str()
         }
     };
     m.paths.local("proxy.port", "spec.proxyPort");
@@ -266,11 +263,7 @@ impl Mapper {
                 &format!("spec.volumes[{i}].readOnly"),
             );
         }
-        let transport = match spec.transport {
-            CrdTransport::Stdio => "stdio",
-            CrdTransport::Sse => "sse",
-            CrdTransport::StreamableHttp => "streamable-http",
-        };
+        let transport = crate::transport::from_crd(spec.transport).as_str();
         let http = spec.transport != CrdTransport::Stdio;
         ContainerWorkload {
             image: spec.image.clone(),

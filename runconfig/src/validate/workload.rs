@@ -11,8 +11,10 @@ use crate::error::Reason;
 use crate::path::FieldPath;
 use crate::validate::Check;
 
-/// How the MCP server speaks MCP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// How the MCP server speaks MCP: the one parsed form of a transport's spelling (the
+/// RunConfig's, the CRD's and the registry document's are the same three words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Transport {
     /// stdin/stdout.
     Stdio,
@@ -33,6 +35,15 @@ impl Transport {
             "sse" => Some(Self::Sse),
             "streamable-http" => Some(Self::StreamableHttp),
             _ => None,
+        }
+    }
+
+    /// The spelling [`Transport::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdio => "stdio",
+            Self::Sse => "sse",
+            Self::StreamableHttp => "streamable-http",
         }
     }
 }

@@ -14,6 +14,7 @@ use std::fmt;
 
 use api::registry::RegistryFormat;
 use runconfig::FieldPath;
+pub use runconfig::validate::Transport;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -92,33 +93,19 @@ pub struct Common {
     pub extra: Map<String, Value>,
 }
 
-/// MCP transport.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Transport {
-    /// Standard input and output of the server process.
-    Stdio,
-    /// Server-sent events (the 2024-11-05 HTTP transport).
-    Sse,
-    /// Streamable HTTP.
-    StreamableHttp,
-}
+/// Spellings of a registry entry's transport, for messages.
+struct Transports;
 
-impl Transport {
+impl Transports {
     const ALLOWED: &str = "one of stdio, sse, streamable-http";
     const ALLOWED_REMOTE: &str = "sse or streamable-http (a remote server is reached over HTTP)";
 
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "stdio" => Some(Self::Stdio),
-            "sse" => Some(Self::Sse),
-            "streamable-http" => Some(Self::StreamableHttp),
-            _ => None,
-        }
+    fn parse(text: &str) -> Option<Transport> {
+        Transport::parse(text)
     }
 
-    fn parse_remote(text: &str) -> Option<Self> {
-        Self::parse(text).filter(|t| *t != Self::Stdio)
+    fn parse_remote(text: &str) -> Option<Transport> {
+        Transport::parse(text).filter(|t| *t != Transport::Stdio)
     }
 }
 

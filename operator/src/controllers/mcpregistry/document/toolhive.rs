@@ -5,7 +5,7 @@ use runconfig::FieldPath;
 use serde_json::{Map, Value};
 
 use super::check::Reader;
-use super::{ImageServer, Registry, RemoteServer, Transport, labels, server_name};
+use super::{ImageServer, Registry, RemoteServer, Transport, Transports, labels, server_name};
 
 const SERVERS: &str = "an object of servers keyed by name";
 
@@ -75,8 +75,8 @@ fn image_server(reader: &mut Reader, value: &Value, path: &FieldPath) -> Option<
         entry,
         path,
         &["image"],
-        Transport::ALLOWED,
-        Transport::parse,
+        Transports::ALLOWED,
+        Transports::parse,
     );
     Some(ImageServer {
         image: image?,
@@ -92,8 +92,8 @@ fn remote_server(reader: &mut Reader, value: &Value, path: &FieldPath) -> Option
         entry,
         path,
         &["url"],
-        Transport::ALLOWED_REMOTE,
-        Transport::parse_remote,
+        Transports::ALLOWED_REMOTE,
+        Transports::parse_remote,
     );
     Some(RemoteServer {
         url: url?,

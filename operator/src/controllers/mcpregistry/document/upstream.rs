@@ -15,7 +15,7 @@ use runconfig::FieldPath;
 use serde_json::{Map, Value, json};
 
 use super::check::Reader;
-use super::{ImageServer, Labels, Registry, RemoteServer, Transport, labels, server_name};
+use super::{ImageServer, Labels, Registry, RemoteServer, Transports, labels, server_name};
 
 const PUBLISHER_PROVIDED: &str = "io.modelcontextprotocol.registry/publisher-provided";
 const OFFICIAL: &str = "io.modelcontextprotocol.registry/official";
@@ -169,8 +169,8 @@ fn entry(reader: &mut Reader, item: &Value, path: &FieldPath) -> Option<Converte
             "type",
             &remote_path,
             true,
-            Transport::ALLOWED_REMOTE,
-            Transport::parse_remote,
+            Transports::ALLOWED_REMOTE,
+            Transports::parse_remote,
         );
         let url = super::http_url(reader, remote, "url", &remote_path);
         if let Some(headers) = remote.get("headers") {
@@ -229,14 +229,14 @@ fn entry(reader: &mut Reader, item: &Value, path: &FieldPath) -> Option<Converte
                 "type",
                 &transport_path,
                 true,
-                Transport::ALLOWED,
-                Transport::parse,
+                Transports::ALLOWED,
+                Transports::parse,
             )
         }
         None => {
             reader.problem(
                 &transport_path,
-                format!("missing; an object whose type is {}", Transport::ALLOWED),
+                format!("missing; an object whose type is {}", Transports::ALLOWED),
             );
             None
         }
