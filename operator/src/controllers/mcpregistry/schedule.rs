@@ -17,6 +17,9 @@ use api::MCPRegistry;
 use api::registry::RegistrySourceType;
 use k8s_openapi::jiff::Timestamp;
 
+use super::status::SYNCED;
+use crate::controllers::conditions::ConditionStatus;
+
 /// Pause before retrying a failed sync of a remote source.
 pub const RETRY: Duration = Duration::from_secs(60);
 
@@ -111,7 +114,7 @@ pub fn synced(registry: &MCPRegistry) -> bool {
     registry.status.as_ref().is_some_and(|s| {
         s.conditions
             .iter()
-            .any(|c| c.type_ == "Synced" && c.status == "True")
+            .any(|c| c.type_ == SYNCED && c.status == ConditionStatus::True.as_str())
     })
 }
 

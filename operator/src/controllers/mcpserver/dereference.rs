@@ -84,31 +84,16 @@ impl Dereferenced {
 /// from admission's lookups, so this stage reads exactly what the webhook checks.
 pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, Error> {
     let namespace = crate::controllers::namespace_of(server)?;
+    let lookup = Lookup {
+        client,
+        namespace,
+        server,
+    };
     let mut found = Dereferenced {
-        tool_config: get(
-            client,
-            namespace,
-            ConfigKind::ToolConfig.referenced_by(server),
-        )
-        .await?,
-        oidc_config: get(
-            client,
-            namespace,
-            ConfigKind::OidcConfig.referenced_by(server),
-        )
-        .await?,
-        authz_config: get(
-            client,
-            namespace,
-            ConfigKind::AuthzConfig.referenced_by(server),
-        )
-        .await?,
-        telemetry_config: get(
-            client,
-            namespace,
-            ConfigKind::TelemetryConfig.referenced_by(server),
-        )
-        .await?,
+        tool_config: lookup.config(ConfigKind::ToolConfig).await?,
+        oidc_config: lookup.config(ConfigKind::OidcConfig).await?,
+        authz_config: lookup.config(ConfigKind::AuthzConfig).await?,
+        telemetry_config: lookup.config(ConfigKind::TelemetryConfig).await?,
         ..Dereferenced::default()
     };
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
@@ -147,19 +132,28 @@ pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, 
     Ok(found)
 }
 
-/// The object called `name` in `namespace`, when a name is referenced.
-async fn get<K>(client: &Client, namespace: &str, name: Option<&str>) -> Result<Option<K>, Error>
-where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match name {
-        Some(name) => Ok(Api::namespaced(client.clone(), namespace)
+/// Where the references of one MCPServer are looked up.
+struct Lookup<'a> {
+    client: &'a Client,
+    namespace: &'a str,
+    server: &'a MCPServer,
+}
+
+impl Lookup<'_> {
+    /// The `kind` object the server references, when it references one and it exists.
+    async fn config<K>(&self, kind: ConfigKind) -> Result<Option<K>, Error>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let Some(name) = kind.referenced_by(self.server) else {
+            return Ok(None);
+        };
+        Ok(Api::namespaced(self.client.clone(), self.namespace)
             .get_opt(name)
-            .await?),
-        None => Ok(None),
+            .await?)
     }
 }
 

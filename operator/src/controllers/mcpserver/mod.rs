@@ -28,7 +28,6 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
 use crate::context::Context;
 use crate::controllers::conditions::Reason;
@@ -101,6 +100,23 @@ pub async fn run(
         .await;
 }
 
+/// A namespaced kind the controller watches (metadata only).
+trait Watched:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Send + Sync + 'static
+{
+}
+
+impl<
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+> Watched for K
+{
+}
+
 /// What the controller's metadata-only watches share.
 struct Watches<'a> {
     client: &'a kube::Client,
@@ -111,16 +127,7 @@ struct Watches<'a> {
 
 impl Watches<'_> {
     /// Watches the `K` objects this operator manages, mapped to their owning MCPServer.
-    fn owned<K>(&self, controller: Controller<MCPServer>) -> Controller<MCPServer>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
-    {
+    fn owned<K: Watched>(&self, controller: Controller<MCPServer>) -> Controller<MCPServer> {
         let managed =
             watcher::Config::default().labels("app.kubernetes.io/managed-by=thv-operator");
         controller.watches(
@@ -131,20 +138,11 @@ impl Watches<'_> {
     }
 
     /// Watches every `K` object, mapped to the MCPServers referencing it as `kind`.
-    fn referenced<K>(
+    fn referenced<K: Watched>(
         &self,
         controller: Controller<MCPServer>,
         kind: RefKind,
-    ) -> Controller<MCPServer>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
-    {
+    ) -> Controller<MCPServer> {
         controller.watches(
             api::<PartialObjectMeta<K>>(self.client, self.namespace),
             watcher::Config::default(),

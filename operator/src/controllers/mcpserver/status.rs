@@ -211,6 +211,18 @@ mod tests {
         }
     }
 
+    /// The status for `observed`, with no references, URL or hashes.
+    fn observe(server: &MCPServer, observed: Observed<'_>) -> MCPServerStatus {
+        desired(
+            server,
+            &observed,
+            &[],
+            None,
+            &Hashes::default(),
+            Timestamp::now(),
+        )
+    }
+
     fn condition_of<'a>(status: &'a MCPServerStatus, type_: &str) -> &'a Condition {
         status
             .conditions
@@ -260,14 +272,7 @@ mod tests {
             deployment(2, 3, 3, 2, 2, 3),
             deployment(2, 3, 3, 2, 1, 2),
         ] {
-            let status = desired(
-                &s,
-                &Observed::Applied(&d),
-                &Vec::new(),
-                None,
-                &Hashes::default(),
-                Timestamp::now(),
-            );
+            let status = observe(&s, Observed::Applied(&d));
             assert_eq!(status.phase, Some(MCPServerPhase::Pending));
             assert_eq!(kstatus(&s, &status), "InProgress", "{:?}", status.message);
         }
@@ -281,14 +286,7 @@ mod tests {
             message: "bad".to_owned(),
             reason: runconfig::Reason::InvalidFormat,
         }];
-        let status = desired(
-            &s,
-            &Observed::Invalid(&findings),
-            &Vec::new(),
-            None,
-            &Hashes::default(),
-            Timestamp::now(),
-        );
+        let status = observe(&s, Observed::Invalid(&findings));
         assert_eq!(status.phase, Some(MCPServerPhase::Failed));
         assert_eq!(kstatus(&s, &status), "Failed");
         assert!(
@@ -331,14 +329,7 @@ mod tests {
     #[test]
     fn scaled_to_zero_is_stopped_and_current() {
         let s = server(MINIMAL);
-        let status = desired(
-            &s,
-            &Observed::Applied(&deployment(0, 1, 1, 0, 0, 0)),
-            &Vec::new(),
-            None,
-            &Hashes::default(),
-            Timestamp::now(),
-        );
+        let status = observe(&s, Observed::Applied(&deployment(0, 1, 1, 0, 0, 0)));
         assert_eq!(status.phase, Some(MCPServerPhase::Stopped));
         assert_eq!(kstatus(&s, &status), "Current");
     }
@@ -347,23 +338,9 @@ mod tests {
     fn unchanged_status_is_not_written_again() {
         let mut s = server(MINIMAL);
         let d = deployment(1, 1, 1, 1, 1, 1);
-        let first = desired(
-            &s,
-            &Observed::Applied(&d),
-            &Vec::new(),
-            None,
-            &Hashes::default(),
-            Timestamp::now(),
-        );
+        let first = observe(&s, Observed::Applied(&d));
         s.status = Some(first.clone());
-        let second = desired(
-            &s,
-            &Observed::Applied(&d),
-            &Vec::new(),
-            None,
-            &Hashes::default(),
-            Timestamp::now(),
-        );
+        let second = observe(&s, Observed::Applied(&d));
         assert!(
             !changed(s.status.as_ref(), &second),
             "transition times kept, nothing else changed"
