@@ -285,6 +285,37 @@ pub fn keep_transition_times(old: &[Condition], mut new: Vec<Condition>) -> Vec<
     new
 }
 
+/// What kstatus reads, for the status tests of both controllers.
+#[cfg(test)]
+pub(crate) mod kstatus {
+    use super::Condition;
+
+    /// The condition of `type_`.
+    pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+        conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present")
+    }
+
+    /// kstatus's verdict from observedGeneration and the Reconciling/Stalled conditions.
+    pub fn verdict(
+        generation: Option<i64>,
+        observed_generation: Option<i64>,
+        conditions: &[Condition],
+    ) -> &'static str {
+        if observed_generation != generation {
+            "InProgress"
+        } else if condition(conditions, "Stalled").status == "True" {
+            "Failed"
+        } else if condition(conditions, "Reconciling").status == "True" {
+            "InProgress"
+        } else {
+            "Current"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

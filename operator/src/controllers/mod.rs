@@ -8,6 +8,7 @@ pub mod mcpserver;
 use std::fmt::Debug;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -93,6 +94,20 @@ pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
         tracing::warn!(%error, "publishing event");
     }
+}
+
+/// Runs a controller's reconcile stream to its end (shutdown), logging what it reports.
+pub(crate) async fn drain<T, E: std::fmt::Display>(
+    controller: &'static str,
+    stream: impl futures::Stream<Item = Result<T, E>>,
+) {
+    stream
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "{controller} reconcile stream");
+            }
+        })
+        .await;
 }
 
 /// Backs off on errors; every failure is counted by reason.

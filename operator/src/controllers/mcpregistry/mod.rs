@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use api::MCPRegistry;
 use api::registry::RegistrySourceType;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -35,7 +34,7 @@ use kube::runtime::watcher;
 
 use crate::context::Context;
 use crate::controllers::conditions::Reason;
-use crate::controllers::{back_off, name_of, namespace_of, scoped_api as api};
+use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api};
 use crate::error::Error;
 use failure::SyncError;
 use schedule::{Decision, Facts, Trigger};
@@ -98,17 +97,12 @@ pub async fn run(
         .labels("app.kubernetes.io/name=mcpregistry,app.kubernetes.io/managed-by=thv-operator");
     let controller = Controller::new(api::<MCPRegistry>(&client, &namespace), cfg.clone());
     let store = controller.store();
-    controller
+    let stream = controller
         .owns(api::<ConfigMap>(&client, &namespace), owned)
         .watches(api::<ConfigMap>(&client, &namespace), cfg, reading(store))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, state)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "mcpregistry reconcile stream");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, state);
+    drain(CONTROLLER, stream).await;
 }
 
 /// Maps a changed ConfigMap to the registries of its namespace that read it.

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use admission::ConfigKind;
 use api::MCPServer;
-use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
@@ -31,7 +30,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::context::Context;
 use crate::controllers::conditions::Reason;
-use crate::controllers::{back_off, name_of, namespace_of, scoped_api as api};
+use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api};
 use crate::error::Error;
 use references::{RefKind, RefState};
 use status::Observed;
@@ -88,16 +87,11 @@ pub async fn run(
     let controller = watches.referenced::<api::MCPTelemetryConfig>(controller, telemetry);
     let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
     let controller = watches.referenced::<Secret>(controller, RefKind::Secret);
-    controller
+    let stream = controller
         .with_config(controller_config())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "mcpserver reconcile stream");
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, ctx);
+    drain(CONTROLLER, stream).await;
 }
 
 /// A namespaced kind the controller watches (metadata only).

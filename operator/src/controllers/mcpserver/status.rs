@@ -179,6 +179,7 @@ pub async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::conditions::kstatus;
     use crate::controllers::mcpserver::build::fixtures::{MINIMAL, server};
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -224,25 +225,15 @@ mod tests {
     }
 
     fn condition_of<'a>(status: &'a MCPServerStatus, type_: &str) -> &'a Condition {
-        status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_)
-            .expect("condition present")
+        kstatus::condition(&status.conditions, type_)
     }
 
-    /// kstatus's verdict from the conditions and observedGeneration.
     fn kstatus(server: &MCPServer, status: &MCPServerStatus) -> &'static str {
-        if status.observed_generation != server.metadata.generation {
-            return "InProgress";
-        }
-        if condition_of(status, "Stalled").status == "True" {
-            return "Failed";
-        }
-        if condition_of(status, "Reconciling").status == "True" {
-            return "InProgress";
-        }
-        "Current"
+        kstatus::verdict(
+            server.metadata.generation,
+            status.observed_generation,
+            &status.conditions,
+        )
     }
 
     #[test]

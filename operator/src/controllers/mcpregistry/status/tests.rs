@@ -3,6 +3,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
+use crate::controllers::conditions::kstatus;
 use crate::controllers::mcpregistry::document::Invalid;
 use crate::controllers::mcpregistry::tests::registry;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -14,24 +15,15 @@ fn at(seconds: i64) -> Timestamp {
 }
 
 fn condition<'a>(status: &'a MCPRegistryStatus, type_: &str) -> &'a Condition {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .expect("condition present")
+    kstatus::condition(&status.conditions, type_)
 }
 
-/// kstatus's verdict from observedGeneration and the Reconciling/Stalled conditions.
 fn kstatus(registry: &MCPRegistry, status: &MCPRegistryStatus) -> &'static str {
-    if status.observed_generation != registry.metadata.generation {
-        "InProgress"
-    } else if condition(status, "Stalled").status == "True" {
-        "Failed"
-    } else if condition(status, "Reconciling").status == "True" {
-        "InProgress"
-    } else {
-        "Current"
-    }
+    kstatus::verdict(
+        registry.metadata.generation,
+        status.observed_generation,
+        &status.conditions,
+    )
 }
 
 fn synced(servers: usize, hash: &str, confirmed: bool) -> Observed<'_> {
