@@ -290,25 +290,49 @@ pub fn keep_transition_times(old: &[Condition], mut new: Vec<Condition>) -> Vec<
 pub(crate) mod kstatus {
     use super::Condition;
 
+    /// A status with conditions and an observedGeneration.
+    pub trait Observable {
+        /// `status.conditions`.
+        fn conditions(&self) -> &[Condition];
+        /// `status.observedGeneration`.
+        fn observed_generation(&self) -> Option<i64>;
+    }
+
+    impl Observable for api::MCPServerStatus {
+        fn conditions(&self) -> &[Condition] {
+            &self.conditions
+        }
+        fn observed_generation(&self) -> Option<i64> {
+            self.observed_generation
+        }
+    }
+
+    impl Observable for api::registry::MCPRegistryStatus {
+        fn conditions(&self) -> &[Condition] {
+            &self.conditions
+        }
+        fn observed_generation(&self) -> Option<i64> {
+            self.observed_generation
+        }
+    }
+
     /// The condition of `type_`.
-    pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
-        conditions
+    pub fn condition<'a>(status: &'a impl Observable, type_: &str) -> &'a Condition {
+        status
+            .conditions()
             .iter()
             .find(|c| c.type_ == type_)
             .expect("condition present")
     }
 
-    /// kstatus's verdict from observedGeneration and the Reconciling/Stalled conditions.
-    pub fn verdict(
-        generation: Option<i64>,
-        observed_generation: Option<i64>,
-        conditions: &[Condition],
-    ) -> &'static str {
-        if observed_generation != generation {
+    /// kstatus's verdict on `object` with `status`, from observedGeneration and the
+    /// Reconciling/Stalled conditions.
+    pub fn verdict(object: &impl kube::Resource, status: &impl Observable) -> &'static str {
+        if status.observed_generation() != object.meta().generation {
             "InProgress"
-        } else if condition(conditions, "Stalled").status == "True" {
+        } else if condition(status, "Stalled").status == "True" {
             "Failed"
-        } else if condition(conditions, "Reconciling").status == "True" {
+        } else if condition(status, "Reconciling").status == "True" {
             "InProgress"
         } else {
             "Current"

@@ -182,7 +182,6 @@ mod tests {
     use crate::controllers::conditions::kstatus;
     use crate::controllers::mcpserver::build::fixtures::{MINIMAL, server};
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     fn deployment(
         replicas: i32,
@@ -224,18 +223,6 @@ mod tests {
         )
     }
 
-    fn condition_of<'a>(status: &'a MCPServerStatus, type_: &str) -> &'a Condition {
-        kstatus::condition(&status.conditions, type_)
-    }
-
-    fn kstatus(server: &MCPServer, status: &MCPServerStatus) -> &'static str {
-        kstatus::verdict(
-            server.metadata.generation,
-            status.observed_generation,
-            &status.conditions,
-        )
-    }
-
     #[test]
     fn ready_deployment_is_current_and_ready() {
         let s = server(MINIMAL);
@@ -249,8 +236,8 @@ mod tests {
             Timestamp::now(),
         );
         assert_eq!(status.phase, Some(MCPServerPhase::Ready));
-        assert_eq!(condition_of(&status, "Ready").status, "True");
-        assert_eq!(kstatus(&s, &status), "Current");
+        assert_eq!(kstatus::condition(&status, "Ready").status, "True");
+        assert_eq!(kstatus::verdict(&s, &status), "Current");
         assert_eq!(status.ready_replicas, Some(1));
     }
 
@@ -265,7 +252,12 @@ mod tests {
         ] {
             let status = observe(&s, Observed::Applied(&d));
             assert_eq!(status.phase, Some(MCPServerPhase::Pending));
-            assert_eq!(kstatus(&s, &status), "InProgress", "{:?}", status.message);
+            assert_eq!(
+                kstatus::verdict(&s, &status),
+                "InProgress",
+                "{:?}",
+                status.message
+            );
         }
     }
 
@@ -279,7 +271,7 @@ mod tests {
         }];
         let status = observe(&s, Observed::Invalid(&findings));
         assert_eq!(status.phase, Some(MCPServerPhase::Failed));
-        assert_eq!(kstatus(&s, &status), "Failed");
+        assert_eq!(kstatus::verdict(&s, &status), "Failed");
         assert!(
             status
                 .message
@@ -309,8 +301,8 @@ mod tests {
             &Hashes::default(),
             Timestamp::now(),
         );
-        assert_eq!(kstatus(&s, &status), "InProgress");
-        let c = condition_of(&status, "ToolConfigRefValidated");
+        assert_eq!(kstatus::verdict(&s, &status), "InProgress");
+        let c = kstatus::condition(&status, "ToolConfigRefValidated");
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("False", "ToolConfigRefNotFound")
@@ -322,7 +314,7 @@ mod tests {
         let s = server(MINIMAL);
         let status = observe(&s, Observed::Applied(&deployment(0, 1, 1, 0, 0, 0)));
         assert_eq!(status.phase, Some(MCPServerPhase::Stopped));
-        assert_eq!(kstatus(&s, &status), "Current");
+        assert_eq!(kstatus::verdict(&s, &status), "Current");
     }
 
     #[test]

@@ -6,24 +6,11 @@ use super::*;
 use crate::controllers::conditions::kstatus;
 use crate::controllers::mcpregistry::document::Invalid;
 use crate::controllers::mcpregistry::tests::registry;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 const SPEC: &str = "source: {type: configmap, configMap: {name: catalog}}";
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(seconds).expect("valid time")
-}
-
-fn condition<'a>(status: &'a MCPRegistryStatus, type_: &str) -> &'a Condition {
-    kstatus::condition(&status.conditions, type_)
-}
-
-fn kstatus(registry: &MCPRegistry, status: &MCPRegistryStatus) -> &'static str {
-    kstatus::verdict(
-        registry.metadata.generation,
-        status.observed_generation,
-        &status.conditions,
-    )
 }
 
 fn synced(servers: usize, hash: &str, confirmed: bool) -> Observed<'_> {
@@ -50,9 +37,9 @@ fn successful_sync_is_ready_and_current() {
     assert_eq!(status.server_count, Some(2));
     assert_eq!(status.last_sync_hash.as_deref(), Some("aaaaaaaaaaaaaaaa"));
     assert_eq!(status.last_sync_time, Some(Time(at(1000))));
-    let c = condition(&status, SYNCED);
+    let c = kstatus::condition(&status, SYNCED);
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Synced"));
-    assert_eq!(kstatus(&r, &status), "Current");
+    assert_eq!(kstatus::verdict(&r, &status), "Current");
 }
 
 #[test]
@@ -62,17 +49,17 @@ fn syncing_is_in_progress_and_keeps_the_previous_verdict() {
     let status = desired(&r, &Observed::Syncing("ConfigMap catalog"), at(2000));
     assert_eq!(status.phase, Some(MCPRegistryPhase::Syncing));
     assert_eq!(status.observed_generation, Some(1));
-    assert_eq!(condition(&status, SYNCED).status, "True");
-    assert_eq!(kstatus(&r, &status), "InProgress");
+    assert_eq!(kstatus::condition(&status, SYNCED).status, "True");
+    assert_eq!(kstatus::verdict(&r, &status), "InProgress");
 }
 
 #[test]
 fn first_sync_in_progress_is_not_synced() {
     let r = registry(SPEC);
     let status = desired(&r, &Observed::Syncing("ConfigMap catalog"), at(0));
-    let c = condition(&status, SYNCED);
+    let c = kstatus::condition(&status, SYNCED);
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Syncing"));
-    assert_eq!(kstatus(&r, &status), "InProgress");
+    assert_eq!(kstatus::verdict(&r, &status), "InProgress");
 }
 
 #[test]
@@ -84,7 +71,7 @@ fn failed_sync_keeps_the_served_data_and_says_why() {
     assert_eq!(status.server_count, Some(2));
     assert_eq!(status.last_sync_hash.as_deref(), Some("aaaaaaaaaaaaaaaa"));
     assert_eq!(status.last_sync_time, Some(Time(at(1000))));
-    let c = condition(&status, SYNCED);
+    let c = kstatus::condition(&status, SYNCED);
     assert_eq!(
         (c.status.as_str(), c.reason.as_str()),
         ("False", "InvalidDocument")
@@ -96,7 +83,7 @@ fn failed_sync_keeps_the_served_data_and_says_why() {
         "{}",
         c.message
     );
-    assert_eq!(kstatus(&r, &status), "Failed");
+    assert_eq!(kstatus::verdict(&r, &status), "Failed");
 }
 
 #[test]
@@ -108,8 +95,8 @@ fn missing_source_config_map_is_waited_for() {
     };
     let status = desired(&r, &Observed::Failed(&error), at(0));
     assert_eq!(status.phase, Some(MCPRegistryPhase::Pending));
-    assert_eq!(condition(&status, SYNCED).reason, "SourceNotFound");
-    assert_eq!(kstatus(&r, &status), "InProgress");
+    assert_eq!(kstatus::condition(&status, SYNCED).reason, "SourceNotFound");
+    assert_eq!(kstatus::verdict(&r, &status), "InProgress");
     assert!(
         status
             .message
@@ -135,7 +122,7 @@ fn scheduled_sync_confirms_the_data_with_a_new_sync_time() {
     let again = desired(&r, &synced(2, "aaaaaaaaaaaaaaaa", true), at(4600));
     assert_eq!(again.last_sync_time, Some(Time(at(4600))));
     assert_eq!(
-        condition(&again, SYNCED).last_transition_time,
+        kstatus::condition(&again, SYNCED).last_transition_time,
         Time(at(1000)),
         "the condition did not change status"
     );
