@@ -146,6 +146,7 @@ pub async fn reconcile(registry: Arc<MCPRegistry>, state: Arc<State>) -> Result<
     let plan = match validate::check_spec(&registry) {
         Ok(plan) => plan,
         Err(problems) => {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
             let error = SyncError::InvalidSpec(problems.join("; "));
             report_failure(ctx, &registry, &error, now).await?;
             // Nothing to do until the spec changes.

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use admission::{InMemoryCatalog, check_manifest};
+use admission::{Finding, InMemoryCatalog, check_manifest};
 use api::MCPRegistry;
 use api::Manifest;
 
 use admission::go_duration;
+use runconfig::Reason;
 
 /// When the registry syncs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,8 +19,8 @@ pub struct Plan {
     pub interval: Option<Duration>,
 }
 
-/// The sync plan, or the problems (`<field>: <what is wrong>; <what is allowed>`).
-pub fn check_spec(registry: &MCPRegistry) -> Result<Plan, Vec<String>> {
+/// The sync plan, or the problems (path, reason, what is wrong and what is allowed).
+pub fn check_spec(registry: &MCPRegistry) -> Result<Plan, Vec<Finding>> {
     let version = format!("{}/{}", api::GROUP, api::VERSION);
     // An empty catalog: whether the source ConfigMap exists is the sync's business (it
     // waits for it), not a spec problem.
@@ -28,16 +29,18 @@ pub fn check_spec(registry: &MCPRegistry) -> Result<Plan, Vec<String>> {
         &version,
         &InMemoryCatalog::default(),
     );
-    let mut problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    let mut problems = report.errors;
     let interval = match &registry.spec.sync_policy {
         Some(policy) if policy.automatic => match go_duration(&policy.interval) {
             Some(interval) => Some(interval),
             None => {
                 // The check above already reported it; never sync in a tight loop.
                 if problems.is_empty() {
-                    problems.push(format!(
-                        "spec.syncPolicy.interval: {:?} is not a duration; a Go duration from 1m to 168h, e.g. 30m",
-                        policy.interval
+                    problems.push(Finding::new(
+                        "spec.syncPolicy.interval",
+                        Reason::InvalidFormat,
+                        format!("{:?} is not a duration", policy.interval),
+                        "a Go duration from 1m to 168h, e.g. 30m",
                     ));
                 }
                 None
@@ -88,7 +91,7 @@ mod tests {
             assert!(
                 problems
                     .iter()
-                    .any(|p| p.starts_with("spec.syncPolicy.interval: ")),
+                    .any(|p| p.to_string().starts_with("spec.syncPolicy.interval: ")),
                 "{interval}: {problems:?}"
             );
         }
@@ -99,7 +102,9 @@ mod tests {
         let r = registry("source: {type: configmap, configMap: {name: team-registry}}");
         let problems = check_spec(&r).expect_err("refused");
         assert!(
-            problems[0].starts_with("spec.source.configMap.name: team-registry is the ConfigMap"),
+            problems[0]
+                .to_string()
+                .starts_with("spec.source.configMap.name: team-registry is the ConfigMap"),
             "{problems:?}"
         );
     }
@@ -109,7 +114,7 @@ mod tests {
         let r = registry("source: {type: git, git: {url: 'ssh://git@example.com/x.git'}}");
         let problems = check_spec(&r).expect_err("refused");
         assert!(
-            problems[0].starts_with("spec.source.git.url: "),
+            problems[0].to_string().starts_with("spec.source.git.url: "),
             "{problems:?}"
         );
     }
