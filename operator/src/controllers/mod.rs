@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -48,6 +49,16 @@ pub(crate) fn namespace_of<K: Resource>(object: &K) -> Result<&str, Error> {
         .namespace
         .as_deref()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))
+}
+
+/// The controller owner reference to `object`: the garbage collector deletes what
+/// carries it together with the object.
+pub(crate) fn owner_reference<K: Resource<DynamicType = ()>>(
+    object: &K,
+) -> Result<OwnerReference, Error> {
+    object
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingObjectKey("metadata.uid"))
 }
 
 /// Writes `status` into the status subresource of `object` (a merge patch).

@@ -7,10 +7,9 @@ use api::MCPRegistry;
 use api::registry::RegistryFormat;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 
 use super::document::format_name;
-use crate::controllers::{name_of, namespace_of};
+use crate::controllers::{name_of, namespace_of, owner_reference};
 use crate::error::Error;
 
 /// Key of the normalised document in the output ConfigMap.
@@ -47,9 +46,7 @@ pub fn output(
 ) -> Result<ConfigMap, Error> {
     let name = name_of(registry)?;
     let namespace = namespace_of(registry)?.to_owned();
-    let owner = registry
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingObjectKey("metadata.uid"))?;
+    let owner = owner_reference(registry)?;
     Ok(ConfigMap {
         metadata: ObjectMeta {
             name: Some(output_name(name)),

@@ -16,8 +16,7 @@ use api::common::SecretKeyRef;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::Resource;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use configmap::{RUNCONFIG_KEY, RenderedRunConfig, render, runconfig_map, runconfig_name};
 pub use deployment::{
@@ -31,7 +30,7 @@ pub use service::{service, url};
 
 use crate::OperatorConfig;
 pub(crate) use crate::controllers::name_of;
-use crate::controllers::namespace_of;
+use crate::controllers::{namespace_of, owner_reference};
 use crate::error::Error;
 
 /// What the build stage needs besides the MCPServer.
@@ -86,12 +85,6 @@ pub(crate) fn owned_meta(server: &MCPServer, name: String) -> Result<ObjectMeta,
         owner_references: Some(vec![owner_reference(server)?]),
         ..ObjectMeta::default()
     })
-}
-
-fn owner_reference(server: &MCPServer) -> Result<OwnerReference, Error> {
-    server
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingObjectKey("metadata.uid"))
 }
 
 #[cfg(test)]
