@@ -12,16 +12,20 @@ use std::collections::BTreeSet;
 use api::{MCPServer, Manifest};
 use serde_json::json;
 
-use super::server::{Fetched, located};
+use super::server::{Fetched, Problem, located};
 use super::{Catalog, ConfigKind, Finding, Report, schema};
 use crate::Location;
-use runconfig::error::{Reason, Violation};
+use runconfig::error::Reason;
 
 pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Report) {
     let Some(kind) = ConfigKind::of(object) else {
         return;
     };
-    let (name, namespace, value) = match identity(object) {
+    let Identity {
+        name,
+        namespace,
+        value,
+    } = match identity(object) {
         Ok(identity) => identity,
         Err(finding) => return report.error(finding),
     };
@@ -34,8 +38,11 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
     match probe(kind, &name, namespace.as_deref()) {
         Ok(server) => {
             let (problems, _) = located(&server, &Fetched::default().with(object));
-            for (location, violation) in problems.iter().filter(|(l, _)| inside(l)) {
-                report.error(Finding::from_violation(&location.path, violation));
+            for problem in problems.iter().filter(|p| inside(&p.location)) {
+                report.error(Finding::from_violation(
+                    &problem.location.path,
+                    &problem.violation,
+                ));
             }
         }
         Err(finding) => report.error(finding),
@@ -45,24 +52,25 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
     let mut affected = Vec::new();
     for server in catalog.servers_referencing(kind, &name) {
         let current = Fetched::from_catalog(&server, catalog);
-        let render = |(location, violation): &(Location, Violation)| {
-            Finding::from_violation(location, violation)
-        };
         let before: BTreeSet<String> = located(&server, &current)
             .0
             .iter()
-            .map(|p| render(p).to_string())
+            .map(|p| p.finding().to_string())
             .collect();
         let (after, _) = located(&server, &current.with(object));
         let broken: Vec<_> = after
             .iter()
-            .filter(|p| !before.contains(&render(p).to_string()))
+            .filter(|p| !before.contains(&p.finding().to_string()))
             .collect();
         if broken.is_empty() {
             continue;
         }
         let server_name = server.metadata.name.clone().unwrap_or_default();
-        for (location, violation) in broken {
+        for Problem {
+            location,
+            violation,
+        } in broken
+        {
             let own = Finding::from_violation(&location.path, violation);
             if inside(location) && report.errors.contains(&own) {
                 continue; // already reported against the object itself
@@ -96,7 +104,13 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
 }
 
 /// Name, namespace and JSON form of a config object.
-fn identity(object: &Manifest) -> Result<(String, Option<String>, serde_json::Value), Finding> {
+struct Identity {
+    name: String,
+    namespace: Option<String>,
+    value: serde_json::Value,
+}
+
+fn identity(object: &Manifest) -> Result<Identity, Finding> {
     let (metadata, value) = match object {
         Manifest::MCPToolConfig(o) => (&o.metadata, serde_json::to_value(o)),
         Manifest::MCPOIDCConfig(o) => (&o.metadata, serde_json::to_value(o)),
@@ -107,11 +121,11 @@ fn identity(object: &Manifest) -> Result<(String, Option<String>, serde_json::Va
     };
     let value =
         value.map_err(|e| Finding::new(".", Reason::InvalidFormat, e, "an object of this kind"))?;
-    Ok((
-        metadata.name.clone().unwrap_or_default(),
-        metadata.namespace.clone(),
+    Ok(Identity {
+        name: metadata.name.clone().unwrap_or_default(),
+        namespace: metadata.namespace.clone(),
         value,
-    ))
+    })
 }
 
 /// An MCPServer that references only the `kind` object called `name`. Its own fields are

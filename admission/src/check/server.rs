@@ -68,6 +68,22 @@ impl Fetched {
     }
 }
 
+/// A runconfig violation located at the CRD field it came from.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    /// The CRD field (possibly inside a referenced object).
+    pub location: Location,
+    /// What is wrong, with its reason.
+    pub violation: Violation,
+}
+
+impl Problem {
+    /// The finding at the problem's full location.
+    pub fn finding(&self) -> Finding {
+        Finding::from_violation(&self.location, &self.violation)
+    }
+}
+
 /// An MCPServer's RunConfig with what is wrong with it, in CRD terms.
 #[derive(Clone, Debug)]
 pub struct CheckedServer {
@@ -77,7 +93,7 @@ pub struct CheckedServer {
     /// Every problem with the CRD field it came from. Problems inside a referenced object
     /// that does not exist are left out: they are artifacts of its absence, and the
     /// missing reference is reported on its own (`mapped.missing`).
-    pub problems: Vec<(Location, Violation)>,
+    pub problems: Vec<Problem>,
 }
 
 /// Maps `server` with the referenced objects that exist and validates the result with
@@ -107,8 +123,11 @@ pub fn map_and_validate(server: &MCPServer, refs: &References<'_>) -> CheckedSer
     };
     let problems = problems
         .into_iter()
-        .map(|v| (mapped.paths.locate(&v.path), v))
-        .filter(|(location, _)| !absent(location))
+        .map(|violation| Problem {
+            location: mapped.paths.locate(&violation.path),
+            violation,
+        })
+        .filter(|p| !absent(&p.location))
         .collect();
     CheckedServer { mapped, problems }
 }
@@ -117,7 +136,7 @@ pub fn map_and_validate(server: &MCPServer, refs: &References<'_>) -> CheckedSer
 pub(super) fn located(
     server: &MCPServer,
     fetched: &Fetched,
-) -> (Vec<(Location, Violation)>, Vec<MissingReference>) {
+) -> (Vec<Problem>, Vec<MissingReference>) {
     let checked = map_and_validate(server, &fetched.references());
     (checked.problems, checked.mapped.missing)
 }
@@ -141,8 +160,8 @@ pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Repo
         ));
     }
     let (problems, missing) = located(server, &Fetched::from_catalog(server, catalog));
-    for (location, violation) in &problems {
-        report.error(Finding::from_violation(location, violation));
+    for problem in &problems {
+        report.error(problem.finding());
     }
     report.schema(schema_findings);
     for reference in missing {

@@ -234,7 +234,7 @@ fn map_and_validate_gives_the_runconfig_and_leaves_out_artifacts_of_missing_obje
     let paths: Vec<String> = checked
         .problems
         .iter()
-        .map(|(l, _)| l.to_string())
+        .map(|p| p.location.to_string())
         .collect();
     assert_eq!(
         paths,

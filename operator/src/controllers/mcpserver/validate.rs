@@ -40,7 +40,7 @@ pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
             checked
                 .problems
                 .iter()
-                .map(|(location, v)| Finding::from_violation(location, v))
+                .map(admission::Problem::finding)
                 .collect(),
         );
     }
