@@ -239,18 +239,52 @@ fn is_response(message: &[u8]) -> bool {
     mcp::peek_server_message(message).is_some_and(|m| m.method.is_none() && m.id.is_some())
 }
 
-/// Passes messages until `expected` responses went through.
+/// Passes messages until `expected` responses went through, and ends right after the
+/// last one (without waiting for a further message, which may never come): the client
+/// sees the POST's stream close once it has every answer, as the MCP spec asks.
 fn until_responses(
     messages: impl futures::Stream<Item = Bytes> + Send,
     expected: usize,
 ) -> impl futures::Stream<Item = Bytes> + Send {
-    messages.scan(expected, |left, message| {
-        if *left == 0 {
-            return futures::future::ready(None);
-        }
-        if is_response(&message) {
-            *left -= 1;
-        }
-        futures::future::ready(Some(message))
-    })
+    futures::stream::unfold(
+        (Box::pin(messages), expected),
+        |(mut messages, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            let message = messages.next().await?;
+            let left = if is_response(&message) {
+                left - 1
+            } else {
+                left
+            };
+            Some((message, (messages, left)))
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    /// A POST's stream closes as soon as its last answer went out, even though the bridge
+    /// keeps the channel open for later messages of the session.
+    #[tokio::test]
+    async fn post_stream_ends_right_after_its_last_response() {
+        let progress = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#,
+        );
+        let answer = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+        let never_ends = futures::stream::iter([progress.clone(), answer.clone()])
+            .chain(futures::stream::pending());
+        let passed: Vec<Bytes> = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            until_responses(never_ends, 1).collect(),
+        )
+        .await
+        .expect("the stream ends after the answer");
+        assert_eq!(passed, [progress, answer]);
+    }
 }
