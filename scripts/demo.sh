@@ -88,17 +88,58 @@ fi
 sleep 5
 say "kubectl get mcpservers,mcpregistries,deploy,svc,pods -n $namespace"
 kubectl -n "$namespace" get mcpservers,mcpregistries,deploy,svc,pods -o wide
-say "kubectl -n $namespace logs deploy/everything (a proxy pod)"
-kubectl -n "$namespace" logs deploy/everything --tail=3 2>&1 || true
+say "an MCP server that runs here for real: the test fixture image, over stdio"
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+kubectl -n "$namespace" apply -f - <<EOF
+apiVersion: toolhive.stacklok.dev/v1beta1
+kind: MCPServer
+metadata:
+  name: fixture
+spec:
+  image: ghcr.io/stacklok/toolhive-rs/mcp-fixture:$version
+  transport: stdio
+  args: [stdio]
+EOF
+# The proxy pod applies the server's StatefulSet and attaches to its container; a client
+# then talks MCP to the proxy's Service.
+mcp() {
+  curl -sS -m 10 -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    -H 'mcp-protocol-version: 2025-06-18' "$@" "http://$ip:8080/mcp"
+}
+retry 60 kubectl -n "$namespace" get service mcp-fixture-proxy >/dev/null
+ip=$(kubectl -n "$namespace" get service mcp-fixture-proxy -o jsonpath='{.spec.clusterIP}')
+init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"demo","version":"1"}}}'
+session=""
+for _ in $(seq 1 90); do
+  session=$(mcp -D - -o /dev/null -d "$init" 2>/dev/null | tr -d '\r' | sed -n 's/^mcp-session-id: //Ip' || true)
+  [[ -n "$session" ]] && break
+  sleep 1
+done
+if [[ -z "$session" ]]; then
+  echo "the fixture MCPServer did not answer through its proxy" >&2
+  kubectl -n "$namespace" get pods -o wide >&2
+  exit 1
+fi
+mcp -H "mcp-session-id: $session" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
+say "tools/list through the proxy Service ($ip:8080), answered by the server in pod fixture-0"
+mcp -H "mcp-session-id: $session" -d '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' |
+  sed -n 's/^data: //p' |
+  python3 -c 'import json, sys; print("\n".join("  " + t["name"] for t in json.load(sys.stdin)["result"]["tools"]))'
+
+kubectl -n "$namespace" wait --for=jsonpath='{.status.phase}'=Ready mcpserver/fixture --timeout=60s >/dev/null || true
+say "kubectl get mcpservers,statefulsets,pods -n $namespace"
+kubectl -n "$namespace" get mcpservers,statefulsets,pods -o wide
 cat <<EOF
 
-What you see is real: the operator pod and the proxy pods run on the node thv-node.
-The proxies cannot serve yet: the proxy runner's Kubernetes backend (the StatefulSet of
-the MCP server itself, pods/attach) is not built, so a stdio server's proxy exits saying
-so, and no MCPServer reaches Ready.
+What you see is real: the operator, the proxies and the MCP server pods run on the node
+thv-node. fixture serves: its proxy applied its StatefulSet and attached to its container.
+The examples' images (docker.io/mcp/everything, ghcr.io/github/github-mcp-server) cannot
+be pulled on a machine without a registry, so their MCP pods wait in ErrImagePull and
+those MCPServers are not Ready; where the images can be pulled they serve the same way.
+Not built yet: the proxy's routing to sse/streamable-http server pods.
 EOF
-say "status of mcpserver/github"
-kubectl -n "$namespace" get mcpserver github -o jsonpath='{.status}' | python3 -m json.tool 2>/dev/null || kubectl -n "$namespace" get mcpserver github -o yaml
+say "status of mcpserver/fixture"
+kubectl -n "$namespace" get mcpserver fixture -o jsonpath='{.status}' | python3 -m json.tool 2>/dev/null || kubectl -n "$namespace" get mcpserver fixture -o yaml
 say "operator metrics: kubectl get --raw /api/v1/namespaces/$system/services/thv-operator-metrics:8080/proxy/metrics"
 
 if [[ "${THV_DEMO_ONESHOT:-}" == 1 ]]; then

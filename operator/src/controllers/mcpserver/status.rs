@@ -71,7 +71,7 @@ pub fn desired(
             Rollout::Ready => (
                 MCPServerPhase::Ready,
                 Kstatus::ready(Reason::Ready),
-                "the proxy Deployment is available; whether an MCP server answers behind it is not checked yet".to_owned(),
+                "the proxy is ready: a stdio server's proxy is attached to its running container; an HTTP server's answers are not checked yet".to_owned(),
             ),
             Rollout::Progressing(why) => (
                 MCPServerPhase::Pending,
