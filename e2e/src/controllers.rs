@@ -20,13 +20,7 @@ impl InProcess {
             proxy_image: "example.com/thv-proxyrunner:test".into(),
             ..OperatorConfig::default()
         };
-        let (ctx, guard, stopped) = Self::prepare(client, config)?;
-        tokio::spawn(operator::controllers::mcpserver::run(
-            ctx,
-            Some(namespace.to_owned()),
-            stopped,
-        ));
-        Ok(guard)
+        Self::mcpserver_with(client, namespace, config)
     }
 
     /// The MCPServer controller deploying the proxy image `make images` built (the
@@ -36,6 +30,14 @@ impl InProcess {
             proxy_image_pull_policy: Some("IfNotPresent".into()),
             ..OperatorConfig::default()
         };
+        Self::mcpserver_with(client, namespace, config)
+    }
+
+    fn mcpserver_with(
+        client: &Client,
+        namespace: &str,
+        config: OperatorConfig,
+    ) -> anyhow::Result<Self> {
         let (ctx, guard, stopped) = Self::prepare(client, config)?;
         tokio::spawn(operator::controllers::mcpserver::run(
             ctx,
