@@ -102,17 +102,19 @@ pub struct CheckedServer {
 pub fn map_and_validate(server: &MCPServer, refs: &References<'_>) -> CheckedServer {
     let mapped = from_mcpserver(server, refs);
     let mut problems: Vec<Violation> = mapped.problems.iter().cloned().collect();
-    if let Err(violations) = runconfig::validate(&mapped.config) {
-        problems.extend(violations);
+    match runconfig::validate(&mapped.config) {
+        Err(violations) => problems.extend(violations),
+        // What the proxy will build the MCP server's StatefulSet from, checked by the
+        // same builder: a spec whose pod could not be created is refused here, not in
+        // its log. Only for a valid RunConfig: an invalid one's errors come first and
+        // are not repeated at coarser paths.
+        Ok(_) => problems.extend(
+            workload_k8s::check(&mapped.config)
+                .into_iter()
+                .filter(|f| f.severity == workload_k8s::Severity::Error)
+                .map(|f| f.violation),
+        ),
     }
-    // What the proxy will build the MCP server's StatefulSet from, checked by the same
-    // builder: a spec whose pod could not be created is refused here, not in its log.
-    problems.extend(
-        workload_k8s::check(&mapped.config)
-            .into_iter()
-            .filter(|f| f.severity == workload_k8s::Severity::Error)
-            .map(|f| f.violation),
-    );
     let absent = |location: &Location| {
         location.via.as_ref().is_some_and(|via| {
             mapped
