@@ -2,6 +2,7 @@
 //! that creates its MCP server's StatefulSet and Service and attaches to its pod.
 
 use api::MCPServer;
+use api::mcpserver::Transport;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
@@ -58,23 +59,29 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// The proxy's permissions in its namespace, and nothing more.
 pub fn proxy_role(server: &MCPServer) -> Result<Role, Error> {
     let name = name_of(server)?;
-    let manage = [
-        "get", "list", "watch", "create", "update", "patch", "delete",
+    // Exactly what the proxy's Kubernetes backend does (proxyrunner/src/backend/
+    // kubernetes.rs): server-side apply of the StatefulSet (create, patch) and a watch on
+    // it; a watch on the server's pods; attach for a stdio server; the headless Service
+    // of an HTTP server.
+    let mut rules = vec![
+        rule(
+            "apps",
+            &["statefulsets"],
+            &["get", "list", "watch", "create", "patch"],
+        ),
+        rule("", &["pods"], &["get", "list", "watch"]),
     ];
+    if server.spec.transport == Transport::Stdio {
+        rules.push(rule("", &["pods/attach"], &["create", "get"]));
+    } else {
+        rules.push(rule("", &["services"], &["get", "create", "patch"]));
+    }
     Ok(Role {
         metadata: owned_meta(server, proxy_service_account_name(name))?,
-        rules: Some(vec![
-            rule("apps", &["statefulsets"], &manage),
-            rule("", &["services"], &manage),
-            rule("", &["pods"], &["get", "list", "watch"]),
-            rule("", &["pods/log"], &["get"]),
-            rule("", &["pods/attach"], &["create", "get"]),
-            rule("", &["configmaps"], &["get", "list", "watch"]),
-        ]),
+        rules: Some(rules),
     })
 }
 
-/// Binds [`proxy_role`] to the proxy's ServiceAccount.
 pub fn proxy_role_binding(server: &MCPServer) -> Result<RoleBinding, Error> {
     let name = name_of(server)?;
     let account = proxy_service_account_name(name);
@@ -118,15 +125,25 @@ mod tests {
         assert_eq!(
             rules,
             [
-                "apps/statefulsets: get,list,watch,create,update,patch,delete",
-                "/services: get,list,watch,create,update,patch,delete",
+                "apps/statefulsets: get,list,watch,create,patch",
                 "/pods: get,list,watch",
-                "/pods/log: get",
                 "/pods/attach: create,get",
-                "/configmaps: get,list,watch",
             ]
         );
         assert_eq!(role.metadata.name.as_deref(), Some("fetch-proxy-runner"));
+    }
+
+    #[test]
+    fn only_a_stdio_proxy_may_attach_and_only_an_http_one_may_write_services() {
+        let http = server(&MINIMAL.replace("spec: {", "spec: {transport: streamable-http, "));
+        let resources: Vec<String> = proxy_role(&http)
+            .expect("builds")
+            .rules
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|r| r.resources.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(resources, ["statefulsets", "pods", "services"]);
     }
 
     #[test]
