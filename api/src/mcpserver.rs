@@ -43,6 +43,7 @@ pub const DEFAULT_AUTHZ_CONFIGMAP_KEY: &str = "authz.json";
         json_path = ".status.readyReplicas",
         priority = 1
     ),
+    printcolumn(name = "Tools", type_ = "integer", json_path = ".status.backend.tools"),
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
     printcolumn(
         name = "Age",
@@ -461,6 +462,38 @@ pub struct MCPServerStatus {
     /// Hash of the referenced Secrets' data; a change rolls the proxy and server pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_hash: Option<String>,
+    /// What the proxy found behind it: the MCP server's pods and its answer to
+    /// `initialize`. Written by the proxy runner (field manager `thv-proxyrunner`), not
+    /// by the operator, which reads it into the `BackendReady` and `Ready` conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendStatus>,
+}
+
+/// The MCP server behind the proxy, as the proxy last saw it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendStatus {
+    /// Why the server is or is not serving: `Initialized` when it answered `initialize`;
+    /// otherwise what stands in the way (`Starting`, `ImagePullFailed`, `CrashLoop`,
+    /// `Unschedulable`, `PodFailed`, `AttachFailed`, `NoEndpoints`, `InitializeFailed`,
+    /// `ApplyFailed`).
+    pub reason: String,
+    /// The detail, e.g. the image pull error or the container's last termination
+    /// message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `serverInfo.name` from the server's `initialize` result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// `serverInfo.version` from the server's `initialize` result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// The MCP protocol version the server agreed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+    /// How many tools the server lists (`tools/list`, every page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<i32>,
 }
 
 /// Lifecycle phase of an MCPServer.

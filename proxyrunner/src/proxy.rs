@@ -119,13 +119,14 @@ impl Proxy {
         self.other(parts, body, peer).await
     }
 
-    /// Readiness: 200 while the MCP server behind is running (an HTTP upstream counts as
-    /// running), 503 otherwise; [`LIVENESS_PATH`] is the probe that ignores the backend.
+    /// Readiness: 200 while the MCP server behind is running (and, in a cluster, has
+    /// answered the proxy's `initialize`; an HTTP upstream counts as running), 503
+    /// otherwise; [`LIVENESS_PATH`] is the probe that ignores the backend.
     fn health(&self) -> Response<Body> {
         let running = match &self.backend {
             Backend::Http(_) => true,
-            Backend::Streamable(s) => s.bridge().is_running(),
-            Backend::Sse(s) => s.bridge().is_running(),
+            Backend::Streamable(s) => s.bridge().is_ready(),
+            Backend::Sse(s) => s.bridge().is_ready(),
         };
         let (status, text) = if running {
             (StatusCode::OK, "ok")

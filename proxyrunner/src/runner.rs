@@ -11,7 +11,7 @@ use runconfig::ValidatedRunConfig;
 use runconfig::validate::{ProxyMode, Transport, ValidatedWorkload};
 use tokio::net::TcpListener;
 
-use crate::backend::bridge::Bridge;
+use crate::backend::bridge::{Bridge, Handshake};
 use crate::backend::http::{HostHeader, Upstream};
 use crate::backend::kubernetes;
 use crate::backend::process::LocalProcess;
@@ -160,12 +160,19 @@ fn backend(
             };
             let local = local_process(options, source);
             if container.transport == Transport::Stdio {
-                let workload: Arc<dyn crate::backend::Workload> = match local {
-                    Some(process) => Arc::new(process),
-                    None if kubernetes::in_cluster() => Arc::new(kubernetes::AttachedPod::new(
-                        kubernetes::ServerObjects::build(&config.source)
-                            .map_err(|e| BuildError::Setting(e.to_string()))?,
-                    )),
+                let bridge = match local {
+                    Some(process) => Bridge::start(Arc::new(process)),
+                    None if kubernetes::in_cluster() => {
+                        let pod = kubernetes::AttachedPod::new(
+                            kubernetes::ServerObjects::build(&config.source)
+                                .map_err(|e| BuildError::Setting(e.to_string()))?,
+                        );
+                        let inputs = pod.inputs();
+                        // The proxy initialises the server itself: ready means answered.
+                        let bridge = Bridge::start_with(Arc::new(pod), Handshake::Eager);
+                        kubernetes::follow(&bridge, inputs);
+                        bridge
+                    }
                     None => {
                         return Err(BuildError::Setting(format!(
                             "workload.image {}: outside a cluster a stdio server runs as a local command: pass it after `--`",
@@ -173,7 +180,6 @@ fn backend(
                         )));
                     }
                 };
-                let bridge = Bridge::start(workload);
                 return Ok(match config.proxy.mode {
                     ProxyMode::StreamableHttp => (
                         Backend::Streamable(Streamable::new(bridge, metrics)),

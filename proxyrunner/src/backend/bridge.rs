@@ -12,6 +12,10 @@
 //! other notifications to every session's listening stream. A session that ends has
 //! its requests in flight cancelled at the server. If the workload dies, requests in
 //! flight get a JSON-RPC error and it is restarted with exponential backoff.
+//!
+//! With [`Handshake::Eager`] (the Kubernetes backend) the bridge initialises the server
+//! itself as soon as it is reached, so the proxy is ready only once the server has
+//! answered `initialize`, and [`Bridge::link`] tells what it answered.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Workload;
 use crate::mcp;
@@ -42,6 +46,48 @@ pub enum BridgeError {
     /// The workload ended while the request was in flight.
     #[error("the MCP server is not running")]
     Gone,
+    /// The workload did not answer the proxy's own request in time.
+    #[error("the MCP server did not answer {method} within {timeout:?}")]
+    Timeout {
+        /// The request's method.
+        method: String,
+        /// How long the proxy waited.
+        timeout: Duration,
+    },
+    /// The workload answered the proxy's own request with an error.
+    #[error("the MCP server refused {method}: {message}")]
+    Refused {
+        /// The request's method.
+        method: String,
+        /// The error's message.
+        message: String,
+    },
+}
+
+/// How the bridge greets a workload it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// The first client's `initialize` is the one the server sees (a local process:
+    /// the server meets its first client's capabilities, as without a proxy).
+    Lazy,
+    /// The proxy sends `initialize` itself when the server is reached, declaring every
+    /// client capability (roots, sampling, elicitation) so the server offers everything
+    /// a client may use; clients are answered from its result. Readiness then means the
+    /// server answered.
+    Eager,
+}
+
+/// The server as the bridge last saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Link {
+    /// Not reached yet, or reached and not answered `initialize` yet.
+    Starting,
+    /// It answered `initialize` with this result.
+    Up(Value),
+    /// It ended or could not be reached; why.
+    Down(String),
+    /// It was reached but refused `initialize` or did not answer it; why.
+    Unanswered(String),
 }
 
 /// Longest wait for the server's `initialize` result.
@@ -91,13 +137,22 @@ pub struct Bridge {
     init: tokio::sync::Mutex<Option<Arc<Initialized>>>,
     initialized_forwarded: AtomicBool,
     running: AtomicBool,
-    /// Told when a restarted workload answered the replayed `initialize`.
-    replay_answered: Mutex<Option<oneshot::Sender<()>>>,
+    /// Told (with the answer) when a restarted workload answered the replayed
+    /// `initialize`.
+    replay_answered: Mutex<Option<oneshot::Sender<Value>>>,
+    handshake: Handshake,
+    link: watch::Sender<Link>,
 }
 
 impl Bridge {
-    /// Starts the workload under supervision and returns the bridge to it.
+    /// Starts the workload under supervision and returns the bridge to it; the first
+    /// client's `initialize` is the server's ([`Handshake::Lazy`]).
     pub fn start(workload: Arc<dyn Workload>) -> Arc<Self> {
+        Self::start_with(workload, Handshake::Lazy)
+    }
+
+    /// Starts the workload under supervision, greeting it as `handshake` says.
+    pub fn start_with(workload: Arc<dyn Workload>, handshake: Handshake) -> Arc<Self> {
         let (outbound, rx) = mpsc::unbounded_channel();
         let bridge = Arc::new(Self {
             outbound,
@@ -106,6 +161,8 @@ impl Bridge {
             initialized_forwarded: AtomicBool::new(false),
             running: AtomicBool::new(false),
             replay_answered: Mutex::new(None),
+            handshake,
+            link: watch::Sender::new(Link::Starting),
         });
         tokio::spawn(supervise(Arc::downgrade(&bridge), workload, rx));
         bridge
@@ -114,6 +171,58 @@ impl Bridge {
     /// Whether the workload is running now.
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Whether clients can be served: the workload runs and, with
+    /// [`Handshake::Eager`], has answered `initialize`.
+    pub fn is_ready(&self) -> bool {
+        self.is_running()
+            && (self.handshake == Handshake::Lazy || matches!(*self.link.borrow(), Link::Up(_)))
+    }
+
+    /// The server's state, as it changes.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.link.subscribe()
+    }
+
+    /// Sends a request of the proxy's own (not a client's) and returns its result.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, BridgeError> {
+        let (sink, mut rx) = mpsc::unbounded_channel();
+        let request =
+            serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": params});
+        let session: Arc<str> = Arc::from(INTERNAL_SESSION);
+        self.request(&session, request, sink);
+        let reply = match tokio::time::timeout(timeout, rx.recv()).await {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return Err(BridgeError::Gone),
+            Err(_) => {
+                self.end_session(INTERNAL_SESSION);
+                return Err(BridgeError::Timeout {
+                    method: method.to_owned(),
+                    timeout,
+                });
+            }
+        };
+        let mut value: Value = serde_json::from_slice(&reply)?;
+        if let Some(error) = value.get("error") {
+            return Err(BridgeError::Refused {
+                method: method.to_owned(),
+                message: error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no message")
+                    .to_owned(),
+            });
+        }
+        Ok(value
+            .get_mut("result")
+            .map(Value::take)
+            .unwrap_or(Value::Null))
     }
 
     fn routes(&self) -> MutexGuard<'_, Routes> {
@@ -283,6 +392,7 @@ impl Bridge {
                 request,
                 result: result.clone(),
             }));
+            self.link.send_replace(Link::Up(result.clone()));
         }
         Ok(reply)
     }
@@ -379,7 +489,7 @@ impl Bridge {
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
             if let Some(answered) = answered {
-                let _ = answered.send(());
+                let _ = answered.send(serde_json::from_slice(line).unwrap_or(Value::Null));
             }
             return;
         }
@@ -426,12 +536,20 @@ impl Bridge {
         let Ok(cached) = self.init.try_lock() else {
             return None;
         };
-        let Some(init) = cached.clone() else {
-            self.initialized_forwarded.store(false, Ordering::SeqCst);
-            return None;
+        let mut request = match (cached.clone(), self.handshake) {
+            (Some(init), _) => init.request.clone(),
+            (None, Handshake::Eager) => {
+                // The proxy's own initialize: the server must not see a client's
+                // `initialized` as a second one.
+                self.initialized_forwarded.store(true, Ordering::SeqCst);
+                eager_initialize()
+            }
+            (None, Handshake::Lazy) => {
+                self.initialized_forwarded.store(false, Ordering::SeqCst);
+                return None;
+            }
         };
         drop(cached);
-        let mut request = init.request.clone();
         request["id"] = Value::from(REPLAY_ID);
         let initialized =
             serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
@@ -443,10 +561,71 @@ impl Bridge {
         Some(Replay {
             initialize: Bytes::from(format!("{request}\n")),
             initialized: Bytes::from(format!("{initialized}\n")),
+            request,
             answered,
         })
     }
 }
+
+impl Bridge {
+    /// What the server answered the replayed (or the proxy's own) `initialize`: the
+    /// result is cached for the clients when none is yet, and the link is up; an error
+    /// takes it down.
+    fn answered_initialize(&self, request: &Value, response: Option<Value>) {
+        let Some(mut response) = response else {
+            self.link.send_replace(Link::Unanswered(format!(
+                "the MCP server did not answer initialize within {INIT_TIMEOUT:?}"
+            )));
+            return;
+        };
+        let Some(result) = response.get_mut("result").map(Value::take) else {
+            let message = response
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("an answer that is neither a result nor an error");
+            self.link.send_replace(Link::Unanswered(format!(
+                "the MCP server refused initialize: {message}"
+            )));
+            return;
+        };
+        // A client's initialize in flight holds the lock and caches its own answer.
+        if let Ok(mut cached) = self.init.try_lock()
+            && cached.is_none()
+        {
+            let mut request = request.clone();
+            if let Some(object) = request.as_object_mut() {
+                object.remove("id");
+            }
+            *cached = Some(Arc::new(Initialized {
+                request,
+                result: result.clone(),
+            }));
+        }
+        self.link.send_replace(Link::Up(result));
+    }
+}
+
+/// The proxy's own `initialize` ([`Handshake::Eager`]): the newest protocol version the
+/// proxy knows and every client capability, so the server offers all it has.
+fn eager_initialize() -> Value {
+    let newest = crate::transport::PROTOCOL_VERSIONS
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or("2025-06-18");
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "method": "initialize",
+        "params": {
+            "protocolVersion": newest,
+            "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
+            "clientInfo": {"name": "thv-proxyrunner", "version": env!("CARGO_PKG_VERSION")},
+        },
+    })
+}
+
+/// The session id of the proxy's own requests ([`Bridge::call`]).
+const INTERNAL_SESSION: &str = "thv-proxy-internal";
 
 /// The handshake replayed to a restarted workload. `initialized` waits for the answer
 /// to `initialize`, as a client's would: servers read the client's capabilities when
@@ -455,7 +634,8 @@ impl Bridge {
 struct Replay {
     initialize: Bytes,
     initialized: Bytes,
-    answered: oneshot::Receiver<()>,
+    request: Value,
+    answered: oneshot::Receiver<Value>,
 }
 
 /// The protocol version a later session gets, when not the one the workload
@@ -499,10 +679,15 @@ async fn supervise(
                 .await;
                 let Some(b) = bridge.upgrade() else { return };
                 b.running.store(false, Ordering::Relaxed);
+                b.link
+                    .send_replace(Link::Down(format!("the MCP server ended: {why}")));
                 tracing::warn!(workload = %name, why = %why, "MCP server ended; restarting");
                 b.fail_pending(&why);
             }
             Err(e) => {
+                if let Some(b) = bridge.upgrade() {
+                    b.link.send_replace(Link::Down(e.to_string()));
+                }
                 tracing::error!(workload = %name, error = %e, "MCP server could not be started")
             }
         }
@@ -531,13 +716,15 @@ async fn run(
         if let Some(replay) = replay {
             writer.write_all(&replay.initialize).await?;
             writer.flush().await?;
-            if tokio::time::timeout(INIT_TIMEOUT, replay.answered)
+            let answer = tokio::time::timeout(INIT_TIMEOUT, replay.answered)
                 .await
-                .is_err()
-            {
-                tracing::warn!(
-                    "the restarted MCP server did not answer initialize in time; going on"
-                );
+                .ok()
+                .and_then(Result::ok);
+            if answer.is_none() {
+                tracing::warn!("the MCP server did not answer initialize in time; going on");
+            }
+            if let Some(b) = bridge.upgrade() {
+                b.answered_initialize(&replay.request, answer);
             }
             writer.write_all(&replay.initialized).await?;
         }

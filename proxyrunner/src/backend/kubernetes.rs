@@ -14,6 +14,9 @@
 //! workload ended when the attach stream closes or the pod is deleted or its container
 //! restarts; the bridge then fails what was in flight and starts again, which attaches
 //! to the new container and re-initialises the server.
+//!
+//! Report: the proxy watches the server's pods and its link to the server, and writes
+//! what it sees to the MCPServer's `status.backend` with an Event ([`report`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +28,10 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{AttachParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, watch};
 
+use super::bridge::{Bridge, Link};
+use super::report::{self, Inputs, LinkState, Problem, Reason, ServerFacts};
 use super::{Attached, Workload};
 
 /// Field manager of everything the proxy runner applies.
@@ -72,6 +77,17 @@ pub struct ServerObjects {
 }
 
 impl ServerObjects {
+    /// The MCPServer these objects belong to, for the report.
+    pub fn subject(&self) -> report::Subject {
+        report::Subject {
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            uid: std::env::var("THV_MCPSERVER_UID")
+                .ok()
+                .filter(|uid| !uid.is_empty()),
+        }
+    }
+
     /// Builds the objects of `run` for the namespace of this pod (`POD_NAMESPACE`), owned
     /// by the MCPServer whose UID the operator passes in `THV_MCPSERVER_UID`.
     pub fn build(run: &runconfig::RunConfig) -> Result<Self, KubernetesError> {
@@ -183,10 +199,136 @@ fn drifted(sts: &StatefulSet) -> bool {
     })
 }
 
+/// Watches the server's pods (by the StatefulSet's selector) and keeps the report's
+/// `pods` input: what is wrong with them, if anything.
+pub fn watch_pods(client: Client, objects: Arc<ServerObjects>, inputs: watch::Sender<Inputs>) {
+    tokio::spawn(async move {
+        let pods: Api<Pod> = Api::namespaced(client, &objects.namespace);
+        let config = watcher::Config::default().labels(&selector(&objects.name));
+        let mut events = watcher::watcher(pods, config).default_backoff().boxed();
+        let mut seen = std::collections::BTreeMap::<String, Pod>::new();
+        let mut listing = std::collections::BTreeMap::<String, Pod>::new();
+        loop {
+            match events.try_next().await {
+                Ok(Some(watcher::Event::Init)) => listing.clear(),
+                Ok(Some(watcher::Event::InitApply(pod))) => {
+                    listing.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                }
+                Ok(Some(watcher::Event::InitDone)) => seen = std::mem::take(&mut listing),
+                Ok(Some(watcher::Event::Apply(pod))) => {
+                    seen.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                }
+                Ok(Some(watcher::Event::Delete(pod))) => {
+                    seen.remove(pod.metadata.name.as_deref().unwrap_or_default());
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "watching the MCP server's pods");
+                    continue;
+                }
+            }
+            let problem = report::diagnose_all(seen.values());
+            inputs.send_if_modified(|i| {
+                let changed = i.pods != problem;
+                i.pods = problem.clone();
+                changed
+            });
+        }
+    });
+}
+
+/// The label selector of the server's pods.
+fn selector(name: &str) -> String {
+    workload_k8s::names::selector(name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Keeps the report's `link` input from the bridge: once the server answers
+/// `initialize`, its facts with the number of tools it lists.
+pub fn follow(bridge: &Arc<Bridge>, inputs: watch::Sender<Inputs>) {
+    let mut link = bridge.link();
+    let bridge = Arc::downgrade(bridge);
+    tokio::spawn(async move {
+        loop {
+            let state = link.borrow_and_update().clone();
+            let next = match state {
+                Link::Starting => None,
+                Link::Up(result) => {
+                    let mut facts = ServerFacts::from_initialize(&result);
+                    if ServerFacts::has_tools(&result) {
+                        let Some(bridge) = bridge.upgrade() else {
+                            return;
+                        };
+                        facts.tools = count_tools(&bridge).await;
+                    }
+                    Some(LinkState::Up(facts))
+                }
+                Link::Down(_) => Some(LinkState::Connecting),
+                Link::Unanswered(why) => Some(LinkState::Failed(Problem::new(
+                    Reason::InitializeFailed,
+                    why,
+                ))),
+            };
+            if let Some(next) = next {
+                inputs.send_if_modified(|i| {
+                    // An attach or apply failure stays until the link is up again.
+                    let keep =
+                        matches!(i.link, LinkState::Failed(_)) && next == LinkState::Connecting;
+                    let changed = !keep && i.link != next;
+                    if changed {
+                        i.link = next;
+                    }
+                    changed
+                });
+            }
+            if link.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// The number of tools the server lists, every page; `None` when listing fails.
+async fn count_tools(bridge: &Bridge) -> Option<usize> {
+    let mut count = 0;
+    let mut cursor: Option<serde_json::Value> = None;
+    for _ in 0..MAX_TOOL_PAGES {
+        let params = match &cursor {
+            Some(cursor) => serde_json::json!({ "cursor": cursor }),
+            None => serde_json::json!({}),
+        };
+        let result = match bridge.call("tools/list", params, LIST_TIMEOUT).await {
+            Ok(result) => result,
+            Err(error) => {
+                tracing::warn!(%error, "listing the MCP server's tools for its status");
+                return None;
+            }
+        };
+        count += result
+            .get("tools")
+            .and_then(|t| t.as_array())
+            .map_or(0, Vec::len);
+        cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+        if cursor.is_none() {
+            return Some(count);
+        }
+    }
+    Some(count)
+}
+
+/// How long the proxy waits for one `tools/list` page, and how many pages it reads.
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_TOOL_PAGES: usize = 100;
+
 /// A stdio MCP server in the StatefulSet's pod, reached through `pods/attach`.
 pub struct AttachedPod {
     objects: Arc<ServerObjects>,
     client: OnceCell<Client>,
+    applied: OnceCell<()>,
+    inputs: watch::Sender<Inputs>,
 }
 
 impl AttachedPod {
@@ -195,23 +337,67 @@ impl AttachedPod {
         Self {
             objects: Arc::new(objects),
             client: OnceCell::new(),
+            applied: OnceCell::new(),
+            inputs: watch::Sender::new(Inputs::default()),
         }
     }
 
-    /// The client, connected (and the StatefulSet applied) on first use.
+    /// The report's inputs (for [`follow`]).
+    pub fn inputs(&self) -> watch::Sender<Inputs> {
+        self.inputs.clone()
+    }
+
+    /// The client, connected (and the StatefulSet applied, the pods watched and the
+    /// report started) on first use.
     async fn client(&self) -> Result<&Client, KubernetesError> {
-        self.client
+        let client = self
+            .client
             .get_or_try_init(|| async {
                 let client = Client::try_default()
                     .await
                     .map_err(KubernetesError::Connect)?;
-                apply_and_keep(client.clone(), self.objects.clone()).await?;
-                Ok(client)
+                report::spawn(
+                    client.clone(),
+                    self.objects.subject(),
+                    self.inputs.subscribe(),
+                );
+                watch_pods(client.clone(), self.objects.clone(), self.inputs.clone());
+                Ok::<_, KubernetesError>(client)
             })
-            .await
+            .await?;
+        self.applied
+            .get_or_try_init(|| async {
+                let applied = apply_and_keep(client.clone(), self.objects.clone()).await;
+                if let Err(error) = &applied {
+                    self.fail(Reason::ApplyFailed, error);
+                }
+                applied
+            })
+            .await?;
+        Ok(client)
+    }
+
+    fn fail(&self, reason: Reason, error: &KubernetesError) {
+        let problem = Problem::new(reason, error.to_string());
+        self.inputs.send_if_modified(|i| {
+            let next = LinkState::Failed(problem);
+            let changed = i.link != next;
+            i.link = next;
+            changed
+        });
     }
 
     async fn attach(&self) -> Result<Attached, KubernetesError> {
+        let attached = self.try_attach().await;
+        if let Err(error) = &attached
+            && self.applied.get().is_some()
+        {
+            self.fail(Reason::AttachFailed, error);
+        }
+        attached
+    }
+
+    async fn try_attach(&self) -> Result<Attached, KubernetesError> {
         let client = self.client().await?.clone();
         let pods: Api<Pod> = Api::namespaced(client, &self.objects.namespace);
         let (pod, container_id) = running_pod(&pods, &self.objects.name).await?;
@@ -292,7 +478,7 @@ fn running_container(pod: &Pod) -> Option<String> {
 
 /// Waits (watching the StatefulSet's pods) for one whose `mcp` container runs.
 async fn running_pod(pods: &Api<Pod>, name: &str) -> Result<(String, String), KubernetesError> {
-    let config = watcher::Config::default().labels(&format!("app={name}"));
+    let config = watcher::Config::default().labels(&selector(name));
     let mut events = watcher::watcher(pods.clone(), config)
         .default_backoff()
         .boxed();

@@ -11,6 +11,7 @@ pub mod http;
 pub mod kubernetes;
 pub mod legacy_sse;
 pub mod process;
+pub mod report;
 
 use std::pin::Pin;
 

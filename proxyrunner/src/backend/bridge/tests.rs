@@ -61,9 +61,14 @@ impl Server {
 }
 
 fn start() -> (Arc<Bridge>, Server) {
+    start_with(Handshake::Lazy)
+}
+
+fn start_with(handshake: Handshake) -> (Arc<Bridge>, Server) {
     let (stdin, server_reads) = tokio::io::duplex(64 * 1024);
     let (server_writes, stdout) = tokio::io::duplex(64 * 1024);
-    let bridge = Bridge::start(Arc::new(Scripted(Mutex::new(Some((stdin, stdout))))));
+    let workload = Arc::new(Scripted(Mutex::new(Some((stdin, stdout)))));
+    let bridge = Bridge::start_with(workload, handshake);
     let server = Server {
         reads: BufReader::new(server_reads).lines(),
         writes: server_writes,
@@ -227,4 +232,96 @@ async fn a_reconnected_listening_stream_survives_the_end_of_the_one_it_replaced(
     let changed = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
     server.write(changed.clone()).await;
     assert_eq!(next(&mut new_rx).await, changed);
+}
+
+#[tokio::test]
+async fn an_eager_bridge_initialises_the_server_itself_and_is_ready_only_once_answered() {
+    let (bridge, mut server) = start_with(Handshake::Eager);
+    let mut link = bridge.link();
+    let init = server.read().await;
+    assert_eq!(init["method"], "initialize");
+    assert_eq!(init["params"]["clientInfo"]["name"], "thv-proxyrunner");
+    assert!(init["params"]["capabilities"]["sampling"].is_object());
+    assert!(!bridge.is_ready(), "not ready before the server answered");
+    let result = json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                        "serverInfo": {"name": "scripted", "version": "2.0"}});
+    server
+        .write(json!({"jsonrpc": "2.0", "id": init["id"], "result": result}))
+        .await;
+    assert_eq!(server.read().await["method"], "notifications/initialized");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        link.wait_for(|l| *l == Link::Up(result.clone())),
+    )
+    .await
+    .expect("the link is up within 5 s")
+    .expect("the bridge lives");
+    assert!(bridge.is_ready());
+
+    // A client's initialize is answered from the server's answer, not forwarded, and
+    // its `initialized` is not a second one for the server.
+    let mut a = send(
+        &bridge,
+        "a",
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+               "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                          "clientInfo": {"name": "a", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut a).await["result"]["serverInfo"]["name"],
+        "scripted"
+    );
+    send(
+        &bridge,
+        "a",
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+
+    // The proxy's own request, numbered like a client's and answered to it alone.
+    let listing = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move {
+            bridge
+                .call("tools/list", json!({}), Duration::from_secs(5))
+                .await
+        })
+    };
+    let seen = server.read().await;
+    assert_eq!(
+        seen["method"], "tools/list",
+        "the client's initialized was not forwarded"
+    );
+    server
+        .write(json!({"jsonrpc": "2.0", "id": seen["id"], "result": {"tools": [{"name": "t"}]}}))
+        .await;
+    let tools = listing.await.expect("joined").expect("listed");
+    assert_eq!(tools["tools"][0]["name"], "t");
+}
+
+#[tokio::test]
+async fn an_eager_bridge_whose_server_refuses_initialize_is_not_ready_and_says_why() {
+    let (bridge, mut server) = start_with(Handshake::Eager);
+    let mut link = bridge.link();
+    let init = server.read().await;
+    server
+        .write(json!({"jsonrpc": "2.0", "id": init["id"],
+                      "error": {"code": -32602, "message": "unsupported protocol version"}}))
+        .await;
+    let state = tokio::time::timeout(
+        Duration::from_secs(5),
+        link.wait_for(|l| matches!(l, Link::Unanswered(_))),
+    )
+    .await
+    .expect("the link says so within 5 s")
+    .expect("the bridge lives")
+    .clone();
+    assert_eq!(
+        state,
+        Link::Unanswered(
+            "the MCP server refused initialize: unsupported protocol version".to_owned()
+        )
+    );
+    assert!(!bridge.is_ready());
 }
