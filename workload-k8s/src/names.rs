@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 pub const CONTAINER: &str = "mcp";
 /// Pod-template annotation: checksum of the rest of the template.
 pub const CHECKSUM_ANNOTATION: &str = "toolhive.stacklok.dev/pod-template-checksum";
+/// Pod-template annotation: checksum of the referenced Secrets' values.
+pub const SECRETS_CHECKSUM_ANNOTATION: &str = "toolhive.stacklok.dev/secrets-checksum";
+/// Environment variable of the proxy runner carrying that checksum from the operator.
+pub const SECRETS_CHECKSUM_ENV: &str = "THV_SECRETS_CHECKSUM";
 /// StatefulSet annotation: the MCPServer generation it was built from.
 pub const GENERATION_ANNOTATION: &str = "toolhive.stacklok.dev/mcpserver-generation";
 /// Longest server name whose StatefulSet can create pods: they carry the label

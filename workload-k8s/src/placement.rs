@@ -49,6 +49,12 @@ pub struct Placement {
     /// generation can see it must not apply. On the StatefulSet, not on its pod
     /// template as in ToolHive: there it would roll the server on every MCPServer edit.
     pub generation: Option<i64>,
+    /// Checksum of the values of the Secrets the server's env reads (the operator
+    /// computes it), written to the pod template's
+    /// `toolhive.stacklok.dev/secrets-checksum` annotation: the kubelet resolves
+    /// `secretKeyRef` only when a container starts, so a rotated Secret must roll the
+    /// pods to reach the server.
+    pub secrets_checksum: Option<String>,
 }
 
 impl Placement {
@@ -59,6 +65,7 @@ impl Placement {
             owner: None,
             run_as_user: Some(1000),
             generation: None,
+            secrets_checksum: None,
         }
     }
 

@@ -126,12 +126,15 @@ pub(crate) fn build(run: &RunConfig, placement: &Placement) -> (StatefulSet, Vec
 
     template.spec = Some(spec);
     let sum = checksum::of(&template);
-    template
+    let template_annotations = template
         .metadata
         .get_or_insert_with(ObjectMeta::default)
         .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(names::CHECKSUM_ANNOTATION.to_owned(), sum);
+        .get_or_insert_with(BTreeMap::new);
+    template_annotations.insert(names::CHECKSUM_ANNOTATION.to_owned(), sum);
+    if let Some(secrets) = placement.secrets_checksum.as_ref().filter(|s| !s.is_empty()) {
+        template_annotations.insert(names::SECRETS_CHECKSUM_ANNOTATION.to_owned(), secrets.clone());
+    }
 
     let annotations = placement
         .generation

@@ -39,6 +39,8 @@ pub enum ConditionType {
     Ready,
     /// MCPRegistry: the last sync succeeded.
     Synced,
+    /// MCPServer: the proxy reached the MCP server and it answered `initialize`.
+    BackendReady,
     /// kstatus: work is in progress.
     Reconciling,
     /// kstatus: stuck until someone acts.
@@ -51,6 +53,7 @@ impl ConditionType {
         match self {
             Self::Ready => "Ready",
             Self::Synced => "Synced",
+            Self::BackendReady => "BackendReady",
             Self::Reconciling => "Reconciling",
             Self::Stalled => "Stalled",
         }
@@ -72,6 +75,9 @@ pub enum Reason {
     Ready,
     /// A rollout is under way.
     Progressing,
+    /// The proxy is available but its MCP server has not answered (the `BackendReady`
+    /// condition says why).
+    BackendNotReady,
     /// A registry sync is running.
     Syncing,
     /// A registry sync succeeded.
@@ -102,6 +108,7 @@ impl Reason {
             Self::Stopped => "Stopped",
             Self::Ready => "Ready",
             Self::Progressing => "Progressing",
+            Self::BackendNotReady => "BackendNotReady",
             Self::Syncing => "Syncing",
             Self::Synced => "Synced",
             Self::WaitingForSource => "WaitingForSource",

@@ -106,6 +106,7 @@ impl ServerObjects {
         placement.generation = std::env::var("THV_MCPSERVER_GENERATION")
             .ok()
             .and_then(|g| g.parse().ok());
+        placement.secrets_checksum = std::env::var(workload_k8s::names::SECRETS_CHECKSUM_ENV).ok();
         let built = workload_k8s::statefulset(run, &placement)?;
         for note in &built.notes {
             tracing::warn!(path = %note.path, "{}", note.message);

@@ -245,6 +245,30 @@ fn owner_and_generation_come_from_the_placement() {
 }
 
 #[test]
+fn rotated_secret_values_roll_the_pods_through_their_checksum() {
+    let template_annotation = |secrets: Option<&str>| {
+        let placement = Placement {
+            secrets_checksum: secrets.map(str::to_owned),
+            ..placement()
+        };
+        let built = workload_k8s::statefulset(&fixture("stdio.yaml"), &placement).unwrap();
+        let template = built.statefulset.spec.unwrap().template;
+        template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()
+            .get(workload_k8s::names::SECRETS_CHECKSUM_ANNOTATION)
+            .cloned()
+    };
+    assert_eq!(template_annotation(None), None);
+    assert_eq!(template_annotation(Some("")), None);
+    let first = template_annotation(Some("aaa"));
+    assert_eq!(first.as_deref(), Some("aaa"));
+    assert_ne!(first, template_annotation(Some("bbb")), "a new value rolls the pods");
+}
+
+#[test]
 fn a_changed_image_env_or_secret_reference_changes_the_checksum() {
     let checksum = |run: &RunConfig| {
         built(run)

@@ -6,6 +6,7 @@
 //! Stalled=True means Failed, neither with a current observedGeneration means Current.
 
 use admission::{Finding, MissingReference};
+use api::mcpserver::BackendStatus;
 use api::mcpserver::MCPServerPhase;
 use api::{MCPServer, MCPServerStatus};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -13,7 +14,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 
 use super::references::RefState;
-use crate::controllers::conditions::{ConditionType, Kstatus, Reason, keep_transition_times};
+use crate::controllers::conditions::{
+    ConditionStatus, ConditionType, Kstatus, Reason, keep_transition_times, raw_condition,
+};
 use crate::error::Error;
 
 /// The facts the status is computed from.
@@ -62,25 +65,49 @@ pub fn desired(
                     .join(", ")
             ),
         ),
-        Observed::Applied(deployment) => match rollout(deployment) {
-            Rollout::Stopped => (
-                MCPServerPhase::Stopped,
-                Kstatus::idle(Reason::Stopped),
-                "scaled to zero".to_owned(),
-            ),
-            Rollout::Ready => (
-                MCPServerPhase::Ready,
-                Kstatus::ready(Reason::Ready),
-                "the proxy is ready: a stdio server's proxy is attached to its running container; an HTTP server's answers are not checked yet".to_owned(),
-            ),
-            Rollout::Progressing(why) => (
-                MCPServerPhase::Pending,
-                Kstatus::in_progress(Reason::Progressing, Reason::Progressing),
-                why,
-            ),
-        },
+        Observed::Applied(deployment) => {
+            let waiting = |why: String| {
+                (
+                    MCPServerPhase::Pending,
+                    Kstatus::in_progress(Reason::BackendNotReady, Reason::BackendNotReady),
+                    why,
+                )
+            };
+            let failing = |why: String| {
+                (
+                    MCPServerPhase::Failed,
+                    Kstatus::in_progress(Reason::BackendNotReady, Reason::BackendNotReady),
+                    why,
+                )
+            };
+            match (rollout(deployment), Backend::of(server)) {
+                (Rollout::Stopped, _) => (
+                    MCPServerPhase::Stopped,
+                    Kstatus::idle(Reason::Stopped),
+                    "scaled to zero".to_owned(),
+                ),
+                (Rollout::Ready, Backend::Initialized(b)) => (
+                    MCPServerPhase::Ready,
+                    Kstatus::ready(Reason::Ready),
+                    summary(b),
+                ),
+                (Rollout::Ready, Backend::NotReported) => waiting(
+                    "the proxy is available but has not reported its MCP server yet".to_owned(),
+                ),
+                (Rollout::Ready, Backend::Starting(b)) => waiting(detail(b)),
+                (_, Backend::Problem(b)) => failing(detail(b)),
+                (Rollout::Progressing(why), _) => (
+                    MCPServerPhase::Pending,
+                    Kstatus::in_progress(Reason::Progressing, Reason::Progressing),
+                    why,
+                ),
+            }
+        }
     };
     let mut conditions = kstatus.conditions(ConditionType::Ready, &message, generation, now);
+    if let (Observed::Applied(_), Some(backend)) = (observed, current_backend(server)) {
+        conditions.push(backend_condition(backend, generation, now));
+    }
     conditions.extend(refs.iter().map(|r| r.condition(generation, now)));
     let ready_replicas = match observed {
         Observed::Applied(d) => d.status.as_ref().and_then(|s| s.ready_replicas).or(Some(0)),
@@ -105,7 +132,95 @@ pub fn desired(
         authz_config_hash: hashes.authz_config.clone(),
         telemetry_config_hash: hashes.telemetry_config.clone(),
         secrets_hash: hashes.secrets.clone(),
+        // The proxy's to write; kept as it is so an unchanged status compares equal.
+        backend: current_backend(server).cloned(),
     }
+}
+
+fn current_backend(server: &MCPServer) -> Option<&BackendStatus> {
+    server.status.as_ref()?.backend.as_ref()
+}
+
+/// What the proxy reported about the MCP server behind it (`status.backend`).
+enum Backend<'a> {
+    /// Nothing yet: no proxy has run (or an older proxy image that does not report).
+    NotReported,
+    /// It answered `initialize`.
+    Initialized(&'a BackendStatus),
+    /// Its pod is starting, or the proxy is connecting.
+    Starting(&'a BackendStatus),
+    /// Something a user must fix (the reason says what).
+    Problem(&'a BackendStatus),
+}
+
+impl<'a> Backend<'a> {
+    fn of(server: &'a MCPServer) -> Self {
+        match current_backend(server) {
+            None => Self::NotReported,
+            Some(b) if b.reason == BACKEND_INITIALIZED => Self::Initialized(b),
+            Some(b) if b.reason == BACKEND_STARTING => Self::Starting(b),
+            Some(b) => Self::Problem(b),
+        }
+    }
+}
+
+/// The proxy's reasons that are not problems.
+const BACKEND_INITIALIZED: &str = "Initialized";
+const BACKEND_STARTING: &str = "Starting";
+
+/// `Reason: message`.
+fn detail(backend: &BackendStatus) -> String {
+    match &backend.message {
+        Some(message) => format!("{}: {message}", backend.reason),
+        None => backend.reason.clone(),
+    }
+}
+
+/// What the ready server said: name, version, tools.
+fn summary(backend: &BackendStatus) -> String {
+    let name = backend.server_name.as_deref().unwrap_or("the MCP server");
+    let version = backend
+        .server_version
+        .as_deref()
+        .map(|v| format!(" {v}"))
+        .unwrap_or_default();
+    let tools = backend
+        .tools
+        .map(|n| format!(", {n} tools"))
+        .unwrap_or_default();
+    format!("{name}{version} answered initialize through the proxy{tools}")
+}
+
+/// `BackendReady`: the proxy's report as a condition, its reason as the proxy wrote it
+/// (when it is a valid condition reason).
+fn backend_condition(
+    backend: &BackendStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let valid = backend
+        .reason
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && backend.reason.len() <= 1024
+        && backend
+            .reason
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let reason = if valid {
+        backend.reason.as_str()
+    } else {
+        "Unknown"
+    };
+    raw_condition(
+        ConditionType::BackendReady.as_str(),
+        ConditionStatus::from_bool(backend.reason == BACKEND_INITIALIZED).as_str(),
+        reason,
+        backend.message.as_deref().unwrap_or_default(),
+        generation,
+        now,
+    )
 }
 
 /// Hashes of the referenced specs and Secret values.
@@ -173,6 +288,12 @@ pub async fn write(
     if !changed(server.status.as_ref(), &status) {
         return Ok(());
     }
+    // `backend` is the proxy's: a merge patch without it leaves the proxy's report as
+    // the proxy last wrote it, never as this (possibly older) copy has it.
+    let status = MCPServerStatus {
+        backend: None,
+        ..status
+    };
     crate::controllers::patch_status(client, server, &status).await
 }
 
@@ -223,9 +344,83 @@ mod tests {
         )
     }
 
+    /// `s` with the proxy's report of `reason`.
+    fn reported(mut s: MCPServer, reason: &str, message: &str) -> MCPServer {
+        s.status.get_or_insert_with(Default::default).backend = Some(BackendStatus {
+            reason: reason.to_owned(),
+            message: Some(message.to_owned()),
+            server_name: (reason == "Initialized").then(|| "fixture".to_owned()),
+            server_version: (reason == "Initialized").then(|| "1.2".to_owned()),
+            protocol_version: None,
+            tools: (reason == "Initialized").then_some(7),
+        });
+        s
+    }
+
+    #[test]
+    fn an_available_proxy_whose_server_was_never_reported_is_not_ready() {
+        let s = server(MINIMAL);
+        let d = deployment(1, 2, 2, 1, 1, 1);
+        let status = observe(&s, Observed::Applied(&d));
+        assert_eq!(status.phase, Some(MCPServerPhase::Pending));
+        let ready = kstatus::condition(&status, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "BackendNotReady")
+        );
+        assert!(
+            ready.message.contains("has not reported"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(kstatus::verdict(&s, &status), "InProgress");
+        assert!(status.conditions.iter().all(|c| c.type_ != "BackendReady"));
+    }
+
+    #[test]
+    fn a_reported_problem_fails_the_server_with_its_reason_whatever_the_rollout() {
+        for d in [deployment(1, 2, 2, 1, 1, 1), deployment(1, 2, 2, 1, 0, 1)] {
+            let s = reported(
+                server(MINIMAL),
+                "ImagePullFailed",
+                "image ghcr.io/x/y:1 of pod fetch-0 cannot be pulled (ErrImagePull): not found",
+            );
+            let status = observe(&s, Observed::Applied(&d));
+            assert_eq!(status.phase, Some(MCPServerPhase::Failed));
+            let ready = kstatus::condition(&status, "Ready");
+            assert_eq!(ready.status, "False");
+            assert!(
+                ready
+                    .message
+                    .starts_with("ImagePullFailed: image ghcr.io/x/y:1"),
+                "{}",
+                ready.message
+            );
+            let backend = kstatus::condition(&status, "BackendReady");
+            assert_eq!(
+                (backend.status.as_str(), backend.reason.as_str()),
+                ("False", "ImagePullFailed")
+            );
+        }
+    }
+
+    #[test]
+    fn a_reason_that_is_not_a_condition_reason_becomes_unknown() {
+        let s = reported(server(MINIMAL), "no such reason!", "x");
+        let status = observe(&s, Observed::Applied(&deployment(1, 2, 2, 1, 1, 1)));
+        assert_eq!(
+            kstatus::condition(&status, "BackendReady").reason,
+            "Unknown"
+        );
+    }
+
     #[test]
     fn ready_deployment_is_current_and_ready() {
-        let s = server(MINIMAL);
+        let s = reported(
+            server(MINIMAL),
+            "Initialized",
+            "fixture 1.2 answered initialize",
+        );
         let d = deployment(1, 2, 2, 1, 1, 1);
         let status = desired(
             &s,
@@ -237,8 +432,18 @@ mod tests {
         );
         assert_eq!(status.phase, Some(MCPServerPhase::Ready));
         assert_eq!(kstatus::condition(&status, "Ready").status, "True");
+        assert_eq!(
+            status.message.as_deref(),
+            Some("fixture 1.2 answered initialize through the proxy, 7 tools")
+        );
+        assert_eq!(kstatus::condition(&status, "BackendReady").status, "True");
         assert_eq!(kstatus::verdict(&s, &status), "Current");
         assert_eq!(status.ready_replicas, Some(1));
+        assert_eq!(
+            status.backend,
+            s.status.as_ref().and_then(|s| s.backend.clone()),
+            "kept as the proxy wrote it"
+        );
     }
 
     #[test]

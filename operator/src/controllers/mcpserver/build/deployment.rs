@@ -77,6 +77,13 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
             value: server.metadata.uid.clone(),
             ..EnvVar::default()
         },
+        // The proxy writes it on the server's pod template: a rotated Secret rolls the
+        // MCP server's pods, not only the proxy's.
+        EnvVar {
+            name: workload_k8s::names::SECRETS_CHECKSUM_ENV.to_owned(),
+            value: Some(inputs.secrets_checksum.to_owned()),
+            ..EnvVar::default()
+        },
     ];
     if let Some(secret) = inputs.oidc_client_secret {
         env.push(EnvVar {
@@ -310,6 +317,22 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(annotations[RUNCONFIG_CHECKSUM], "abc123");
         assert_eq!(annotations[SECRETS_CHECKSUM], "def456");
+    }
+
+    #[test]
+    fn the_proxy_gets_the_secrets_checksum_for_the_server_pods() {
+        let config = OperatorConfig::default();
+        let d = deployment(&server(MINIMAL), &inputs(&config)).expect("builds");
+        let env = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers[0].env.clone().unwrap_or_default())
+            .unwrap_or_default();
+        let checksum = env
+            .iter()
+            .find(|e| e.name == workload_k8s::names::SECRETS_CHECKSUM_ENV)
+            .and_then(|e| e.value.as_deref());
+        assert_eq!(checksum, Some("def456"));
     }
 
     #[test]

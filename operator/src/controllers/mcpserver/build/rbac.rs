@@ -60,9 +60,9 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 pub fn proxy_role(server: &MCPServer) -> Result<Role, Error> {
     let name = name_of(server)?;
     // Exactly what the proxy's Kubernetes backend does (proxyrunner/src/backend/
-    // kubernetes.rs): server-side apply of the StatefulSet (create, patch) and a watch on
-    // it; a watch on the server's pods; attach for a stdio server; the headless Service
-    // of an HTTP server.
+    // kubernetes.rs, report.rs): server-side apply of the StatefulSet (create, patch) and
+    // a watch on it; a watch on the server's pods; its report on the MCPServer; attach
+    // for a stdio server; the headless Service of an HTTP server.
     let mut rules = vec![
         rule(
             "apps",
@@ -70,6 +70,17 @@ pub fn proxy_role(server: &MCPServer) -> Result<Role, Error> {
             &["get", "list", "watch", "create", "patch"],
         ),
         rule("", &["pods"], &["get", "list", "watch"]),
+        // The proxy reports what it finds behind it: its own MCPServer's
+        // `status.backend` and Events about it.
+        PolicyRule {
+            resource_names: Some(vec![name.to_owned()]),
+            ..rule(
+                "toolhive.stacklok.dev",
+                &["mcpservers/status"],
+                &["get", "patch"],
+            )
+        },
+        rule("events.k8s.io", &["events"], &["create", "patch"]),
     ];
     if server.spec.transport == Transport::Stdio {
         rules.push(rule("", &["pods/attach"], &["create", "get"]));
@@ -115,9 +126,13 @@ mod tests {
             .iter()
             .map(|r| {
                 format!(
-                    "{}/{}: {}",
+                    "{}/{}{}: {}",
                     r.api_groups.as_deref().unwrap_or_default().join(","),
                     r.resources.as_deref().unwrap_or_default().join(","),
+                    r.resource_names
+                        .as_ref()
+                        .map(|n| format!("[{}]", n.join(",")))
+                        .unwrap_or_default(),
                     r.verbs.join(",")
                 )
             })
@@ -127,6 +142,8 @@ mod tests {
             [
                 "apps/statefulsets: get,list,watch,create,patch",
                 "/pods: get,list,watch",
+                "toolhive.stacklok.dev/mcpservers/status[fetch]: get,patch",
+                "events.k8s.io/events: create,patch",
                 "/pods/attach: create,get",
             ]
         );
@@ -143,7 +160,16 @@ mod tests {
             .iter()
             .flat_map(|r| r.resources.clone().unwrap_or_default())
             .collect();
-        assert_eq!(resources, ["statefulsets", "pods", "services"]);
+        assert_eq!(
+            resources,
+            [
+                "statefulsets",
+                "pods",
+                "mcpservers/status",
+                "events",
+                "services"
+            ]
+        );
     }
 
     #[test]
