@@ -356,6 +356,27 @@ where
     )
 }
 
+/// On kwok's fake pods no proxy runs, so nothing reports the MCP server behind it: this
+/// writes `status.backend` as a proxy whose server answered `initialize` would (the
+/// operator's half of readiness is what such a test proves; the real node proves the
+/// proxy's).
+pub async fn report_initialized(servers: &Api<api::MCPServer>, name: &str) -> anyhow::Result<()> {
+    let patch = serde_json::json!({"status": {"backend": {
+        "reason": "Initialized",
+        "message": "stand-in report: no proxy runs on kwok",
+        "serverName": "kwok-stand-in",
+        "tools": 0,
+    }}});
+    servers
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await?;
+    Ok(())
+}
+
 /// Waits until `name` no longer exists.
 pub async fn wait_gone<K>(api: &Api<K>, name: &str, timeout: Duration) -> anyhow::Result<()>
 where

@@ -111,6 +111,14 @@ async fn namespace_scoped_install_needs_no_cluster_role_and_suffices_for_the_ope
         &team.api::<MCPServer>(),
         "everything",
         Duration::from_secs(60),
+        |s| s.status.as_ref().and_then(|s| s.ready_replicas) == Some(1),
+    )
+    .await?;
+    e2e::report_initialized(&team.api::<MCPServer>(), "everything").await?;
+    wait_until(
+        &team.api::<MCPServer>(),
+        "everything",
+        Duration::from_secs(60),
         |s| s.status.as_ref().and_then(|s| s.phase) == Some(MCPServerPhase::Ready),
     )
     .await?;

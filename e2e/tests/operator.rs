@@ -94,10 +94,29 @@ async fn creates_every_owned_object_and_becomes_ready() -> anyhow::Result<()> {
     let (client, ns, _operator) = setup("op-create").await?;
     apply_yaml(&client, &ns.name, TOOLS).await?;
     apply_yaml(&client, &ns.name, SERVER).await?;
+    // The proxy Deployment is available on kwok, but no proxy reported a server that
+    // answered: not Ready, and the status says why.
+    let waiting = wait_until(&ns.api::<MCPServer>(), "fetch", TIMEOUT, |s| {
+        s.status.as_ref().and_then(|s| s.ready_replicas) == Some(1)
+    })
+    .await?;
+    assert_eq!(phase(&waiting), Some(MCPServerPhase::Pending));
+    assert_eq!(condition(&waiting, "Ready").as_deref(), Some("False"));
+    assert!(
+        waiting
+            .status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|m| m.contains("has not reported its MCP server")),
+        "{:?}",
+        waiting.status
+    );
+    e2e::report_initialized(&ns.api::<MCPServer>(), "fetch").await?;
     let server = wait_until(&ns.api::<MCPServer>(), "fetch", TIMEOUT, |s| {
         phase(s) == Some(MCPServerPhase::Ready)
     })
     .await?;
+    assert_eq!(condition(&server, "BackendReady").as_deref(), Some("True"));
     assert_eq!(kstatus(&server), "Current");
     let status = server.status.clone().unwrap_or_default();
     assert_eq!(
@@ -313,6 +332,11 @@ async fn missing_reference_waits_then_proceeds_when_it_appears() -> anyhow::Resu
         "not run without its tool filter"
     );
     apply_yaml(&client, &ns.name, TOOLS).await?;
+    wait_until(&servers, "fetch", TIMEOUT, |s| {
+        s.status.as_ref().and_then(|s| s.ready_replicas) == Some(1)
+    })
+    .await?;
+    e2e::report_initialized(&servers, "fetch").await?;
     wait_until(&servers, "fetch", TIMEOUT, |s| {
         phase(s) == Some(MCPServerPhase::Ready)
     })

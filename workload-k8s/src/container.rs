@@ -225,6 +225,11 @@ impl<'a> Server<'a> {
                 });
             }
         }
+        // A server that exits says why on stderr: the kubelet keeps the end of its log
+        // as the termination message, which the proxy reports on a crash loop.
+        if container.termination_message_policy.is_none() {
+            container.termination_message_policy = Some("FallbackToLogsOnError".to_owned());
+        }
         security::fill_server(container);
     }
 

@@ -132,8 +132,15 @@ pub(crate) fn build(run: &RunConfig, placement: &Placement) -> (StatefulSet, Vec
         .annotations
         .get_or_insert_with(BTreeMap::new);
     template_annotations.insert(names::CHECKSUM_ANNOTATION.to_owned(), sum);
-    if let Some(secrets) = placement.secrets_checksum.as_ref().filter(|s| !s.is_empty()) {
-        template_annotations.insert(names::SECRETS_CHECKSUM_ANNOTATION.to_owned(), secrets.clone());
+    if let Some(secrets) = placement
+        .secrets_checksum
+        .as_ref()
+        .filter(|s| !s.is_empty())
+    {
+        template_annotations.insert(
+            names::SECRETS_CHECKSUM_ANNOTATION.to_owned(),
+            secrets.clone(),
+        );
     }
 
     let annotations = placement

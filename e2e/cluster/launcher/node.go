@@ -159,7 +159,7 @@ func nodeFiles(state, bin string, p *pki, server string, ports map[string]int) e
 	} else {
 		say("cgroup v1 controllers: kubelet with cgroupfs driver and failCgroupV1: false")
 	}
-	for _, d := range []string{"cni/net.d", "cni/ipam", "kubelet", "containerd", "kubeconfigs"} {
+	for _, d := range []string{"cni/net.d", "cni/ipam", "kubelet", "containerd/certs.d/_default", "kubeconfigs"} {
 		if err := os.MkdirAll(filepath.Join(nd, d), 0o700); err != nil {
 			return err
 		}
@@ -184,6 +184,10 @@ func nodeFiles(state, bin string, p *pki, server string, ports map[string]int) e
 		"cni/net.d/10-thv-e2e.conflist": cni,
 		// Pods get no usable resolver: a lookup fails at once inside the pod.
 		"resolv.conf": "# thv-e2e real node: no DNS server; nothing may resolve names off this machine\nnameserver 127.0.0.53\n",
+		// Every registry is a closed port on loopback: an image that was not imported
+		// fails to pull at once ("connection refused"), and containerd never resolves a
+		// registry's name or dials it off this machine.
+		"containerd/certs.d/_default/hosts.toml": "server = \"http://127.0.0.1:9\"\n\n[host.\"http://127.0.0.1:9\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
 		"containerd/config.toml": fmt.Sprintf(`version = 3
 root = %q
 state = %q
@@ -194,6 +198,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = %q
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = %q
 
@@ -214,7 +220,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 `, filepath.Join(nd, "containerd/root"), filepath.Join(nodeRun, "containerd"), containerdSock(),
-			pauseImage, filepath.Join(nodeRun, "netns"), bin, filepath.Join(nd, "cni/net.d")),
+			filepath.Join(nd, "containerd/certs.d"), pauseImage, filepath.Join(nodeRun, "netns"), bin, filepath.Join(nd, "cni/net.d")),
 		"kubelet/config.yaml": fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: %s

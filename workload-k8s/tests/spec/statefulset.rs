@@ -265,7 +265,11 @@ fn rotated_secret_values_roll_the_pods_through_their_checksum() {
     assert_eq!(template_annotation(Some("")), None);
     let first = template_annotation(Some("aaa"));
     assert_eq!(first.as_deref(), Some("aaa"));
-    assert_ne!(first, template_annotation(Some("bbb")), "a new value rolls the pods");
+    assert_ne!(
+        first,
+        template_annotation(Some("bbb")),
+        "a new value rolls the pods"
+    );
 }
 
 #[test]
