@@ -31,7 +31,7 @@ use runconfig::error::{Reason, Violation};
 pub use catalog::InMemoryCatalog;
 pub use registry::{MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, go_duration};
 pub use schema::unknown_fields;
-pub use server::{CheckedServer, Problem, map_and_validate};
+pub use server::{CheckedServer, Problem, map_and_validate, stdio_replicas_capped};
 
 /// The config kinds an MCPServer references by name in its namespace: the one table of
 /// them (field, kind, and where the name is), which the mapping, the admission checks,

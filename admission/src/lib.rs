@@ -20,7 +20,7 @@ mod transport;
 pub use check::{
     Catalog, CheckedServer, ConfigKind, Finding, InMemoryCatalog, MAX_SYNC_INTERVAL,
     MIN_SYNC_INTERVAL, Problem, Report, check_manifest, go_duration, map_and_validate, references,
-    unknown_fields,
+    stdio_replicas_capped, unknown_fields,
 };
 pub use from_runconfig::to_manifests;
 pub use paths::{Location, PathMap, Via};

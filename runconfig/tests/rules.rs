@@ -122,13 +122,6 @@ const REJECTED: &[(&str, Mutation, &str, Reason, &str)] = &[
         "absolute",
     ),
     (
-        "stdio servers run one replica",
-        |c| container(c).replicas = Some(3),
-        "workload.container.replicas",
-        Reason::OutOfRange,
-        "at most 1",
-    ),
-    (
         "builtin profile names are known",
         |c| container(c).permission_profile = Some(PermissionProfile::Builtin("root".into())),
         "workload.container.permission_profile.builtin",

@@ -183,4 +183,32 @@ pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Repo
             "remove proxyMode, or use transport stdio to have the proxy convert",
         ));
     }
+    if let Some(replicas) = stdio_replicas_capped(server) {
+        report.warn(Finding::new(
+            "spec.replicas",
+            Reason::Ineffective,
+            format!("{replicas} proxy replicas of a stdio server: running 1"),
+            "at most 1: one proxy attaches to the server's stdin and stdout (ToolHive caps it the same way)",
+        ));
+    }
+    if let Some(replicas) = spec
+        .backend_replicas
+        .filter(|r| *r > 1 && spec.transport == Transport::Stdio)
+    {
+        report.warn(Finding::new(
+            "spec.backendReplicas",
+            Reason::Ineffective,
+            format!("{replicas} replicas of a stdio server: running 1"),
+            "at most 1: the proxy attaches to a single process's stdin and stdout",
+        ));
+    }
+}
+
+/// `spec.replicas` when it asks for more than one proxy of a stdio server, which the
+/// operator caps at 1 (ToolHive's `StdioReplicaCapped`).
+pub fn stdio_replicas_capped(server: &MCPServer) -> Option<i32> {
+    server
+        .spec
+        .replicas
+        .filter(|r| *r > 1 && server.spec.transport == Transport::Stdio)
 }

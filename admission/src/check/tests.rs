@@ -215,6 +215,22 @@ fn v1alpha1_is_admitted_with_a_deprecation_warning() {
 }
 
 #[test]
+fn replicas_of_a_stdio_server_are_admitted_capped_with_warnings() {
+    // ToolHive accepts these and runs one of each; so do we, and say so.
+    let report = check_alone(&server(
+        "  image: a/b:1\n  transport: stdio\n  replicas: 2\n  backendReplicas: 3\n",
+    ));
+    assert!(report.is_allowed(), "{report:?}");
+    let mut paths = warning_paths(&report);
+    paths.sort_unstable();
+    assert_eq!(paths, ["spec.backendReplicas", "spec.replicas"]);
+    assert!(
+        report.warnings.iter().all(|w| w.message.contains("running 1")),
+        "{report:?}"
+    );
+}
+
+#[test]
 fn proxy_mode_of_a_streamable_http_server_is_ineffective() {
     let report = check_alone(&server(
         "  image: a/b:1\n  transport: streamable-http\n  proxyMode: sse\n",

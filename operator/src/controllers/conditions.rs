@@ -41,6 +41,8 @@ pub enum ConditionType {
     Synced,
     /// MCPServer: the proxy reached the MCP server and it answered `initialize`.
     BackendReady,
+    /// MCPServer: replicas of a stdio server were capped at 1 (ToolHive's condition).
+    StdioReplicaCapped,
     /// kstatus: work is in progress.
     Reconciling,
     /// kstatus: stuck until someone acts.
@@ -54,6 +56,7 @@ impl ConditionType {
             Self::Ready => "Ready",
             Self::Synced => "Synced",
             Self::BackendReady => "BackendReady",
+            Self::StdioReplicaCapped => "StdioReplicaCapped",
             Self::Reconciling => "Reconciling",
             Self::Stalled => "Stalled",
         }
@@ -78,6 +81,10 @@ pub enum Reason {
     /// The proxy is available but its MCP server has not answered (the `BackendReady`
     /// condition says why).
     BackendNotReady,
+    /// Replicas of a stdio server capped at 1 (ToolHive's reason).
+    StdioTransportCapAt1,
+    /// No stdio replica cap applies (ToolHive's reason).
+    StdioReplicaCapNotActive,
     /// A registry sync is running.
     Syncing,
     /// A registry sync succeeded.
@@ -109,6 +116,8 @@ impl Reason {
             Self::Ready => "Ready",
             Self::Progressing => "Progressing",
             Self::BackendNotReady => "BackendNotReady",
+            Self::StdioTransportCapAt1 => "StdioTransportCapAt1",
+            Self::StdioReplicaCapNotActive => "StdioReplicaCapNotActive",
             Self::Syncing => "Syncing",
             Self::Synced => "Synced",
             Self::WaitingForSource => "WaitingForSource",

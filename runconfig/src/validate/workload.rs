@@ -135,14 +135,9 @@ fn container(
                 format!("{replicas} replicas"),
                 "zero or more",
             );
-        } else if replicas > 1 && transport == Some(Transport::Stdio) {
-            check.fail(
-                path.key("replicas"),
-                Reason::OutOfRange,
-                format!("{replicas} replicas of a stdio server"),
-                "at most 1: the proxy attaches to a single process's stdin and stdout",
-            );
         }
+        // More than one replica of a stdio server is run as one (`workload_k8s` caps it
+        // and says so): ToolHive accepts such manifests, so they are not refused.
     }
 
     let mut env_names = BTreeSet::new();

@@ -108,6 +108,7 @@ pub fn desired(
     if let (Observed::Applied(_), Some(backend)) = (observed, current_backend(server)) {
         conditions.push(backend_condition(backend, generation, now));
     }
+    conditions.push(stdio_cap_condition(server, generation, now));
     conditions.extend(refs.iter().map(|r| r.condition(generation, now)));
     let ready_replicas = match observed {
         Observed::Applied(d) => d.status.as_ref().and_then(|s| s.ready_replicas).or(Some(0)),
@@ -189,6 +190,50 @@ fn summary(backend: &BackendStatus) -> String {
         .map(|n| format!(", {n} tools"))
         .unwrap_or_default();
     format!("{name}{version} answered initialize through the proxy{tools}")
+}
+
+/// `StdioReplicaCapped`, as ToolHive writes it: True when more than one proxy or server
+/// replica of a stdio server was asked for (one is run).
+fn stdio_cap_condition(
+    server: &MCPServer,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let stdio = server.spec.transport == api::mcpserver::Transport::Stdio;
+    let asked = [
+        ("spec.replicas", server.spec.replicas),
+        ("spec.backendReplicas", server.spec.backend_replicas),
+    ]
+    .into_iter()
+    .filter_map(|(field, n)| {
+        n.filter(|n| stdio && *n > 1)
+            .map(|n| format!("{field} {n}"))
+    })
+    .collect::<Vec<_>>();
+    let (holds, reason, message) = if asked.is_empty() {
+        (
+            false,
+            Reason::StdioReplicaCapNotActive,
+            "stdio replica cap is not active".to_owned(),
+        )
+    } else {
+        (
+            true,
+            Reason::StdioTransportCapAt1,
+            format!(
+                "stdio transport requires exactly 1 replica; {} capped at 1: the proxy attaches to one process's stdin and stdout",
+                asked.join(" and ")
+            ),
+        )
+    };
+    raw_condition(
+        ConditionType::StdioReplicaCapped.as_str(),
+        ConditionStatus::from_bool(holds).as_str(),
+        reason.as_str(),
+        &message,
+        generation,
+        now,
+    )
 }
 
 /// `BackendReady`: the proxy's report as a condition, its reason as the proxy wrote it
@@ -402,6 +447,33 @@ mod tests {
                 ("False", "ImagePullFailed")
             );
         }
+    }
+
+    #[test]
+    fn stdio_replicas_above_one_are_capped_with_toolhives_condition() {
+        let capped =
+            server(&MINIMAL.replace("spec: {", "spec: {replicas: 3, backendReplicas: 2, "));
+        let status = observe(&capped, Observed::Applied(&deployment(1, 2, 2, 1, 1, 1)));
+        let c = kstatus::condition(&status, "StdioReplicaCapped");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "StdioTransportCapAt1")
+        );
+        assert!(
+            c.message
+                .contains("spec.replicas 3 and spec.backendReplicas 2 capped at 1"),
+            "{}",
+            c.message
+        );
+        let status = observe(
+            &server(MINIMAL),
+            Observed::Applied(&deployment(1, 2, 2, 1, 1, 1)),
+        );
+        let c = kstatus::condition(&status, "StdioReplicaCapped");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "StdioReplicaCapNotActive")
+        );
     }
 
     #[test]

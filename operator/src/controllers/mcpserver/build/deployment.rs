@@ -174,7 +174,10 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
         metadata,
         spec: Some(DeploymentSpec {
             // Unset leaves the count to an HPA; the field manager then does not own it.
-            replicas: server.spec.replicas,
+            // One proxy per stdio server: two would share its stdin and stdout.
+            replicas: admission::stdio_replicas_capped(server)
+                .map(|_| 1)
+                .or(server.spec.replicas),
             selector: LabelSelector {
                 match_labels: Some(crate::labels::proxy_selector(name)),
                 ..LabelSelector::default()
@@ -413,6 +416,20 @@ mod tests {
                 .map(|s| s.key.as_str()),
             Some("client-secret")
         );
+    }
+
+    #[test]
+    fn a_stdio_server_gets_one_proxy_whatever_spec_replicas_asks() {
+        let config = OperatorConfig::default();
+        let stdio = server(&MINIMAL.replace("spec: {", "spec: {replicas: 3, "));
+        let d = deployment(&stdio, &inputs(&config)).expect("builds");
+        assert_eq!(d.spec.and_then(|s| s.replicas), Some(1));
+        let http = server(&MINIMAL.replace(
+            "spec: {",
+            "spec: {replicas: 3, transport: streamable-http, ",
+        ));
+        let d = deployment(&http, &inputs(&config)).expect("builds");
+        assert_eq!(d.spec.and_then(|s| s.replicas), Some(3));
     }
 
     #[test]
