@@ -127,17 +127,17 @@ fn container(
         Some(port) => check.port(&path.key("target_port"), port).map(Some),
         None => Some(None),
     };
-    if let Some(replicas) = c.replicas {
-        if replicas < 0 {
-            check.fail(
-                path.key("replicas"),
-                Reason::OutOfRange,
-                format!("{replicas} replicas"),
-                "zero or more",
-            );
-        }
-        // More than one replica of a stdio server is run as one (`workload_k8s` caps it
-        // and says so): ToolHive accepts such manifests, so they are not refused.
+    // More than one replica of a stdio server is run as one (`workload_k8s` caps it and
+    // says so): ToolHive accepts such manifests, so they are not refused.
+    if let Some(replicas) = c.replicas
+        && replicas < 0
+    {
+        check.fail(
+            path.key("replicas"),
+            Reason::OutOfRange,
+            format!("{replicas} replicas"),
+            "zero or more",
+        );
     }
 
     let mut env_names = BTreeSet::new();
