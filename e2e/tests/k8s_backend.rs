@@ -47,7 +47,8 @@ spec:
     )
 }
 
-/// The proxy's report on `name`, once it says `reason`.
+/// `name` once the proxy reported `reason` and the operator read it into the
+/// `BackendReady` condition.
 async fn reported(
     servers: &kube::Api<MCPServer>,
     name: &str,
@@ -55,10 +56,12 @@ async fn reported(
     within: Duration,
 ) -> anyhow::Result<MCPServer> {
     wait_until(servers, name, within, |s| {
-        s.status
-            .as_ref()
-            .and_then(|s| s.backend.as_ref())
-            .is_some_and(|b| b.reason == reason)
+        s.status.as_ref().is_some_and(|s| {
+            s.backend.as_ref().is_some_and(|b| b.reason == reason)
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "BackendReady" && c.reason == reason)
+        })
     })
     .await
 }

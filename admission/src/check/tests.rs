@@ -225,7 +225,10 @@ fn replicas_of_a_stdio_server_are_admitted_capped_with_warnings() {
     paths.sort_unstable();
     assert_eq!(paths, ["spec.backendReplicas", "spec.replicas"]);
     assert!(
-        report.warnings.iter().all(|w| w.message.contains("running 1")),
+        report
+            .warnings
+            .iter()
+            .all(|w| w.message.contains("running 1")),
         "{report:?}"
     );
 }
