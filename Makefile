@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit e2e images images-test peers config demo demo-down demo-check bench-operator lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e images images-test peers config demo demo-down demo-check bench-operator bench-k8s lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -51,7 +51,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: bench-runconfig bench-operator bench-webhook bench-proxy ## Every benchmark (prints numbers; not pass/fail)
+bench: bench-runconfig bench-operator bench-webhook bench-proxy bench-k8s ## Every benchmark (prints numbers; not pass/fail)
 
 BENCH_SERVERS ?= 1000
 bench-operator: cluster-up ## Apply BENCH_SERVERS MCPServers; seconds to converge, objects/s, operator peak RSS
@@ -62,6 +62,12 @@ BENCH_WEBHOOK_RATE ?= 500
 BENCH_WEBHOOK_SECONDS ?= 30
 bench-webhook: ## Admission webhook at BENCH_WEBHOOK_RATE reviews/s over loopback TLS; server-side p50/p99 (target p99 <= 2 ms)
 	$(CARGO) run --locked --release -p thv-operator --example bench_webhook -- $(BENCH_WEBHOOK_RATE) $(BENCH_WEBHOOK_SECONDS)
+
+BENCH_K8S_SECONDS ?= 10
+bench-k8s: cluster-up ## The Kubernetes path on the real node: apply->Ready, latency p50/p99 (c=1) and throughput (c=32) through proxy pod + attach vs the same server direct, proxy RSS idle and with 100 sessions
+	scripts/images.sh
+	$(CLUSTER_SH) load-images
+	$(CARGO) run --locked --release -p e2e --bin bench_k8s -- $(BENCH_K8S_SECONDS)
 
 BENCH_PROXY_SECONDS ?= 5
 bench-proxy: ## Proxy cost: direct vs proxied latency/throughput (c=1, c=32), stdio bridge rate, RSS per idle session

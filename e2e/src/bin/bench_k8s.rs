@@ -1,0 +1,302 @@
+//! `make bench-k8s`: what the Kubernetes path costs, on the harness's real node. Numbers,
+//! not pass/fail.
+//!
+//! The same server (`mcp-fixture echo`, which answers every request at once) is reached
+//! two ways, side by side in one run:
+//! - **direct**: client → the echo pod's IP (streamable HTTP, no proxy);
+//! - **proxied**: client → the proxy Service's ClusterIP → the proxy pod → `pods/attach`
+//!   → the echo pod (stdio), the path a stdio MCPServer takes.
+//!
+//! Printed: time from `kubectl apply` to `Ready` (a real pod answered `initialize`),
+//! latency p50/p99 at c=1 and throughput at c=32 for both paths, and the proxy pod's RSS
+//! idle and with 100 open sessions.
+//!
+//! Usage: `bench_k8s [SECONDS]` (per load phase, default 10) against the cluster of
+//! `e2e/cluster` (or `KUBECONFIG` with `THV_E2E_USE_EXISTING=1`); the images must be
+//! imported (`make images`, `cluster.sh load-images`).
+//!
+//! Load generator: one HTTP/1.1 connection per worker over hyper's connection API rather
+//! than a pooled client (hyper-util's legacy `Client`): each worker is one MCP session
+//! with its own connection, as an MCP client is.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use api::MCPServer;
+use api::mcpserver::MCPServerPhase;
+use bytes::Bytes;
+use e2e::controllers::InProcess;
+use e2e::{TestNamespace, apply_yaml, client, wait_until};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{Pod, Service};
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench-k8s","version":"1"}}}"#;
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+const CALL: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}"#;
+
+/// One MCP session on its own connection.
+struct Session {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+    path: String,
+    id: Option<String>,
+}
+
+impl Session {
+    /// Connects to `addr` (`ip:port`) and initialises a session at `path`.
+    async fn open(addr: &str, path: &str) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP handshake")?;
+        tokio::spawn(connection);
+        let mut session = Self {
+            sender,
+            host: addr.to_owned(),
+            path: path.to_owned(),
+            id: None,
+        };
+        let id = session.post(INITIALIZE).await?;
+        session.id = id;
+        session.post(INITIALIZED).await?;
+        Ok(session)
+    }
+
+    /// POSTs `body`; the response's session id, if any. Fails on a non-2xx answer.
+    async fn post(&mut self, body: &'static str) -> anyhow::Result<Option<String>> {
+        let mut request = hyper::Request::post(self.path.as_str())
+            .header("host", self.host.as_str())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(id) = &self.id {
+            request = request.header("mcp-session-id", id.as_str());
+        }
+        self.sender.ready().await?;
+        let response = self
+            .sender
+            .send_request(request.body(Full::new(Bytes::from_static(body.as_bytes())))?)
+            .await?;
+        let status = response.status();
+        let id = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let answer = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("HTTP {status}: {}", String::from_utf8_lossy(&answer));
+        }
+        Ok(id)
+    }
+}
+
+/// Latency quantiles and throughput of one load phase.
+struct Run {
+    p50: Duration,
+    p99: Duration,
+    rps: f64,
+}
+
+/// `concurrency` sessions calling `echo` for `seconds` (after half a second of warm-up).
+async fn load(addr: &str, path: &str, concurrency: usize, seconds: u64) -> anyhow::Result<Run> {
+    let warm = Instant::now() + Duration::from_millis(500);
+    let end = warm + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let mut session = Session::open(addr, path).await?;
+        workers.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let started = Instant::now();
+                session.post(CALL).await?;
+                let now = Instant::now();
+                if now >= end {
+                    return Ok::<_, anyhow::Error>(samples);
+                }
+                if started >= warm {
+                    samples.push(now - started);
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await??);
+    }
+    all.sort_unstable();
+    let Some(last) = all.len().checked_sub(1) else {
+        bail!("no request completed against {addr}{path}");
+    };
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(last)];
+    Ok(Run {
+        p50: at(0.50),
+        p99: at(0.99),
+        rps: all.len() as f64 / seconds as f64,
+    })
+}
+
+/// Resident memory (KiB) of the process on this machine whose environment says it is
+/// the proxy of MCPServer `name` in `namespace` (the real node's containers are this
+/// machine's processes).
+fn proxy_rss_kib(namespace: &str, name: &str) -> anyhow::Result<u64> {
+    let wanted_ns = format!("POD_NAMESPACE={namespace}");
+    let wanted_name = format!("POD_NAME={name}-");
+    for entry in std::fs::read_dir("/proc")? {
+        let dir = entry?.path();
+        let Ok(environ) = std::fs::read(dir.join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+        let has = |wanted: &str, prefix: bool| {
+            vars.iter().any(|v| {
+                if prefix {
+                    v.starts_with(wanted.as_bytes())
+                } else {
+                    *v == wanted.as_bytes()
+                }
+            })
+        };
+        if !(has(&wanted_ns, false) && has(&wanted_name, true)) {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status"))?;
+        if let Some(kib) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        {
+            return Ok(kib);
+        }
+    }
+    bail!("no proxy process of {namespace}/{name} on this machine (is the real node up, and this run as root?)")
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let seconds: u64 = match std::env::args().nth(1) {
+        Some(s) => s
+            .parse()
+            .with_context(|| format!("SECONDS: {s:?} is not a whole number"))?,
+        None => 10,
+    };
+    let client = client().await?;
+    e2e::install_crds(&client).await?;
+    let ns = TestNamespace::on_real_node(&client, "bench-k8s", &[]).await?;
+    let _operator = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    let image = format!(
+        "ghcr.io/stacklok/toolhive-rs/mcp-fixture:{}",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    // The same server twice: behind the proxy over stdio, and alone over HTTP.
+    let applied = Instant::now();
+    apply_yaml(
+        &client,
+        &ns.name,
+        &format!(
+            "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {{name: echo}}\nspec:\n  image: {image}\n  transport: stdio\n  args: [echo, --stdio]\n"
+        ),
+    )
+    .await?;
+    apply_yaml(
+        &client,
+        &ns.name,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: echo-direct}}\nspec:\n  containers:\n  - name: echo\n    image: {image}\n    imagePullPolicy: IfNotPresent\n    args: [echo, --port, \"8080\", --host, 0.0.0.0]\n"
+        ),
+    )
+    .await?;
+    wait_until(
+        &ns.api::<MCPServer>(),
+        "echo",
+        Duration::from_secs(300),
+        |s| s.status.as_ref().and_then(|s| s.phase) == Some(MCPServerPhase::Ready),
+    )
+    .await?;
+    let apply_to_ready = applied.elapsed();
+    let direct_ip = wait_until(
+        &ns.api::<Pod>(),
+        "echo-direct",
+        Duration::from_secs(120),
+        |p| {
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.phase.as_deref() == Some("Running") && s.pod_ip.is_some())
+        },
+    )
+    .await?
+    .status
+    .and_then(|s| s.pod_ip)
+    .context("the direct pod's IP")?;
+    let proxy_ip = ns
+        .api::<Service>()
+        .get("mcp-echo-proxy")
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("the proxy Service's ClusterIP")?;
+    let (direct, proxied) = (format!("{direct_ip}:8080"), format!("{proxy_ip}:8080"));
+    // The direct server may take a moment to listen.
+    let start = Instant::now();
+    while let Err(e) = Session::open(&direct, "/mcp").await {
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err(e.context("the direct echo pod never answered"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    println!("bench-k8s: {seconds} s per phase, the real node of e2e/cluster");
+    println!("kubectl apply -> Ready (a real pod answered initialize): {apply_to_ready:.1?}");
+    println!(
+        "{:<34} {:>10} {:>10} {:>12}",
+        "path", "p50 µs", "p99 µs", "requests/s"
+    );
+    for (concurrency, label) in [(1, "c=1"), (32, "c=32")] {
+        let d = load(&direct, "/mcp", concurrency, seconds).await?;
+        let p = load(&proxied, "/mcp", concurrency, seconds).await?;
+        println!(
+            "{:<34} {:>10.0} {:>10.0} {:>12.0}",
+            format!("direct to the pod, {label}"),
+            us(d.p50),
+            us(d.p99),
+            d.rps
+        );
+        println!(
+            "{:<34} {:>10.0} {:>10.0} {:>12.0}",
+            format!("proxy pod + attach, {label}"),
+            us(p.p50),
+            us(p.p99),
+            p.rps
+        );
+        println!(
+            "  added by the Kubernetes path at {label}: p50 +{:.0} µs, p99 +{:.0} µs, throughput {:.0} %",
+            us(p.p50.saturating_sub(d.p50)),
+            us(p.p99.saturating_sub(d.p99)),
+            100.0 * p.rps / d.rps.max(1.0)
+        );
+    }
+    let idle = proxy_rss_kib(&ns.name, "echo")?;
+    let mut sessions = Vec::new();
+    for _ in 0..100 {
+        sessions.push(Session::open(&proxied, "/mcp").await?);
+    }
+    let busy = proxy_rss_kib(&ns.name, "echo")?;
+    println!(
+        "proxy pod RSS: {:.1} MiB after the load, {:.1} MiB with 100 more open sessions ({:.1} KiB per session)",
+        idle as f64 / 1024.0,
+        busy as f64 / 1024.0,
+        busy.saturating_sub(idle) as f64 / 100.0
+    );
+    drop(sessions);
+    ns.delete().await
+}
