@@ -84,4 +84,7 @@ pub mod code {
     pub const FORBIDDEN: i64 = -32001;
     /// The server is not reachable (child restarting, upstream down).
     pub const UNAVAILABLE: i64 = -32000;
+    /// The session is unknown or gone (with HTTP 404; the code the TypeScript SDK's
+    /// servers use for it).
+    pub const SESSION_NOT_FOUND: i64 = -32001;
 }

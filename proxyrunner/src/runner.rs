@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::backend::bridge::{Bridge, Handshake};
 use crate::backend::http::{HostHeader, Upstream};
 use crate::backend::kubernetes;
+use crate::backend::pods;
 use crate::backend::process::LocalProcess;
 use crate::middleware::chain::{self, Chain};
 use crate::middleware::origin::OriginGuard;
@@ -199,7 +200,7 @@ fn backend(
             let port = container.target_port.unwrap_or(8080);
             let url = url::Url::parse(&format!("http://{host}:{port}{path}"))
                 .map_err(|e| BuildError::Setting(format!("workload.target_host {host:?}: {e}")))?;
-            let upstream = Upstream::new(
+            let mut upstream = Upstream::new(
                 &url,
                 path,
                 options.host_header.unwrap_or(HostHeader::Preserve),
@@ -207,6 +208,12 @@ fn backend(
             )
             .map_err(BuildError::Setting)?
             .with_endpoint_prefix(prefix);
+            if options.command.is_empty() && kubernetes::in_cluster() {
+                // The server runs as the StatefulSet's pods; each session goes to its own.
+                let objects = kubernetes::ServerObjects::build(&config.source)
+                    .map_err(|e| BuildError::Setting(e.to_string()))?;
+                upstream = upstream.with_pods(pods::discovery::start(objects, port));
+            }
             Ok((Backend::Http(upstream), mode))
         }
     }

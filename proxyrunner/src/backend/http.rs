@@ -8,7 +8,12 @@
 //!
 //! A legacy SSE stream (`GET /sse`) is passed through [`legacy_sse`], which rewrites
 //! what the proxy must rewrite on it.
+//!
+//! In a cluster an HTTP server's pods are the upstream: a [`PodRouter`] chooses each
+//! request's pod (its session's), which overrides the upstream's own address for that
+//! request.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 
 use super::legacy_sse;
+use super::pods::PodRouter;
 use crate::reply::{Body, BoxError};
 use crate::rewrite::ListRewrite;
 
@@ -59,9 +65,19 @@ pub enum UpstreamError {
 /// connection can own one upstream connection: no pool lookup, no lock contention
 /// between clients, and the upstream sees the same connection pattern as the client's.
 /// Requests outside a client connection's scope (tests calling `forward` directly) use
-/// the shared pool.
-pub type Dedicated =
-    std::sync::Arc<tokio::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Body>>>>;
+/// the shared pool, and so do requests for another address than the dedicated
+/// connection's (a client connection carrying sessions of several pods).
+pub type Dedicated = std::sync::Arc<tokio::sync::Mutex<Option<DedicatedConnection>>>;
+
+/// An open dedicated connection and where it goes.
+pub struct DedicatedConnection {
+    /// `host:port` it is connected to.
+    address: String,
+    sender: hyper::client::conn::http1::SendRequest<Body>,
+}
+
+/// How long connecting to the upstream may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 tokio::task_local! {
     /// The current client connection's upstream connection (see [`Dedicated`]).
@@ -97,6 +113,8 @@ pub struct Upstream {
     endpoint_prefix: String,
     /// Legacy SSE sessions open through the proxy.
     sse_sessions: Arc<legacy_sse::Sessions>,
+    /// In a cluster: the server's pods, which each request goes to instead of `address`.
+    pods: Option<Arc<PodRouter>>,
 }
 
 impl Upstream {
@@ -179,7 +197,20 @@ impl Upstream {
             trust_proxy_headers,
             endpoint_prefix: String::new(),
             sse_sessions: Arc::default(),
+            pods: None,
         })
+    }
+
+    /// Sends each request to the pod `pods` routes it to (its session's).
+    pub fn with_pods(mut self, pods: Arc<PodRouter>) -> Self {
+        self.pods = Some(pods);
+        self
+    }
+
+    /// The pod router, when the upstream is a StatefulSet's pods (readiness reads its
+    /// routable pods).
+    pub fn pods(&self) -> Option<&Arc<PodRouter>> {
+        self.pods.as_ref()
     }
 
     /// Advertises the message endpoint of a legacy SSE server under `prefix`.
@@ -224,25 +255,37 @@ impl Upstream {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         };
+        let route = match &self.pods {
+            Some(pods) => match pods.route(self.client_path == "/sse", &parts) {
+                Ok(route) => Some(route),
+                Err(unroutable) => return Ok(unroutable.response()),
+            },
+            None => None,
+        };
+        let (authority, address) = match &route {
+            Some(route) => {
+                let address = route.address().to_string();
+                let authority = address.parse().map_err(http::Error::from)?;
+                (authority, Cow::Owned(address))
+            }
+            None => (self.authority.clone(), Cow::Borrowed(self.address.as_str())),
+        };
         let uri = Uri::builder()
             .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
+            .authority(authority.clone())
             .path_and_query(path_and_query)
             .build()?;
         let mut request = Request::builder()
             .method(parts.method)
             .uri(uri)
             .body(body)?;
-        *request.headers_mut() = self.upstream_headers(parts.headers, peer);
+        *request.headers_mut() = self.upstream_headers(parts.headers, peer, &authority);
         let response = match DEDICATED.try_with(Clone::clone) {
-            Ok(dedicated) => self.send_dedicated(&dedicated, request).await?,
-            Err(_) => self
-                .client
-                .request(request)
-                .await?
-                .map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+            Ok(dedicated) => self.send_dedicated(&dedicated, request, &address).await?,
+            Err(_) => self.send_pooled(request).await?,
         };
         let (mut parts, mut body) = response.into_parts();
+        let pick = route.and_then(|route| route.learn(parts.status, &parts.headers));
         strip_hop_by_hop(&mut parts.headers);
         let event_stream = parts
             .headers
@@ -255,33 +298,60 @@ impl Upstream {
                 body,
                 self.endpoint_prefix.clone(),
                 self.sse_sessions.clone(),
+                pick,
             );
         }
         Ok(Response::from_parts(parts, body))
     }
 
-    /// Sends on the client connection's own upstream connection, opening it when there
-    /// is none or the last one closed.
+    /// Sends on the shared pool's connections (keyed by authority).
+    async fn send_pooled(&self, request: Request<Body>) -> Result<Response<Body>, UpstreamError> {
+        Ok(self
+            .client
+            .request(request)
+            .await?
+            .map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
+    }
+
+    /// Sends on the client connection's own upstream connection to `address`, opening
+    /// it when there is none or the last one closed; while it is open to another
+    /// address, the request takes a pooled connection instead.
     async fn send_dedicated(
         &self,
         dedicated: &Dedicated,
         mut request: Request<Body>,
+        address: &str,
     ) -> Result<Response<Body>, UpstreamError> {
+        let mut slot = dedicated.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|c| c.address != address && !c.sender.is_closed())
+        {
+            drop(slot);
+            return self.send_pooled(request).await;
+        }
         // hyper's connection API sends the URI as given: origin form for HTTP/1.1.
         if let Some(path_and_query) = request.uri().path_and_query().cloned() {
             *request.uri_mut() = Uri::from(path_and_query);
         }
-        let mut slot = dedicated.lock().await;
-        let mut reusable = slot.take();
-        if let Some(sender) = reusable.as_mut()
-            && sender.ready().await.is_err()
+        let mut reusable = slot.take().filter(|c| c.address == address);
+        if let Some(connection) = reusable.as_mut()
+            && connection.sender.ready().await.is_err()
         {
             reusable = None;
         }
-        let sender = match reusable {
-            Some(sender) => slot.insert(sender),
+        let connection = match reusable {
+            Some(connection) => slot.insert(connection),
             None => {
-                let stream = tokio::net::TcpStream::connect(&self.address).await?;
+                let stream =
+                    tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
+                        .await
+                        .map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("connecting to {address} timed out"),
+                            )
+                        })??;
                 stream.set_nodelay(true)?;
                 let sender = match &self.tls {
                     None => handshake(stream).await?,
@@ -293,22 +363,30 @@ impl Upstream {
                         handshake(stream).await?
                     }
                 };
-                slot.insert(sender)
+                slot.insert(DedicatedConnection {
+                    address: address.to_owned(),
+                    sender,
+                })
             }
         };
-        let response = sender.send_request(request).await?;
+        let response = connection.sender.send_request(request).await?;
         Ok(response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
     }
 
     /// The client's request headers as the upstream gets them.
-    fn upstream_headers(&self, mut headers: HeaderMap, peer: SocketAddr) -> HeaderMap {
+    fn upstream_headers(
+        &self,
+        mut headers: HeaderMap,
+        peer: SocketAddr,
+        authority: &http::uri::Authority,
+    ) -> HeaderMap {
         strip_hop_by_hop(&mut headers);
         // The body may not be the one the client sent (a renamed tool call): hyper
         // frames it from its own length.
         headers.remove(header::CONTENT_LENGTH);
         self.add_forwarded(&mut headers, peer);
         if (self.host_header == HostHeader::Upstream || !headers.contains_key(header::HOST))
-            && let Ok(value) = HeaderValue::from_str(self.authority.as_str())
+            && let Ok(value) = HeaderValue::from_str(authority.as_str())
         {
             headers.insert(header::HOST, value);
         }
@@ -450,7 +528,7 @@ mod tests {
         headers.insert(header::HOST, HeaderValue::from_static("proxy.example"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("64"));
         let peer = SocketAddr::from(([10, 0, 0, 1], 5000));
-        let sent = upstream.upstream_headers(headers, peer);
+        let sent = upstream.upstream_headers(headers, peer, &upstream.authority);
         assert_eq!(sent[header::ACCEPT_ENCODING], "identity");
         assert_eq!(sent[header::HOST], "proxy.example");
         assert_eq!(sent["x-forwarded-for"], "10.0.0.1");

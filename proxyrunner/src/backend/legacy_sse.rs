@@ -9,6 +9,9 @@
 //! - refusals the proxy answers itself are added to the stream.
 //!
 //! Every other event passes as the bytes it arrived as, as soon as it is complete.
+//!
+//! In a cluster the stream's session is pinned to the pod it came from (a
+//! [`pods::Pick`]) from its endpoint event until the stream ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +23,7 @@ use hyper::body::Frame;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::pods;
 use crate::mcp;
 use crate::reply::{Body, BoxError};
 use crate::rewrite::ListRewrite;
@@ -88,6 +92,10 @@ struct Stream {
     /// Until the endpoint event registers the session.
     inject: Option<mpsc::UnboundedSender<Bytes>>,
     session: Option<String>,
+    /// The pod this stream comes from, until the endpoint event names its session.
+    pick: Option<pods::Pick>,
+    /// The session pinned to that pod while the stream lasts.
+    _pinned: Option<pods::Pinned>,
 }
 
 impl Drop for Stream {
@@ -113,6 +121,9 @@ impl Stream {
                         inject,
                     },
                 );
+                if let Some(pick) = self.pick.take() {
+                    self._pinned = Some(pick.pin_while(&session));
+                }
                 self.session = Some(session);
             }
             return proxy_endpoint(&fields, &self.prefix).unwrap_or(event);
@@ -147,8 +158,14 @@ impl Stream {
 }
 
 /// The upstream's `GET /sse` response body as the client gets it: rewritten as the
-/// module says, with the proxy's own messages merged in.
-pub fn stream(body: Body, prefix: String, sessions: Arc<Sessions>) -> Body {
+/// module says, with the proxy's own messages merged in; `pick`, the pod the stream
+/// comes from, gets the session pinned.
+pub fn stream(
+    body: Body,
+    prefix: String,
+    sessions: Arc<Sessions>,
+    pick: Option<pods::Pick>,
+) -> Body {
     let (inject, injected) = mpsc::unbounded_channel();
     let state = Stream {
         chunks: body.into_data_stream(),
@@ -157,6 +174,8 @@ pub fn stream(body: Body, prefix: String, sessions: Arc<Sessions>) -> Body {
         sessions,
         inject: Some(inject),
         session: None,
+        pick,
+        _pinned: None,
     };
     let upstream = futures::stream::unfold(state, |mut state| async move {
         loop {

@@ -4,12 +4,14 @@
 //!   ([`process::LocalProcess`]), or in a cluster the container of the MCP server's
 //!   StatefulSet reached over pods/attach ([`kubernetes::AttachedPod`]). [`bridge::Bridge`] multiplexes client sessions over one.
 //! - [`http::Upstream`]: an MCP server reached over HTTP (SSE or streamable HTTP);
-//!   [`legacy_sse`] does the proxy's work on its legacy SSE streams.
+//!   [`legacy_sse`] does the proxy's work on its legacy SSE streams. In a cluster,
+//!   [`pods::PodRouter`] sends each MCP session to the StatefulSet pod that holds it.
 
 pub mod bridge;
 pub mod http;
 pub mod kubernetes;
 pub mod legacy_sse;
+pub mod pods;
 pub mod process;
 pub mod report;
 

@@ -23,7 +23,7 @@ async fn through(
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let frames = crate::transport::receiver_stream(rx).map(|b| Ok::<_, BoxError>(Frame::data(b)));
     let body = http_body_util::StreamBody::new(frames).boxed_unsync();
-    let mut out = stream(body, prefix.to_owned(), sessions.clone()).into_data_stream();
+    let mut out = stream(body, prefix.to_owned(), sessions.clone(), None).into_data_stream();
     let mut seen = String::new();
     let send = |chunk: &String| {
         tx.send(Bytes::from(chunk.clone()))

@@ -1,0 +1,349 @@
+//! Routing an HTTP MCP server's sessions to the pods of its StatefulSet (in a cluster,
+//! `sse` and `streamable-http` transports).
+//!
+//! [`PodRouter`] holds the pods requests may go to (Ready, not terminating, at
+//! `podIP:targetPort`; [`discovery`] keeps them current from a watch on the
+//! StatefulSet's pods) and which pod each MCP session lives on:
+//!
+//! - a request that names no session (an `initialize`, a legacy `GET /sse`) goes to the
+//!   pod with the fewest sessions, ties taken in turn, so new sessions spread across
+//!   `backendReplicas`;
+//! - the session the pod creates (the `Mcp-Session-Id` of its response, or the
+//!   `sessionId` of a legacy SSE stream's `endpoint` event) is pinned to that pod, and
+//!   every later request naming it goes there;
+//! - a session is forgotten when the client DELETEs it, the server answers 404 for it,
+//!   its legacy SSE stream ends, or its pod stops being routable (deleted, replaced,
+//!   its container restarted: the server's in-memory session is gone with it). A
+//!   request for a forgotten or unknown session is answered 404 with a JSON-RPC error
+//!   at once — the MCP signal for the client to initialize again — never left to hang
+//!   on a pod that is not there.
+//!
+//! ToolHive instead pins all of a client's traffic to one pod by ClientIP affinity on
+//! the headless Service, which puts every session behind one proxy on one pod.
+
+pub mod discovery;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use http::{HeaderMap, Method, Response, StatusCode};
+use tokio::sync::watch;
+
+use crate::reply::{self, Body, code};
+use crate::transport::sse::session_param;
+
+/// The header naming a streamable HTTP session.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// A pod requests can be sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodTarget {
+    /// The pod's name (`<server>-0`, …).
+    pub name: String,
+    /// The pod's UID and its `mcp` container's restart count: a pod recreated under the
+    /// same name, or a restarted server, is another instance (its sessions are gone).
+    pub instance: String,
+    /// `podIP:targetPort`.
+    pub address: SocketAddr,
+}
+
+/// Why a request cannot be routed to a pod.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unroutable {
+    /// No pod is Ready.
+    #[error("no MCP server pod is ready")]
+    NoPods,
+    /// The session's pod is gone (or the session was never created through this proxy).
+    #[error("session {0} not found: its MCP server pod is gone or it never existed; initialize a new session")]
+    SessionGone(String),
+}
+
+impl Unroutable {
+    /// The answer to the client: 503 while no pod is ready, 404 for a session that is
+    /// gone (the client then initializes again), with a JSON-RPC error body.
+    pub fn response(&self) -> Response<Body> {
+        let (status, code) = match self {
+            Self::NoPods => (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE),
+            Self::SessionGone(_) => (StatusCode::NOT_FOUND, code::SESSION_NOT_FOUND),
+        };
+        reply::jsonrpc_error(status, None, code, &self.to_string())
+    }
+}
+
+/// The routable pods and the sessions pinned to them.
+pub struct PodRouter {
+    /// Ready pods, by name.
+    targets: watch::Sender<Arc<[PodTarget]>>,
+    state: Mutex<State>,
+    /// Turns among pods with equally few sessions.
+    turn: AtomicUsize,
+}
+
+#[derive(Default)]
+struct State {
+    /// Session id → instance of its pod.
+    sessions: HashMap<String, String>,
+    /// Pod instance → requests sent to it for a new session whose id is not known yet.
+    pending: HashMap<String, usize>,
+}
+
+impl PodRouter {
+    /// A router with no pod yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            targets: watch::Sender::new(Arc::from(Vec::new())),
+            state: Mutex::default(),
+            turn: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pods requests may go to now (readiness: the MCP server is reachable when
+    /// there is at least one), sorted by name.
+    pub fn targets(&self) -> Arc<[PodTarget]> {
+        self.targets.borrow().clone()
+    }
+
+    /// Whether at least one pod is routable.
+    pub fn has_targets(&self) -> bool {
+        !self.targets.borrow().is_empty()
+    }
+
+    /// Notified whenever the routable pods change (to wait for the first one).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<[PodTarget]>> {
+        self.targets.subscribe()
+    }
+
+    /// Replaces the routable pods; the sessions of a pod no longer among them are
+    /// forgotten (their next request is answered 404).
+    pub fn set_targets(&self, mut targets: Vec<PodTarget>) {
+        targets.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut state = self.lock();
+        let before = state.sessions.len();
+        state
+            .sessions
+            .retain(|_, instance| targets.iter().any(|t| &t.instance == instance));
+        state
+            .pending
+            .retain(|instance, _| targets.iter().any(|t| &t.instance == instance));
+        let dropped = before - state.sessions.len();
+        if dropped > 0 {
+            tracing::info!(
+                sessions = dropped,
+                "forgot the sessions of MCP server pods that are gone"
+            );
+        }
+        self.targets.send_if_modified(|current| {
+            if **current == *targets {
+                return false;
+            }
+            tracing::info!(pods = ?targets.iter().map(|t| format!("{}={}", t.name, t.address)).collect::<Vec<_>>(), "routable MCP server pods");
+            *current = Arc::from(targets);
+            true
+        });
+    }
+
+    /// A pod for a new session: the one with the fewest sessions (pinned or being
+    /// created), ties taken in turn.
+    pub fn pick(self: &Arc<Self>) -> Result<Pick, Unroutable> {
+        let targets = self.targets();
+        let mut state = self.lock();
+        let load = |t: &PodTarget| {
+            state.sessions.values().filter(|i| **i == t.instance).count()
+                + state.pending.get(&t.instance).copied().unwrap_or(0)
+        };
+        let fewest = targets.iter().map(load).min().ok_or(Unroutable::NoPods)?;
+        let tied: Vec<&PodTarget> = targets.iter().filter(|t| load(t) == fewest).collect();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let target = tied[turn % tied.len()].clone();
+        *state.pending.entry(target.instance.clone()).or_default() += 1;
+        Ok(Pick {
+            router: self.clone(),
+            target,
+        })
+    }
+
+    /// The pod of an existing session; a session whose pod is gone is forgotten.
+    pub fn session(&self, id: &str) -> Result<PodTarget, Unroutable> {
+        let mut state = self.lock();
+        let found = state
+            .sessions
+            .get(id)
+            .and_then(|i| self.targets.borrow().iter().find(|t| &t.instance == i).cloned());
+        match found {
+            Some(target) => Ok(target),
+            None => {
+                state.sessions.remove(id);
+                Err(Unroutable::SessionGone(id.to_owned()))
+            }
+        }
+    }
+
+    /// Forgets a session (ended by the client or the server).
+    pub fn forget(&self, id: &str) {
+        self.lock().sessions.remove(id);
+    }
+
+    /// Sessions pinned per pod name (for logs and tests).
+    pub fn sessions_per_pod(&self) -> Vec<(String, usize)> {
+        let state = self.lock();
+        self.targets()
+            .iter()
+            .map(|t| {
+                let n = state.sessions.values().filter(|i| **i == t.instance).count();
+                (t.name.clone(), n)
+            })
+            .collect()
+    }
+
+    /// Where one request goes: the pod of the session it names, or a picked pod when it
+    /// names none. `legacy_sse` says which transport names sessions how: streamable
+    /// HTTP in the `Mcp-Session-Id` header, legacy SSE in the `sessionId` query
+    /// parameter of its POSTs.
+    pub fn route(
+        self: &Arc<Self>,
+        legacy_sse: bool,
+        parts: &http::request::Parts,
+    ) -> Result<Route, Unroutable> {
+        let session = if legacy_sse {
+            session_param(parts.uri.query())
+        } else {
+            parts
+                .headers
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        match session {
+            Some(id) => Ok(Route {
+                target: self.session(&id)?,
+                kind: RouteKind::Session {
+                    router: self.clone(),
+                    id,
+                    delete: parts.method == Method::DELETE,
+                },
+            }),
+            None => {
+                let pick = self.pick()?;
+                Ok(Route {
+                    target: pick.target.clone(),
+                    kind: RouteKind::New(pick),
+                })
+            }
+        }
+    }
+}
+
+/// A pod picked for a new session, counted as loaded until the session is pinned or the
+/// pick dropped.
+pub struct Pick {
+    router: Arc<PodRouter>,
+    target: PodTarget,
+}
+
+impl Pick {
+    /// The picked pod.
+    pub fn target(&self) -> &PodTarget {
+        &self.target
+    }
+
+    /// Pins `session` to the picked pod; it stays pinned until forgotten.
+    pub fn pin(self, session: &str) {
+        self.router
+            .lock()
+            .sessions
+            .insert(session.to_owned(), self.target.instance.clone());
+    }
+
+    /// Pins `session` for as long as the returned guard lives (a legacy SSE stream: its
+    /// session ends with it).
+    pub fn pin_while(self, session: &str) -> Pinned {
+        let router = self.router.clone();
+        self.pin(session);
+        Pinned {
+            router,
+            session: session.to_owned(),
+        }
+    }
+}
+
+impl Drop for Pick {
+    fn drop(&mut self) {
+        let mut state = self.router.lock();
+        if let Some(n) = state.pending.get_mut(&self.target.instance) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                state.pending.remove(&self.target.instance);
+            }
+        }
+    }
+}
+
+/// A session pinned while this lives.
+pub struct Pinned {
+    router: Arc<PodRouter>,
+    session: String,
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        self.router.forget(&self.session);
+    }
+}
+
+/// Where one request goes, and what its response may teach the router.
+pub struct Route {
+    target: PodTarget,
+    kind: RouteKind,
+}
+
+enum RouteKind {
+    /// A request naming no session, sent to a picked pod.
+    New(Pick),
+    /// A request of a pinned session.
+    Session {
+        router: Arc<PodRouter>,
+        id: String,
+        delete: bool,
+    },
+}
+
+impl Route {
+    /// The pod's address.
+    pub fn address(&self) -> SocketAddr {
+        self.target.address
+    }
+
+    /// Learns from the pod's response: a new streamable HTTP session (its
+    /// `Mcp-Session-Id`) is pinned to the pod; a session the client deleted or the
+    /// server no longer knows (404) is forgotten. Returns the pick of a request that
+    /// named no session and got no session id back: a legacy SSE stream pins it when
+    /// its `endpoint` event arrives.
+    pub fn learn(self, status: StatusCode, headers: &HeaderMap) -> Option<Pick> {
+        match self.kind {
+            RouteKind::New(pick) => {
+                match headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+                    Some(session) if status.is_success() => {
+                        pick.pin(session);
+                        None
+                    }
+                    _ => Some(pick),
+                }
+            }
+            RouteKind::Session { router, id, delete } => {
+                if status == StatusCode::NOT_FOUND || (delete && status.is_success()) {
+                    router.forget(&id);
+                }
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

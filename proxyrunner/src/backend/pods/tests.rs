@@ -1,0 +1,256 @@
+use std::collections::HashMap;
+
+use http::{HeaderValue, Request};
+use http_body_util::BodyExt;
+
+use super::*;
+
+fn pod(name: &str, instance: &str, last: u8) -> PodTarget {
+    PodTarget {
+        name: name.to_owned(),
+        instance: instance.to_owned(),
+        address: SocketAddr::from(([10, 0, 0, last], 8080)),
+    }
+}
+
+fn three_pods() -> Arc<PodRouter> {
+    let router = PodRouter::new();
+    router.set_targets(vec![
+        pod("fixture-2", "c/0", 3),
+        pod("fixture-0", "a/0", 1),
+        pod("fixture-1", "b/0", 2),
+    ]);
+    router
+}
+
+fn request(method: Method, uri: &str, session: Option<&str>) -> http::request::Parts {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(session) = session {
+        builder = builder.header(SESSION_HEADER, session);
+    }
+    builder.body(()).expect("a request").into_parts().0
+}
+
+fn session_header(id: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(SESSION_HEADER, HeaderValue::from_str(id).expect("a header"));
+    headers
+}
+
+/// Initializes `id` through the router as the HTTP upstream does; the pod it landed on.
+fn initialize(router: &Arc<PodRouter>, id: &str) -> String {
+    let route = router
+        .route(false, &request(Method::POST, "/mcp", None))
+        .expect("a pod");
+    let name = route.target.name.clone();
+    assert!(route.learn(StatusCode::OK, &session_header(id)).is_none());
+    name
+}
+
+async fn body_of(response: Response<Body>) -> serde_json::Value {
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+#[test]
+fn new_sessions_spread_evenly_across_the_pods() {
+    let router = three_pods();
+    let mut per_pod: HashMap<String, usize> = HashMap::new();
+    for i in 0..30 {
+        *per_pod.entry(initialize(&router, &format!("s{i}"))).or_default() += 1;
+    }
+    assert_eq!(per_pod.len(), 3);
+    assert!(per_pod.values().all(|n| *n == 10), "{per_pod:?}");
+    assert_eq!(
+        router.sessions_per_pod(),
+        [
+            ("fixture-0".to_owned(), 10),
+            ("fixture-1".to_owned(), 10),
+            ("fixture-2".to_owned(), 10)
+        ]
+    );
+}
+
+#[test]
+fn a_new_session_goes_to_the_pod_with_the_fewest() {
+    let router = three_pods();
+    for i in 0..3 {
+        initialize(&router, &format!("s{i}"));
+    }
+    // fixture-1's session ends: the next one goes there.
+    let on_1 = ["s0", "s1", "s2"]
+        .into_iter()
+        .find(|s| router.session(s).expect("pinned").name == "fixture-1")
+        .expect("one session on fixture-1");
+    router.forget(on_1);
+    assert_eq!(initialize(&router, "next"), "fixture-1");
+}
+
+#[test]
+fn initializes_in_flight_count_as_load() {
+    let router = three_pods();
+    // Three initializes awaiting their responses: none knows its session id yet.
+    let picks: Vec<Pick> = (0..3).map(|_| router.pick().expect("a pod")).collect();
+    let mut names: Vec<&str> = picks.iter().map(|p| p.target().name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["fixture-0", "fixture-1", "fixture-2"]);
+    // A pick that never got a session (a stateless server, a failed initialize) stops
+    // counting when dropped.
+    drop(picks);
+    assert!(router.lock().pending.is_empty());
+}
+
+#[test]
+fn every_request_of_a_session_goes_to_its_pod() {
+    let router = three_pods();
+    let home = initialize(&router, "abc");
+    for _ in 0..5 {
+        initialize(&router, "other");
+    }
+    for method in [Method::POST, Method::GET, Method::DELETE] {
+        let route = router
+            .route(false, &request(method, "/mcp", Some("abc")))
+            .expect("routed");
+        assert_eq!(route.target.name, home);
+    }
+}
+
+#[test]
+fn delete_forgets_the_session() {
+    let router = three_pods();
+    initialize(&router, "abc");
+    let route = router
+        .route(false, &request(Method::DELETE, "/mcp", Some("abc")))
+        .expect("routed");
+    route.learn(StatusCode::OK, &HeaderMap::new());
+    assert_eq!(
+        router.session("abc"),
+        Err(Unroutable::SessionGone("abc".to_owned()))
+    );
+}
+
+#[test]
+fn a_session_the_server_no_longer_knows_is_forgotten() {
+    let router = three_pods();
+    initialize(&router, "abc");
+    let route = router
+        .route(false, &request(Method::POST, "/mcp", Some("abc")))
+        .expect("routed");
+    route.learn(StatusCode::NOT_FOUND, &HeaderMap::new());
+    assert!(router.session("abc").is_err());
+}
+
+#[tokio::test]
+async fn a_session_whose_pod_is_gone_is_answered_404_with_a_json_rpc_error() {
+    let router = three_pods();
+    let home = initialize(&router, "abc");
+    let rest: Vec<PodTarget> = router
+        .targets()
+        .iter()
+        .filter(|t| t.name != home)
+        .cloned()
+        .collect();
+    router.set_targets(rest);
+    let refused = router
+        .route(false, &request(Method::POST, "/mcp", Some("abc")))
+        .err()
+        .expect("refused");
+    assert_eq!(refused, Unroutable::SessionGone("abc".to_owned()));
+    let response = refused.response();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body = body_of(response).await;
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["error"]["code"], code::SESSION_NOT_FOUND);
+    // The client initializes again and lands on a pod that is there.
+    assert_ne!(initialize(&router, "again"), home);
+}
+
+#[test]
+fn a_restarted_server_loses_its_sessions_even_when_its_pod_stays() {
+    let router = three_pods();
+    let home = initialize(&router, "abc");
+    let restarted: Vec<PodTarget> = router
+        .targets()
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if t.name == home {
+                t.instance.push_str("-restarted");
+            }
+            t
+        })
+        .collect();
+    router.set_targets(restarted);
+    assert!(router.session("abc").is_err());
+}
+
+#[tokio::test]
+async fn without_a_ready_pod_requests_are_answered_503_at_once() {
+    let router = PodRouter::new();
+    assert!(!router.has_targets());
+    let refused = router
+        .route(false, &request(Method::POST, "/mcp", None))
+        .err()
+        .expect("refused");
+    assert_eq!(refused, Unroutable::NoPods);
+    let response = refused.response();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body_of(response).await["error"]["code"], code::UNAVAILABLE);
+}
+
+#[test]
+fn an_unknown_session_is_answered_404() {
+    let router = three_pods();
+    assert!(matches!(
+        router.route(false, &request(Method::GET, "/mcp", Some("never"))),
+        Err(Unroutable::SessionGone(_))
+    ));
+}
+
+#[test]
+fn a_legacy_sse_session_lives_as_long_as_its_stream() {
+    let router = three_pods();
+    let route = router
+        .route(true, &request(Method::GET, "/sse", None))
+        .expect("a pod");
+    let home = route.target.name.clone();
+    // No Mcp-Session-Id: the stream's endpoint event will name the session.
+    let pick = route
+        .learn(StatusCode::OK, &HeaderMap::new())
+        .expect("the pick for the stream");
+    let stream = pick.pin_while("s-1");
+    let post = router
+        .route(
+            true,
+            &request(Method::POST, "/messages?sessionId=s-1", None),
+        )
+        .expect("routed");
+    assert_eq!(post.target.name, home);
+    drop(stream);
+    assert!(
+        router
+            .route(
+                true,
+                &request(Method::POST, "/messages?sessionId=s-1", None)
+            )
+            .is_err()
+    );
+}
+
+#[test]
+fn readiness_sees_the_routable_pods() {
+    let router = PodRouter::new();
+    let changes = router.subscribe();
+    router.set_targets(vec![pod("fixture-0", "a/0", 1)]);
+    assert!(changes.has_changed().expect("the router lives"));
+    assert!(router.has_targets());
+    assert_eq!(
+        router.targets().first().map(|t| t.address),
+        Some(SocketAddr::from(([10, 0, 0, 1], 8080)))
+    );
+}
