@@ -115,3 +115,42 @@ impl Backoff {
         self.0 = (self.0 * 2).min(Duration::from_secs(30));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(ready: &str, deleting: bool, ip: Option<&str>) -> Pod {
+        let mut pod = json!({
+            "metadata": {"name": "fixture-1", "uid": "u-1"},
+            "status": {
+                "conditions": [{"type": "Ready", "status": ready}],
+                "containerStatuses": [{"name": "mcp", "restartCount": 2, "ready": true, "image": "i", "imageID": ""}],
+            },
+        });
+        if deleting {
+            pod["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+        }
+        if let Some(ip) = ip {
+            pod["status"]["podIP"] = json!(ip);
+        }
+        serde_json::from_value(pod).expect("a pod")
+    }
+
+    #[test]
+    fn a_ready_pod_is_a_target_at_its_ip_and_the_servers_port() {
+        let target = target(&pod("True", false, Some("10.244.0.7")), 8080).expect("a target");
+        assert_eq!(target.name, "fixture-1");
+        assert_eq!(target.address, SocketAddr::from(([10, 244, 0, 7], 8080)));
+        assert_eq!(target.instance, "u-1/2");
+    }
+
+    #[test]
+    fn unready_terminating_or_addressless_pods_are_not_targets() {
+        assert!(target(&pod("False", false, Some("10.244.0.7")), 8080).is_none());
+        assert!(target(&pod("True", true, Some("10.244.0.7")), 8080).is_none());
+        assert!(target(&pod("True", false, None), 8080).is_none());
+    }
+}

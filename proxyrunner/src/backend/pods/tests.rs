@@ -254,3 +254,145 @@ fn readiness_sees_the_routable_pods() {
         Some(SocketAddr::from(([10, 0, 0, 1], 8080)))
     );
 }
+
+/// Two loopback servers standing in for pods: each answers with its name in
+/// `x-pod`, the session it was asked for in `x-session`, a new `Mcp-Session-Id`
+/// (`<name>-<n>`) to a request without one, and the `Host` it got in `x-host`.
+mod forwarding {
+    use std::sync::atomic::AtomicU32;
+
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+    use crate::backend::http::{DEDICATED, Dedicated, HostHeader, Upstream};
+
+    async fn fake_pod(name: &'static str) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let address = listener.local_addr().expect("an address");
+        let sessions = Arc::new(AtomicU32::new(0));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sessions = sessions.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let sessions = sessions.clone();
+                        async move {
+                            let mut response = Response::builder()
+                                .header("x-pod", name)
+                                .header(
+                                    "x-host",
+                                    request.headers().get("host").cloned().unwrap_or(
+                                        HeaderValue::from_static("none"),
+                                    ),
+                                );
+                            match request.headers().get(SESSION_HEADER) {
+                                Some(s) => response = response.header("x-session", s.clone()),
+                                None => {
+                                    let n = sessions.fetch_add(1, Ordering::Relaxed);
+                                    response = response
+                                        .header(SESSION_HEADER, format!("{name}-{n}"));
+                                }
+                            }
+                            response.body(crate::reply::full("{}"))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        address
+    }
+
+    fn client_request(session: Option<&str>) -> http::request::Parts {
+        let mut parts = request(Method::POST, "/mcp", session);
+        parts
+            .headers
+            .insert("host", HeaderValue::from_static("mcp.example.com"));
+        parts
+    }
+
+    async fn send(upstream: &Upstream, session: Option<&str>) -> (String, HeaderMap) {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let response = upstream
+            .forward(client_request(session), crate::reply::empty(), peer)
+            .await
+            .expect("forwarded");
+        let (parts, body) = response.into_parts();
+        let _ = body.collect().await;
+        let pod = parts
+            .headers
+            .get("x-pod")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned();
+        (pod, parts.headers)
+    }
+
+    #[tokio::test]
+    async fn one_client_connection_carrying_sessions_of_two_pods_reaches_each_pod() {
+        let (a, b) = (fake_pod("a").await, fake_pod("b").await);
+        let router = PodRouter::new();
+        router.set_targets(vec![
+            PodTarget {
+                name: "a".into(),
+                instance: "a/0".into(),
+                address: a,
+            },
+            PodTarget {
+                name: "b".into(),
+                instance: "b/0".into(),
+                address: b,
+            },
+        ]);
+        let url = url::Url::parse("http://127.0.0.1:9/mcp").expect("a URL");
+        let upstream = Upstream::new(&url, "/mcp", HostHeader::Preserve, false)
+            .expect("an upstream")
+            .with_pods(router.clone());
+        // All on one client connection (one dedicated upstream connection).
+        DEDICATED
+            .scope(Dedicated::default(), async {
+                let mut sessions = Vec::new();
+                for _ in 0..4 {
+                    let (pod, headers) = send(&upstream, None).await;
+                    let id = headers[SESSION_HEADER].to_str().expect("text").to_owned();
+                    assert!(id.starts_with(&pod), "{id} created on {pod}");
+                    assert_eq!(headers["x-host"], "mcp.example.com", "Host preserved");
+                    sessions.push(id);
+                }
+                let pods: std::collections::BTreeSet<&str> =
+                    sessions.iter().map(|s| &s[..1]).collect();
+                assert_eq!(pods.len(), 2, "spread: {sessions:?}");
+                for _ in 0..3 {
+                    for id in &sessions {
+                        let (pod, headers) = send(&upstream, Some(id)).await;
+                        assert!(id.starts_with(&pod), "{id} served by {pod}");
+                        assert_eq!(headers["x-session"], id.as_str());
+                    }
+                }
+            })
+            .await;
+        // Pod a goes away: its sessions are answered 404 at once, b's still served.
+        router.set_targets(vec![PodTarget {
+            name: "b".into(),
+            instance: "b/0".into(),
+            address: b,
+        }]);
+        let response = upstream
+            .forward(
+                client_request(Some("a-0")),
+                crate::reply::empty(),
+                SocketAddr::from(([127, 0, 0, 1], 40000)),
+            )
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let (pod, _) = send(&upstream, Some("b-0")).await;
+        assert_eq!(pod, "b");
+    }
+}
