@@ -3,6 +3,8 @@
 //! - `mcp-fixture stdio`: the conformance server on stdin/stdout (logs on stderr).
 //! - `mcp-fixture http --port N [--host 127.0.0.1]`: the same server over streamable
 //!   HTTP at `/mcp`; prints `listening on http://HOST:PORT/mcp` once bound.
+//! - `mcp-fixture sse --port N [--host 127.0.0.1]`: the same server over the legacy
+//!   HTTP+SSE transport (`GET /sse`, `POST /messages?sessionId=`).
 //! - `mcp-fixture echo --port N` or `echo --stdio`: a minimal, fast upstream for
 //!   benchmarks.
 //!
@@ -26,6 +28,7 @@ mod echo;
 mod http;
 mod jsonrpc;
 mod server;
+mod sse;
 mod stdio;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +57,18 @@ enum Mode {
         host: String,
         /// Accept any Host and Origin header. By default a server bound to loopback
         /// accepts only localhost names (DNS rebinding protection).
+        #[arg(long)]
+        allow_any_host: bool,
+    },
+    /// MCP over the legacy HTTP+SSE transport: GET /sse, POST /messages?sessionId=.
+    Sse {
+        /// Port to listen on; 0 picks a free one (printed once bound).
+        #[arg(long)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Accept any Host and Origin header (see `http`).
         #[arg(long)]
         allow_any_host: bool,
     },
@@ -104,6 +119,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             } => {
                 let hosts = allow_any_host.then_some(http::HostPolicy::Any);
                 http::serve(&host, port, hosts).await
+            }
+            Mode::Sse {
+                port,
+                host,
+                allow_any_host,
+            } => {
+                let hosts = allow_any_host.then_some(http::HostPolicy::Any);
+                sse::serve(&host, port, hosts).await
             }
             Mode::Echo { port, host, .. } => echo::serve(&host, port.unwrap_or(0)).await,
         }

@@ -1,6 +1,7 @@
 //! The stdio transport: newline-delimited JSON-RPC on stdin and stdout, one session.
 //! Logs go to stderr. When stdin ends, running requests finish, then the process exits.
 
+use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -24,11 +25,28 @@ pub async fn run() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     });
+    let lines = BufReader::new(tokio::io::stdin()).lines();
+    let incoming = futures::stream::unfold(lines, |mut lines| async move {
+        lines.next_line().await.transpose().map(|line| (line, lines))
+    });
+    serve_session(incoming, out).await?;
+    writer.await??;
+    Ok(())
+}
 
+/// Serves one session whose client messages arrive on `incoming` (one JSON-RPC
+/// payload each) and whose answers go to `out`, in the order they are ready. When
+/// `incoming` ends, running requests finish, then it returns (also used by the legacy
+/// SSE transport, whose POSTs feed one session's `incoming`).
+pub async fn serve_session(
+    incoming: impl Stream<Item = std::io::Result<String>>,
+    out: Outbox,
+) -> anyhow::Result<()> {
     let session = Session::new(out.clone());
     let mut running = JoinSet::new();
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut incoming = std::pin::pin!(incoming);
+    while let Some(line) = incoming.next().await {
+        let line = line?;
         if line.trim().is_empty() {
             continue;
         }
@@ -50,11 +68,9 @@ pub async fn run() -> anyhow::Result<()> {
         while running.try_join_next().is_some() {}
     }
 
-    tracing::debug!("stdin closed; finishing running requests");
+    tracing::debug!("the client's messages ended; finishing running requests");
     session.stop_client_requests();
     while running.join_next().await.is_some() {}
-    drop((session, out));
-    writer.await??;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! carries client messages, GET opens (or resumes) a server stream, DELETE ends the
 //! session named by `Mcp-Session-Id`.
 
-mod guard;
+pub(crate) mod guard;
 mod post;
 mod streams;
 
@@ -17,6 +17,7 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 
 pub use guard::HostPolicy;
+pub(crate) use post::sse;
 use guard::Rejection;
 use streams::HttpSession;
 

@@ -1,5 +1,5 @@
 //! Tools: the ones the conformance suite calls by name (`test_*`, `json_schema_2020_12_tool`)
-//! and a few for proxy tests (`echo`, `sleep`, `notify_resource_updated`).
+//! and a few for proxy tests (`echo`, `sleep`, `notify_resource_updated`, `whoami`).
 
 use std::time::Duration;
 
@@ -56,6 +56,7 @@ pub fn list() -> Value {
             "properties": {"milliseconds": {"type": "integer", "minimum": 0, "description": "How long to wait"}},
             "required": ["milliseconds"],
         })),
+        tool("whoami", "Returns the host name of the server's machine or pod (HOSTNAME)", no_arguments()),
         tool("notify_resource_updated", "Sends notifications/resources/updated for a subscribed URI on the session's own stream",
             string_arguments(&[("uri", "The subscribed resource")])),
     ]})
@@ -111,6 +112,10 @@ pub async fn call(ctx: &RequestContext, params: Option<Value>) -> Result<Value, 
     let args = &arguments;
     Ok(match name.as_str() {
         "test_simple_text" => content(vec![text("This is a simple text response for testing.")]),
+        // Which replica answered: a proxy spreading sessions over pods is checked by it.
+        "whoami" => content(vec![text(
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".to_owned()),
+        )]),
         "test_image_content" => content(vec![media::png_image()]),
         "test_audio_content" => content(vec![media::wav_audio()]),
         "test_embedded_resource" => content(vec![json!({
