@@ -76,9 +76,11 @@ async fn open(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     let (incoming, received) = mpsc::unbounded_channel();
     let (out, outgoing) = mpsc::unbounded_channel::<Outbound>();
     lock(&state.sessions).insert(id.clone(), incoming);
-    let messages = futures::stream::unfold(received, |mut r| async move {
-        r.recv().await.map(|m| (m, r))
-    });
+    let messages =
+        futures::stream::unfold(
+            received,
+            |mut r| async move { r.recv().await.map(|m| (m, r)) },
+        );
     tokio::spawn(async move {
         if let Err(error) = crate::stdio::serve_session(messages, out).await {
             tracing::warn!(%error, "legacy SSE session failed");
@@ -88,19 +90,21 @@ async fn open(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
         sessions: state.sessions.clone(),
         id: id.clone(),
     };
-    let answers = futures::stream::unfold(outgoing, |mut o| async move {
-        o.recv().await.map(|m| (m, o))
-    })
-    .filter_map(move |item| {
-        let _open = &open;
-        let data = match item {
-            Outbound::Message(message) | Outbound::Done(Some(message)) => {
-                Some(event("message", &message.to_string()))
-            }
-            Outbound::Done(None) | Outbound::CloseStream => None,
-        };
-        futures::future::ready(data)
-    });
+    let answers =
+        futures::stream::unfold(
+            outgoing,
+            |mut o| async move { o.recv().await.map(|m| (m, o)) },
+        )
+        .filter_map(move |item| {
+            let _open = &open;
+            let data = match item {
+                Outbound::Message(message) | Outbound::Done(Some(message)) => {
+                    Some(event("message", &message.to_string()))
+                }
+                Outbound::Done(None) | Outbound::CloseStream => None,
+            };
+            futures::future::ready(data)
+        });
     let endpoint = event("endpoint", &format!("/messages?sessionId={id}"));
     let body = futures::stream::once(futures::future::ready(endpoint))
         .chain(answers)
@@ -122,10 +126,16 @@ async fn message(
         .split('&')
         .find_map(|pair| pair.strip_prefix("sessionId="))
         .ok_or_else(|| {
-            Rejection::new(StatusCode::BAD_REQUEST, "Bad Request: sessionId is required")
+            Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: sessionId is required",
+            )
         })?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| {
-        Rejection::new(StatusCode::BAD_REQUEST, "Bad Request: the body is not UTF-8")
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the body is not UTF-8",
+        )
     })?;
     let incoming = lock(&state.sessions)
         .get(id)

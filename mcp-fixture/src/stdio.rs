@@ -27,7 +27,11 @@ pub async fn run() -> anyhow::Result<()> {
     });
     let lines = BufReader::new(tokio::io::stdin()).lines();
     let incoming = futures::stream::unfold(lines, |mut lines| async move {
-        lines.next_line().await.transpose().map(|line| (line, lines))
+        lines
+            .next_line()
+            .await
+            .transpose()
+            .map(|line| (line, lines))
     });
     serve_session(incoming, out).await?;
     writer.await??;

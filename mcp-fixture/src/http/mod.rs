@@ -17,8 +17,8 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 
 pub use guard::HostPolicy;
-pub(crate) use post::sse;
 use guard::Rejection;
+pub(crate) use post::sse;
 use streams::HttpSession;
 
 use crate::server::lock;

@@ -56,7 +56,9 @@ pub enum Unroutable {
     #[error("no MCP server pod is ready")]
     NoPods,
     /// The session's pod is gone (or the session was never created through this proxy).
-    #[error("session {0} not found: its MCP server pod is gone or it never existed; initialize a new session")]
+    #[error(
+        "session {0} not found: its MCP server pod is gone or it never existed; initialize a new session"
+    )]
     SessionGone(String),
 }
 
@@ -154,7 +156,11 @@ impl PodRouter {
         let targets = self.targets();
         let mut state = self.lock();
         let load = |t: &PodTarget| {
-            state.sessions.values().filter(|i| **i == t.instance).count()
+            state
+                .sessions
+                .values()
+                .filter(|i| **i == t.instance)
+                .count()
                 + state.pending.get(&t.instance).copied().unwrap_or(0)
         };
         let fewest = targets.iter().map(load).min().ok_or(Unroutable::NoPods)?;
@@ -171,10 +177,13 @@ impl PodRouter {
     /// The pod of an existing session; a session whose pod is gone is forgotten.
     pub fn session(&self, id: &str) -> Result<PodTarget, Unroutable> {
         let mut state = self.lock();
-        let found = state
-            .sessions
-            .get(id)
-            .and_then(|i| self.targets.borrow().iter().find(|t| &t.instance == i).cloned());
+        let found = state.sessions.get(id).and_then(|i| {
+            self.targets
+                .borrow()
+                .iter()
+                .find(|t| &t.instance == i)
+                .cloned()
+        });
         match found {
             Some(target) => Ok(target),
             None => {
@@ -195,7 +204,11 @@ impl PodRouter {
         self.targets()
             .iter()
             .map(|t| {
-                let n = state.sessions.values().filter(|i| **i == t.instance).count();
+                let n = state
+                    .sessions
+                    .values()
+                    .filter(|i| **i == t.instance)
+                    .count();
                 (t.name.clone(), n)
             })
             .collect()

@@ -67,7 +67,9 @@ async fn run(router: Arc<PodRouter>, objects: Arc<ServerObjects>, port: u16) {
                 router.set_targets(pods.iter().filter_map(|p| target(p, port)).collect());
             }
             Ok(None) => return,
-            Err(error) => tracing::warn!(%error, statefulset = %objects.name, "watching the MCP server's pods"),
+            Err(error) => {
+                tracing::warn!(%error, statefulset = %objects.name, "watching the MCP server's pods")
+            }
         }
     }
 }

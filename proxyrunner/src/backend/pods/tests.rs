@@ -62,7 +62,9 @@ fn new_sessions_spread_evenly_across_the_pods() {
     let router = three_pods();
     let mut per_pod: HashMap<String, usize> = HashMap::new();
     for i in 0..30 {
-        *per_pod.entry(initialize(&router, &format!("s{i}"))).or_default() += 1;
+        *per_pod
+            .entry(initialize(&router, &format!("s{i}")))
+            .or_default() += 1;
     }
     assert_eq!(per_pod.len(), 3);
     assert!(per_pod.values().all(|n| *n == 10), "{per_pod:?}");
@@ -281,20 +283,20 @@ mod forwarding {
                     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                         let sessions = sessions.clone();
                         async move {
-                            let mut response = Response::builder()
-                                .header("x-pod", name)
-                                .header(
-                                    "x-host",
-                                    request.headers().get("host").cloned().unwrap_or(
-                                        HeaderValue::from_static("none"),
-                                    ),
-                                );
+                            let mut response = Response::builder().header("x-pod", name).header(
+                                "x-host",
+                                request
+                                    .headers()
+                                    .get("host")
+                                    .cloned()
+                                    .unwrap_or(HeaderValue::from_static("none")),
+                            );
                             match request.headers().get(SESSION_HEADER) {
                                 Some(s) => response = response.header("x-session", s.clone()),
                                 None => {
                                     let n = sessions.fetch_add(1, Ordering::Relaxed);
-                                    response = response
-                                        .header(SESSION_HEADER, format!("{name}-{n}"));
+                                    response =
+                                        response.header(SESSION_HEADER, format!("{name}-{n}"));
                                 }
                             }
                             response.body(crate::reply::full("{}"))
