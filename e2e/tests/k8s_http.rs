@@ -3,7 +3,8 @@
 //! MCPServer, discovers its pods by watch and sends each MCP session to the pod that
 //! created it. 30 streamable HTTP sessions over `backendReplicas: 3` are each served by
 //! one pod throughout and use all three; a session whose pod is deleted is answered
-//! 404 (initialize again); a legacy SSE server answers initialize and tools/list.
+//! 404 (initialize again); a legacy SSE server answers initialize and tools/list, its
+//! sessions spread over its pods.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -448,7 +449,27 @@ async fn a_legacy_sse_server_is_served_through_the_proxy() -> anyhow::Result<()>
     );
     println!("legacy SSE session served by {pod}");
     watch.lap("initialize, tools/list and tools/call answered on the stream");
-    drop(stream);
+
+    // More sessions, open at once: they spread over both pods, and each stream's POSTs
+    // reach the pod holding it (any other pod would answer 404 to its sessionId).
+    let mut open = vec![stream];
+    let mut served = BTreeSet::new();
+    for _ in 0..3 {
+        open.push(SseStream::open(&format!("{base}/sse"))?);
+    }
+    for stream in &open {
+        let endpoint = stream.data_with("sessionId=")?;
+        let messages = format!("{base}{endpoint}");
+        for body in [INITIALIZE, INITIALIZED, WHOAMI] {
+            let answer = post(&messages, None, body);
+            assert_eq!(answer.status, 202, "{body}: {}", answer.body);
+        }
+        let pod = stream.data_with(r#""id":3"#)?;
+        served.extend(pods.iter().filter(|p| pod.contains(p.as_str())).cloned());
+    }
+    assert_eq!(served, pods, "legacy SSE sessions on both pods");
+    watch.lap("4 legacy SSE sessions at once, spread over both pods");
+    drop(open);
     proxy_log(&ns, "legacy");
     if std::env::var_os("THV_E2E_KEEP").is_some() {
         return Ok(());
