@@ -452,8 +452,12 @@ async fn a_legacy_sse_server_is_served_through_the_proxy() -> anyhow::Result<()>
 
     // More sessions, open at once: they spread over both pods, and each stream's POSTs
     // reach the pod holding it (any other pod would answer 404 to its sessionId).
-    let mut open = vec![stream];
-    let mut served = BTreeSet::new();
+    let mut served: BTreeSet<String> = pods
+        .iter()
+        .filter(|p| pod.contains(p.as_str()))
+        .cloned()
+        .collect();
+    let mut open = Vec::new();
     for _ in 0..3 {
         open.push(SseStream::open(&format!("{base}/sse"))?);
     }
@@ -469,7 +473,7 @@ async fn a_legacy_sse_server_is_served_through_the_proxy() -> anyhow::Result<()>
     }
     assert_eq!(served, pods, "legacy SSE sessions on both pods");
     watch.lap("4 legacy SSE sessions at once, spread over both pods");
-    drop(open);
+    drop((stream, open));
     proxy_log(&ns, "legacy");
     if std::env::var_os("THV_E2E_KEEP").is_some() {
         return Ok(());
