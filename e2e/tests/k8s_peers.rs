@@ -118,10 +118,7 @@ async fn both_sdks_and_the_conformance_suite_pass_through_the_kubernetes_path() 
     // servers" and fails any URL that is not localhost by its own definition (here: a
     // ClusterIP); the proxy's Host/Origin checks pass it on loopback
     // (tests/proxy_conformance.rs), and a proxy in a pod refuses foreign Origins.
-    let failing: Vec<&str> = summary
-        .lines()
-        .filter(|l| l.starts_with('✗'))
-        .collect();
+    let failing: Vec<&str> = summary.lines().filter(|l| l.starts_with('✗')).collect();
     assert!(
         failing.len() == 1 && failing[0].contains("dns-rebinding-protection"),
         "conformance against {streamable} ({}):\n{summary}\nstderr:\n{}",
@@ -129,7 +126,8 @@ async fn both_sdks_and_the_conformance_suite_pass_through_the_kubernetes_path() 
         run.stderr
     );
     assert!(
-        summary.contains("✓ tools-call-sampling") && summary.contains("✓ server-sse-multiple-streams"),
+        summary.contains("✓ tools-call-sampling")
+            && summary.contains("✓ server-sse-multiple-streams"),
         "{summary}"
     );
     watch.lap("conformance suite: every active scenario");

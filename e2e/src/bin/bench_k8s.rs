@@ -174,7 +174,9 @@ fn proxy_rss_kib(namespace: &str, name: &str) -> anyhow::Result<u64> {
             return Ok(kib);
         }
     }
-    bail!("no proxy process of {namespace}/{name} on this machine (is the real node up, and this run as root?)")
+    bail!(
+        "no proxy process of {namespace}/{name} on this machine (is the real node up, and this run as root?)"
+    )
 }
 
 fn us(d: Duration) -> f64 {
