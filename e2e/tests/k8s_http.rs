@@ -12,6 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use api::MCPServer;
+use api::mcpserver::MCPServerPhase;
 use e2e::controllers::InProcess;
 use e2e::{TestNamespace, apply_yaml, client, wait_until};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -162,6 +164,31 @@ async fn proxy_ip(ns: &TestNamespace, name: &str) -> anyhow::Result<String> {
         .context("proxy Service ClusterIP")
 }
 
+/// Waits until MCPServer `name` is Ready because a pod answered the proxy's own
+/// `initialize` (its name and tool count in `status.backend`); a summary of that.
+async fn ready_with_facts(ns: &TestNamespace, name: &str) -> anyhow::Result<String> {
+    let server = wait_until(&ns.api::<MCPServer>(), name, Duration::from_secs(60), |s| {
+        s.status.as_ref().and_then(|s| s.phase) == Some(MCPServerPhase::Ready)
+    })
+    .await?;
+    let backend = server
+        .status
+        .and_then(|s| s.backend)
+        .context("status.backend written by the proxy")?;
+    anyhow::ensure!(
+        backend.reason == "Initialized"
+            && backend.server_name.as_deref() == Some("mcp-fixture")
+            && backend.tools.is_some_and(|n| n > 0),
+        "{backend:?}"
+    );
+    Ok(format!(
+        "{} {}, {} tools",
+        backend.server_name.unwrap_or_default(),
+        backend.server_version.unwrap_or_default(),
+        backend.tools.unwrap_or_default()
+    ))
+}
+
 fn is_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod
@@ -269,6 +296,8 @@ async fn streamable_http_sessions_are_pinned_to_the_pod_that_created_them() -> a
     watch.lap(&format!(
         "first session through the proxy ({took:?} of retries)"
     ));
+    let backend = ready_with_facts(&ns, "web").await?;
+    watch.lap(&format!("Ready: {backend}"));
 
     // 30 sessions, each asked three times which pod serves it.
     let started = Instant::now();
@@ -433,6 +462,8 @@ async fn a_legacy_sse_server_is_served_through_the_proxy() -> anyhow::Result<()>
     watch.lap(&format!(
         "SSE stream open through the proxy: endpoint {endpoint}"
     ));
+    let backend = ready_with_facts(&ns, "legacy").await?;
+    watch.lap(&format!("Ready: {backend}"));
     let messages = format!("{base}{endpoint}");
     for body in [INITIALIZE, INITIALIZED, TOOLS_LIST, WHOAMI] {
         let answer = post(&messages, None, body);

@@ -31,26 +31,36 @@ const FIXTURE_STEPS: &[&str] = &[
     r#"{"prompt":"say hi"}"#,
 ];
 
-/// A Ready stdio MCPServer `name` serving the fixture in `mode` (`streamable-http` or
-/// `sse`); its proxy's URL from the host.
+/// How the fixture runs in its pods.
+enum Served {
+    /// A stdio server; the proxy serves it as `streamable-http` or `sse`.
+    Stdio(&'static str),
+    /// A streamable HTTP server in this many pods.
+    Http(u32),
+}
+
+/// A Ready MCPServer `name` serving the fixture as `served`; its proxy's URL from the
+/// host and the time from apply to Ready.
 async fn fixture_served(
     ns: &TestNamespace,
     name: &str,
-    mode: &str,
+    served: Served,
 ) -> anyhow::Result<(String, Duration)> {
     let client = client().await?;
+    let (workload, path) = match served {
+        Served::Stdio(mode) => (
+            format!("transport: stdio\n  proxyMode: {mode}\n  args: [stdio]"),
+            if mode == "sse" { "sse" } else { "mcp" },
+        ),
+        Served::Http(replicas) => (
+            format!(
+                "transport: streamable-http\n  mcpPort: 8080\n  backendReplicas: {replicas}\n  args: [http, --port, \"8080\", --host, 0.0.0.0, --allow-any-host]"
+            ),
+            "mcp",
+        ),
+    };
     let yaml = format!(
-        r#"
-apiVersion: toolhive.stacklok.dev/v1beta1
-kind: MCPServer
-metadata:
-  name: {name}
-spec:
-  image: ghcr.io/stacklok/toolhive-rs/mcp-fixture:{version}
-  transport: stdio
-  proxyMode: {mode}
-  args: [stdio]
-"#,
+        "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata:\n  name: {name}\nspec:\n  image: ghcr.io/stacklok/toolhive-rs/mcp-fixture:{version}\n  {workload}\n",
         version = env!("CARGO_PKG_VERSION")
     );
     let applied = Instant::now();
@@ -70,7 +80,6 @@ spec:
         .spec
         .and_then(|s| s.cluster_ip)
         .context("the proxy Service's ClusterIP")?;
-    let path = if mode == "sse" { "sse" } else { "mcp" };
     Ok((format!("http://{ip}:8080/{path}"), took))
 }
 
@@ -87,49 +96,66 @@ async fn both_sdks_and_the_conformance_suite_pass_through_the_kubernetes_path() 
     )
     .await?;
     let _controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
-    let (streamable, took) = fixture_served(&ns, "fixture", "streamable-http").await?;
+    let (streamable, took) =
+        fixture_served(&ns, "fixture", Served::Stdio("streamable-http")).await?;
     watch.lap(&format!(
         "stdio fixture Ready behind streamable HTTP ({took:?} from apply)"
     ));
-    let (sse, took) = fixture_served(&ns, "fixture-sse", "sse").await?;
+    let (sse, took) = fixture_served(&ns, "fixture-sse", Served::Stdio("sse")).await?;
     watch.lap(&format!(
         "stdio fixture Ready behind legacy SSE ({took:?} from apply)"
     ));
+    let (http, took) = fixture_served(&ns, "fixture-http", Served::Http(2)).await?;
+    watch.lap(&format!(
+        "streamable HTTP fixture in 2 pods Ready ({took:?} from apply)"
+    ));
 
-    let (streamable_url, sse_url) = (streamable.clone(), sse.clone());
+    let urls = [
+        (streamable.clone(), "streamable-http"),
+        (sse.clone(), "sse"),
+        (http.clone(), "streamable-http"),
+    ];
     tokio::task::spawn_blocking(move || {
         for driver in Driver::BOTH {
-            driver.run(&streamable_url, "streamable-http", FIXTURE_STEPS);
-            driver.run(&sse_url, "sse", FIXTURE_STEPS);
+            for (url, transport) in &urls {
+                driver.run(url, transport, FIXTURE_STEPS);
+            }
         }
     })
     .await?;
-    watch.lap("TypeScript and Python SDKs: every step over streamable HTTP and SSE");
+    watch.lap("TypeScript and Python SDKs: every step on all three");
 
-    let url = streamable.clone();
-    let run = tokio::task::spawn_blocking(move || conformance(&url)).await?;
+    conformance_passes(&streamable, "stdio").await?;
+    watch.lap("conformance through the stdio path");
+    conformance_passes(&http, "streamable HTTP pods").await?;
+    watch.lap("conformance through the streamable HTTP path");
+    ns.delete().await
+}
+
+/// The conformance suite against `url` (the Kubernetes path `path`): every scenario
+/// passes but one. `dns-rebinding-protection` tests "localhost MCP servers" and fails any
+/// URL that is not localhost by its own definition (here a ClusterIP); the proxy's
+/// Host/Origin checks pass it on loopback (tests/proxy_conformance.rs).
+async fn conformance_passes(url: &str, path: &str) -> anyhow::Result<()> {
+    let target = url.to_owned();
+    let run = tokio::task::spawn_blocking(move || conformance(&target)).await?;
     let summary = run
         .stdout
         .rfind("=== SUMMARY ===")
         .map_or(run.stdout.as_str(), |at| &run.stdout[at..])
         .to_owned();
-    println!("conformance through the Kubernetes path (stdio):\n{summary}");
-    // Every scenario but one must pass. `dns-rebinding-protection` tests "localhost MCP
-    // servers" and fails any URL that is not localhost by its own definition (here: a
-    // ClusterIP); the proxy's Host/Origin checks pass it on loopback
-    // (tests/proxy_conformance.rs), and a proxy in a pod refuses foreign Origins.
+    println!("conformance through the Kubernetes path ({path}):\n{summary}");
     let failing: Vec<&str> = summary.lines().filter(|l| l.starts_with('✗')).collect();
-    assert!(
+    anyhow::ensure!(
         failing.len() == 1 && failing[0].contains("dns-rebinding-protection"),
-        "conformance against {streamable} ({}):\n{summary}\nstderr:\n{}",
+        "conformance against {url} ({}):\n{summary}\nstderr:\n{}",
         run.status,
         run.stderr
     );
-    assert!(
+    anyhow::ensure!(
         summary.contains("✓ tools-call-sampling")
             && summary.contains("✓ server-sse-multiple-streams"),
         "{summary}"
     );
-    watch.lap("conformance suite: every active scenario");
-    ns.delete().await
+    Ok(())
 }

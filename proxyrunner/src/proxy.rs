@@ -124,14 +124,15 @@ impl Proxy {
     /// otherwise; [`LIVENESS_PATH`] is the probe that ignores the backend.
     fn health(&self) -> Response<Body> {
         let running = match &self.backend {
-            Backend::Http(_) => true,
+            // In a cluster: a pod is routable and answered the proxy's initialize.
+            Backend::Http(upstream) => upstream.pods().is_none_or(|pods| pods.is_ready()),
             Backend::Streamable(s) => s.bridge().is_ready(),
             Backend::Sse(s) => s.bridge().is_ready(),
         };
         let (status, text) = if running {
             (StatusCode::OK, "ok")
         } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "MCP server not running")
+            (StatusCode::SERVICE_UNAVAILABLE, "MCP server not ready")
         };
         reply::json(status, &serde_json::json!({ "status": text }))
     }

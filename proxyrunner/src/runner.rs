@@ -14,8 +14,9 @@ use tokio::net::TcpListener;
 use crate::backend::bridge::{Bridge, Handshake};
 use crate::backend::http::{HostHeader, Upstream};
 use crate::backend::kubernetes;
-use crate::backend::pods;
 use crate::backend::process::LocalProcess;
+use crate::backend::report::Inputs;
+use crate::backend::{pods, probe};
 use crate::middleware::chain::{self, Chain};
 use crate::middleware::origin::OriginGuard;
 use crate::middleware::telemetry::Metrics;
@@ -212,7 +213,15 @@ fn backend(
                 // The server runs as the StatefulSet's pods; each session goes to its own.
                 let objects = kubernetes::ServerObjects::build(&config.source)
                     .map_err(|e| BuildError::Setting(e.to_string()))?;
-                upstream = upstream.with_pods(pods::discovery::start(objects, port));
+                let inputs = tokio::sync::watch::Sender::new(Inputs::default());
+                let router = pods::discovery::start(objects, port, inputs.clone());
+                let dialect = match container.transport {
+                    Transport::Sse => probe::Dialect::Sse(path.to_owned()),
+                    _ => probe::Dialect::Streamable(path.to_owned()),
+                };
+                // Ready once a pod answered the proxy's own initialize.
+                probe::keep_probing(router.clone(), dialect, inputs);
+                upstream = upstream.with_pods(router);
             }
             Ok((Backend::Http(upstream), mode))
         }

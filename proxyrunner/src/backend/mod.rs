@@ -12,6 +12,7 @@ pub mod http;
 pub mod kubernetes;
 pub mod legacy_sse;
 pub mod pods;
+pub mod probe;
 pub mod process;
 pub mod report;
 

@@ -25,7 +25,7 @@ pub mod discovery;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -81,6 +81,9 @@ pub struct PodRouter {
     state: Mutex<State>,
     /// Turns among pods with equally few sessions.
     turn: AtomicUsize,
+    /// Whether the proxy's own handshake with a pod succeeded last time
+    /// ([`super::probe::keep_probing`]).
+    initialized: AtomicBool,
 }
 
 #[derive(Default)]
@@ -98,6 +101,7 @@ impl PodRouter {
             targets: watch::Sender::new(Arc::from(Vec::new())),
             state: Mutex::default(),
             turn: AtomicUsize::new(0),
+            initialized: AtomicBool::new(false),
         })
     }
 
@@ -114,6 +118,16 @@ impl PodRouter {
     /// Whether at least one pod is routable.
     pub fn has_targets(&self) -> bool {
         !self.targets.borrow().is_empty()
+    }
+
+    /// Readiness: a pod is routable and answered the proxy's `initialize`.
+    pub fn is_ready(&self) -> bool {
+        self.has_targets() && self.initialized.load(Ordering::Relaxed)
+    }
+
+    /// Records the outcome of the proxy's last handshake with a pod.
+    pub fn set_initialized(&self, answered: bool) {
+        self.initialized.store(answered, Ordering::Relaxed);
     }
 
     /// Notified whenever the routable pods change (to wait for the first one).

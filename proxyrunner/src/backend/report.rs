@@ -379,6 +379,13 @@ pub fn spawn(client: Client, subject: Subject, mut inputs: watch::Receiver<Input
                         tracing::info!(reason = observation.reason.as_str(), message = %observation.message, "reported the MCP server's state");
                         written = Some(observation.clone());
                     }
+                    // No such MCPServer (a RunConfig run without the operator), or a
+                    // Role from an operator that does not grant the write: said once
+                    // per change, not retried until the next one.
+                    Err(kube::Error::Api(status)) if status.code == 403 || status.code == 404 => {
+                        tracing::info!(error = %status.message, "the MCPServer's status.backend cannot be written; reporting in this log only");
+                        written = Some(observation.clone());
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "writing the MCPServer's status.backend");
                     }

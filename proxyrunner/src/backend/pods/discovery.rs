@@ -18,20 +18,30 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 
+use tokio::sync::watch;
+
 use super::{PodRouter, PodTarget};
 use crate::backend::kubernetes::{self, ServerObjects};
+use crate::backend::report::{self, Inputs, LinkState, Problem, Reason};
 
 /// A router fed by a task that applies `objects` and watches their pods; requests are
-/// sent to the pods' `port`. Nothing is routable until the first pod is Ready.
-pub fn start(objects: ServerObjects, port: u16) -> Arc<PodRouter> {
+/// sent to the pods' `port`. Nothing is routable until the first pod is Ready. What
+/// the pods show (an image that cannot be pulled, a crash loop) and a failed apply go
+/// to `inputs`, which are reported on the MCPServer ([`report::spawn`]).
+pub fn start(objects: ServerObjects, port: u16, inputs: watch::Sender<Inputs>) -> Arc<PodRouter> {
     let router = PodRouter::new();
-    tokio::spawn(run(router.clone(), Arc::new(objects), port));
+    tokio::spawn(run(router.clone(), Arc::new(objects), port, inputs));
     router
 }
 
 /// Connects, applies and watches, retrying with backoff until each step works: until
 /// then the router has no pod and requests are answered 503.
-async fn run(router: Arc<PodRouter>, objects: Arc<ServerObjects>, port: u16) {
+async fn run(
+    router: Arc<PodRouter>,
+    objects: Arc<ServerObjects>,
+    port: u16,
+    inputs: watch::Sender<Inputs>,
+) {
     let mut delay = Backoff::default();
     let client = loop {
         match Client::try_default().await {
@@ -42,9 +52,16 @@ async fn run(router: Arc<PodRouter>, objects: Arc<ServerObjects>, port: u16) {
             }
         }
     };
+    report::spawn(client.clone(), objects.subject(), inputs.subscribe());
     let mut delay = Backoff::default();
     while let Err(error) = kubernetes::apply_and_keep(client.clone(), objects.clone()).await {
         tracing::error!(%error, "applying the MCP server's StatefulSet and Service");
+        let failed = LinkState::Failed(Problem::new(Reason::ApplyFailed, error.to_string()));
+        inputs.send_if_modified(|i| {
+            let changed = i.link != failed;
+            i.link = failed.clone();
+            changed
+        });
         delay.wait().await;
     }
     let pods: Api<Pod> = Api::namespaced(client, &objects.namespace);
@@ -65,6 +82,12 @@ async fn run(router: Arc<PodRouter>, objects: Arc<ServerObjects>, port: u16) {
             Ok(Some(_)) => {
                 let pods = store.state();
                 router.set_targets(pods.iter().filter_map(|p| target(p, port)).collect());
+                let problem = report::diagnose_all(pods.iter().map(|p| p.as_ref()));
+                inputs.send_if_modified(|i| {
+                    let changed = i.pods != problem;
+                    i.pods = problem;
+                    changed
+                });
             }
             Ok(None) => return,
             Err(error) => {

@@ -1,0 +1,578 @@
+//! The proxy's own MCP handshake with an HTTP server pod, for readiness and the report:
+//! `initialize`, `notifications/initialized`, every page of `tools/list`, then the
+//! session is ended. Streamable HTTP (POSTs answered with JSON or an SSE stream) and
+//! legacy SSE (a GET stream whose `endpoint` event names where to POST; answers arrive on
+//! the stream).
+//!
+//! One HTTP/1.1 connection per exchange over hyper's connection API: a probe is a few
+//! requests every few seconds, and must reach the pod it names, never a pooled
+//! connection to another.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::pods::PodRouter;
+use super::report::{Inputs, LinkState, Problem, Reason, ServerFacts};
+use crate::sse::{self, Splitter};
+
+/// How the server speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// Streamable HTTP at this path (`/mcp`).
+    Streamable(String),
+    /// Legacy SSE with its stream at this path (`/sse`).
+    Sse(String),
+}
+
+/// The longest a whole handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most `tools/list` pages read.
+const MAX_PAGES: usize = 100;
+
+/// Shakes hands with the server at `address` (the `Host` it is sent is `host`); what it
+/// said, or why not.
+pub async fn handshake(
+    address: SocketAddr,
+    host: &str,
+    dialect: &Dialect,
+) -> Result<ServerFacts, String> {
+    let run = async {
+        match dialect {
+            Dialect::Streamable(path) => streamable(address, host, path).await,
+            Dialect::Sse(path) => legacy_sse(address, host, path).await,
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, run)
+        .await
+        .map_err(|_| {
+            format!("no answer to initialize from {address} within {HANDSHAKE_TIMEOUT:?}")
+        })?
+}
+
+fn initialize() -> Value {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": "thv-probe-init", "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "thv-proxyrunner-probe", "version": env!("CARGO_PKG_VERSION")},
+        },
+    })
+}
+
+fn list(page: usize, cursor: Option<&Value>) -> Value {
+    let params = match cursor {
+        Some(cursor) => serde_json::json!({ "cursor": cursor }),
+        None => serde_json::json!({}),
+    };
+    serde_json::json!({"jsonrpc": "2.0", "id": format!("thv-probe-list-{page}"), "method": "tools/list", "params": params})
+}
+
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+async fn connect(address: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("connecting to {address}: {e}"))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP with {address}: {e}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    method: Method,
+    path: &str,
+    host: &str,
+    session: Option<&str>,
+    body: Option<String>,
+) -> Result<hyper::Response<Incoming>, String> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, host)
+        .header(header::ACCEPT, "application/json, text/event-stream");
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| e.to_string())?;
+    sender.ready().await.map_err(|e| e.to_string())?;
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The events of a response body, one at a time.
+struct Events {
+    body: Incoming,
+    splitter: Splitter,
+    ready: std::collections::VecDeque<Bytes>,
+}
+
+impl Events {
+    fn new(body: Incoming) -> Self {
+        Self {
+            body,
+            splitter: Splitter::default(),
+            ready: std::collections::VecDeque::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Result<sse::Fields, String> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(sse::fields(&event));
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        self.ready.extend(self.splitter.push(data));
+                    }
+                }
+                Some(Err(e)) => return Err(format!("reading the event stream: {e}")),
+                None => return Err("the event stream ended before the answer".to_owned()),
+            }
+        }
+    }
+
+    /// The result of the JSON-RPC answer with `id` on the stream (other messages are
+    /// skipped); an error answer is an error.
+    async fn answer(&mut self, id: &str) -> Result<Value, String> {
+        loop {
+            let event = self.next().await?;
+            if let Ok(message) = serde_json::from_str::<Value>(&event.data)
+                && message.get("id").and_then(Value::as_str) == Some(id)
+            {
+                return result_of(message);
+            }
+        }
+    }
+}
+
+fn result_of(mut message: Value) -> Result<Value, String> {
+    if let Some(error) = message.get("error") {
+        return Err(format!(
+            "the MCP server refused it: {}",
+            error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message")
+        ));
+    }
+    message
+        .get_mut("result")
+        .map(Value::take)
+        .ok_or_else(|| "an answer without result".to_owned())
+}
+
+/// The answer to a POST on streamable HTTP: the JSON body, or the event carrying `id`.
+async fn posted_answer(response: hyper::Response<Incoming>, id: &str) -> Result<Value, String> {
+    let status = response.status();
+    let stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !status.is_success() {
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        ));
+    }
+    if stream {
+        return Events::new(response.into_body()).answer(id).await;
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    result_of(
+        serde_json::from_slice(&body).map_err(|e| format!("an answer that is not JSON: {e}"))?,
+    )
+}
+
+async fn streamable(address: SocketAddr, host: &str, path: &str) -> Result<ServerFacts, String> {
+    let mut sender = connect(address).await?;
+    let response = send(
+        &mut sender,
+        Method::POST,
+        path,
+        host,
+        None,
+        Some(initialize().to_string()),
+    )
+    .await?;
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let result = posted_answer(response, "thv-probe-init").await?;
+    let mut facts = ServerFacts::from_initialize(&result);
+    let session = session.as_deref();
+    let notified = send(
+        &mut sender,
+        Method::POST,
+        path,
+        host,
+        session,
+        Some(INITIALIZED.to_owned()),
+    )
+    .await?;
+    let _ = notified.into_body().collect().await;
+    if ServerFacts::has_tools(&result) {
+        let mut count = 0;
+        let mut cursor: Option<Value> = None;
+        for page in 0..MAX_PAGES {
+            let id = format!("thv-probe-list-{page}");
+            let request = list(page, cursor.as_ref()).to_string();
+            let response = send(
+                &mut sender,
+                Method::POST,
+                path,
+                host,
+                session,
+                Some(request),
+            )
+            .await?;
+            let result = posted_answer(response, &id).await?;
+            count += result
+                .get("tools")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+            if cursor.is_none() {
+                break;
+            }
+        }
+        facts.tools = Some(count);
+    }
+    if session.is_some()
+        && let Ok(response) = send(&mut sender, Method::DELETE, path, host, session, None).await
+    {
+        let _ = response.into_body().collect().await;
+    }
+    Ok(facts)
+}
+
+async fn legacy_sse(address: SocketAddr, host: &str, path: &str) -> Result<ServerFacts, String> {
+    let mut stream_sender = connect(address).await?;
+    let response = send(&mut stream_sender, Method::GET, path, host, None, None).await?;
+    if response.status() != StatusCode::OK {
+        return Err(format!("GET {path}: HTTP {}", response.status()));
+    }
+    let mut events = Events::new(response.into_body());
+    let endpoint = loop {
+        let event = events.next().await?;
+        if event.event.as_deref() == Some("endpoint") {
+            break event.data;
+        }
+    };
+    // The endpoint may be a path or a URL; the POSTs go to this pod either way.
+    let endpoint = match url::Url::parse(&endpoint) {
+        Ok(url) => match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        },
+        Err(_) => endpoint,
+    };
+    let mut sender = connect(address).await?;
+    let mut post =
+        async |body: String, events: &mut Events, id: Option<&str>| -> Result<Value, String> {
+            let response =
+                send(&mut sender, Method::POST, &endpoint, host, None, Some(body)).await?;
+            let status = response.status();
+            let _ = response.into_body().collect().await;
+            if !status.is_success() {
+                return Err(format!("POST {endpoint}: HTTP {status}"));
+            }
+            match id {
+                Some(id) => events.answer(id).await,
+                None => Ok(Value::Null),
+            }
+        };
+    let result = post(
+        initialize().to_string(),
+        &mut events,
+        Some("thv-probe-init"),
+    )
+    .await?;
+    let mut facts = ServerFacts::from_initialize(&result);
+    post(INITIALIZED.to_owned(), &mut events, None).await?;
+    if ServerFacts::has_tools(&result) {
+        let mut count = 0;
+        let mut cursor: Option<Value> = None;
+        for page in 0..MAX_PAGES {
+            let id = format!("thv-probe-list-{page}");
+            let result = post(
+                list(page, cursor.as_ref()).to_string(),
+                &mut events,
+                Some(&id),
+            )
+            .await?;
+            count += result
+                .get("tools")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+            if cursor.is_none() {
+                break;
+            }
+        }
+        facts.tools = Some(count);
+    }
+    Ok(facts)
+}
+
+/// Keeps shaking hands with the server's pods and reports the result: when the routable
+/// pods change (at once) and, while the handshake fails, every [`RETRY`]. The router is
+/// ready only while the last handshake succeeded. No routable pod for
+/// [`NO_ENDPOINTS_AFTER`] is reported as `NoEndpoints`; shorter, as starting.
+pub fn keep_probing(router: Arc<PodRouter>, dialect: Dialect, inputs: watch::Sender<Inputs>) {
+    tokio::spawn(async move {
+        let mut targets = router.subscribe();
+        let mut without_since = Some(tokio::time::Instant::now());
+        loop {
+            let current = targets.borrow_and_update().clone();
+            let link = match current.first() {
+                None => {
+                    let since = *without_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= NO_ENDPOINTS_AFTER {
+                        LinkState::Failed(Problem::new(
+                            Reason::NoEndpoints,
+                            format!(
+                                "no pod of the MCP server has been ready for {NO_ENDPOINTS_AFTER:?}"
+                            ),
+                        ))
+                    } else {
+                        LinkState::Connecting
+                    }
+                }
+                Some(target) => {
+                    without_since = None;
+                    let host = target.address.to_string();
+                    match handshake(target.address, &host, &dialect).await {
+                        Ok(facts) => LinkState::Up(facts),
+                        Err(why) => LinkState::Failed(Problem::new(
+                            Reason::InitializeFailed,
+                            format!("pod {}: {why}", target.name),
+                        )),
+                    }
+                }
+            };
+            let up = matches!(link, LinkState::Up(_));
+            router.set_initialized(up);
+            inputs.send_if_modified(|i| {
+                let changed = i.link != link;
+                i.link = link;
+                changed
+            });
+            if up {
+                if targets.changed().await.is_err() {
+                    return;
+                }
+            } else {
+                let _ = tokio::time::timeout(RETRY, targets.changed()).await;
+            }
+        }
+    });
+}
+
+/// How often a failed handshake is tried again.
+const RETRY: Duration = Duration::from_secs(2);
+/// How long the server may have no routable pod before that is a problem.
+pub const NO_ENDPOINTS_AFTER: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use hyper::service::service_fn;
+    use tokio::sync::mpsc;
+
+    type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+    fn full(text: String) -> TestBody {
+        Full::new(Bytes::from(text)).boxed()
+    }
+
+    /// Serves `handler` on a loopback port for each connection; its address.
+    async fn serve<F, Fut>(handler: F) -> SocketAddr
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = hyper::Response<TestBody>> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |r| {
+                        let handler = handler.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handler(r).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        address
+    }
+
+    async fn json_body(request: Request<Incoming>) -> Value {
+        let bytes = request
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    fn answer(id: &Value, result: Value) -> String {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string()
+    }
+
+    fn init_result() -> Value {
+        serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                           "serverInfo": {"name": "probed", "version": "3.1"}})
+    }
+
+    #[tokio::test]
+    async fn a_streamable_server_tells_its_name_version_and_every_page_of_tools() {
+        let address = serve(|request: Request<Incoming>| async move {
+            if request.method() == Method::DELETE {
+                return hyper::Response::new(full(String::new()));
+            }
+            let message = json_body(request).await;
+            let id = message["id"].clone();
+            let body = match message["method"].as_str() {
+                Some("initialize") => answer(&id, init_result()),
+                // Pages answered as SSE, the way streaming servers answer.
+                Some("tools/list") if message["params"]["cursor"].is_null() => format!(
+                    "event: message\ndata: {}\n\n",
+                    answer(&id, serde_json::json!({"tools": [{"name": "a"}, {"name": "b"}], "nextCursor": "p2"}))
+                ),
+                Some("tools/list") => format!(
+                    "event: message\ndata: {}\n\n",
+                    answer(&id, serde_json::json!({"tools": [{"name": "c"}]}))
+                ),
+                _ => return hyper::Response::builder().status(202).body(full(String::new())).expect("response"),
+            };
+            let stream = body.starts_with("event:");
+            hyper::Response::builder()
+                .header("mcp-session-id", "s1")
+                .header(
+                    header::CONTENT_TYPE,
+                    if stream { "text/event-stream" } else { "application/json" },
+                )
+                .body(full(body))
+                .expect("response")
+        })
+        .await;
+        let facts = handshake(address, "pod", &Dialect::Streamable("/mcp".to_owned()))
+            .await
+            .expect("handshake");
+        assert_eq!(facts.name.as_deref(), Some("probed"));
+        assert_eq!(facts.version.as_deref(), Some("3.1"));
+        assert_eq!(facts.protocol_version.as_deref(), Some("2025-06-18"));
+        assert_eq!(facts.tools, Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_refused_initialize_says_why() {
+        let address = serve(|request: Request<Incoming>| async move {
+            let id = json_body(request).await["id"].clone();
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32602, "message": "unsupported protocol version"}});
+            hyper::Response::new(full(body.to_string()))
+        })
+        .await;
+        let why = handshake(address, "pod", &Dialect::Streamable("/mcp".to_owned()))
+            .await
+            .expect_err("refused");
+        assert!(why.contains("unsupported protocol version"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_legacy_sse_server_answers_on_its_stream() {
+        let streams: Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<String>>>> = Arc::default();
+        let address = serve(move |request: Request<Incoming>| {
+            let streams = streams.clone();
+            async move {
+                if request.method() == Method::GET {
+                    let (tx, rx) = mpsc::unbounded_channel::<String>();
+                    let _ = tx.send("event: endpoint\ndata: /messages?sessionId=x1\n\n".to_owned());
+                    *streams.lock().expect("lock") = Some(tx);
+                    let frames = futures::stream::unfold(rx, |mut rx| async move {
+                        let event = rx.recv().await?;
+                        Some((Ok(Frame::data(Bytes::from(event))), rx))
+                    });
+                    return hyper::Response::builder()
+                        .header(header::CONTENT_TYPE, "text/event-stream")
+                        .body(StreamBody::new(frames).boxed())
+                        .expect("response");
+                }
+                assert_eq!(
+                    request.uri().path_and_query().map(|p| p.as_str()),
+                    Some("/messages?sessionId=x1")
+                );
+                let message = json_body(request).await;
+                let id = message["id"].clone();
+                let result = match message["method"].as_str() {
+                    Some("initialize") => Some(init_result()),
+                    Some("tools/list") => Some(serde_json::json!({"tools": [{"name": "only"}]})),
+                    _ => None,
+                };
+                if let (Some(result), Some(stream)) =
+                    (result, streams.lock().expect("lock").as_ref())
+                {
+                    let _ =
+                        stream.send(format!("event: message\ndata: {}\n\n", answer(&id, result)));
+                }
+                hyper::Response::builder()
+                    .status(202)
+                    .body(full(String::new()))
+                    .expect("response")
+            }
+        })
+        .await;
+        let facts = handshake(address, "pod", &Dialect::Sse("/sse".to_owned()))
+            .await
+            .expect("handshake");
+        assert_eq!(facts.name.as_deref(), Some("probed"));
+        assert_eq!(facts.tools, Some(1));
+    }
+}
