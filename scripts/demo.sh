@@ -135,8 +135,9 @@ What you see is real: the operator, the proxies and the MCP server pods run on t
 thv-node. fixture serves: its proxy applied its StatefulSet and attached to its container.
 The examples' images (docker.io/mcp/everything, ghcr.io/github/github-mcp-server) cannot
 be pulled on a machine without a registry, so their MCP pods wait in ErrImagePull and
-those MCPServers are not Ready; where the images can be pulled they serve the same way.
-Not built yet: the proxy's routing to sse/streamable-http server pods.
+those MCPServers are not Ready: their status says ImagePullFailed with the image and the
+kubelet's error (kubectl describe mcpserver shows the Events). Where the images can be
+pulled they serve the same way, and TOOLS shows what each server lists.
 EOF
 say "status of mcpserver/fixture"
 kubectl -n "$namespace" get mcpserver fixture -o jsonpath='{.status}' | python3 -m json.tool 2>/dev/null || kubectl -n "$namespace" get mcpserver fixture -o yaml
