@@ -53,7 +53,7 @@ pub enum KubernetesError {
     #[error("connecting to the Kubernetes API: {0}")]
     Connect(#[source] kube::Error),
     /// The API server refused a request.
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", short(source))]
     Api {
         /// What was attempted.
         what: String,
@@ -61,6 +61,17 @@ pub enum KubernetesError {
         #[source]
         source: kube::Error,
     },
+}
+
+/// The API server's own message for a refusal (kube's rendering repeats it with the
+/// whole Status); other errors as they are.
+fn short(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => {
+            format!("{} (HTTP {})", status.message, status.code)
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The MCP server's objects, built once from the RunConfig.

@@ -252,6 +252,23 @@ pub fn diagnose(pod: &Pod) -> Option<Problem> {
         .iter()
         .flatten()
         .find(|c| c.name == workload_k8s::names::CONTAINER)?;
+    // Between two back-offs a crashing container shows as terminated: the same crash
+    // loop, said with its own exit.
+    if let Some(exited) = container.state.as_ref()?.terminated.as_ref()
+        && exited.exit_code != 0
+    {
+        return Some(Problem::new(
+            Reason::CrashLoop,
+            format!(
+                "container {} of pod {name} exited with code {} ({}), restarted {} times{}",
+                workload_k8s::names::CONTAINER,
+                exited.exit_code,
+                exited.reason.as_deref().unwrap_or("no reason"),
+                container.restart_count,
+                last_words(exited.message.as_deref()),
+            ),
+        ));
+    }
     let waiting = container.state.as_ref()?.waiting.as_ref()?;
     let reason = waiting.reason.as_deref().unwrap_or_default();
     let detail = waiting.message.as_deref().unwrap_or(reason);
@@ -271,15 +288,11 @@ pub fn diagnose(pod: &Pod) -> Option<Problem> {
                 .as_ref()
                 .and_then(|s| s.terminated.as_ref())
                 .map(|t| {
-                    let words = t
-                        .message
-                        .as_deref()
-                        .map(|m| format!(": {}", m.trim()))
-                        .unwrap_or_default();
                     format!(
-                        "; it last exited with code {} ({}){words}",
+                        "; it last exited with code {} ({}){}",
                         t.exit_code,
-                        t.reason.as_deref().unwrap_or("no reason")
+                        t.reason.as_deref().unwrap_or("no reason"),
+                        last_words(t.message.as_deref()),
                     )
                 })
                 .unwrap_or_default();
@@ -303,6 +316,15 @@ pub fn diagnose(pod: &Pod) -> Option<Problem> {
         }
         _ => None,
     }
+}
+
+/// `: <the termination message>` (the container's last log lines), when there is one.
+fn last_words(message: Option<&str>) -> String {
+    message
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default()
 }
 
 /// The problem the server's pods have together: none when one of them runs; else the
@@ -522,6 +544,28 @@ mod tests {
             problem
                 .message
                 .contains("code 3 (Error): API_KEY is not set"),
+            "{}",
+            problem.message
+        );
+    }
+
+    #[test]
+    fn a_crashed_container_between_back_offs_is_the_same_crash_loop() {
+        let exited = ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 2,
+                reason: Some("Error".to_owned()),
+                message: Some("error: unrecognized subcommand 'x'\n".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let problem = diagnose(&pod("s-0", container(exited, None, 3))).expect("a problem");
+        assert_eq!(problem.reason, Reason::CrashLoop);
+        assert!(
+            problem
+                .message
+                .contains("code 2 (Error), restarted 3 times: error: unrecognized subcommand 'x'"),
             "{}",
             problem.message
         );
