@@ -1,7 +1,8 @@
 //! Real MCP clients through the Kubernetes path on the real node: the TypeScript and
-//! Python SDKs and the MCP conformance suite talk to the proxy's Service; the proxy pod
-//! attaches to the MCP server's pod (the test fixture, from the image `make images`
-//! built). Client → ClusterIP → proxy pod → pods/attach → MCP pod.
+//! Python SDKs and the MCP conformance suite talk to the proxy's Service, which reaches
+//! the test fixture (the image `make images` built) in its pods: client → ClusterIP →
+//! proxy pod → pods/attach → MCP pod for a stdio server, or → the session's pod IP for
+//! a streamable HTTP or legacy SSE server.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,8 @@ enum Served {
     Stdio(&'static str),
     /// A streamable HTTP server in this many pods.
     Http(u32),
+    /// A legacy SSE server in this many pods.
+    Sse(u32),
 }
 
 /// A Ready MCPServer `name` serving the fixture as `served`; its proxy's URL from the
@@ -57,6 +60,12 @@ async fn fixture_served(
                 "transport: streamable-http\n  mcpPort: 8080\n  backendReplicas: {replicas}\n  args: [http, --port, \"8080\", --host, 0.0.0.0, --allow-any-host]"
             ),
             "mcp",
+        ),
+        Served::Sse(replicas) => (
+            format!(
+                "transport: sse\n  mcpPort: 8080\n  backendReplicas: {replicas}\n  args: [sse, --port, \"8080\", --host, 0.0.0.0, --allow-any-host]"
+            ),
+            "sse",
         ),
     };
     let yaml = format!(
@@ -110,10 +119,16 @@ async fn both_sdks_and_the_conformance_suite_pass_through_the_kubernetes_path() 
         "streamable HTTP fixture in 2 pods Ready ({took:?} from apply)"
     ));
 
+    let (sse_pods, took) = fixture_served(&ns, "fixture-sse-pods", Served::Sse(2)).await?;
+    watch.lap(&format!(
+        "legacy SSE fixture in 2 pods Ready ({took:?} from apply)"
+    ));
+
     let urls = [
         (streamable.clone(), "streamable-http"),
         (sse.clone(), "sse"),
         (http.clone(), "streamable-http"),
+        (sse_pods, "sse"),
     ];
     tokio::task::spawn_blocking(move || {
         for driver in Driver::BOTH {
@@ -123,7 +138,7 @@ async fn both_sdks_and_the_conformance_suite_pass_through_the_kubernetes_path() 
         }
     })
     .await?;
-    watch.lap("TypeScript and Python SDKs: every step on all three");
+    watch.lap("TypeScript and Python SDKs: every step on all four");
 
     conformance_passes(&streamable, "stdio").await?;
     watch.lap("conformance through the stdio path");

@@ -2,10 +2,13 @@
 //! not pass/fail.
 //!
 //! The same server (`mcp-fixture echo`, which answers every request at once) is reached
-//! two ways, side by side in one run:
+//! three ways, side by side in one run:
 //! - **direct**: client → the echo pod's IP (streamable HTTP, no proxy);
-//! - **proxied**: client → the proxy Service's ClusterIP → the proxy pod → `pods/attach`
-//!   → the echo pod (stdio), the path a stdio MCPServer takes.
+//! - **stdio**: client → the proxy Service's ClusterIP → the proxy pod → `pods/attach`
+//!   (through the API server and the kubelet) → the echo pod's stdin, the path a stdio
+//!   MCPServer takes;
+//! - **HTTP**: client → the proxy Service → the proxy pod → the session's pod IP, the
+//!   path a `streamable-http` MCPServer takes.
 //!
 //! Printed: time from `kubectl apply` to `Ready` (a real pod answered `initialize`),
 //! latency p50/p99 at c=1 and throughput at c=32 for both paths, and the proxy pod's RSS
@@ -214,6 +217,14 @@ async fn main() -> anyhow::Result<()> {
         &client,
         &ns.name,
         &format!(
+            "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {{name: echo-http}}\nspec:\n  image: {image}\n  transport: streamable-http\n  mcpPort: 8080\n  args: [echo, --port, \"8080\", --host, 0.0.0.0]\n"
+        ),
+    )
+    .await?;
+    apply_yaml(
+        &client,
+        &ns.name,
+        &format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: echo-direct}}\nspec:\n  containers:\n  - name: echo\n    image: {image}\n    imagePullPolicy: IfNotPresent\n    args: [echo, --port, \"8080\", --host, 0.0.0.0]\n"
         ),
     )
@@ -226,6 +237,13 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let apply_to_ready = applied.elapsed();
+    wait_until(
+        &ns.api::<MCPServer>(),
+        "echo-http",
+        Duration::from_secs(300),
+        |s| s.status.as_ref().and_then(|s| s.phase) == Some(MCPServerPhase::Ready),
+    )
+    .await?;
     let direct_ip = wait_until(
         &ns.api::<Pod>(),
         "echo-direct",
@@ -247,7 +265,15 @@ async fn main() -> anyhow::Result<()> {
         .spec
         .and_then(|s| s.cluster_ip)
         .context("the proxy Service's ClusterIP")?;
+    let http_proxy_ip = ns
+        .api::<Service>()
+        .get("mcp-echo-http-proxy")
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("the HTTP server's proxy Service ClusterIP")?;
     let (direct, proxied) = (format!("{direct_ip}:8080"), format!("{proxy_ip}:8080"));
+    let http_proxied = format!("{http_proxy_ip}:8080");
     // The direct server may take a moment to listen.
     let start = Instant::now();
     while let Err(e) = Session::open(&direct, "/mcp").await {
@@ -258,34 +284,38 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!("bench-k8s: {seconds} s per phase, the real node of e2e/cluster");
-    println!("kubectl apply -> Ready (a real pod answered initialize): {apply_to_ready:.1?}");
+    println!(
+        "kubectl apply -> Ready (a real pod answered initialize), stdio server: {apply_to_ready:.1?}"
+    );
     println!(
         "{:<34} {:>10} {:>10} {:>12}",
         "path", "p50 µs", "p99 µs", "requests/s"
     );
     for (concurrency, label) in [(1, "c=1"), (32, "c=32")] {
         let d = load(&direct, "/mcp", concurrency, seconds).await?;
+        let h = load(&http_proxied, "/mcp", concurrency, seconds).await?;
         let p = load(&proxied, "/mcp", concurrency, seconds).await?;
-        println!(
-            "{:<34} {:>10.0} {:>10.0} {:>12.0}",
-            format!("direct to the pod, {label}"),
-            us(d.p50),
-            us(d.p99),
-            d.rps
-        );
-        println!(
-            "{:<34} {:>10.0} {:>10.0} {:>12.0}",
-            format!("proxy pod + attach, {label}"),
-            us(p.p50),
-            us(p.p99),
-            p.rps
-        );
-        println!(
-            "  added by the Kubernetes path at {label}: p50 +{:.0} µs, p99 +{:.0} µs, throughput {:.0} %",
-            us(p.p50.saturating_sub(d.p50)),
-            us(p.p99.saturating_sub(d.p99)),
-            100.0 * p.rps / d.rps.max(1.0)
-        );
+        for (path, run) in [
+            ("direct to the pod", &d),
+            ("proxy pod -> pod IP (HTTP)", &h),
+            ("proxy pod -> attach (stdio)", &p),
+        ] {
+            println!(
+                "{:<34} {:>10.0} {:>10.0} {:>12.0}",
+                format!("{path}, {label}"),
+                us(run.p50),
+                us(run.p99),
+                run.rps
+            );
+        }
+        for (path, run) in [("HTTP", &h), ("stdio", &p)] {
+            println!(
+                "  added by the {path} path at {label}: p50 +{:.0} µs, p99 +{:.0} µs, throughput {:.0} % of direct",
+                us(run.p50.saturating_sub(d.p50)),
+                us(run.p99.saturating_sub(d.p99)),
+                100.0 * run.rps / d.rps.max(1.0)
+            );
+        }
     }
     let idle = proxy_rss_kib(&ns.name, "echo")?;
     let mut sessions = Vec::new();
