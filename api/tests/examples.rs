@@ -122,7 +122,7 @@ fn full_mcpserver_keeps_every_setting() {
         spec.tool_config_ref.as_ref().map(|r| r.name.as_str()),
         Some("github-tools")
     );
-    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(spec.replicas, Some(1));
     let pod = spec.pod_template_spec.as_ref().expect("pod template kept");
     assert_eq!(
         pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
