@@ -305,35 +305,21 @@ pub fn follow(bridge: &Arc<Bridge>, inputs: watch::Sender<Inputs>) {
 
 /// The number of tools the server lists, every page; `None` when listing fails.
 async fn count_tools(bridge: &Bridge) -> Option<usize> {
-    let mut count = 0;
-    let mut cursor: Option<serde_json::Value> = None;
-    for _ in 0..MAX_TOOL_PAGES {
-        let params = match &cursor {
-            Some(cursor) => serde_json::json!({ "cursor": cursor }),
-            None => serde_json::json!({}),
-        };
-        let result = match bridge.call("tools/list", params, LIST_TIMEOUT).await {
-            Ok(result) => result,
+    let mut pages = report::ToolPages::default();
+    while let Some((_, params)) = pages.next() {
+        match bridge.call("tools/list", params, LIST_TIMEOUT).await {
+            Ok(result) => pages.add(&result),
             Err(error) => {
                 tracing::warn!(%error, "listing the MCP server's tools for its status");
                 return None;
             }
-        };
-        count += result
-            .get("tools")
-            .and_then(|t| t.as_array())
-            .map_or(0, Vec::len);
-        cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
-        if cursor.is_none() {
-            return Some(count);
         }
     }
-    Some(count)
+    Some(pages.count())
 }
 
-/// How long the proxy waits for one `tools/list` page, and how many pages it reads.
+/// How long the proxy waits for one `tools/list` page.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_TOOL_PAGES: usize = 100;
 
 /// A stdio MCP server in the StatefulSet's pod, reached through `pods/attach`.
 pub struct AttachedPod {

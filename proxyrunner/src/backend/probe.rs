@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::pods::PodRouter;
-use super::report::{Inputs, LinkState, Problem, Reason, ServerFacts};
+use super::report::{Inputs, LinkState, Problem, Reason, ServerFacts, ToolPages};
 use crate::sse::{self, Splitter};
 
 /// How the server speaks.
@@ -38,8 +38,6 @@ pub enum Dialect {
 
 /// The longest a whole handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most `tools/list` pages read.
-const MAX_PAGES: usize = 100;
 
 /// Shakes hands with the server at `address` (the `Host` it is sent is `host`); what it
 /// said, or why not.
@@ -72,12 +70,14 @@ fn initialize() -> Value {
     })
 }
 
-fn list(page: usize, cursor: Option<&Value>) -> Value {
-    let params = match cursor {
-        Some(cursor) => serde_json::json!({ "cursor": cursor }),
-        None => serde_json::json!({}),
-    };
-    serde_json::json!({"jsonrpc": "2.0", "id": format!("thv-probe-list-{page}"), "method": "tools/list", "params": params})
+/// Page `page` of `tools/list`, as the request body.
+fn list(page: usize, params: Value) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": list_id(page), "method": "tools/list", "params": params})
+        .to_string()
+}
+
+fn list_id(page: usize) -> String {
+    format!("thv-probe-list-{page}")
 }
 
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
@@ -248,31 +248,20 @@ async fn streamable(address: SocketAddr, host: &str, path: &str) -> Result<Serve
     .await?;
     let _ = notified.into_body().collect().await;
     if ServerFacts::has_tools(&result) {
-        let mut count = 0;
-        let mut cursor: Option<Value> = None;
-        for page in 0..MAX_PAGES {
-            let id = format!("thv-probe-list-{page}");
-            let request = list(page, cursor.as_ref()).to_string();
+        let mut pages = ToolPages::default();
+        while let Some((page, params)) = pages.next() {
             let response = send(
                 &mut sender,
                 Method::POST,
                 path,
                 host,
                 session,
-                Some(request),
+                Some(list(page, params)),
             )
             .await?;
-            let result = posted_answer(response, &id).await?;
-            count += result
-                .get("tools")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
-            if cursor.is_none() {
-                break;
-            }
+            pages.add(&posted_answer(response, &list_id(page)).await?);
         }
-        facts.tools = Some(count);
+        facts.tools = Some(pages.count());
     }
     if session.is_some()
         && let Ok(response) = send(&mut sender, Method::DELETE, path, host, session, None).await
@@ -327,26 +316,12 @@ async fn legacy_sse(address: SocketAddr, host: &str, path: &str) -> Result<Serve
     let mut facts = ServerFacts::from_initialize(&result);
     post(INITIALIZED.to_owned(), &mut events, None).await?;
     if ServerFacts::has_tools(&result) {
-        let mut count = 0;
-        let mut cursor: Option<Value> = None;
-        for page in 0..MAX_PAGES {
-            let id = format!("thv-probe-list-{page}");
-            let result = post(
-                list(page, cursor.as_ref()).to_string(),
-                &mut events,
-                Some(&id),
-            )
-            .await?;
-            count += result
-                .get("tools")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
-            if cursor.is_none() {
-                break;
-            }
+        let mut pages = ToolPages::default();
+        while let Some((page, params)) = pages.next() {
+            let id = list_id(page);
+            pages.add(&post(list(page, params), &mut events, Some(&id)).await?);
         }
-        facts.tools = Some(count);
+        facts.tools = Some(pages.count());
     }
     Ok(facts)
 }

@@ -128,6 +128,53 @@ impl ServerFacts {
     }
 }
 
+/// Counts the tools a server lists over every page of `tools/list`:
+/// `while let Some((page, params)) = pages.next() { …; pages.add(&result) }`. At most
+/// [`MAX_TOOL_PAGES`] pages are read, so a server whose cursors never end cannot hold
+/// the count forever. (A loop its callers drive rather than an async callback: the
+/// callers' futures are spawned, and an async closure's future cannot be required to be
+/// `Send`.)
+#[derive(Debug, Default)]
+pub struct ToolPages {
+    count: usize,
+    cursor: Option<Value>,
+    read: usize,
+    done: bool,
+}
+
+impl ToolPages {
+    /// The next page to ask for (its number and `tools/list` params), or `None`.
+    pub fn next(&self) -> Option<(usize, Value)> {
+        if self.done || self.read >= MAX_TOOL_PAGES {
+            return None;
+        }
+        let params = match &self.cursor {
+            Some(cursor) => serde_json::json!({ "cursor": cursor }),
+            None => serde_json::json!({}),
+        };
+        Some((self.read, params))
+    }
+
+    /// Counts one page's `tools/list` result.
+    pub fn add(&mut self, result: &Value) {
+        self.read += 1;
+        self.count += result
+            .get("tools")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        self.cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+        self.done = self.cursor.is_none();
+    }
+
+    /// The tools counted so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// The most `tools/list` pages [`ToolPages`] reads.
+pub const MAX_TOOL_PAGES: usize = 100;
+
 /// The link to the server.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum LinkState {
@@ -569,6 +616,21 @@ mod tests {
             "{}",
             problem.message
         );
+    }
+
+    #[test]
+    fn tool_pages_follow_cursors_and_stop_at_the_last_or_the_cap() {
+        let mut pages = ToolPages::default();
+        assert_eq!(pages.next(), Some((0, serde_json::json!({}))));
+        pages.add(&serde_json::json!({"tools": [{}, {}], "nextCursor": "c1"}));
+        assert_eq!(pages.next(), Some((1, serde_json::json!({"cursor": "c1"}))));
+        pages.add(&serde_json::json!({"tools": [{}]}));
+        assert_eq!((pages.next(), pages.count()), (None, 3));
+        let mut endless = ToolPages::default();
+        while endless.next().is_some() {
+            endless.add(&serde_json::json!({"tools": [{}], "nextCursor": "again"}));
+        }
+        assert_eq!(endless.count(), MAX_TOOL_PAGES);
     }
 
     #[test]
