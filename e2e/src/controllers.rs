@@ -83,3 +83,22 @@ impl Drop for InProcess {
         }
     }
 }
+
+/// A namespace `<prefix>-…` whose pods run on the real node under the `restricted` Pod
+/// Security Standard, with the CRDs installed and the MCPServer controller running in
+/// this process with the proxy image `make images` built: the set-up of every test of
+/// the Kubernetes backend. Keep the controller alive as long as the test runs.
+pub async fn real_node_with_operator(
+    prefix: &str,
+) -> anyhow::Result<(kube::Client, crate::TestNamespace, InProcess)> {
+    let client = crate::client().await?;
+    crate::install_crds(&client).await?;
+    let ns = crate::TestNamespace::on_real_node(
+        &client,
+        prefix,
+        &[("pod-security.kubernetes.io/enforce", "restricted")],
+    )
+    .await?;
+    let controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    Ok((client, ns, controller))
+}

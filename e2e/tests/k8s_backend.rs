@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use api::MCPServer;
 use api::mcpserver::MCPServerPhase;
-use e2e::controllers::InProcess;
-use e2e::{TestNamespace, apply_yaml, client, wait_until};
+use e2e::{TestNamespace, apply_yaml, wait_until};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::api::{DeleteParams, ListParams};
@@ -150,15 +149,7 @@ async fn answers(cluster_ip: &str, within: Duration) -> anyhow::Result<Duration>
 #[tokio::test]
 async fn a_stdio_mcpserver_is_served_from_its_statefulset_over_attach() -> anyhow::Result<()> {
     let watch = e2e::Stopwatch::start("k8s-stdio");
-    let client = client().await?;
-    e2e::install_crds(&client).await?;
-    let ns = TestNamespace::on_real_node(
-        &client,
-        "k8s-stdio",
-        &[("pod-security.kubernetes.io/enforce", "restricted")],
-    )
-    .await?;
-    let _controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    let (client, ns, _controller) = e2e::controllers::real_node_with_operator("k8s-stdio").await?;
     let applied_at = Instant::now();
     apply_yaml(&client, &ns.name, &server_yaml()).await?;
 
@@ -260,15 +251,7 @@ async fn a_stdio_mcpserver_is_served_from_its_statefulset_over_attach() -> anyho
 #[tokio::test]
 async fn a_server_that_cannot_run_says_why_in_its_status_and_events() -> anyhow::Result<()> {
     let watch = e2e::Stopwatch::start("k8s-why");
-    let client = client().await?;
-    e2e::install_crds(&client).await?;
-    let ns = TestNamespace::on_real_node(
-        &client,
-        "k8s-why",
-        &[("pod-security.kubernetes.io/enforce", "restricted")],
-    )
-    .await?;
-    let _controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    let (client, ns, _controller) = e2e::controllers::real_node_with_operator("k8s-why").await?;
     // An image that is nowhere (the node pulls from no registry), and a server that
     // exits at once with a message on stderr.
     let missing = "ghcr.io/stacklok/toolhive-rs/not-imported:0.0.0";
@@ -341,15 +324,7 @@ async fn wait_until_events(ns: &TestNamespace, name: &str, reason: &str) -> anyh
 #[tokio::test]
 async fn a_rotated_secret_rolls_the_mcp_pod() -> anyhow::Result<()> {
     let watch = e2e::Stopwatch::start("k8s-rotate");
-    let client = client().await?;
-    e2e::install_crds(&client).await?;
-    let ns = TestNamespace::on_real_node(
-        &client,
-        "k8s-rotate",
-        &[("pod-security.kubernetes.io/enforce", "restricted")],
-    )
-    .await?;
-    let _controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    let (client, ns, _controller) = e2e::controllers::real_node_with_operator("k8s-rotate").await?;
     let secret = |value: &str| {
         format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: token}}\nstringData: {{token: {value}}}\n"

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use api::MCPServer;
 use api::mcpserver::MCPServerPhase;
-use e2e::controllers::InProcess;
-use e2e::{TestNamespace, apply_yaml, client, wait_until};
+use e2e::{TestNamespace, apply_yaml, wait_until};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams};
@@ -257,15 +256,7 @@ fn proxy_log(ns: &TestNamespace, name: &str) {
 #[tokio::test]
 async fn streamable_http_sessions_are_pinned_to_the_pod_that_created_them() -> anyhow::Result<()> {
     let watch = e2e::Stopwatch::start("k8s-http");
-    let client = client().await?;
-    e2e::install_crds(&client).await?;
-    let ns = TestNamespace::on_real_node(
-        &client,
-        "k8s-http",
-        &[("pod-security.kubernetes.io/enforce", "restricted")],
-    )
-    .await?;
-    let _controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    let (client, ns, _controller) = e2e::controllers::real_node_with_operator("k8s-http").await?;
     apply_yaml(
         &client,
         &ns.name,
@@ -436,15 +427,7 @@ impl Drop for SseStream {
 #[tokio::test]
 async fn a_legacy_sse_server_is_served_through_the_proxy() -> anyhow::Result<()> {
     let watch = e2e::Stopwatch::start("k8s-sse");
-    let client = client().await?;
-    e2e::install_crds(&client).await?;
-    let ns = TestNamespace::on_real_node(
-        &client,
-        "k8s-sse",
-        &[("pod-security.kubernetes.io/enforce", "restricted")],
-    )
-    .await?;
-    let _controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    let (client, ns, _controller) = e2e::controllers::real_node_with_operator("k8s-sse").await?;
     apply_yaml(&client, &ns.name, &server_yaml("legacy", "sse", "sse", 2)).await?;
     let pods = ready_pods(&ns, "legacy", 2, Duration::from_secs(180)).await?;
     watch.lap(&format!("pods Ready: {pods:?}"));

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use api::MCPServer;
 use api::mcpserver::MCPServerPhase;
-use e2e::controllers::InProcess;
 use e2e::proxy::{Driver, conformance};
 use e2e::{TestNamespace, apply_yaml, client, wait_until};
 use k8s_openapi::api::core::v1::Service;
@@ -96,15 +95,7 @@ async fn fixture_served(
 async fn both_sdks_and_the_conformance_suite_pass_through_the_kubernetes_path() -> anyhow::Result<()>
 {
     let watch = e2e::Stopwatch::start("k8s-peers");
-    let client = client().await?;
-    e2e::install_crds(&client).await?;
-    let ns = TestNamespace::on_real_node(
-        &client,
-        "k8s-peers",
-        &[("pod-security.kubernetes.io/enforce", "restricted")],
-    )
-    .await?;
-    let _controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    let (_, ns, _controller) = e2e::controllers::real_node_with_operator("k8s-peers").await?;
     let (streamable, took) =
         fixture_served(&ns, "fixture", Served::Stdio("streamable-http")).await?;
     watch.lap(&format!(

@@ -90,7 +90,8 @@ stringData: {token: first}
 ";
 
 #[tokio::test]
-async fn creates_every_owned_object_and_becomes_ready() -> anyhow::Result<()> {
+async fn creates_every_owned_object_and_is_ready_only_once_a_backend_is_reported()
+-> anyhow::Result<()> {
     let (client, ns, _operator) = setup("op-create").await?;
     apply_yaml(&client, &ns.name, TOOLS).await?;
     apply_yaml(&client, &ns.name, SERVER).await?;
