@@ -1,6 +1,8 @@
 //! Reading manifests a user wrote: YAML into the typed kinds, with errors that name the
 //! field that is wrong (`spec.transport: unknown variant ...`).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::ApiResource;
 use serde::de::DeserializeOwned;
 
 use crate::{
@@ -103,6 +105,56 @@ impl Manifest {
             .into_iter()
             .map(Self::from_yaml)
             .collect()
+    }
+
+    /// The object's metadata.
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Self::MCPServer(o) => &o.metadata,
+            Self::MCPRegistry(o) => &o.metadata,
+            Self::MCPToolConfig(o) => &o.metadata,
+            Self::MCPOIDCConfig(o) => &o.metadata,
+            Self::MCPAuthzConfig(o) => &o.metadata,
+            Self::MCPTelemetryConfig(o) => &o.metadata,
+        }
+    }
+
+    /// The object's metadata, to set its namespace or labels.
+    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Self::MCPServer(o) => &mut o.metadata,
+            Self::MCPRegistry(o) => &mut o.metadata,
+            Self::MCPToolConfig(o) => &mut o.metadata,
+            Self::MCPOIDCConfig(o) => &mut o.metadata,
+            Self::MCPAuthzConfig(o) => &mut o.metadata,
+            Self::MCPTelemetryConfig(o) => &mut o.metadata,
+        }
+    }
+
+    /// Group, version, kind and plural of the object's kind, for a dynamic client.
+    pub fn api_resource(&self) -> ApiResource {
+        match self {
+            Self::MCPServer(_) => ApiResource::erase::<MCPServer>(&()),
+            Self::MCPRegistry(_) => ApiResource::erase::<MCPRegistry>(&()),
+            Self::MCPToolConfig(_) => ApiResource::erase::<MCPToolConfig>(&()),
+            Self::MCPOIDCConfig(_) => ApiResource::erase::<MCPOIDCConfig>(&()),
+            Self::MCPAuthzConfig(_) => ApiResource::erase::<MCPAuthzConfig>(&()),
+            Self::MCPTelemetryConfig(_) => ApiResource::erase::<MCPTelemetryConfig>(&()),
+        }
+    }
+
+    /// The object as JSON, with `apiVersion` and `kind`.
+    pub fn to_value(&self) -> serde_json::Value {
+        let value = match self {
+            Self::MCPServer(o) => serde_json::to_value(o),
+            Self::MCPRegistry(o) => serde_json::to_value(o),
+            Self::MCPToolConfig(o) => serde_json::to_value(o),
+            Self::MCPOIDCConfig(o) => serde_json::to_value(o),
+            Self::MCPAuthzConfig(o) => serde_json::to_value(o),
+            Self::MCPTelemetryConfig(o) => serde_json::to_value(o),
+        };
+        // These derived types serialise to JSON objects; no map has a non-string key.
+        value.unwrap_or_default()
     }
 
     /// The object's kind.

@@ -5,9 +5,10 @@ use std::io::Read;
 
 use serde_json::Value;
 
-use crate::config::{RunConfig, SCHEMA_VERSION};
+use crate::config::{AuthzConfig, RunConfig, SCHEMA_VERSION};
 use crate::error::LoadError;
 use crate::migrate;
+use crate::path::FieldPath;
 
 /// Every schema version [`from_json`] reads.
 pub const SUPPORTED_VERSIONS: &[&str] = &[SCHEMA_VERSION, migrate::toolhive::SCHEMA_VERSION];
@@ -47,6 +48,27 @@ pub fn from_value(value: Value) -> Result<RunConfig, LoadError> {
                 supported: SUPPORTED_VERSIONS.join(", "),
             });
         }
+    };
+    serde_path_to_error::deserialize(current).map_err(|e| LoadError::Syntax {
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
+}
+
+/// Reads an authorization config as ToolHive's CLI takes it from `--authz-config`
+/// (`{version, type: cedarv1, cedar: {policies, entities_json}}`, or `httpv1` with `http`),
+/// or in this crate's own form (`{type: cedarv1, policies, …}`).
+pub fn authz_from_value(value: Value) -> Result<AuthzConfig, LoadError> {
+    let toolhive_form = value.get("cedar").is_some() || value.get("http").is_some();
+    let current = if toolhive_form {
+        let mut problems = crate::error::Violations::default();
+        let current = migrate::toolhive::authz_config(&value, &FieldPath::root(), &mut problems);
+        if !problems.is_empty() {
+            return Err(LoadError::Migration(problems));
+        }
+        current
+    } else {
+        value
     };
     serde_path_to_error::deserialize(current).map_err(|e| LoadError::Syntax {
         path: e.path().to_string(),

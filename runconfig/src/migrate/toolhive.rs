@@ -414,7 +414,7 @@ fn oidc_config(old: &Value, path: &FieldPath, problems: &mut Violations) -> Valu
 }
 
 /// `{version, type, cedar: {...}}` or `{version, type, http: {...}}`.
-fn authz_config(old: &Value, path: &FieldPath, problems: &mut Violations) -> Value {
+pub(crate) fn authz_config(old: &Value, path: &FieldPath, problems: &mut Violations) -> Value {
     let kind = old.get("type").and_then(Value::as_str).unwrap_or_default();
     let mut out = Map::new();
     out.insert("type".into(), json!(kind));
