@@ -18,7 +18,7 @@ use crate::forward::{self, Forward};
 use crate::wait::{describe, summary};
 
 /// ToolHive's restart trigger: a new RFC 3339 time restarts the server's pods.
-pub const RESTARTED_AT: &str = "mcpserver.toolhive.stacklok.dev/restarted-at";
+pub const RESTARTED_AT: &str = workload_k8s::names::RESTARTED_AT_ANNOTATION;
 /// `spec.replicas` before `thv stop`, restored by `thv start` (empty: was unset).
 const REPLICAS_BEFORE_STOP: &str = "toolhive.stacklok.dev/replicas-before-stop";
 

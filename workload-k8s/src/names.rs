@@ -11,6 +11,10 @@ pub const CHECKSUM_ANNOTATION: &str = "toolhive.stacklok.dev/pod-template-checks
 pub const SECRETS_CHECKSUM_ANNOTATION: &str = "toolhive.stacklok.dev/secrets-checksum";
 /// Environment variable of the proxy runner carrying that checksum from the operator.
 pub const SECRETS_CHECKSUM_ENV: &str = "THV_SECRETS_CHECKSUM";
+/// MCPServer and pod-template annotation: ToolHive's restart trigger (an RFC 3339 time).
+pub const RESTARTED_AT_ANNOTATION: &str = "mcpserver.toolhive.stacklok.dev/restarted-at";
+/// Environment variable of the proxy runner carrying that time from the operator.
+pub const RESTARTED_AT_ENV: &str = "THV_RESTARTED_AT";
 /// StatefulSet annotation: the MCPServer generation it was built from.
 pub const GENERATION_ANNOTATION: &str = "toolhive.stacklok.dev/mcpserver-generation";
 /// Longest server name whose StatefulSet can create pods: they carry the label

@@ -55,6 +55,10 @@ pub struct Placement {
     /// `secretKeyRef` only when a container starts, so a rotated Secret must roll the
     /// pods to reach the server.
     pub secrets_checksum: Option<String>,
+    /// ToolHive's restart trigger (`mcpserver.toolhive.stacklok.dev/restarted-at` on the
+    /// MCPServer), copied by the operator: written to the pod template under the same
+    /// key, so a new value rolls the server's pods.
+    pub restarted_at: Option<String>,
 }
 
 impl Placement {
@@ -66,6 +70,7 @@ impl Placement {
             run_as_user: Some(1000),
             generation: None,
             secrets_checksum: None,
+            restarted_at: None,
         }
     }
 

@@ -142,6 +142,9 @@ pub(crate) fn build(run: &RunConfig, placement: &Placement) -> (StatefulSet, Vec
             secrets.clone(),
         );
     }
+    if let Some(at) = placement.restarted_at.as_ref().filter(|s| !s.is_empty()) {
+        template_annotations.insert(names::RESTARTED_AT_ANNOTATION.to_owned(), at.clone());
+    }
 
     let annotations = placement
         .generation

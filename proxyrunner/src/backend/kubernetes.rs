@@ -118,6 +118,7 @@ impl ServerObjects {
             .ok()
             .and_then(|g| g.parse().ok());
         placement.secrets_checksum = std::env::var(workload_k8s::names::SECRETS_CHECKSUM_ENV).ok();
+        placement.restarted_at = std::env::var(workload_k8s::names::RESTARTED_AT_ENV).ok();
         let built = workload_k8s::statefulset(run, &placement)?;
         for note in &built.notes {
             tracing::warn!(path = %note.path, "{}", note.message);
@@ -156,6 +157,41 @@ async fn apply(client: &Client, objects: &ServerObjects) -> Result<(), Kubernete
     Ok(())
 }
 
+/// A server stopped with its proxy (`spec.replicas: 0` makes the operator scale the
+/// StatefulSet to zero) runs again when a proxy starts, unless `backendReplicas` asks for a
+/// count, which the apply has set already. A merge patch, not an apply: the count stays
+/// unowned, free for an autoscaler.
+async fn start_stopped(client: &Client, objects: &ServerObjects) -> Result<(), KubernetesError> {
+    let wanted = objects.statefulset.spec.as_ref().and_then(|s| s.replicas);
+    if wanted.is_some() {
+        return Ok(());
+    }
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &objects.namespace);
+    let api_error = |source| KubernetesError::Api {
+        what: format!("starting StatefulSet {}", objects.name),
+        source,
+    };
+    let stopped = statefulsets
+        .get_opt(&objects.name)
+        .await
+        .map_err(api_error)?
+        .and_then(|s| s.spec)
+        .is_some_and(|s| s.replicas == Some(0));
+    if stopped {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let patch = serde_json::json!({"spec": {"replicas": 1}});
+        statefulsets
+            .patch(&objects.name, &params, &Patch::Merge(patch))
+            .await
+            .map_err(api_error)?;
+        tracing::info!(statefulset = %objects.name, "the MCP server was stopped; scaled it to 1");
+    }
+    Ok(())
+}
+
 /// Applies the objects now, then re-applies them whenever the StatefulSet is deleted or
 /// changed by someone else (a watch, not polling), until the process ends.
 pub async fn apply_and_keep(
@@ -164,6 +200,7 @@ pub async fn apply_and_keep(
 ) -> Result<(), KubernetesError> {
     apply(&client, &objects).await?;
     tracing::info!(statefulset = %objects.name, namespace = %objects.namespace, "applied the MCP server's StatefulSet");
+    start_stopped(&client, &objects).await?;
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &objects.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", objects.name));
     tokio::spawn(async move {

@@ -273,6 +273,28 @@ fn rotated_secret_values_roll_the_pods_through_their_checksum() {
 }
 
 #[test]
+fn toolhives_restart_time_rolls_the_pods() {
+    let placement = Placement {
+        restarted_at: Some("2026-12-01T10:30:00Z".to_owned()),
+        ..placement()
+    };
+    let built = workload_k8s::statefulset(&fixture("stdio.yaml"), &placement).unwrap();
+    let annotations = built
+        .statefulset
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_eq!(
+        annotations[workload_k8s::names::RESTARTED_AT_ANNOTATION],
+        "2026-12-01T10:30:00Z"
+    );
+}
+
+#[test]
 fn a_changed_image_env_or_secret_reference_changes_the_checksum() {
     let checksum = |run: &RunConfig| {
         built(run)

@@ -12,8 +12,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use api::MCPServer;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -100,6 +101,42 @@ pub async fn apply(
                 .await?)
         }
     }
+}
+
+/// `spec.replicas: 0` stops the MCP server too, not only its proxy: once no proxy pod is
+/// left (a running proxy would apply its StatefulSet again), the server's StatefulSet,
+/// which the proxy applies and nobody else scales, is scaled to zero. The proxy scales it
+/// back when it starts (`thv start`, or any `replicas` above zero).
+pub async fn stop_server(
+    client: &Client,
+    namespace: &str,
+    server: &MCPServer,
+    deployment: &Deployment,
+) -> Result<(), Error> {
+    let proxies = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(0);
+    if server.spec.replicas != Some(0) || proxies > 0 {
+        return Ok(());
+    }
+    let name = name_of(server)?;
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let running = api
+        .get_opt(name)
+        .await?
+        .and_then(|s| s.spec)
+        .is_some_and(|s| s.replicas != Some(0));
+    if running {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let patch = serde_json::json!({"spec": {"replicas": 0}});
+        api.patch(name, &params, &Patch::Merge(patch)).await?;
+    }
+    Ok(())
 }
 
 /// Server-side applies `object` unless [`Applied`] knows it is already in place; returns

@@ -252,6 +252,7 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
             };
             let objects = build::objects(&server, &inputs)?;
             let deployment = apply::apply(&ctx.client, namespace, &objects, &ctx.applied).await?;
+            apply::stop_server(&ctx.client, namespace, &server, &deployment).await?;
             (
                 Stage::Applied(Box::new(deployment)),
                 Action::requeue(RESYNC),

@@ -57,6 +57,20 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
             inputs.secrets_checksum.to_owned(),
         ),
     ]);
+    // ToolHive's restart trigger: a new time rolls the proxy (here) and, through the
+    // proxy, the MCP server's pods.
+    let restarted_at = server
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(workload_k8s::names::RESTARTED_AT_ANNOTATION))
+        .filter(|at| !at.is_empty());
+    if let Some(at) = restarted_at {
+        pod_annotations.insert(
+            workload_k8s::names::RESTARTED_AT_ANNOTATION.to_owned(),
+            at.clone(),
+        );
+    }
     if let Some(pod) = overrides.and_then(|o| o.pod_template_metadata_overrides.as_ref()) {
         pod_labels.extend(pod.labels.clone());
         pod_annotations.extend(pod.annotations.clone());
@@ -85,6 +99,13 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
             ..EnvVar::default()
         },
     ];
+    if let Some(at) = restarted_at {
+        env.push(EnvVar {
+            name: workload_k8s::names::RESTARTED_AT_ENV.to_owned(),
+            value: Some(at.clone()),
+            ..EnvVar::default()
+        });
+    }
     if let Some(secret) = inputs.oidc_client_secret {
         env.push(EnvVar {
             name: admission::OIDC_CLIENT_SECRET_ENV.to_owned(),
@@ -336,6 +357,47 @@ mod tests {
             .find(|e| e.name == workload_k8s::names::SECRETS_CHECKSUM_ENV)
             .and_then(|e| e.value.as_deref());
         assert_eq!(checksum, Some("def456"));
+    }
+
+    #[test]
+    fn toolhives_restart_annotation_rolls_the_proxy_and_reaches_the_server_pods() {
+        let config = OperatorConfig::default();
+        let at = "2026-12-01T10:30:00Z";
+        let mut restarted = server(MINIMAL);
+        restarted.metadata.annotations = Some(BTreeMap::from([(
+            workload_k8s::names::RESTARTED_AT_ANNOTATION.to_owned(),
+            at.to_owned(),
+        )]));
+        let d = deployment(&restarted, &inputs(&config)).expect("builds");
+        let template = d.spec.expect("spec").template;
+        let annotations = template
+            .metadata
+            .and_then(|m| m.annotations)
+            .unwrap_or_default();
+        assert_eq!(
+            annotations[workload_k8s::names::RESTARTED_AT_ANNOTATION],
+            at
+        );
+        let env = template
+            .spec
+            .map(|p| p.containers[0].env.clone().unwrap_or_default())
+            .unwrap_or_default();
+        assert!(
+            env.iter()
+                .any(|e| e.name == workload_k8s::names::RESTARTED_AT_ENV
+                    && e.value.as_deref() == Some(at))
+        );
+        let plain = deployment(&server(MINIMAL), &inputs(&config)).expect("builds");
+        let plain_env = plain
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers[0].env.clone().unwrap_or_default())
+            .unwrap_or_default();
+        assert!(
+            !plain_env
+                .iter()
+                .any(|e| e.name == workload_k8s::names::RESTARTED_AT_ENV)
+        );
     }
 
     #[test]
