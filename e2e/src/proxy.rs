@@ -31,9 +31,11 @@ pub struct Binaries {
     pub proxyrunner: PathBuf,
     /// `mcp-fixture`.
     pub fixture: PathBuf,
+    /// `thv`, the CLI.
+    pub thv: PathBuf,
 }
 
-/// Builds the proxy and the fixture once per test binary, in the profile of the tests.
+/// Builds the proxy, the fixture and `thv` once per test binary, in the profile of the tests.
 pub fn binaries() -> &'static Binaries {
     static BUILT: OnceLock<Result<Binaries, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
@@ -53,6 +55,8 @@ pub fn binaries() -> &'static Binaries {
             "thv-proxyrunner",
             "-p",
             "mcp-fixture",
+            "-p",
+            "thv",
         ]);
         if profile_dir.file_name() == Some(OsStr::new("release")) {
             build.arg("--release");
@@ -68,6 +72,7 @@ pub fn binaries() -> &'static Binaries {
         Ok(Binaries {
             proxyrunner: profile_dir.join("thv-proxyrunner"),
             fixture: profile_dir.join("mcp-fixture"),
+            thv: profile_dir.join("thv"),
         })
     });
     match built {
