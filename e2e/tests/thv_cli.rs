@@ -44,13 +44,15 @@ impl Ran {
     }
 }
 
-/// Runs `thv` in namespace `ns` with its state under `state` (the test's own XDG state
-/// directory, so background forwarders are the test's).
+/// Runs `thv SUBCOMMAND -n NS ARGS…` with its state under `state` (the test's own XDG
+/// state directory, so background forwarders are the test's).
 async fn thv(state: &Path, ns: &str, args: &[&str]) -> anyhow::Result<Ran> {
     let binary = &e2e::proxy::binaries().thv;
+    let (subcommand, rest) = args.split_first().context("a subcommand")?;
     let out = tokio::process::Command::new(binary)
-        .args(args)
+        .arg(subcommand)
         .args(["-n", ns])
+        .args(rest)
         .env("KUBECONFIG", e2e::kubeconfig_path())
         .env("XDG_STATE_HOME", state)
         .env("NO_COLOR", "1")

@@ -2,7 +2,9 @@
 //! k3d one on a laptop) through the same MCPServer objects a GitOps user applies, and
 //! checks manifests offline.
 
+mod client;
 mod cluster;
+mod convert;
 mod export;
 mod forward;
 mod logs;
@@ -67,6 +69,13 @@ enum Command {
     Proxy(proxy::Args),
     /// Write an MCPServer as a RunConfig JSON or as its manifests.
     Export(export::Args),
+    /// Convert a RunConfig JSON to MCPServer YAML or back, offline; fields with no
+    /// counterpart are named in warnings.
+    Convert(convert::Args),
+    /// Add a forwarded MCPServer to a local MCP client (Claude Code, Cursor, VS Code),
+    /// list or remove such entries.
+    #[command(subcommand)]
+    Client(client::Command),
     /// Check manifests offline with the admission webhook's rules: the same findings,
     /// with the same field paths, that `kubectl apply` would be refused with.
     ///
@@ -114,6 +123,9 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             });
         }
+        Command::Convert(args) => convert::run(args),
+        Command::Client(client::Command::List(args)) => client::list(args),
+        Command::Client(client::Command::Remove(args)) => client::remove(args),
         Command::Completion { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "thv", &mut std::io::stdout());
             Ok(())
@@ -150,7 +162,11 @@ fn cluster_command(command: &Command) -> anyhow::Result<()> {
             Command::Rm(args) => servers::rm(args).await,
             Command::Proxy(args) => proxy::run(args).await,
             Command::Export(args) => export::run(args).await,
-            Command::Validate(_) | Command::Completion { .. } => Ok(()),
+            Command::Client(client::Command::Setup(args)) => client::setup(args).await,
+            Command::Validate(_)
+            | Command::Completion { .. }
+            | Command::Convert(_)
+            | Command::Client(_) => Ok(()),
         }
     })
 }
