@@ -236,7 +236,12 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
             .collect(),
         resources: None,
         proxy_resources: None,
-        service_account: container.service_account.clone(),
+        // `<name>-sa` is what the mapping fills in when the spec names no account (the
+        // operator then creates it); naming it would make the operator expect it to exist.
+        service_account: container
+            .service_account
+            .clone()
+            .filter(|account| *account != format!("{name}-sa")),
         permission_profile,
         pod_template_spec: container.pod_template_patch.clone(),
         resource_overrides: None,

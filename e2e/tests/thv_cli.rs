@@ -44,14 +44,25 @@ impl Ran {
     }
 }
 
-/// Runs `thv SUBCOMMAND -n NS ARGS…` with its state under `state` (the test's own XDG
+/// Runs `thv SUBCOMMAND -n NS ARGS…` (no `-n` when `ns` is empty) with its state under `state` (the test's own XDG
 /// state directory, so background forwarders are the test's).
 async fn thv(state: &Path, ns: &str, args: &[&str]) -> anyhow::Result<Ran> {
     let binary = &e2e::proxy::binaries().thv;
-    let (subcommand, rest) = args.split_first().context("a subcommand")?;
+    // `thv client setup` is a subcommand of a subcommand.
+    let words = if args.first() == Some(&"client") {
+        2
+    } else {
+        1
+    };
+    anyhow::ensure!(args.len() >= words, "a subcommand");
+    let (subcommand, rest) = args.split_at(words);
     let out = tokio::process::Command::new(binary)
-        .arg(subcommand)
-        .args(["-n", ns])
+        .args(subcommand)
+        .args(if ns.is_empty() {
+            &[][..]
+        } else {
+            &["-n", ns][..]
+        })
         .args(rest)
         .env("KUBECONFIG", e2e::kubeconfig_path())
         .env("XDG_STATE_HOME", state)
@@ -225,7 +236,44 @@ async fn thv_runs_forwards_and_manages_a_server_on_the_real_node() -> anyhow::Re
 
     // proxy -d forwards again; export → rm → run --from-config gives the same server.
     let forwarded = thv(st, n, &["proxy", "fixture", "-d"]).await?.ok("proxy")?;
-    sdk_lists_tools(printed_url(&forwarded.stdout)?).await?;
+    let forwarded_url = printed_url(&forwarded.stdout)?;
+    sdk_lists_tools(forwarded_url.clone()).await?;
+    // client setup writes the forwarded URL into a client's config, keeping the rest.
+    let claude = state.join("claude.json");
+    std::fs::write(&claude, r#"{"theme": "dark"}"#)?;
+    let claude_path = claude.to_string_lossy().into_owned();
+    let client = ["--client", "claude-code", "--config", claude_path.as_str()];
+    thv(
+        st,
+        n,
+        &[&["client", "setup", "fixture"][..], &client].concat(),
+    )
+    .await?
+    .ok("client setup")?;
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&claude)?)?;
+    anyhow::ensure!(
+        written["mcpServers"]["fixture"]["url"] == forwarded_url.as_str()
+            && written["theme"] == "dark",
+        "{written}"
+    );
+    let clients = thv(st, "", &[&["client", "list"][..], &client].concat())
+        .await?
+        .ok("client list")?;
+    anyhow::ensure!(
+        clients.stdout.contains(&forwarded_url),
+        "{}",
+        clients.stdout
+    );
+    thv(
+        st,
+        n,
+        &[&["client", "remove", "fixture"][..], &client].concat(),
+    )
+    .await?
+    .ok("client remove")?;
+    let removed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&claude)?)?;
+    anyhow::ensure!(removed["mcpServers"].get("fixture").is_none(), "{removed}");
+    watch.lap("thv proxy -d, client setup/list/remove");
     let exported = state.join("fixture.json");
     let export_path = exported.to_string_lossy().into_owned();
     thv(st, n, &["export", "fixture", &export_path])

@@ -261,6 +261,26 @@ mod tests {
     }
 
     #[test]
+    fn an_mcpserver_converts_back_to_itself() {
+        let yaml = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: fetch}\nspec:\n  image: ghcr.io/example/fetch:1\n  args: [stdio]\n  env: [{name: A, value: b}]\n";
+        let original = match Manifest::from_yaml(yaml).expect("reads") {
+            Manifest::MCPServer(s) => s,
+            _ => unreachable!(),
+        };
+        let (config, warnings) = to_runconfig(yaml).expect("converts");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (manifests, warnings) = to_manifests(&config).expect("converts back");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let Some(Manifest::MCPServer(back)) = manifests.first() else {
+            panic!("an MCPServer first");
+        };
+        assert_eq!(
+            back.spec, original.spec,
+            "the operator-created ServiceAccount stays implicit"
+        );
+    }
+
+    #[test]
     fn a_missing_reference_is_an_error_that_names_it() {
         let yaml = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: fetch}\nspec:\n  image: x\n  toolConfigRef: {name: tools}\n";
         let error = to_runconfig(yaml).expect_err("missing");
