@@ -56,13 +56,14 @@ async fn thv(state: &Path, ns: &str, args: &[&str]) -> anyhow::Result<Ran> {
     };
     anyhow::ensure!(args.len() >= words, "a subcommand");
     let (subcommand, rest) = args.split_at(words);
+    let namespace: Vec<&str> = if ns.is_empty() {
+        Vec::new()
+    } else {
+        vec!["-n", ns]
+    };
     let out = tokio::process::Command::new(binary)
         .args(subcommand)
-        .args(if ns.is_empty() {
-            &[][..]
-        } else {
-            &["-n", ns][..]
-        })
+        .args(namespace)
         .args(rest)
         .env("KUBECONFIG", e2e::kubeconfig_path())
         .env("XDG_STATE_HOME", state)
