@@ -316,9 +316,54 @@ async fn thv_runs_forwards_and_manages_a_server_on_the_real_node() -> anyhow::Re
     sdk_lists_tools(printed_url(&again.stdout)?).await?;
     watch.lap("export → rm → run --from-config: the same server, served again");
 
+    // A server of an MCPRegistry's catalogue, by name: the normalised catalogue the
+    // registry controller writes (tested in registry.rs) gives image, transport, args.
+    let kube_client = e2e::client().await?;
+    let catalogue = serde_json::json!({"version": "1.0.0", "servers": {"echo": {
+        "image": image, "description": "the test fixture", "transport": "stdio", "args": ["stdio"],
+        "env_vars": [{"name": "GREETING", "default": "hi"}]}}});
+    apply_yaml(
+        &kube_client,
+        n,
+        &format!(
+            "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPRegistry\nmetadata: {{name: team}}\nspec:\n  source: {{type: configmap, configMap: {{name: team-catalog}}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: team-registry}}\ndata:\n  registry.json: '{catalogue}'\n"
+        ),
+    )
+    .await?;
+    let from_registry = thv(st, n, &["run", "echo", "--timeout", "3m"])
+        .await?
+        .ok("run echo")?;
+    anyhow::ensure!(
+        from_registry.stdout.contains("from MCPRegistry team"),
+        "{}",
+        from_registry.stdout
+    );
+    let echo = servers.get("echo").await?.spec;
+    anyhow::ensure!(
+        echo.image == image
+            && echo.args == ["stdio"]
+            && echo
+                .env
+                .iter()
+                .any(|e| e.name == "GREETING" && e.value == "hi"),
+        "{echo:?}"
+    );
+    sdk_lists_tools(printed_url(&from_registry.stdout)?).await?;
+    thv(st, n, &["rm", "echo"]).await?.ok("rm echo")?;
+    let unknown_entry = thv(st, n, &["run", "nosuchserver"]).await?;
+    anyhow::ensure!(
+        unknown_entry.code == 2
+            && unknown_entry
+                .stderr
+                .contains("no server \"nosuchserver\" in the MCPRegistries"),
+        "{}",
+        unknown_entry.stderr
+    );
+    watch.lap("thv run REGISTRY_NAME: the catalogue's server, Ready; an unknown name refused");
+
     // Refusals: nothing is changed, the message says why.
     apply_yaml(
-        &e2e::client().await?,
+        &kube_client,
         n,
         &format!("apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {{name: gitops}}\nspec: {{image: {image}, args: [stdio]}}\n"),
     )

@@ -9,6 +9,7 @@ mod export;
 mod forward;
 mod logs;
 mod proxy;
+mod registry;
 mod resources;
 mod run;
 mod servers;

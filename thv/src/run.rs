@@ -23,9 +23,11 @@ use crate::usage;
 pub struct Args {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// The MCP server's OCI image, e.g. `ghcr.io/example/fetch:1.2`.
+    /// The MCP server's OCI image (`ghcr.io/example/fetch:1.2`), or the name of a server
+    /// in an MCPRegistry of the namespace (`fetch`), whose image, transport, port,
+    /// arguments and environment defaults are used unless the flags say otherwise.
     #[arg(
-        value_name = "IMAGE",
+        value_name = "IMAGE|REGISTRY_NAME",
         required_unless_present = "from_config",
         conflicts_with = "from_config"
     )]
@@ -43,9 +45,9 @@ pub struct Args {
     /// Name of the MCPServer (default: the image's name, e.g. `fetch`).
     #[arg(long)]
     name: Option<String>,
-    /// How the server speaks MCP.
-    #[arg(long, value_enum, default_value_t = TransportArg::Stdio)]
-    transport: TransportArg,
+    /// How the server speaks MCP (default: the registry's, else stdio).
+    #[arg(long, value_enum)]
+    transport: Option<TransportArg>,
     /// What the proxy serves clients for a stdio server.
     #[arg(long, value_enum, default_value_t = ProxyModeArg::StreamableHttp)]
     proxy_mode: ProxyModeArg,
@@ -130,6 +132,16 @@ enum TransportArg {
     StreamableHttp,
 }
 
+impl TransportArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdio => "stdio",
+            Self::Sse => "sse",
+            Self::StreamableHttp => "streamable-http",
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ProxyModeArg {
     Sse,
@@ -164,43 +176,83 @@ fn flag_of(path: &str) -> Option<&'static str> {
         .map(|(_, flag)| *flag)
 }
 
-/// The RunConfig `thv run` builds: from the file, or from the flags.
-pub fn runconfig(args: &Args) -> anyhow::Result<RunConfig> {
-    if let Some(path) = &args.from_config {
-        return read_runconfig(path, args.name.as_deref());
-    }
-    let image = args.image.clone().unwrap_or_default();
-    let name = match &args.name {
-        Some(name) => name.clone(),
-        None => name_from_image(&image).ok_or_else(|| {
+/// The RunConfig `thv run` builds from the flags, over the catalogue `entry` when the
+/// server comes from an MCPRegistry (its name is then the default server name).
+pub fn runconfig(
+    args: &Args,
+    entry: Option<(&str, &crate::registry::Entry)>,
+) -> anyhow::Result<RunConfig> {
+    let image = match entry {
+        Some((_, entry)) => entry.image.clone(),
+        None => args.image.clone().unwrap_or_default(),
+    };
+    let name = match (&args.name, entry) {
+        (Some(name), _) => name.clone(),
+        (None, Some((name, _))) => name_from_image(name).unwrap_or_else(|| name.to_owned()),
+        (None, None) => name_from_image(&image).ok_or_else(|| {
             usage(format!(
                 "cannot derive a server name from image {image:?}: pass --name"
             ))
         })?,
     };
+    let mut env: Vec<EnvVar> = args
+        .env
+        .iter()
+        .map(|e| {
+            let (name, value) = key_value(e, "--env")?;
+            Ok(EnvVar { name, value })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let secrets: Vec<SecretRef> = args
+        .secrets
+        .iter()
+        .map(|s| secret(s))
+        .collect::<anyhow::Result<_>>()?;
+    let mut transport = args.transport.map(TransportArg::as_str);
+    let mut target_port = args.target_port;
+    let mut server_args = args.args.clone();
+    if let Some((source, entry)) = entry {
+        transport = transport.or(Some(entry.transport.as_str()));
+        target_port = target_port.or(entry.target_port);
+        if server_args.is_empty() {
+            server_args = entry.args.clone();
+        }
+        let mut missing = Vec::new();
+        for spec in &entry.env_vars {
+            let given = env.iter().any(|e| e.name == spec.name)
+                || secrets.iter().any(|s| {
+                    s.target_env.as_deref().or(s.key.as_deref()) == Some(spec.name.as_str())
+                });
+            if given {
+                continue;
+            }
+            match &spec.default {
+                Some(value) if !spec.secret => env.push(EnvVar {
+                    name: spec.name.clone(),
+                    value: value.clone(),
+                }),
+                _ if spec.required => missing.push(if spec.secret {
+                    format!("--secret SECRET,key=KEY,target={}", spec.name)
+                } else {
+                    format!("--env {}=…", spec.name)
+                }),
+                _ => {}
+            }
+        }
+        if !missing.is_empty() {
+            return Err(usage(format!(
+                "{source} needs these variables its catalogue marks required: {}",
+                missing.join(", ")
+            )));
+        }
+    }
     let container = ContainerWorkload {
         image,
-        args: args.args.clone(),
-        transport: match args.transport {
-            TransportArg::Stdio => "stdio",
-            TransportArg::Sse => "sse",
-            TransportArg::StreamableHttp => "streamable-http",
-        }
-        .to_owned(),
-        target_port: args.target_port.map(i64::from),
-        env: args
-            .env
-            .iter()
-            .map(|e| {
-                let (name, value) = key_value(e, "--env")?;
-                Ok(EnvVar { name, value })
-            })
-            .collect::<anyhow::Result<_>>()?,
-        secrets: args
-            .secrets
-            .iter()
-            .map(|s| secret(s))
-            .collect::<anyhow::Result<_>>()?,
+        args: server_args,
+        transport: transport.unwrap_or("stdio").to_owned(),
+        target_port: target_port.map(i64::from),
+        env,
+        secrets,
         ..ContainerWorkload::default()
     };
     let proxy = ProxyConfig {
@@ -415,9 +467,17 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     if args.from_config.is_some() && args.image.is_some() {
         bail!(usage("IMAGE and --from-config exclude each other"));
     }
-    let config = runconfig(args)?;
     let cluster = Cluster::connect(&args.cluster).await?;
     cluster.require_crds().await?;
+    let config = match (&args.from_config, &args.image) {
+        (Some(path), _) => read_runconfig(path, args.name.as_deref())?,
+        (None, Some(source)) if !crate::registry::is_image_reference(source) => {
+            let (registry, entry) = crate::registry::find(&cluster, source).await?;
+            println!("{source}: {} from MCPRegistry {registry}", entry.image);
+            runconfig(args, Some((source, &entry)))?
+        }
+        (None, _) => runconfig(args, None)?,
+    };
     let manifests = manifests(&config, &cluster.namespace, args.from_config.is_some())?;
     crate::resources::refuse_foreign(&cluster, &manifests).await?;
     for manifest in &manifests {
@@ -448,6 +508,80 @@ mod tests {
         );
         assert_eq!(name_from_image("localhost:5000/x").as_deref(), Some("x"));
         assert_eq!(name_from_image(":"), None);
+    }
+
+    fn args(line: &[&str]) -> Args {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: Args,
+        }
+        Cli::parse_from(std::iter::once("thv").chain(line.iter().copied())).run
+    }
+
+    fn entry(json: &str) -> crate::registry::Entry {
+        serde_json::from_str(json).expect("an entry")
+    }
+
+    #[test]
+    fn a_registry_entry_gives_the_defaults_and_flags_win() {
+        let time = entry(
+            r#"{"image": "docker.io/mcp/time:1", "transport": "streamable-http", "target_port": 8000,
+                "args": ["--serve"], "env_vars": [{"name": "TZ", "default": "UTC"}, {"name": "LANG", "default": "C"}]}"#,
+        );
+        let config = runconfig(
+            &args(&["time", "--env", "TZ=Europe/Paris"]),
+            Some(("time", &time)),
+        )
+        .expect("builds");
+        assert_eq!(config.name, "time");
+        let Workload::Container(c) = &config.workload else {
+            panic!("a container")
+        };
+        assert_eq!(
+            (c.image.as_str(), c.transport.as_str(), c.target_port),
+            ("docker.io/mcp/time:1", "streamable-http", Some(8000))
+        );
+        assert_eq!(c.args, ["--serve"]);
+        let env: Vec<(&str, &str)> = c
+            .env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(env, [("TZ", "Europe/Paris"), ("LANG", "C")]);
+        let overridden = runconfig(
+            &args(&["time", "--transport", "sse", "--", "--other"]),
+            Some(("time", &time)),
+        )
+        .expect("builds");
+        let Workload::Container(c) = &overridden.workload else {
+            panic!("a container")
+        };
+        assert_eq!(
+            (c.transport.as_str(), c.args.as_slice()),
+            ("sse", ["--other".to_owned()].as_slice())
+        );
+    }
+
+    #[test]
+    fn a_required_variable_without_a_value_is_a_usage_error_naming_the_flag() {
+        let gh = entry(
+            r#"{"image": "ghcr.io/github/github-mcp-server:1", "transport": "stdio",
+                "env_vars": [{"name": "GITHUB_TOKEN", "required": true, "secret": true}]}"#,
+        );
+        let error = runconfig(&args(&["github"]), Some(("github", &gh))).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("--secret SECRET,key=KEY,target=GITHUB_TOKEN"),
+            "{error}"
+        );
+        runconfig(
+            &args(&["github", "--secret", "gh,key=token,target=GITHUB_TOKEN"]),
+            Some(("github", &gh)),
+        )
+        .expect("given as a secret");
     }
 
     #[test]
