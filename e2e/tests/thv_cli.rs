@@ -430,6 +430,35 @@ async fn thv_runs_forwards_and_manages_a_server_on_the_real_node() -> anyhow::Re
     );
     watch.lap("refusals: a foreign name, a foreign rm, a bad flag, an unknown server, no cluster");
 
+    // setup: the harness cluster is on loopback (local): the commands it would run; a
+    // remote context is refused before anything runs or is contacted.
+    let plan = thv(st, "", &["setup", "--dry-run"])
+        .await?
+        .ok("setup --dry-run")?;
+    anyhow::ensure!(
+        plan.stdout
+            .contains("+ helm upgrade --install toolhive charts/toolhive"),
+        "{}",
+        plan.stdout
+    );
+    let remote = state.join("remote-kubeconfig");
+    std::fs::write(
+        &remote,
+        DEAD_KUBECONFIG.replace("https://127.0.0.1:1", "https://api.prod.example.com:6443"),
+    )?;
+    let refused = thv(
+        st,
+        "",
+        &["setup", "--kubeconfig", &remote.to_string_lossy()],
+    )
+    .await?;
+    anyhow::ensure!(
+        refused.code == 1 && refused.stderr.contains("not a kind or k3d cluster"),
+        "{}",
+        refused.stderr
+    );
+    watch.lap("setup: a local cluster's plan; a remote context refused");
+
     thv(st, n, &["rm", "fixture"]).await?.ok("rm")?;
     ns.delete().await
 }

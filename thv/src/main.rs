@@ -13,6 +13,7 @@ mod registry;
 mod resources;
 mod run;
 mod servers;
+mod setup;
 mod validate;
 mod wait;
 
@@ -83,6 +84,9 @@ enum Command {
     /// Exit status: 0 when every document is admissible (warnings do not count), 1 when
     /// any document has an error, 2 on usage or read errors.
     Validate(validate::Args),
+    /// Install ToolHive into the current kind or k3d cluster: load the images `make
+    /// images` built, then `helm upgrade --install` the chart. Idempotent.
+    Setup(setup::Args),
     /// Print a shell completion script, e.g. `thv completion bash > /etc/bash_completion.d/thv`.
     Completion {
         /// The shell.
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
             });
         }
         Command::Convert(args) => convert::run(args),
+        Command::Setup(args) => setup::run(args),
         Command::Client(client::Command::List(args)) => client::list(args),
         Command::Client(client::Command::Remove(args)) => client::remove(args),
         Command::Completion { shell } => {
@@ -167,6 +172,7 @@ fn cluster_command(command: &Command) -> anyhow::Result<()> {
             Command::Validate(_)
             | Command::Completion { .. }
             | Command::Convert(_)
+            | Command::Setup(_)
             | Command::Client(_) => Ok(()),
         }
     })

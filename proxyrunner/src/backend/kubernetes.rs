@@ -511,16 +511,36 @@ fn running_container(pod: &Pod) -> Option<String> {
         .and_then(|c| c.container_id.clone())
 }
 
+/// How long the pod watch may keep failing before the attach fails with its error: a
+/// proxy started together with its RoleBinding can be refused (403) until the API
+/// server's authorizer sees the binding, and a restarted API server refuses for a moment
+/// too. A refusal that lasts is reported (`AttachFailed`); a blip stays `Starting`.
+const WATCH_GRACE: Duration = Duration::from_secs(30);
+
 /// Waits (watching the StatefulSet's pods) for one whose `mcp` container runs.
 async fn running_pod(pods: &Api<Pod>, name: &str) -> Result<(String, String), KubernetesError> {
     let config = watcher::Config::default().labels(&selector(name));
     let mut events = watcher::watcher(pods.clone(), config)
         .default_backoff()
         .boxed();
-    while let Some(event) = events.try_next().await.map_err(|e| KubernetesError::Api {
-        what: format!("watching the pods of StatefulSet {name}"),
-        source: kube::Error::Service(e.into()),
-    })? {
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        let event = match events.try_next().await {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(error) => {
+                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() < WATCH_GRACE {
+                    tracing::debug!(%error, "watching the MCP server's pods; retrying");
+                    continue;
+                }
+                return Err(KubernetesError::Api {
+                    what: format!("watching the pods of StatefulSet {name}"),
+                    source: kube::Error::Service(error.into()),
+                });
+            }
+        };
+        failing_since = None;
         let found = match &event {
             watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
                 running_container(pod).map(|id| (pod.metadata.name.clone().unwrap_or_default(), id))
