@@ -475,7 +475,7 @@ pub struct MCPServerStatus {
 pub struct BackendStatus {
     /// Why the server is or is not serving: `Initialized` when it answered `initialize`;
     /// otherwise what stands in the way (`Starting`, `ImagePullFailed`, `CrashLoop`,
-    /// `Unschedulable`, `PodFailed`, `AttachFailed`, `NoEndpoints`, `InitializeFailed`,
+    /// `PodCreateFailed`, `Unschedulable`, `PodFailed`, `AttachFailed`, `NoEndpoints`, `InitializeFailed`,
     /// `ApplyFailed`).
     pub reason: String,
     /// The detail, e.g. the image pull error or the container's last termination

@@ -267,6 +267,18 @@ async fn a_server_that_cannot_run_says_why_in_its_status_and_events() -> anyhow:
         &server_with("crashing", &fixture_image(), "[no-such-mode]", ""),
     )
     .await?;
+    // A pod the StatefulSet cannot even create: its ServiceAccount does not exist.
+    apply_yaml(
+        &client,
+        &ns.name,
+        &server_with(
+            "unaccounted",
+            &fixture_image(),
+            "[stdio]",
+            "  serviceAccount: nobody",
+        ),
+    )
+    .await?;
     let servers = ns.api::<MCPServer>();
 
     let pull = reported(
@@ -301,6 +313,24 @@ async fn a_server_that_cannot_run_says_why_in_its_status_and_events() -> anyhow:
         "carries the container's last words: {message}"
     );
     watch.lap("crash loop reported with its termination message");
+
+    let uncreated = reported(
+        &servers,
+        "unaccounted",
+        "PodCreateFailed",
+        Duration::from_secs(120),
+    )
+    .await?;
+    let message = uncreated
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("nobody"),
+        "names the missing ServiceAccount: {message}"
+    );
+    watch.lap("a pod that cannot be created reported with the controller's reason");
 
     let events = wait_until_events(&ns, "missing", "ImagePullFailed").await?;
     assert!(events, "an ImagePullFailed Event on the MCPServer");

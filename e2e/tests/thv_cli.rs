@@ -408,6 +408,29 @@ async fn thv_runs_forwards_and_manages_a_server_on_the_real_node() -> anyhow::Re
         servers.get_opt("badport").await?.is_none(),
         "a refused run applies nothing"
     );
+    // A server that crashes at start: thv stops waiting with the cause, not a symptom.
+    let crashing = thv(
+        st,
+        n,
+        &[
+            "run",
+            &image,
+            "--name",
+            "crashing",
+            "--timeout",
+            "3m",
+            "--",
+            "no-such-mode",
+        ],
+    )
+    .await?;
+    anyhow::ensure!(
+        crashing.code == 1
+            && crashing.stderr.contains("CrashLoop")
+            && crashing.stderr.contains("thv logs crashing"),
+        "{}",
+        crashing.stderr
+    );
     let unknown = thv(st, n, &["status", "nope"]).await?;
     anyhow::ensure!(
         unknown.code == 1 && unknown.stderr.contains("no MCPServer \"nope\""),
@@ -428,7 +451,7 @@ async fn thv_runs_forwards_and_manages_a_server_on_the_real_node() -> anyhow::Re
         "{}",
         unreachable.stderr
     );
-    watch.lap("refusals: a foreign name, a foreign rm, a bad flag, an unknown server, no cluster");
+    watch.lap("refusals: a foreign name, a foreign rm, a bad flag, a crashing server, an unknown server, no cluster");
 
     // setup: the harness cluster is on loopback (local): the commands it would run; a
     // remote context is refused before anything runs or is contacted.

@@ -58,6 +58,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+# Granted on to the proxies, which read why their server's pod cannot be created.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list, watch]
 {{- end -}}
 
 {{/* Namespaces the webhook validates: the selector given, else the watched namespace

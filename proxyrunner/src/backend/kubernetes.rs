@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::api::{AttachParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -286,6 +286,66 @@ pub fn watch_pods(client: Client, objects: Arc<ServerObjects>, inputs: watch::Se
     });
 }
 
+/// Watches the Events of the server's StatefulSet for pods it cannot create (a missing
+/// ServiceAccount, a quota, Pod Security): with no pod, nothing else would say why, and
+/// the report would stay `Starting`. The latest `FailedCreate` since this proxy started
+/// is the report's `create` input until a `SuccessfulCreate` follows it; the
+/// controller's retries keep a lasting failure's Event fresh.
+pub fn watch_create_failures(
+    client: Client,
+    objects: Arc<ServerObjects>,
+    inputs: watch::Sender<Inputs>,
+) {
+    tokio::spawn(async move {
+        let events: Api<Event> = Api::namespaced(client, &objects.namespace);
+        let config = watcher::Config::default().fields(&format!(
+            "involvedObject.kind=StatefulSet,involvedObject.name={}",
+            objects.name
+        ));
+        let started = k8s_openapi::jiff::Timestamp::now();
+        let mut stream = watcher::watcher(events, config)
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        let mut latest = started;
+        loop {
+            let event = match stream.try_next().await {
+                Ok(Some(event)) => event,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "watching the Events of the MCP server's StatefulSet");
+                    continue;
+                }
+            };
+            let Some(when) = event
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or(event.event_time.as_ref().map(|t| t.0))
+            else {
+                continue;
+            };
+            let problem = match event.reason.as_deref() {
+                Some("FailedCreate") => Some(Problem::new(
+                    Reason::PodCreateFailed,
+                    event.message.clone().unwrap_or_default(),
+                )),
+                Some("SuccessfulCreate") => None,
+                _ => continue,
+            };
+            if when < latest {
+                continue;
+            }
+            latest = when;
+            inputs.send_if_modified(|i| {
+                let changed = i.create != problem;
+                i.create = problem;
+                changed
+            });
+        }
+    });
+}
+
 /// The label selector of the server's pods.
 fn selector(name: &str) -> String {
     workload_k8s::names::selector(name)
@@ -397,6 +457,7 @@ impl AttachedPod {
                     self.inputs.subscribe(),
                 );
                 watch_pods(client.clone(), self.objects.clone(), self.inputs.clone());
+                watch_create_failures(client.clone(), self.objects.clone(), self.inputs.clone());
                 Ok::<_, KubernetesError>(client)
             })
             .await?;
@@ -427,9 +488,38 @@ impl AttachedPod {
         if let Err(error) = &attached
             && self.applied.get().is_some()
         {
-            self.fail(Reason::AttachFailed, error);
+            match self.pod_problem().await {
+                // The container exited under the attach (a server that crashes at
+                // start): the crash is the cause, the refused attach only its symptom.
+                Some(problem) => {
+                    self.inputs.send_if_modified(|i| {
+                        let changed = i.pods.as_ref() != Some(&problem);
+                        i.pods = Some(problem);
+                        changed
+                    });
+                }
+                None => self.fail(Reason::AttachFailed, error),
+            }
         }
         attached
+    }
+
+    /// What is wrong with the server's pods, read now rather than from the pod watch,
+    /// which may not have seen the change yet; the kubelet may take a moment to publish
+    /// an exit, so a few reads, 3 s at most.
+    async fn pod_problem(&self) -> Option<Problem> {
+        let client = self.client.get()?.clone();
+        let pods: Api<Pod> = Api::namespaced(client, &self.objects.namespace);
+        let params = kube::api::ListParams::default().labels(&selector(&self.objects.name));
+        for _ in 0..6 {
+            if let Ok(list) = pods.list(&params).await
+                && let Some(problem) = report::diagnose_all(&list.items)
+            {
+                return Some(problem);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        None
     }
 
     async fn try_attach(&self) -> Result<Attached, KubernetesError> {

@@ -33,6 +33,8 @@ pub enum Reason {
     CrashLoop,
     /// Its container cannot be created (a missing Secret key, a bad volume).
     ContainerConfigError,
+    /// Its pod cannot be created (a missing ServiceAccount, a quota, Pod Security).
+    PodCreateFailed,
     /// No node can run its pod.
     Unschedulable,
     /// Its pod failed.
@@ -56,6 +58,7 @@ impl Reason {
             Self::ImagePullFailed => "ImagePullFailed",
             Self::CrashLoop => "CrashLoop",
             Self::ContainerConfigError => "ContainerConfigError",
+            Self::PodCreateFailed => "PodCreateFailed",
             Self::Unschedulable => "Unschedulable",
             Self::PodFailed => "PodFailed",
             Self::AttachFailed => "AttachFailed",
@@ -192,6 +195,8 @@ pub enum LinkState {
 pub struct Inputs {
     /// What is wrong with the server's pods, if anything.
     pub pods: Option<Problem>,
+    /// Why the StatefulSet cannot create its pod, if it cannot.
+    pub create: Option<Problem>,
     /// The link.
     pub link: LinkState,
 }
@@ -209,10 +214,10 @@ pub struct Observation {
 
 impl Inputs {
     /// The report these inputs make. A server that answered is initialised whatever
-    /// one of its pods says; otherwise the pods' problem (the cause) comes before the
-    /// link's (its symptom).
+    /// one of its pods says; otherwise the pods' problem (the cause), or why there is no
+    /// pod, comes before the link's (its symptom).
     pub fn observe(&self) -> Observation {
-        match (&self.link, &self.pods) {
+        match (&self.link, self.pods.as_ref().or(self.create.as_ref())) {
             (LinkState::Up(facts), _) => Observation {
                 reason: Reason::Initialized,
                 message: format!(
@@ -692,6 +697,7 @@ mod tests {
         let up = Inputs {
             pods: Some(pull.clone()),
             link: LinkState::Up(facts.clone()),
+            ..Inputs::default()
         };
         assert_eq!(up.observe().reason, Reason::Initialized);
         assert_eq!(
@@ -701,13 +707,28 @@ mod tests {
         let both = Inputs {
             pods: Some(pull),
             link: LinkState::Failed(attach.clone()),
+            ..Inputs::default()
         };
         assert_eq!(both.observe().reason, Reason::ImagePullFailed);
         let link = Inputs {
             pods: None,
-            link: LinkState::Failed(attach),
+            link: LinkState::Failed(attach.clone()),
+            ..Inputs::default()
         };
         assert_eq!(link.observe().reason, Reason::AttachFailed);
+        let uncreated = Inputs {
+            create: Some(Problem::new(
+                Reason::PodCreateFailed,
+                "serviceaccount \"x\" not found",
+            )),
+            link: LinkState::Failed(attach),
+            ..Inputs::default()
+        };
+        assert_eq!(
+            uncreated.observe().reason,
+            Reason::PodCreateFailed,
+            "why there is no pod"
+        );
         assert_eq!(Inputs::default().observe().reason, Reason::Starting);
         let patch = up.observe().patch();
         assert_eq!(patch["status"]["backend"]["tools"], 7);

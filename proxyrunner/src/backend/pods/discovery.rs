@@ -53,6 +53,7 @@ async fn run(
         }
     };
     report::spawn(client.clone(), objects.subject(), inputs.subscribe());
+    kubernetes::watch_create_failures(client.clone(), objects.clone(), inputs.clone());
     let mut delay = Backoff::default();
     while let Err(error) = kubernetes::apply_and_keep(client.clone(), objects.clone()).await {
         tracing::error!(%error, "applying the MCP server's StatefulSet and Service");

@@ -81,6 +81,8 @@ pub fn proxy_role(server: &MCPServer) -> Result<Role, Error> {
             )
         },
         rule("events.k8s.io", &["events"], &["create", "patch"]),
+        // The StatefulSet controller's Events say why a server pod cannot be created.
+        rule("", &["events"], &["list", "watch"]),
     ];
     if server.spec.transport == Transport::Stdio {
         rules.push(rule("", &["pods/attach"], &["create", "get"]));
@@ -144,6 +146,7 @@ mod tests {
                 "/pods: get,list,watch",
                 "toolhive.stacklok.dev/mcpservers/status[fetch]: get,patch",
                 "events.k8s.io/events: create,patch",
+                "/events: list,watch",
                 "/pods/attach: create,get",
             ]
         );
@@ -166,6 +169,7 @@ mod tests {
                 "statefulsets",
                 "pods",
                 "mcpservers/status",
+                "events",
                 "events",
                 "services"
             ]
