@@ -169,7 +169,8 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         )));
         MCPTelemetryConfigReference {
             name: object,
-            service_name: t.service_name.clone(),
+            // The server's name is the default the mapping fills in; left implicit.
+            service_name: t.service_name.clone().filter(|service| *service != name),
         }
     });
     let tool_config_ref = (!proxy.tools.is_empty()).then(|| {
@@ -204,7 +205,11 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
             ProxyMode::StreamableHttp
         },
         proxy_port: i32::try_from(proxy.port).unwrap_or(api::mcpserver::DEFAULT_PROXY_PORT),
-        mcp_port: container.target_port.and_then(|p| i32::try_from(p).ok()),
+        // The default port is what the mapping fills in for an HTTP server; left implicit.
+        mcp_port: container
+            .target_port
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| *p != api::mcpserver::DEFAULT_MCP_PORT),
         args: container.args.clone(),
         env: container
             .env

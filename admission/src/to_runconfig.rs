@@ -270,7 +270,8 @@ impl Mapper {
             args: spec.args.clone(),
             transport: transport.to_owned(),
             target_host: None,
-            target_port: http.then(|| i64::from(spec.mcp_port.unwrap_or(8080))),
+            target_port: http
+                .then(|| i64::from(spec.mcp_port.unwrap_or(api::mcpserver::DEFAULT_MCP_PORT))),
             env: spec
                 .env
                 .iter()

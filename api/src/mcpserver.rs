@@ -14,6 +14,8 @@ use crate::common::{
 
 /// Default port of the proxy in front of the MCP server.
 pub const DEFAULT_PROXY_PORT: i32 = 8080;
+/// Port an `sse` or `streamable-http` server listens on when `mcpPort` is unset.
+pub const DEFAULT_MCP_PORT: i32 = 8080;
 /// Default key of an authorization ConfigMap.
 pub const DEFAULT_AUTHZ_CONFIGMAP_KEY: &str = "authz.json";
 

@@ -286,4 +286,88 @@ mod tests {
         let error = to_runconfig(yaml).expect_err("missing");
         assert!(error.to_string().contains("MCPToolConfig tools"), "{error}");
     }
+
+    mod properties {
+        use proptest::collection::{btree_map, vec};
+        use proptest::option;
+        use proptest::prelude::*;
+        use runconfig::config::*;
+
+        use super::*;
+
+        fn word() -> impl Strategy<Value = String> {
+            "[a-z][a-z0-9-]{0,10}"
+        }
+
+        prop_compose! {
+            /// RunConfigs in the part of the schema an MCPServer can express.
+            fn representable()(
+                name in "[a-z][a-z0-9]{0,20}",
+                image in "[a-z]{1,8}\\.io/[a-z]{1,8}/[a-z]{1,8}:[0-9]{1,3}",
+                transport in prop_oneof![Just("stdio"), Just("sse"), Just("streamable-http")],
+                mode in prop_oneof![Just("sse"), Just("streamable-http")],
+                args in vec("[a-z-]{1,8}", 0..3),
+                env in vec(("[A-Z][A-Z_]{0,8}", word()).prop_map(|(name, value)| EnvVar { name, value }), 0..3),
+                secrets in vec((word(), word(), option::of("[A-Z][A-Z_]{0,8}"))
+                    .prop_map(|(name, key, target_env)| SecretRef { name, key: Some(key), target_env }), 0..2),
+                target_port in option::of(1i64..65535),
+                filter in vec(word(), 0..3),
+                overrides in btree_map(word(), (option::of(word()), option::of(word()))
+                    .prop_map(|(name, description)| ToolOverride { name, description }), 0..2),
+                audit in any::<bool>(),
+                oidc in option::of((word(), word())),
+                telemetry in option::of((word(), any::<bool>(), any::<bool>())),
+                service_account in option::of(word()),
+            ) -> RunConfig {
+                let http = transport != "stdio";
+                RunConfig {
+                    schema_version: runconfig::SCHEMA_VERSION.to_owned(),
+                    name,
+                    group: None,
+                    debug: false,
+                    workload: Workload::Container(ContainerWorkload {
+                        image, args, transport: transport.to_owned(),
+                        target_port: if http { target_port } else { None },
+                        env, secrets, service_account,
+                        ..ContainerWorkload::default()
+                    }),
+                    proxy: ProxyConfig {
+                        mode: if http { transport.to_owned() } else { mode.to_owned() },
+                        audit: audit.then(AuditConfig::default),
+                        oidc: oidc.map(|(host, audience)| OidcConfig {
+                            issuer: Some(format!("https://{host}.example.com")),
+                            audience: Some(audience),
+                            ..OidcConfig::default()
+                        }),
+                        telemetry: telemetry.map(|(host, tracing, metrics)| TelemetryConfig {
+                            endpoint: Some(format!("{host}:4318")),
+                            tracing_enabled: tracing,
+                            metrics_enabled: metrics,
+                            ..TelemetryConfig::default()
+                        }),
+                        tools: ToolsConfig { filter, overrides },
+                        ..ProxyConfig::default()
+                    },
+                }
+            }
+        }
+
+        proptest! {
+            /// RunConfig → manifests → RunConfig → manifests: the manifests are a fixed
+            /// point, and every field that came back different was warned about.
+            #[test]
+            fn runconfigs_round_trip_through_manifests(config in representable()) {
+                let (manifests, warnings) = to_manifests(&config).expect("representable");
+                let back = mapped(&manifests).expect("maps back");
+                let (again, _) = to_manifests(&back).expect("still representable");
+                let values = |m: &[Manifest]| m.iter().map(Manifest::to_value).collect::<Vec<_>>();
+                prop_assert_eq!(values(&again), values(&manifests));
+                let mut lost = Vec::new();
+                differences(&to_value(&config), &to_value(&back), "", &mut lost);
+                for (path, _, _) in &lost {
+                    prop_assert!(warnings.iter().any(|w| w.starts_with(path.as_str())), "{} unwarned", path);
+                }
+            }
+        }
+    }
 }
