@@ -280,6 +280,14 @@ async fn thv_runs_forwards_and_manages_a_server_on_the_real_node() -> anyhow::Re
     thv(st, n, &["export", "fixture", &export_path])
         .await?
         .ok("export")?;
+    let toolhive = thv(st, n, &["export", "fixture", "--format", "toolhive"])
+        .await?
+        .ok("export --format toolhive")?;
+    anyhow::ensure!(
+        toolhive.stdout.contains("\"schema_version\": \"v0.1.0\""),
+        "{}",
+        toolhive.stdout
+    );
     let manifests = thv(st, n, &["export", "fixture", "--format", "mcpserver"])
         .await?
         .ok("export")?;

@@ -76,6 +76,14 @@ pub fn authz_from_value(value: Value) -> Result<AuthzConfig, LoadError> {
     })
 }
 
+/// Writes a RunConfig in ToolHive's schema (`v0.1.0`), for ToolHive's own CLI, with the
+/// paths of the settings that schema cannot carry.
+pub fn to_toolhive_json(config: &RunConfig) -> (Vec<u8>, Vec<String>) {
+    let (value, lost) = migrate::to_toolhive::from_current(config);
+    // A JSON value with string keys only: serialising cannot fail.
+    (serde_json::to_vec_pretty(&value).unwrap_or_default(), lost)
+}
+
 /// Writes a RunConfig as pretty JSON (current schema version as stored in the value).
 pub fn to_json(config: &RunConfig) -> Vec<u8> {
     // Serialising these plain types cannot fail: every map key is a string.

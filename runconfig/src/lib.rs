@@ -21,6 +21,9 @@ pub mod validate;
 
 pub use config::{RunConfig, SCHEMA_VERSION};
 pub use error::{LoadError, Reason, Violation, Violations};
-pub use io::{SUPPORTED_VERSIONS, authz_from_value, from_json, from_reader, from_value, to_json};
+pub use io::{
+    SUPPORTED_VERSIONS, authz_from_value, from_json, from_reader, from_value, to_json,
+    to_toolhive_json,
+};
 pub use path::FieldPath;
 pub use validate::{Middleware, ValidatedRunConfig, validate};

@@ -31,6 +31,9 @@ pub struct Args {
 enum ExportFormat {
     /// The RunConfig JSON the proxy runs.
     Runconfig,
+    /// The same RunConfig in ToolHive's schema (`v0.1.0`), for ToolHive's own CLI;
+    /// settings it cannot carry are named in warnings.
+    Toolhive,
     /// The MCPServer and the config objects it references, as YAML.
     Mcpserver,
 }
@@ -44,7 +47,22 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     cluster.require_crds().await?;
     let server = cluster.server(&args.name).await?;
     let text = match args.format {
-        ExportFormat::Runconfig => runconfig(&cluster, &args.name).await?,
+        ExportFormat::Runconfig => {
+            let config = runconfig(&cluster, &args.name).await?;
+            let mut text = String::from_utf8(runconfig::to_json(&config))?;
+            text.push('\n');
+            text
+        }
+        ExportFormat::Toolhive => {
+            let config = runconfig(&cluster, &args.name).await?;
+            let (bytes, lost) = runconfig::to_toolhive_json(&config);
+            for path in lost {
+                eprintln!("warning: {path} has no counterpart in ToolHive's RunConfig; left out");
+            }
+            let mut text = String::from_utf8(bytes)?;
+            text.push('\n');
+            text
+        }
         ExportFormat::Mcpserver => manifests(&cluster, &server).await?,
     };
     write(args.file.as_ref(), &text)
@@ -60,7 +78,7 @@ pub fn write(file: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn runconfig(cluster: &Cluster, name: &str) -> anyhow::Result<String> {
+async fn runconfig(cluster: &Cluster, name: &str) -> anyhow::Result<runconfig::RunConfig> {
     let map_name = format!("{name}-runconfig");
     let map = cluster.api::<ConfigMap>().get_opt(&map_name).await?;
     let Some(json) = map
@@ -72,12 +90,9 @@ async fn runconfig(cluster: &Cluster, name: &str) -> anyhow::Result<String> {
              it once the spec is valid (`thv status {name}`)"
         );
     };
-    // Re-read and re-write: the output is this version's schema, pretty-printed.
-    let config = runconfig::from_json(json.as_bytes())
-        .with_context(|| format!("ConfigMap {map_name} holds no readable RunConfig"))?;
-    let mut text = String::from_utf8(runconfig::to_json(&config))?;
-    text.push('\n');
-    Ok(text)
+    // Re-read: the output is this version's schema whatever the operator's was.
+    runconfig::from_json(json.as_bytes())
+        .with_context(|| format!("ConfigMap {map_name} holds no readable RunConfig"))
 }
 
 /// The server and the config objects it references (in its namespace), as a YAML

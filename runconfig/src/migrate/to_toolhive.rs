@@ -1,0 +1,227 @@
+//! Export into ToolHive's RunConfig (schema `v0.1.0`), the inverse of
+//! [`super::toolhive::to_current`], for ToolHive's own CLI (`thv run --from-config`).
+//! Settings its schema cannot carry are listed, never dropped silently.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{
+    AuthzConfig, ContainerWorkload, OidcConfig, PermissionProfile, RunConfig, SamplingRate,
+    TelemetryConfig, Workload,
+};
+
+/// A RunConfig as ToolHive writes it, with the paths of the settings it cannot carry.
+pub fn from_current(config: &RunConfig) -> (Value, Vec<String>) {
+    let mut out = Map::new();
+    let mut lost = Vec::new();
+    out.insert(
+        "schema_version".into(),
+        json!(super::toolhive::SCHEMA_VERSION),
+    );
+    out.insert("name".into(), json!(config.name));
+    put(&mut out, "group", config.group.as_ref().map(|g| json!(g)));
+    if config.debug {
+        out.insert("debug".into(), json!(true));
+    }
+    match &config.workload {
+        Workload::Container(container) => self::container(container, &mut out, &mut lost),
+        Workload::Remote(remote) => {
+            out.insert("remote_url".into(), json!(remote.url));
+            out.insert("transport".into(), json!(remote.transport));
+            if let Some(auth) = &remote.auth {
+                out.insert(
+                    "remote_auth_config".into(),
+                    json!({"issuer": auth.issuer, "client_id": auth.client_id, "scopes": auth.scopes}),
+                );
+                if auth.client_secret_env.is_some() {
+                    lost.push("workload.remote.auth.client_secret_env".to_owned());
+                }
+            }
+        }
+    }
+    let proxy = &config.proxy;
+    out.insert("host".into(), json!(proxy.host));
+    out.insert("port".into(), json!(proxy.port));
+    out.insert("proxy_mode".into(), json!(proxy.mode));
+    if proxy.trust_proxy_headers {
+        out.insert("trust_proxy_headers".into(), json!(true));
+    }
+    put(
+        &mut out,
+        "endpoint_prefix",
+        proxy.endpoint_prefix.as_ref().map(|p| json!(p)),
+    );
+    if !proxy.allowed_origins.is_empty() {
+        out.insert("allowed_origins".into(), json!(proxy.allowed_origins));
+    }
+    if let Some(oidc) = &proxy.oidc {
+        out.insert("oidc_config".into(), oidc_config(oidc, &mut lost));
+    }
+    if let Some(authz) = &proxy.authz {
+        out.insert("authz_config".into(), authz_config(authz));
+    }
+    if let Some(audit) = &proxy.audit {
+        out.insert(
+            "audit_config".into(),
+            json!({
+                "enabled": true,
+                "component": audit.component,
+                "eventTypes": audit.event_types,
+                "excludeEventTypes": audit.exclude_event_types,
+                "includeRequestData": audit.include_request_data,
+                "includeResponseData": audit.include_response_data,
+                "maxDataSize": audit.max_data_size,
+            }),
+        );
+    }
+    if let Some(telemetry) = &proxy.telemetry {
+        out.insert("telemetry_config".into(), telemetry_config(telemetry));
+    }
+    if !proxy.tools.filter.is_empty() {
+        out.insert("tools_filter".into(), json!(proxy.tools.filter));
+    }
+    if !proxy.tools.overrides.is_empty() {
+        out.insert("tools_override".into(), json!(proxy.tools.overrides));
+    }
+    (Value::Object(out), lost)
+}
+
+fn put(out: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(value) = value {
+        out.insert(key.to_owned(), value);
+    }
+}
+
+fn container(c: &ContainerWorkload, out: &mut Map<String, Value>, lost: &mut Vec<String>) {
+    let at = |field: &str| format!("workload.container.{field}");
+    out.insert("image".into(), json!(c.image));
+    out.insert("cmd_args".into(), json!(c.args));
+    out.insert("transport".into(), json!(c.transport));
+    put(out, "target_host", c.target_host.as_ref().map(|h| json!(h)));
+    put(out, "target_port", c.target_port.map(|p| json!(p)));
+    // ToolHive keeps a map: the order, and a repeated name, do not carry over.
+    let env: Map<String, Value> = c
+        .env
+        .iter()
+        .map(|e| (e.name.clone(), json!(e.value)))
+        .collect();
+    if env.len() != c.env.len() {
+        lost.push(at("env (a repeated name)"));
+    }
+    out.insert("env_vars".into(), Value::Object(env));
+    let secrets: Vec<Value> = c
+        .secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if s.key.as_ref().is_some_and(|k| *k != s.name) {
+                lost.push(at(&format!("secrets[{i}].key")));
+            }
+            let target = s
+                .target_env
+                .as_deref()
+                .or(s.key.as_deref())
+                .unwrap_or(&s.name);
+            json!(format!("{},target={target}", s.name))
+        })
+        .collect();
+    out.insert("secrets".into(), json!(secrets));
+    let volumes: Vec<Value> = c
+        .volumes
+        .iter()
+        .map(|v| {
+            let mode = if v.read_only { ":ro" } else { "" };
+            json!(format!("{}:{}{mode}", v.host_path, v.mount_path))
+        })
+        .collect();
+    if c.volumes.iter().any(|v| v.name.is_some()) {
+        lost.push(at("volumes[].name"));
+    }
+    out.insert("volumes".into(), json!(volumes));
+    if !c.labels.is_empty() {
+        out.insert("container_labels".into(), json!(c.labels));
+    }
+    if let Some(patch) = &c.pod_template_patch {
+        out.insert("k8s_pod_template_patch".into(), json!(patch.to_string()));
+    }
+    if c.isolate_network {
+        out.insert("isolate_network".into(), json!(true));
+    }
+    match &c.permission_profile {
+        Some(PermissionProfile::Builtin(name)) => {
+            out.insert("permission_profile_name_or_path".into(), json!(name));
+        }
+        Some(PermissionProfile::Inline(profile)) => {
+            out.insert("permission_profile".into(), json!(profile));
+        }
+        None => {}
+    }
+    if c.service_account.is_some() {
+        lost.push(at("service_account"));
+    }
+    put(out, "backend_replicas", c.replicas.map(|r| json!(r)));
+}
+
+/// ToolHive's `TokenValidatorConfig`: Go field names.
+fn oidc_config(oidc: &OidcConfig, lost: &mut Vec<String>) -> Value {
+    for (set, field) in [
+        (
+            oidc.kubernetes_service_account.is_some(),
+            "kubernetes_service_account",
+        ),
+        (oidc.client_secret_env.is_some(), "client_secret_env"),
+        (oidc.ca_bundle.is_some(), "ca_bundle"),
+    ] {
+        if set {
+            lost.push(format!("proxy.oidc.{field}"));
+        }
+    }
+    json!({
+        "Issuer": oidc.issuer.clone().unwrap_or_default(),
+        "Audience": oidc.audience.clone().unwrap_or_default(),
+        "JWKSURL": oidc.jwks_url.clone().unwrap_or_default(),
+        "IntrospectionURL": oidc.introspection_url.clone().unwrap_or_default(),
+        "ClientID": oidc.client_id.clone().unwrap_or_default(),
+        "Scopes": oidc.scopes,
+        "ResourceURL": oidc.resource_url.clone().unwrap_or_default(),
+        "AllowPrivateIP": oidc.allow_private_ip,
+        "InsecureAllowHTTP": oidc.insecure_allow_http,
+    })
+}
+
+/// `{version, type, cedar: {...}}` or `{version, type, http: {...}, context, claim_mapping}`.
+fn authz_config(authz: &AuthzConfig) -> Value {
+    match authz {
+        AuthzConfig::Cedar(cedar) => json!({
+            "version": "1.0",
+            "type": "cedarv1",
+            "cedar": cedar,
+        }),
+        AuthzConfig::Http(http) => json!({
+            "version": "1.0",
+            "type": "httpv1",
+            "http": {"url": http.url, "timeout": http.timeout, "insecure_skip_verify": http.insecure_skip_verify},
+            "context": {"include_args": http.include_args, "include_operation": http.include_operation},
+            "claim_mapping": http.claim_mapping,
+        }),
+    }
+}
+
+fn telemetry_config(t: &TelemetryConfig) -> Value {
+    json!({
+        "endpoint": t.endpoint.clone().unwrap_or_default(),
+        "serviceName": t.service_name.clone().unwrap_or_default(),
+        "serviceVersion": t.service_version.clone().unwrap_or_default(),
+        "tracingEnabled": t.tracing_enabled,
+        "metricsEnabled": t.metrics_enabled,
+        "samplingRate": match &t.sampling_rate {
+            Some(SamplingRate::Number(n)) => n.to_string(),
+            Some(SamplingRate::Text(text)) => text.clone(),
+            None => String::new(),
+        },
+        "headers": t.headers,
+        "insecure": t.insecure,
+        "enablePrometheusMetricsPath": t.prometheus_enabled,
+        "customAttributes": t.resource_attributes,
+        "useLegacyAttributes": t.use_legacy_attributes,
+    })
+}
