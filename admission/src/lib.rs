@@ -27,5 +27,6 @@ pub use paths::{Location, PathMap, Via};
 pub use service::{MAX_SERVER_NAME_LENGTH, proxy_service_name};
 pub use to_runconfig::{
     ConfigMapKey, DEFAULT_PERMISSION_PROFILE_KEY, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV,
-    References, authz_config_map, from_mcpserver, permission_profile_config_map,
+    Referenced, ReferencedKind, References, authz_config_map, from_mcpserver,
+    permission_profile_config_map,
 };

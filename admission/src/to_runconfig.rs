@@ -41,6 +41,49 @@ pub struct References<'a> {
     pub permission_profile_map: Option<&'a str>,
 }
 
+/// The objects an MCPServer references, owned: what the operator fetched from the
+/// cluster, what the webhook found in its catalog (with one object replaced by a
+/// proposed new version when a config update is re-checked), what `thv` read from files.
+#[derive(Clone, Debug, Default)]
+pub struct Referenced {
+    /// The MCPToolConfig named by `spec.toolConfigRef`.
+    pub tool_config: Option<MCPToolConfig>,
+    /// The MCPOIDCConfig named by `spec.oidcConfigRef`.
+    pub oidc_config: Option<MCPOIDCConfig>,
+    /// The MCPAuthzConfig named by `spec.authzConfigRef`.
+    pub authz_config: Option<MCPAuthzConfig>,
+    /// The MCPTelemetryConfig named by `spec.telemetryConfigRef`.
+    pub telemetry_config: Option<MCPTelemetryConfig>,
+    /// The content of the ConfigMap key named by `spec.authzConfig.configMap`.
+    pub authz_config_map: Option<String>,
+    /// The content of the ConfigMap key named by a `configmap` permission profile.
+    pub permission_profile_map: Option<String>,
+}
+
+impl Referenced {
+    /// The borrowed view [`from_mcpserver`] takes.
+    pub fn references(&self) -> References<'_> {
+        References {
+            tool_config: self.tool_config.as_ref(),
+            oidc_config: self.oidc_config.as_ref(),
+            authz_config: self.authz_config.as_ref(),
+            authz_config_map: self.authz_config_map.as_deref(),
+            telemetry_config: self.telemetry_config.as_ref(),
+            permission_profile_map: self.permission_profile_map.as_deref(),
+        }
+    }
+
+    /// Whether the referenced `kind` object was found.
+    pub fn found(&self, kind: ConfigKind) -> bool {
+        match kind {
+            ConfigKind::ToolConfig => self.tool_config.is_some(),
+            ConfigKind::OidcConfig => self.oidc_config.is_some(),
+            ConfigKind::AuthzConfig => self.authz_config.is_some(),
+            ConfigKind::TelemetryConfig => self.telemetry_config.is_some(),
+        }
+    }
+}
+
 /// A reference whose object was not provided (not found in the cluster, or not among
 /// the files given to `thv validate`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,9 +91,34 @@ pub struct MissingReference {
     /// The MCPServer field holding the reference.
     pub field: String,
     /// Kind of the missing object.
-    pub kind: &'static str,
+    pub kind: ReferencedKind,
     /// Its name.
     pub name: String,
+}
+
+/// The kind of object an MCPServer reference names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferencedKind {
+    /// One of our config kinds.
+    Config(ConfigKind),
+    /// A ConfigMap (authorization or permission-profile data).
+    ConfigMap,
+}
+
+impl ReferencedKind {
+    /// The Kubernetes kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config(kind) => kind.kind(),
+            Self::ConfigMap => "ConfigMap",
+        }
+    }
+}
+
+impl std::fmt::Display for ReferencedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The result of mapping an MCPServer.
@@ -189,7 +257,7 @@ struct Mapper {
 }
 
 impl Mapper {
-    fn missing(&mut self, field: &str, kind: &'static str, name: &str) {
+    fn missing(&mut self, field: &str, kind: ReferencedKind, name: &str) {
         self.missing.push(MissingReference {
             field: field.to_owned(),
             kind,
@@ -201,7 +269,7 @@ impl Mapper {
     /// is one segment even though it holds a dot).
     /// A config object referenced by the `kind` field does not exist.
     fn missing_config(&mut self, kind: ConfigKind, name: &str) {
-        self.missing(kind.field(), kind.kind(), name);
+        self.missing(kind.field(), ReferencedKind::Config(kind), name);
     }
 
     /// `runconfig` comes from `path` inside the `kind` object called `name`.
@@ -324,7 +392,7 @@ impl Mapper {
                 let map = permission_profile_config_map(server)?;
                 self.config_map_path("workload.container.permission_profile", &map);
                 let Some(content) = refs.permission_profile_map else {
-                    self.missing(map.field, "ConfigMap", &map.name);
+                    self.missing(map.field, ReferencedKind::ConfigMap, &map.name);
                     return None;
                 };
                 match serde_yaml_ng::from_str::<Profile>(content) {
@@ -471,7 +539,7 @@ impl Mapper {
                     let map = authz_config_map(server)?;
                     self.config_map_path("proxy.authz", &map);
                     let Some(content) = refs.authz_config_map else {
-                        self.missing(map.field, "ConfigMap", &map.name);
+                        self.missing(map.field, ReferencedKind::ConfigMap, &map.name);
                         return None;
                     };
                     self.authz_file(content)?

@@ -138,48 +138,12 @@ fn mapped(manifests: &[Manifest]) -> anyhow::Result<RunConfig> {
             servers.len()
         )));
     };
-    let named =
-        |name: Option<&str>, m: &Manifest| name.is_some() && m.meta().name.as_deref() == name;
-    let spec = &server.spec;
-    let refs = admission::References {
-        tool_config: manifests.iter().find_map(|m| match m {
-            Manifest::MCPToolConfig(o)
-                if named(spec.tool_config_ref.as_ref().map(|r| r.name.as_str()), m) =>
-            {
-                Some(o)
-            }
-            _ => None,
-        }),
-        oidc_config: manifests.iter().find_map(|m| match m {
-            Manifest::MCPOIDCConfig(o)
-                if named(spec.oidc_config_ref.as_ref().map(|r| r.name.as_str()), m) =>
-            {
-                Some(o)
-            }
-            _ => None,
-        }),
-        authz_config: manifests.iter().find_map(|m| match m {
-            Manifest::MCPAuthzConfig(o)
-                if named(spec.authz_config_ref.as_ref().map(|r| r.name.as_str()), m) =>
-            {
-                Some(o)
-            }
-            _ => None,
-        }),
-        telemetry_config: manifests.iter().find_map(|m| match m {
-            Manifest::MCPTelemetryConfig(o)
-                if named(
-                    spec.telemetry_config_ref.as_ref().map(|r| r.name.as_str()),
-                    m,
-                ) =>
-            {
-                Some(o)
-            }
-            _ => None,
-        }),
-        ..admission::References::default()
-    };
-    let mapped = admission::from_mcpserver(server, &refs);
+    let mut catalog = admission::InMemoryCatalog::default();
+    for manifest in manifests {
+        catalog.add(manifest.clone());
+    }
+    let referenced = admission::Referenced::from_catalog(server, &catalog);
+    let mapped = admission::from_mcpserver(server, &referenced.references());
     if let Some(missing) = mapped.missing.first() {
         bail!(usage(format!(
             "{} {} referenced by {} is not in the file; add it to the file",

@@ -12,9 +12,10 @@ use std::collections::BTreeSet;
 use api::{MCPServer, Manifest};
 use serde_json::json;
 
-use super::server::{Fetched, Problem, located};
+use super::server::{Problem, located};
 use super::{Catalog, ConfigKind, Finding, Report, schema};
 use crate::Location;
+use crate::Referenced;
 use runconfig::error::Reason;
 
 pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Report) {
@@ -37,7 +38,7 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
     };
     match probe(kind, &name, namespace.as_deref()) {
         Ok(server) => {
-            let (problems, _) = located(&server, &Fetched::default().with(object));
+            let (problems, _) = located(&server, &Referenced::default().with(object));
             for problem in problems.iter().filter(|p| inside(&p.location)) {
                 report.error(Finding::from_violation(
                     &problem.location.path,
@@ -51,7 +52,7 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
 
     let mut affected = Vec::new();
     for server in catalog.servers_referencing(kind, &name) {
-        let current = Fetched::from_catalog(&server, catalog);
+        let current = Referenced::from_catalog(&server, catalog);
         let before: BTreeSet<String> = located(&server, &current)
             .0
             .iter()

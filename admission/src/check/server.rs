@@ -3,32 +3,20 @@
 //! problem located at the field the user wrote.
 
 use api::mcpserver::{ProxyMode, Transport};
-use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
+use api::{MCPServer, Manifest};
 
 use super::{Catalog, ConfigKind, Finding, Report, schema};
 use crate::service::{MAX_SERVER_NAME_LENGTH, proxy_service_name};
 use crate::{
-    Location, Mapped, MissingReference, References, authz_config_map, from_mcpserver,
+    Location, Mapped, MissingReference, Referenced, References, authz_config_map, from_mcpserver,
     permission_profile_config_map,
 };
 use runconfig::error::{Reason, Violation};
 use runconfig::validate::is_dns_label;
 
-/// The objects one MCPServer references, owned so that one of them can be replaced by a
-/// proposed new version (the re-check of referencing servers on a config update).
-#[derive(Clone, Debug, Default)]
-pub(super) struct Fetched {
-    tool_config: Option<MCPToolConfig>,
-    oidc_config: Option<MCPOIDCConfig>,
-    authz_config: Option<MCPAuthzConfig>,
-    telemetry_config: Option<MCPTelemetryConfig>,
-    authz_config_map: Option<String>,
-    permission_profile_map: Option<String>,
-}
-
-impl Fetched {
+impl Referenced {
     /// Looks up everything `server` references.
-    pub(super) fn from_catalog(server: &MCPServer, catalog: &dyn Catalog) -> Self {
+    pub fn from_catalog(server: &MCPServer, catalog: &dyn Catalog) -> Self {
         let data = |map: Option<crate::ConfigMapKey>| {
             map.and_then(|m| catalog.config_map_data(&m.name, &m.key))
         };
@@ -45,7 +33,7 @@ impl Fetched {
     }
 
     /// The same references with `object` in place of the one of its kind.
-    pub(super) fn with(mut self, object: &Manifest) -> Self {
+    pub fn with(mut self, object: &Manifest) -> Self {
         match object {
             Manifest::MCPToolConfig(o) => self.tool_config = Some(o.clone()),
             Manifest::MCPOIDCConfig(o) => self.oidc_config = Some(o.clone()),
@@ -54,17 +42,6 @@ impl Fetched {
             Manifest::MCPServer(_) | Manifest::MCPRegistry(_) => {}
         }
         self
-    }
-
-    fn references(&self) -> References<'_> {
-        References {
-            tool_config: self.tool_config.as_ref(),
-            oidc_config: self.oidc_config.as_ref(),
-            authz_config: self.authz_config.as_ref(),
-            authz_config_map: self.authz_config_map.as_deref(),
-            telemetry_config: self.telemetry_config.as_ref(),
-            permission_profile_map: self.permission_profile_map.as_deref(),
-        }
     }
 }
 
@@ -120,7 +97,7 @@ pub fn map_and_validate(server: &MCPServer, refs: &References<'_>) -> CheckedSer
             mapped
                 .missing
                 .iter()
-                .any(|m| m.kind == via.kind && m.name == via.name)
+                .any(|m| m.kind.as_str() == via.kind && m.name == via.name)
         })
     };
     let problems = problems
@@ -137,7 +114,7 @@ pub fn map_and_validate(server: &MCPServer, refs: &References<'_>) -> CheckedSer
 /// [`map_and_validate`] with references fetched from a catalog.
 pub(super) fn located(
     server: &MCPServer,
-    fetched: &Fetched,
+    fetched: &Referenced,
 ) -> (Vec<Problem>, Vec<MissingReference>) {
     let checked = map_and_validate(server, &fetched.references());
     (checked.problems, checked.mapped.missing)
@@ -161,7 +138,7 @@ pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Repo
             format!("at most {MAX_SERVER_NAME_LENGTH} characters"),
         ));
     }
-    let (problems, missing) = located(server, &Fetched::from_catalog(server, catalog));
+    let (problems, missing) = located(server, &Referenced::from_catalog(server, catalog));
     for problem in &problems {
         report.error(problem.finding());
     }

@@ -243,10 +243,11 @@ async fn sync(
     };
     let total = parsed.registry.len();
     let filtered = filter::apply(parsed.registry, spec.filter.as_ref());
-    let (text, hash) = document::render(&filtered).map_err(|source| Error::Serialize {
-        what: "registry document",
-        source,
-    })?;
+    let document::Rendered { text, hash } =
+        document::render(&filtered).map_err(|source| Error::Serialize {
+            what: "registry document",
+            source,
+        })?;
     // A ConfigMap holds at most 1 MiB; leave room for metadata.
     const MAX_OUTPUT: usize = 1000 * 1024;
     if text.len() > MAX_OUTPUT {

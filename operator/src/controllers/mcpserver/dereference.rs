@@ -2,7 +2,7 @@
 //! must roll the pods when it changes (referenced specs, Secret values).
 
 use admission::{ConfigKind, ConfigMapKey, authz_config_map, permission_profile_config_map};
-use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
+use api::MCPServer;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
 use serde::Serialize;
@@ -11,21 +11,13 @@ use sha2::{Digest, Sha256};
 use super::status::Hashes;
 use crate::error::Error;
 
-/// Everything the MCPServer references, as found.
+/// Everything the MCPServer references, as found, and the checksum of the Secret values
+/// it reads.
 #[derive(Clone, Debug, Default)]
 pub struct Dereferenced {
-    /// `spec.toolConfigRef`.
-    pub tool_config: Option<MCPToolConfig>,
-    /// `spec.oidcConfigRef`.
-    pub oidc_config: Option<MCPOIDCConfig>,
-    /// `spec.authzConfigRef`.
-    pub authz_config: Option<MCPAuthzConfig>,
-    /// Content of the `spec.authzConfig.configMap` key.
-    pub authz_config_map: Option<String>,
-    /// `spec.telemetryConfigRef`.
-    pub telemetry_config: Option<MCPTelemetryConfig>,
-    /// Content of the permission-profile ConfigMap key.
-    pub permission_profile_map: Option<String>,
+    /// The referenced objects and ConfigMap contents (admission's type: the webhook's
+    /// check and this stage read the same things).
+    pub referenced: admission::Referenced,
     /// SHA-256 over the referenced Secret values (missing ones included as missing).
     pub secrets_checksum: String,
 }
@@ -33,44 +25,34 @@ pub struct Dereferenced {
 impl Dereferenced {
     /// The view `admission::from_mcpserver` takes.
     pub fn references(&self) -> admission::References<'_> {
-        admission::References {
-            tool_config: self.tool_config.as_ref(),
-            oidc_config: self.oidc_config.as_ref(),
-            authz_config: self.authz_config.as_ref(),
-            authz_config_map: self.authz_config_map.as_deref(),
-            telemetry_config: self.telemetry_config.as_ref(),
-            permission_profile_map: self.permission_profile_map.as_deref(),
-        }
+        self.referenced.references()
     }
 
     /// Whether the referenced `kind` object exists.
     pub fn found(&self, kind: ConfigKind) -> bool {
-        match kind {
-            ConfigKind::ToolConfig => self.tool_config.is_some(),
-            ConfigKind::OidcConfig => self.oidc_config.is_some(),
-            ConfigKind::AuthzConfig => self.authz_config.is_some(),
-            ConfigKind::TelemetryConfig => self.telemetry_config.is_some(),
-        }
+        self.referenced.found(kind)
     }
 
     /// Hashes of what was found, for the status (a change rolls the pods).
     pub fn hashes(&self) -> Hashes {
+        let found = &self.referenced;
         Hashes {
-            tool_config: self.tool_config.as_ref().and_then(|o| hash(&o.spec)),
-            oidc_config: self.oidc_config.as_ref().and_then(|o| hash(&o.spec)),
-            authz_config: self
+            tool_config: found.tool_config.as_ref().and_then(|o| hash(&o.spec)),
+            oidc_config: found.oidc_config.as_ref().and_then(|o| hash(&o.spec)),
+            authz_config: found
                 .authz_config
                 .as_ref()
                 .map(|o| hash(&o.spec))
-                .unwrap_or_else(|| self.authz_config_map.as_ref().and_then(hash)),
-            telemetry_config: self.telemetry_config.as_ref().and_then(|o| hash(&o.spec)),
+                .unwrap_or_else(|| found.authz_config_map.as_ref().and_then(hash)),
+            telemetry_config: found.telemetry_config.as_ref().and_then(|o| hash(&o.spec)),
             secrets: Some(self.secrets_checksum.clone()),
         }
     }
 
     /// The OIDC client secret reference, when the OIDC config has one.
     pub fn oidc_client_secret(&self) -> Option<&api::common::SecretKeyRef> {
-        self.oidc_config
+        self.referenced
+            .oidc_config
             .as_ref()?
             .spec
             .inline
@@ -89,17 +71,19 @@ pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, 
         namespace,
         server,
     };
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let mut found = Dereferenced {
-        tool_config: lookup.config(ConfigKind::ToolConfig).await?,
-        oidc_config: lookup.config(ConfigKind::OidcConfig).await?,
-        authz_config: lookup.config(ConfigKind::AuthzConfig).await?,
-        telemetry_config: lookup.config(ConfigKind::TelemetryConfig).await?,
+        referenced: admission::Referenced {
+            tool_config: lookup.config(ConfigKind::ToolConfig).await?,
+            oidc_config: lookup.config(ConfigKind::OidcConfig).await?,
+            authz_config: lookup.config(ConfigKind::AuthzConfig).await?,
+            telemetry_config: lookup.config(ConfigKind::TelemetryConfig).await?,
+            authz_config_map: config_map_value(&maps, authz_config_map(server)).await?,
+            permission_profile_map: config_map_value(&maps, permission_profile_config_map(server))
+                .await?,
+        },
         ..Dereferenced::default()
     };
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    found.authz_config_map = config_map_value(&maps, authz_config_map(server)).await?;
-    found.permission_profile_map =
-        config_map_value(&maps, permission_profile_config_map(server)).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut wanted: Vec<(&str, &str)> = server
         .spec

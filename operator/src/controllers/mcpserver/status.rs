@@ -562,7 +562,7 @@ mod tests {
         let s = server(MINIMAL);
         let missing = vec![MissingReference {
             field: "spec.toolConfigRef".into(),
-            kind: "MCPToolConfig",
+            kind: admission::ReferencedKind::Config(admission::ConfigKind::ToolConfig),
             name: "later".into(),
         }];
         let refs = vec![RefState {

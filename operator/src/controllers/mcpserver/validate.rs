@@ -95,7 +95,7 @@ mod tests {
         let Outcome::Waiting(missing) = check(&waiting, &Dereferenced::default()) else {
             panic!("waiting")
         };
-        assert_eq!(missing[0].kind, "MCPOIDCConfig");
+        assert_eq!(missing[0].kind.as_str(), "MCPOIDCConfig");
     }
 
     #[test]

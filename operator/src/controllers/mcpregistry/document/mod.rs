@@ -260,12 +260,21 @@ pub fn format_name(format: RegistryFormat) -> &'static str {
     }
 }
 
-/// The normalised document's bytes (pretty JSON, trailing newline) and their SHA-256.
-pub fn render(registry: &Registry) -> Result<(String, String), serde_json::Error> {
+/// The normalised document as written to the output ConfigMap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    /// Pretty JSON with a trailing newline.
+    pub text: String,
+    /// SHA-256 of `text`, hex: the same catalogue always has the same hash.
+    pub hash: String,
+}
+
+/// The normalised document's bytes and their SHA-256.
+pub fn render(registry: &Registry) -> Result<Rendered, serde_json::Error> {
     let mut text = serde_json::to_string_pretty(registry)?;
     text.push('\n');
     let hash = hex::encode(Sha256::digest(text.as_bytes()));
-    Ok((text, hash))
+    Ok(Rendered { text, hash })
 }
 
 /// Fields shared by both formats' server entries, read from `object` at `path`: tier,
