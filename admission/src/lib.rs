@@ -24,7 +24,7 @@ pub use check::{
 };
 pub use from_runconfig::to_manifests;
 pub use paths::{Location, PathMap, Via};
-pub use service::{MAX_SERVER_NAME_LENGTH, proxy_service_name};
+pub use service::{MAX_SERVER_NAME_LENGTH, endpoint_path, proxy_service_name};
 pub use to_runconfig::{
     ConfigMapKey, DEFAULT_PERMISSION_PROFILE_KEY, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV,
     Referenced, ReferencedKind, References, authz_config_map, from_mcpserver,

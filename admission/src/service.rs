@@ -15,6 +15,24 @@ pub fn proxy_service_name(name: &str) -> String {
     format!("{PREFIX}{name}{SUFFIX}")
 }
 
+/// The path clients use on the proxy: `[endpointPrefix]/sse` when it speaks legacy SSE
+/// (an `sse` server, or a stdio one with `proxyMode: sse`), else `[endpointPrefix]/mcp`.
+pub fn endpoint_path(server: &api::MCPServer) -> String {
+    use api::mcpserver::{ProxyMode, Transport};
+    let sse = match server.spec.transport {
+        Transport::Stdio => server.spec.proxy_mode == ProxyMode::Sse,
+        Transport::Sse => true,
+        Transport::StreamableHttp => false,
+    };
+    let prefix = server
+        .spec
+        .endpoint_prefix
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    format!("{prefix}/{}", if sse { "sse" } else { "mcp" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,8 @@ use anyhow::{Context, bail};
 use api::{MCPServer, Manifest};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 use crate::cluster::{Cluster, ClusterArgs};
 
@@ -98,43 +100,26 @@ async fn runconfig(cluster: &Cluster, name: &str) -> anyhow::Result<runconfig::R
 /// The server and the config objects it references (in its namespace), as a YAML
 /// stream without the fields the cluster sets.
 async fn manifests(cluster: &Cluster, server: &MCPServer) -> anyhow::Result<String> {
-    let spec = &server.spec;
     let mut objects = vec![Manifest::MCPServer(server.clone())];
-    if let Some(r) = &spec.tool_config_ref {
-        objects.extend(
-            cluster
-                .api::<api::MCPToolConfig>()
-                .get_opt(&r.name)
-                .await?
-                .map(Manifest::MCPToolConfig),
+    let api_version = format!("{}/{}", api::GROUP, api::VERSION);
+    for kind in admission::ConfigKind::ALL {
+        let Some(name) = kind.referenced_by(server) else {
+            continue;
+        };
+        let gvk = GroupVersionKind::gvk(api::GROUP, api::VERSION, kind.kind());
+        let objects_of_kind: Api<DynamicObject> = Api::namespaced_with(
+            cluster.client.clone(),
+            &cluster.namespace,
+            &ApiResource::from_gvk(&gvk),
         );
-    }
-    if let Some(r) = &spec.oidc_config_ref {
-        objects.extend(
-            cluster
-                .api::<api::MCPOIDCConfig>()
-                .get_opt(&r.name)
-                .await?
-                .map(Manifest::MCPOIDCConfig),
-        );
-    }
-    if let Some(r) = &spec.authz_config_ref {
-        objects.extend(
-            cluster
-                .api::<api::MCPAuthzConfig>()
-                .get_opt(&r.name)
-                .await?
-                .map(Manifest::MCPAuthzConfig),
-        );
-    }
-    if let Some(r) = &spec.telemetry_config_ref {
-        objects.extend(
-            cluster
-                .api::<api::MCPTelemetryConfig>()
-                .get_opt(&r.name)
-                .await?
-                .map(Manifest::MCPTelemetryConfig),
-        );
+        if let Some(object) = objects_of_kind.get_opt(name).await? {
+            let value = serde_json::to_value(object)?;
+            objects.push(Manifest::from_value_of_kind(
+                &api_version,
+                kind.kind(),
+                value,
+            )?);
+        }
     }
     to_yaml(&mut objects)
 }

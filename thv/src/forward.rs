@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use api::MCPServer;
-use api::mcpserver::{ProxyMode, Transport};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
 use serde::{Deserialize, Serialize};
@@ -94,19 +93,10 @@ fn state_file(namespace: &str, name: &str) -> anyhow::Result<PathBuf> {
 
 /// The URL a client on this machine uses for `server` forwarded to `port`.
 pub fn local_url(server: &MCPServer, port: u16) -> String {
-    let speaks_sse = match server.spec.transport {
-        Transport::Sse => true,
-        Transport::StreamableHttp => false,
-        Transport::Stdio => server.spec.proxy_mode == ProxyMode::Sse,
-    };
-    let path = if speaks_sse { "sse" } else { "mcp" };
-    let prefix = server
-        .spec
-        .endpoint_prefix
-        .as_deref()
-        .unwrap_or_default()
-        .trim_end_matches('/');
-    format!("http://127.0.0.1:{port}{prefix}/{path}")
+    format!(
+        "http://127.0.0.1:{port}{}",
+        admission::endpoint_path(server)
+    )
 }
 
 /// A free local port, for a detached forwarder that must be told its port.

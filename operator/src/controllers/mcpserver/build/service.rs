@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use admission::proxy_service_name;
 use api::MCPServer;
-use api::mcpserver::{ProxyMode, SessionAffinity, Transport};
+use api::mcpserver::SessionAffinity;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -16,22 +16,11 @@ use crate::error::Error;
 pub fn url(server: &MCPServer) -> Result<String, Error> {
     let name = name_of(server)?;
     let namespace = crate::controllers::namespace_of(server)?;
-    let sse = match server.spec.transport {
-        Transport::Stdio => server.spec.proxy_mode == ProxyMode::Sse,
-        Transport::Sse => true,
-        Transport::StreamableHttp => false,
-    };
-    let prefix = server
-        .spec
-        .endpoint_prefix
-        .as_deref()
-        .unwrap_or_default()
-        .trim_end_matches('/');
-    let path = if sse { "sse" } else { "mcp" };
     Ok(format!(
-        "http://{}.{namespace}.svc.cluster.local:{}{prefix}/{path}",
+        "http://{}.{namespace}.svc.cluster.local:{}{}",
         proxy_service_name(name),
-        server.spec.proxy_port
+        server.spec.proxy_port,
+        admission::endpoint_path(server)
     ))
 }
 
