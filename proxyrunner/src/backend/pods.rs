@@ -17,6 +17,9 @@
 //!   request for a forgotten or unknown session is answered 404 with a JSON-RPC error
 //!   at once — the MCP signal for the client to initialize again — never left to hang
 //!   on a pod that is not there.
+//! - a session nobody has used for [`SESSION_IDLE`] is forgotten too (clients that go
+//!   away without a DELETE would otherwise grow the table for ever); a legacy SSE
+//!   session is held while its stream is open, however quiet.
 //!
 //! ToolHive instead pins all of a client's traffic to one pod by ClientIP affinity on
 //! the headless Service, which puts every session behind one proxy on one pod.
@@ -27,12 +30,18 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, Response, StatusCode};
 use tokio::sync::watch;
 
 use crate::reply::{self, Body, code};
 use crate::transport::sse::session_param;
+
+/// How long a session may go unused before the router forgets it. The MCP servers'
+/// own session lifetimes are usually shorter; after this a client is told 404 and
+/// initializes again, as after any lost session.
+pub const SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
 
 /// The header naming a streamable HTTP session.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -84,24 +93,113 @@ pub struct PodRouter {
     /// Whether the proxy's own handshake with a pod succeeded last time
     /// ([`super::probe::keep_probing`]).
     initialized: AtomicBool,
+    /// How long a session may go unused ([`SESSION_IDLE`]; shorter in tests).
+    idle: Duration,
+}
+
+/// One pinned session.
+struct Session {
+    /// Instance of its pod.
+    instance: Arc<str>,
+    /// Last request naming it.
+    used: Instant,
+    /// Held by an open legacy SSE stream: never idle.
+    held: bool,
 }
 
 #[derive(Default)]
 struct State {
-    /// Session id → instance of its pod.
-    sessions: HashMap<String, String>,
+    /// Session id → where it lives.
+    sessions: HashMap<String, Session>,
+    /// Pod instance → sessions pinned to it (kept with `sessions`, so picking a pod does
+    /// not count the whole table).
+    pinned: HashMap<Arc<str>, usize>,
     /// Pod instance → requests sent to it for a new session whose id is not known yet.
     pending: HashMap<String, usize>,
+    /// When idle sessions were last looked for.
+    swept: Option<Instant>,
+}
+
+impl State {
+    fn insert(&mut self, id: &str, instance: &str, held: bool) {
+        let instance: Arc<str> = match self.pinned.get_key_value(instance) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::from(instance),
+        };
+        *self.pinned.entry(instance.clone()).or_default() += 1;
+        let session = Session {
+            instance,
+            used: Instant::now(),
+            held,
+        };
+        if let Some(old) = self.sessions.insert(id.to_owned(), session) {
+            self.unpin(&old.instance);
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.sessions.remove(id) {
+            self.unpin(&old.instance);
+        }
+    }
+
+    fn unpin(&mut self, instance: &Arc<str>) {
+        if let Some(n) = self.pinned.get_mut(instance) {
+            *n -= 1;
+            if *n == 0 {
+                self.pinned.remove(instance);
+            }
+        }
+    }
+
+    /// Keeps only the sessions `keep` accepts; how many went.
+    fn retain(&mut self, mut keep: impl FnMut(&Session) -> bool) -> usize {
+        let before = self.sessions.len();
+        self.sessions.retain(|_, s| keep(s));
+        let mut pinned: HashMap<Arc<str>, usize> = HashMap::new();
+        for session in self.sessions.values() {
+            *pinned.entry(session.instance.clone()).or_default() += 1;
+        }
+        self.pinned = pinned;
+        before - self.sessions.len()
+    }
+
+    /// Forgets the sessions unused for `idle`, at most once per `idle / 4`.
+    fn sweep(&mut self, idle: Duration) {
+        let now = Instant::now();
+        if self
+            .swept
+            .is_some_and(|at| now.duration_since(at) < idle / 4)
+        {
+            return;
+        }
+        self.swept = Some(now);
+        let dropped = self.retain(|s| s.held || now.duration_since(s.used) < idle);
+        if dropped > 0 {
+            tracing::info!(sessions = dropped, idle = ?idle, "forgot MCP sessions nobody used");
+        }
+    }
+
+    fn load(&self, instance: &str) -> usize {
+        self.pinned.get(instance).copied().unwrap_or(0)
+            + self.pending.get(instance).copied().unwrap_or(0)
+    }
 }
 
 impl PodRouter {
     /// A router with no pod yet.
     pub fn new() -> Arc<Self> {
+        Self::with_session_idle(SESSION_IDLE)
+    }
+
+    /// A router that forgets sessions unused for `idle`.
+    pub fn with_session_idle(idle: Duration) -> Arc<Self> {
         Arc::new(Self {
             targets: watch::Sender::new(Arc::from(Vec::new())),
             state: Mutex::default(),
             turn: AtomicUsize::new(0),
             initialized: AtomicBool::new(false),
+            idle,
         })
     }
 
@@ -140,14 +238,10 @@ impl PodRouter {
     pub fn set_targets(&self, mut targets: Vec<PodTarget>) {
         targets.sort_by(|a, b| a.name.cmp(&b.name));
         let mut state = self.lock();
-        let before = state.sessions.len();
-        state
-            .sessions
-            .retain(|_, instance| targets.iter().any(|t| &t.instance == instance));
+        let dropped = state.retain(|s| targets.iter().any(|t| *t.instance == *s.instance));
         state
             .pending
             .retain(|instance, _| targets.iter().any(|t| &t.instance == instance));
-        let dropped = before - state.sessions.len();
         if dropped > 0 {
             tracing::info!(
                 sessions = dropped,
@@ -169,14 +263,8 @@ impl PodRouter {
     pub fn pick(self: &Arc<Self>) -> Result<Pick, Unroutable> {
         let targets = self.targets();
         let mut state = self.lock();
-        let load = |t: &PodTarget| {
-            state
-                .sessions
-                .values()
-                .filter(|i| **i == t.instance)
-                .count()
-                + state.pending.get(&t.instance).copied().unwrap_or(0)
-        };
+        state.sweep(self.idle);
+        let load = |t: &PodTarget| state.load(&t.instance);
         let fewest = targets.iter().map(load).min().ok_or(Unroutable::NoPods)?;
         let tied: Vec<&PodTarget> = targets.iter().filter(|t| load(t) == fewest).collect();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
@@ -191,17 +279,23 @@ impl PodRouter {
     /// The pod of an existing session; a session whose pod is gone is forgotten.
     pub fn session(&self, id: &str) -> Result<PodTarget, Unroutable> {
         let mut state = self.lock();
-        let found = state.sessions.get(id).and_then(|i| {
+        let idle = self.idle;
+        let found = state.sessions.get_mut(id).and_then(|s| {
+            let now = Instant::now();
+            if !s.held && now.duration_since(s.used) >= idle {
+                return None;
+            }
+            s.used = now;
             self.targets
                 .borrow()
                 .iter()
-                .find(|t| &t.instance == i)
+                .find(|t| *t.instance == *s.instance)
                 .cloned()
         });
         match found {
             Some(target) => Ok(target),
             None => {
-                state.sessions.remove(id);
+                state.remove(id);
                 Err(Unroutable::SessionGone(id.to_owned()))
             }
         }
@@ -209,7 +303,7 @@ impl PodRouter {
 
     /// Forgets a session (ended by the client or the server).
     pub fn forget(&self, id: &str) {
-        self.lock().sessions.remove(id);
+        self.lock().remove(id);
     }
 
     /// Sessions pinned per pod name (for logs and tests).
@@ -218,11 +312,7 @@ impl PodRouter {
         self.targets()
             .iter()
             .map(|t| {
-                let n = state
-                    .sessions
-                    .values()
-                    .filter(|i| **i == t.instance)
-                    .count();
+                let n = state.pinned.get(t.instance.as_str()).copied().unwrap_or(0);
                 (t.name.clone(), n)
             })
             .collect()
@@ -283,15 +373,14 @@ impl Pick {
     pub fn pin(self, session: &str) {
         self.router
             .lock()
-            .sessions
-            .insert(session.to_owned(), self.target.instance.clone());
+            .insert(session, &self.target.instance, false);
     }
 
     /// Pins `session` for as long as the returned guard lives (a legacy SSE stream: its
-    /// session ends with it).
+    /// session ends with it, and is never idle before).
     pub fn pin_while(self, session: &str) -> Pinned {
         let router = self.router.clone();
-        self.pin(session);
+        router.lock().insert(session, &self.target.instance, true);
         Pinned {
             router,
             session: session.to_owned(),

@@ -398,3 +398,32 @@ mod forwarding {
         assert_eq!(pod, "b");
     }
 }
+
+#[test]
+fn sessions_nobody_uses_are_forgotten_but_an_open_sse_stream_holds_its_own() {
+    // Wide margins: a loaded CI machine may oversleep.
+    let router = PodRouter::with_session_idle(Duration::from_millis(1000));
+    router.set_targets(vec![pod("fixture-0", "a/0", 1)]);
+    initialize(&router, "quiet");
+    initialize(&router, "busy");
+    let stream = router.pick().expect("a pod").pin_while("streaming");
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(router.session("busy").is_ok(), "a used session stays");
+    }
+    assert_eq!(
+        router.session("quiet"),
+        Err(Unroutable::SessionGone("quiet".to_owned())),
+        "unused for longer than the idle bound"
+    );
+    assert!(router.session("streaming").is_ok(), "held by its open stream");
+    std::thread::sleep(Duration::from_millis(1100));
+    drop(router.pick().expect("a pod"));
+    assert_eq!(
+        router.sessions_per_pod(),
+        [("fixture-0".to_owned(), 1)],
+        "a new session's pick swept the idle one; the stream's stays"
+    );
+    drop(stream);
+    assert_eq!(router.sessions_per_pod(), [("fixture-0".to_owned(), 0)]);
+}
