@@ -416,7 +416,10 @@ fn sessions_nobody_uses_are_forgotten_but_an_open_sse_stream_holds_its_own() {
         Err(Unroutable::SessionGone("quiet".to_owned())),
         "unused for longer than the idle bound"
     );
-    assert!(router.session("streaming").is_ok(), "held by its open stream");
+    assert!(
+        router.session("streaming").is_ok(),
+        "held by its open stream"
+    );
     std::thread::sleep(Duration::from_millis(1100));
     drop(router.pick().expect("a pod"));
     assert_eq!(
