@@ -129,6 +129,30 @@ impl Cluster {
     }
 }
 
+/// Labels as `key=value,…` for a list selector.
+pub fn selector(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The label selector of MCPServer `name`'s proxy pods: its proxy Service's, which says
+/// which pods serve.
+pub async fn proxy_pods_selector(
+    services: &Api<k8s_openapi::api::core::v1::Service>,
+    name: &str,
+) -> anyhow::Result<String> {
+    let service = admission::proxy_service_name(name);
+    let labels = services
+        .get_opt(&service)
+        .await?
+        .and_then(|s| s.spec?.selector)
+        .with_context(|| format!("the proxy Service {service} does not exist (yet)"))?;
+    Ok(selector(&labels))
+}
+
 /// Whether `thv run` created `server`.
 pub fn created_by_thv(server: &MCPServer) -> bool {
     server

@@ -231,18 +231,7 @@ impl Target {
     /// A ready pod behind the proxy Service (the Service's selector is the source of
     /// truth for which pods serve).
     async fn ready_pod(&self) -> anyhow::Result<String> {
-        let service = admission::proxy_service_name(&self.name);
-        let selector = self
-            .services
-            .get_opt(&service)
-            .await?
-            .and_then(|s| s.spec?.selector)
-            .with_context(|| format!("the proxy Service {service} does not exist (yet)"))?;
-        let labels = selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let labels = crate::cluster::proxy_pods_selector(&self.services, &self.name).await?;
         let pods = self
             .cluster_pods
             .list(&ListParams::default().labels(&labels))

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{ListParams, LogParams};
 
 use crate::cluster::{Cluster, ClusterArgs};
-use crate::servers::selector;
+use crate::cluster::{proxy_pods_selector, selector};
 
 /// Arguments of `thv logs`.
 #[derive(clap::Args)]
@@ -34,14 +34,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     cluster.require_crds().await?;
     cluster.server(&args.name).await?;
     let labels = if args.proxy {
-        let service = admission::proxy_service_name(&args.name);
-        let spec_selector = cluster
-            .api::<Service>()
-            .get_opt(&service)
-            .await?
-            .and_then(|s| s.spec?.selector)
-            .with_context(|| format!("the proxy Service {service} does not exist (yet)"))?;
-        selector(&spec_selector)
+        proxy_pods_selector(&cluster.api::<Service>(), &args.name).await?
     } else {
         selector(&workload_k8s::names::selector(&args.name))
     };

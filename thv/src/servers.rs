@@ -1,8 +1,6 @@
 //! `thv list`, `status`, `stop`, `start`, `restart` and `rm`: reading and changing
 //! MCPServer objects as a GitOps user would, never their pods.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 use api::MCPServer;
 use k8s_openapi::jiff::Timestamp;
@@ -373,13 +371,4 @@ where
         }
     }
     Ok(deleted)
-}
-
-/// Labels as `key=value,…` for a list selector.
-pub fn selector(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
