@@ -20,6 +20,7 @@ use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Api, Client, Discovery, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+pub mod bench;
 pub mod controllers;
 pub mod proxy;
 
@@ -153,13 +154,28 @@ pub fn helm() -> Command {
 
 /// Installs (server-side apply) the CRDs generated from `api/` and waits until established.
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(TEST_MANAGER).force();
+    let mut bodies = Vec::new();
     for crd in api::crds::all() {
-        let name = crd.name_any();
         let mut body = serde_json::to_value(&crd)?;
         body["apiVersion"] = "apiextensions.k8s.io/v1".into();
         body["kind"] = "CustomResourceDefinition".into();
+        bodies.push(body);
+    }
+    apply_crds(client, bodies).await
+}
+
+/// Applies CRDs (as JSON) and waits until each is Established. Always the same field
+/// manager: applying another set of CRDs of the same names (a benchmark swapping ours
+/// and ToolHive's) removes what the previous set had and this one has not.
+pub async fn apply_crds(client: &Client, bodies: Vec<serde_json::Value>) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(TEST_MANAGER).force();
+    for body in bodies {
+        let name = body
+            .pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .context("a CRD without metadata.name")?
+            .to_owned();
         crds.patch(&name, &params, &Patch::Apply(body))
             .await
             .with_context(|| format!("applying CRD {name}"))?;

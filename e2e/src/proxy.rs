@@ -175,7 +175,7 @@ pub struct Running {
 
 impl Running {
     /// Starts `command` with stderr to a file; stdout is piped for the caller.
-    fn start(name: &str, mut command: Command) -> Self {
+    pub fn start(name: &str, mut command: Command) -> Self {
         let dir = TempDir::new(name);
         let stderr = dir.path().join("stderr.log");
         let file = File::create(&stderr).expect("creating the stderr log");

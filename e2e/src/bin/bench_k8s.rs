@@ -18,131 +18,17 @@
 //! `e2e/cluster` (or `KUBECONFIG` with `THV_E2E_USE_EXISTING=1`); the images must be
 //! imported (`make images`, `cluster.sh load-images`).
 //!
-//! Load generator: one HTTP/1.1 connection per worker over hyper's connection API rather
-//! than a pooled client (hyper-util's legacy `Client`): each worker is one MCP session
-//! with its own connection, as an MCP client is.
+//! Load generator: `e2e::bench` (one MCP session per worker on its own connection).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use api::MCPServer;
 use api::mcpserver::MCPServerPhase;
-use bytes::Bytes;
+use e2e::bench::{Session, load, us};
 use e2e::controllers::InProcess;
 use e2e::{TestNamespace, apply_yaml, client, wait_until};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Pod, Service};
-
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench-k8s","version":"1"}}}"#;
-const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-const CALL: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}"#;
-
-/// One MCP session on its own connection.
-struct Session {
-    sender: SendRequest<Full<Bytes>>,
-    host: String,
-    path: String,
-    id: Option<String>,
-}
-
-impl Session {
-    /// Connects to `addr` (`ip:port`) and initialises a session at `path`.
-    async fn open(addr: &str, path: &str) -> anyhow::Result<Self> {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP handshake")?;
-        tokio::spawn(connection);
-        let mut session = Self {
-            sender,
-            host: addr.to_owned(),
-            path: path.to_owned(),
-            id: None,
-        };
-        let id = session.post(INITIALIZE).await?;
-        session.id = id;
-        session.post(INITIALIZED).await?;
-        Ok(session)
-    }
-
-    /// POSTs `body`; the response's session id, if any. Fails on a non-2xx answer.
-    async fn post(&mut self, body: &'static str) -> anyhow::Result<Option<String>> {
-        let mut request = hyper::Request::post(self.path.as_str())
-            .header("host", self.host.as_str())
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-06-18");
-        if let Some(id) = &self.id {
-            request = request.header("mcp-session-id", id.as_str());
-        }
-        self.sender.ready().await?;
-        let response = self
-            .sender
-            .send_request(request.body(Full::new(Bytes::from_static(body.as_bytes())))?)
-            .await?;
-        let status = response.status();
-        let id = response
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let answer = response.into_body().collect().await?.to_bytes();
-        if !status.is_success() {
-            bail!("HTTP {status}: {}", String::from_utf8_lossy(&answer));
-        }
-        Ok(id)
-    }
-}
-
-/// Latency quantiles and throughput of one load phase.
-struct Run {
-    p50: Duration,
-    p99: Duration,
-    rps: f64,
-}
-
-/// `concurrency` sessions calling `echo` for `seconds` (after half a second of warm-up).
-async fn load(addr: &str, path: &str, concurrency: usize, seconds: u64) -> anyhow::Result<Run> {
-    let warm = Instant::now() + Duration::from_millis(500);
-    let end = warm + Duration::from_secs(seconds);
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let mut session = Session::open(addr, path).await?;
-        workers.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            loop {
-                let started = Instant::now();
-                session.post(CALL).await?;
-                let now = Instant::now();
-                if now >= end {
-                    return Ok::<_, anyhow::Error>(samples);
-                }
-                if started >= warm {
-                    samples.push(now - started);
-                }
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for worker in workers {
-        all.extend(worker.await??);
-    }
-    all.sort_unstable();
-    let Some(last) = all.len().checked_sub(1) else {
-        bail!("no request completed against {addr}{path}");
-    };
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(last)];
-    Ok(Run {
-        p50: at(0.50),
-        p99: at(0.99),
-        rps: all.len() as f64 / seconds as f64,
-    })
-}
 
 /// Resident memory (KiB) of the process on this machine whose environment says it is
 /// the proxy of MCPServer `name` in `namespace` (the real node's containers are this
@@ -180,10 +66,6 @@ fn proxy_rss_kib(namespace: &str, name: &str) -> anyhow::Result<u64> {
     bail!(
         "no proxy process of {namespace}/{name} on this machine (is the real node up, and this run as root?)"
     )
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 #[tokio::main]

@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
                 deployments.len()
             ),
         };
-        peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(pid).unwrap_or(0));
+        peak_rss_kib = peak_rss_kib.max(e2e::bench::peak_rss_kib(pid).unwrap_or(0));
         match event {
             Seen::Server(s) => {
                 let name = s.metadata.name.clone().unwrap_or_default();
@@ -120,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
-    peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(pid).unwrap_or(0));
+    peak_rss_kib = peak_rss_kib.max(e2e::bench::peak_rss_kib(pid).unwrap_or(0));
     let objects = count * OWNED_PER_SERVER;
     println!(
         "bench-operator: {count} MCPServers applied in {:.1} s",
@@ -140,13 +140,4 @@ async fn main() -> anyhow::Result<()> {
     );
     operator.kill().await.ok();
     ns.delete().await
-}
-
-/// Peak resident set size of a process, from /proc.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
