@@ -30,6 +30,8 @@ pub struct Requests {
     pub total: u64,
     /// Requests per verb (`get`, `list`, `watch`, `patch`, `update`, `create`, …).
     pub by_verb: BTreeMap<String, u64>,
+    /// Requests per verb and resource (`patch deployments`, `update leases`).
+    pub by_resource: BTreeMap<String, u64>,
 }
 
 impl Requests {
@@ -39,6 +41,16 @@ impl Requests {
             .by_verb
             .iter()
             .map(|(verb, n)| format!("{verb} {n}"))
+            .collect();
+        parts.join(", ")
+    }
+
+    /// `get leases 5, patch deployments 12, …`
+    pub fn verbs_and_resources(&self) -> String {
+        let parts: Vec<String> = self
+            .by_resource
+            .iter()
+            .map(|(what, n)| format!("{what} {n}"))
             .collect();
         parts.join(", ")
     }
@@ -87,6 +99,18 @@ impl AuditLog {
             if counted {
                 requests.total += 1;
                 *requests.by_verb.entry(verb.to_owned()).or_default() += 1;
+                let resource = event
+                    .pointer("/objectRef/resource")
+                    .and_then(|r| r.as_str());
+                let subresource = event
+                    .pointer("/objectRef/subresource")
+                    .and_then(|r| r.as_str());
+                let what = match (resource, subresource) {
+                    (Some(r), Some(s)) => format!("{verb} {r}/{s}"),
+                    (Some(r), None) => format!("{verb} {r}"),
+                    _ => verb.to_owned(),
+                };
+                *requests.by_resource.entry(what).or_default() += 1;
             }
             false
         })?;

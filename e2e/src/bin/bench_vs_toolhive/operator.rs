@@ -41,6 +41,10 @@ struct Measured {
     update_converged: f64,
     update_requests: Requests,
     idle_per_minute: f64,
+    /// Requests per minute in the quiet period's last window.
+    idle_last_window: f64,
+    /// Requests in each window of the quiet period.
+    idle_windows: Vec<Requests>,
 }
 
 struct Bench<'a> {
@@ -80,7 +84,8 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         Row::new("API requests until converged", "", "≤ 0.33"),
         Row::new("spec updates converged, after the last apply", "s", ""),
         Row::new("API requests for the updates", "", ""),
-        Row::new("API requests per minute, idle", "", "~0"),
+        Row::new("API requests per minute, quiet period", "", ""),
+        Row::new("API requests per minute, its last minute", "", "~0"),
     ];
     let mut applies = Vec::new();
     for round in 0..rounds {
@@ -95,7 +100,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("round {} of {}", round + 1, side.key()))?;
             println!(
-                "  round {} {:<8}: applied in {:.1} s, converged {:.1} s ({:.1} s after the last apply), peak RSS {:.1} MiB, CPU {:.1} s, {} requests ({}); updates converged {:.1} s after the last apply with {} requests ({}); idle {:.1} requests/min",
+                "  round {} {:<8}: applied in {:.1} s, converged {:.1} s ({:.1} s after the last apply), peak RSS {:.1} MiB, CPU {:.1} s, {} requests ({}); updates converged {:.1} s after the last apply with {} requests ({}); quiet: {:.0} requests/min ({:?} per window; the last: {})",
                 round + 1,
                 side.key(),
                 m.applied,
@@ -108,7 +113,12 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 m.update_converged,
                 m.update_requests.total,
                 m.update_requests.verbs(),
-                m.idle_per_minute
+                m.idle_per_minute,
+                m.idle_windows.iter().map(|w| w.total).collect::<Vec<_>>(),
+                m.idle_windows
+                    .last()
+                    .map(|w| w.verbs_and_resources())
+                    .unwrap_or_default()
             );
             applies.push(m.applied);
             let values = [
@@ -120,6 +130,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 m.update_converged,
                 m.update_requests.total as f64,
                 m.idle_per_minute,
+                m.idle_last_window,
             ];
             for (row, value) in rows.iter_mut().zip(values) {
                 match side {
@@ -197,9 +208,20 @@ impl Bench<'_> {
         let offset2 = self.audit.offset()?;
         let update_requests = self.audit.between(offset1, offset2, &identity.user)?;
 
-        tokio::time::sleep(self.quiet).await;
-        let offset3 = self.audit.offset()?;
-        let idle = self.audit.between(offset2, offset3, &identity.user)?;
+        // The quiet period in windows of a minute (or less): whether requests die down
+        // once the Deployments' rollouts are over, or go on for ever.
+        let window = self.quiet.min(Duration::from_secs(60));
+        let mut windows = Vec::new();
+        let mut from = offset2;
+        let quiet_start = Instant::now();
+        while quiet_start.elapsed() + window / 2 < self.quiet {
+            tokio::time::sleep(window.min(self.quiet - quiet_start.elapsed())).await;
+            let to = self.audit.offset()?;
+            windows.push(self.audit.between(from, to, &identity.user)?);
+            from = to;
+        }
+        let idle_total: u64 = windows.iter().map(|w| w.total).sum();
+        let per_minute = |n: u64, d: Duration| n as f64 * 60.0 / d.as_secs_f64().max(1.0);
         let peak = peak_rss_kib(pid)?
             .max(done.peak_rss_kib)
             .max(updated.peak_rss_kib);
@@ -221,7 +243,11 @@ impl Bench<'_> {
                 .saturating_duration_since(last_update)
                 .as_secs_f64(),
             update_requests,
-            idle_per_minute: idle.total as f64 * 60.0 / self.quiet.as_secs_f64().max(1.0),
+            idle_per_minute: per_minute(idle_total, quiet_start.elapsed()),
+            idle_last_window: windows
+                .last()
+                .map_or(f64::NAN, |w| per_minute(w.total, window)),
+            idle_windows: windows,
         })
     }
 
