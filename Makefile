@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit e2e images images-test peers config demo demo-down demo-check bench-operator bench-k8s lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e images images-test peers config demo demo-down demo-check bench-operator bench-k8s bench-vs-toolhive lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,13 @@ bench-k8s: cluster-up ## The Kubernetes path on the real node: apply->Ready, lat
 	scripts/images.sh
 	$(CLUSTER_SH) load-images
 	$(CARGO) run --locked --release -p e2e --bin bench_k8s -- $(BENCH_K8S_SECONDS)
+
+BENCH_ROUNDS ?= 3
+bench-vs-toolhive: cluster-up ## ToolHive's operator and proxy side by side with ours, alternating, BENCH_ROUNDS rounds: medians and ours/theirs (docs/performance.md)
+	e2e/cluster/toolhive.sh build
+	$(CARGO) build --locked --release -p thv-operator -p thv-proxyrunner -p mcp-fixture
+	$(CARGO) build --locked --release -p e2e --bin bench_vs_toolhive
+	eval "$$(e2e/cluster/toolhive.sh env)" && BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_SERVERS=$(BENCH_SERVERS) target/release/bench_vs_toolhive
 
 BENCH_PROXY_SECONDS ?= 5
 bench-proxy: ## Proxy cost: direct vs proxied latency/throughput (c=1, c=32), stdio bridge rate, RSS per idle session

@@ -18,7 +18,8 @@
 //! Usage: `bench_vs_toolhive [operator] [proxy]` (both by default). Environment:
 //! `BENCH_ROUNDS` (3), `BENCH_SERVERS` (1000), `BENCH_QUIET_SECONDS` (300),
 //! `BENCH_PROXY_SECONDS` (10), `TOOLHIVE_BIN` (directory of ToolHive's binaries),
-//! `TOOLHIVE_CRDS` (directory of its CRD files).
+//! `TOOLHIVE_CRDS` (directory of its CRD files), `BENCH_SIDES` (`ours,toolhive`; one of
+//! them to iterate on one operator).
 
 mod operator;
 mod proxy;

@@ -87,6 +87,9 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         Row::new("API requests per minute, quiet period", "", ""),
         Row::new("API requests per minute, its last minute", "", "~0"),
     ];
+    // Only one side (BENCH_SIDES=ours), to iterate on one operator.
+    let sides = std::env::var("BENCH_SIDES").unwrap_or_else(|_| "ours,toolhive".to_owned());
+    let sides: Vec<&str> = sides.split(',').map(str::trim).collect();
     let mut applies = Vec::new();
     for round in 0..rounds {
         let order = if round % 2 == 0 {
@@ -94,7 +97,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         } else {
             [Side::ToolHive, Side::Ours]
         };
-        for side in order {
+        for side in order.into_iter().filter(|s| sides.contains(&s.key())) {
             let m = bench
                 .round(side, round)
                 .await
