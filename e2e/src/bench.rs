@@ -181,3 +181,23 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     };
     Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn this_process_has_cpu_time_and_memory() {
+        let pid = std::process::id();
+        assert!(cpu_seconds(pid).expect("cpu") >= 0.0);
+        assert!(rss_kib(pid).expect("rss") > 0);
+        assert!(peak_rss_kib(pid).expect("peak") >= rss_kib(pid).expect("rss"));
+    }
+}

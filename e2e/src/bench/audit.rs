@@ -272,3 +272,54 @@ fn token_kubeconfig(base: &Path, name: &str, token: &str) -> anyhow::Result<Path
     std::io::Write::write_all(&mut file, serde_yaml_ng::to_string(&config)?.as_bytes())?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(user: &str, verb: &str, resource: &str, stage: &str) -> String {
+        serde_json::json!({
+            "kind": "Event", "stage": stage, "verb": verb,
+            "user": {"username": user},
+            "objectRef": {"resource": resource, "namespace": "bench"},
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn counts_one_users_requests_a_watch_once() {
+        let dir = crate::proxy::TempDir::new("audit");
+        let path = dir.path().join("audit.log");
+        let ours = "system:serviceaccount:thv-bench:ours";
+        let lines = [
+            event(ours, "watch", "mcpservers", "ResponseStarted"),
+            event(ours, "get", "deployments", "ResponseComplete"),
+            event(
+                "system:serviceaccount:thv-bench:toolhive",
+                "get",
+                "deployments",
+                "ResponseComplete",
+            ),
+            event(ours, "patch", "deployments", "ResponseComplete"),
+            event(ours, "watch", "mcpservers", "ResponseComplete"),
+        ];
+        let mut text = lines.join("\n");
+        // A line the API server is still writing.
+        text.push_str(
+            "\n{\"kind\":\"Event\",\"user\":{\"username\":\"system:serviceaccount:thv-bench:ours\"",
+        );
+        std::fs::write(&path, &text).expect("writing the log");
+        let log = AuditLog { path };
+        let end = log.offset().expect("offset");
+        let requests = log.between(0, end, ours).expect("counted");
+        assert_eq!(requests.total, 3);
+        assert_eq!(requests.verbs(), "get 1, patch 1, watch 1");
+        assert_eq!(
+            requests.verbs_and_resources(),
+            "get deployments 1, patch deployments 1, watch mcpservers 1"
+        );
+        // From the second line on: the watch's start is not in range, its end is not counted.
+        let second = lines[0].len() as u64 + 1;
+        assert_eq!(log.between(second, end, ours).expect("counted").total, 2);
+    }
+}
