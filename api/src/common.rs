@@ -30,6 +30,22 @@ pub struct ConfigMapKeyRef {
     pub key: Option<String>,
 }
 
+/// Reference to one key of a ConfigMap in the same namespace, which may be optional.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OptionalConfigMapKeyRef {
+    /// Name of the ConfigMap, in the same namespace as the referencing object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the ConfigMap. When omitted, the default named by the referencing field applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// When true, a missing ConfigMap or key is not an error: the referencing field
+    /// then behaves as if it were unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
 /// A reference to another object of this API group by name, in the same namespace.
 /// Cross-namespace references are not supported, for isolation between tenants.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -48,9 +64,10 @@ pub struct EnvVar {
     /// not starting with a digit.
     #[schemars(length(min = 1))]
     pub name: String,
-    /// Literal value. For sensitive values use `secrets` instead, so the value never
-    /// appears in a ConfigMap.
+    /// Literal value; empty when omitted. For sensitive values use `secrets` instead,
+    /// so the value never appears in a ConfigMap.
     #[serde(default)]
+    #[schemars(transform = no_default)]
     pub value: String,
 }
 
@@ -68,6 +85,7 @@ pub struct Volume {
     pub mount_path: String,
     /// Mount the volume read-only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
     pub read_only: bool,
 }
 
@@ -101,7 +119,7 @@ pub struct ResourceRequirements {
 pub struct CABundleSource {
     /// ConfigMap holding the PEM bundle; the key defaults to `ca.crt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_map_ref: Option<ConfigMapKeyRef>,
+    pub config_map_ref: Option<OptionalConfigMapKeyRef>,
 }
 
 /// Status shared by the configuration kinds (MCPToolConfig, MCPOIDCConfig,
@@ -125,12 +143,21 @@ pub struct ConfigStatus {
 /// so server-side apply merges conditions by type.
 pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> Schema {
     let mut schema = generator.subschema_for::<Vec<Condition>>();
+    if let Some(status) = schema.pointer_mut("/items/properties/status") {
+        status["enum"] = serde_json::json!(["True", "False", "Unknown"]);
+    }
     schema.insert("x-kubernetes-list-type".into(), "map".into());
     schema.insert(
         "x-kubernetes-list-map-keys".into(),
         serde_json::json!(["type"]),
     );
     schema
+}
+
+/// Drops the `default` schemars derives from `#[serde(default)]`, where the API server
+/// should not write the default into stored objects.
+pub fn no_default(schema: &mut Schema) {
+    schema.remove("default");
 }
 
 /// Schema of a free-form object whose unknown fields the API server must keep

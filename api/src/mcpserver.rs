@@ -166,6 +166,7 @@ pub struct MCPServerSpec {
     /// Trust `X-Forwarded-Proto`, `-Host`, `-Port` and `-Prefix` from a reverse proxy when
     /// building endpoint URLs. Enable only behind an ingress that sets these headers.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
     pub trust_proxy_headers: bool,
 
     /// Path prefix prepended to the endpoint URLs the proxy advertises, for ingresses
@@ -368,6 +369,7 @@ pub struct AuthzConfigRef {
     pub type_: AuthzConfigSource,
     /// The ConfigMap holding the authorization file (key defaults to `authz.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = authz_key_default)]
     pub config_map: Option<crate::common::ConfigMapKeyRef>,
     /// Cedar policies written in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -511,4 +513,12 @@ pub enum MCPServerPhase {
     Terminating,
     /// Scaled to zero.
     Stopped,
+}
+
+/// `key` of `spec.authzConfig.configMap` defaults to `authz.json` in the schema, as in
+/// ToolHive's CRD, so the stored object says which key is read.
+fn authz_key_default(schema: &mut schemars::Schema) {
+    if let Some(key) = schema.pointer_mut("/properties/key") {
+        key["default"] = DEFAULT_AUTHZ_CONFIGMAP_KEY.into();
+    }
 }

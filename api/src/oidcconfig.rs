@@ -78,6 +78,7 @@ pub struct KubernetesServiceAccountOIDCConfig {
     pub namespace: Option<String>,
     /// Token issuer; defaults to `https://kubernetes.default.svc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_KUBERNETES_ISSUER))]
     pub issuer: Option<String>,
     /// JWKS endpoint; defaults to the API server's `/openid/v1/jwks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,10 +116,21 @@ pub struct InlineOIDCConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_ref: Option<CABundleSource>,
     /// Allow the JWKS URL to resolve to a private IP address (in-cluster providers).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        rename = "jwksAllowPrivateIP"
+    )]
+    #[schemars(extend("default" = false))]
     pub jwks_allow_private_ip: bool,
-    /// Allow the protected-resource URL to resolve to a private IP address.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Allow the protected-resource URL to be a private IP address. Accepted for
+    /// ToolHive compatibility: this proxy never refuses a private resource URL.
+    #[serde(
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        rename = "protectedResourceAllowPrivateIP"
+    )]
+    #[schemars(extend("default" = false))]
     pub protected_resource_allow_private_ip: bool,
     /// Allow `http://` issuer, JWKS and introspection URLs. For development only: tokens
     /// and keys then travel unencrypted.
@@ -127,5 +139,6 @@ pub struct InlineOIDCConfig {
         skip_serializing_if = "std::ops::Not::not",
         rename = "insecureAllowHTTP"
     )]
+    #[schemars(extend("default" = false))]
     pub insecure_allow_http: bool,
 }

@@ -68,6 +68,7 @@ pub struct OpenTelemetryConfig {
     pub endpoint: Option<String>,
     /// Send to the collector without TLS.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
     pub insecure: bool,
     /// Extra headers sent with every export, e.g. a tenant ID. Use `sensitiveHeaders` for credentials.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

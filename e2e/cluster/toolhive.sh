@@ -6,6 +6,9 @@
 #   e2e/cluster/toolhive.sh build   build them once (cached; ~4 min on 2 cores)
 #   e2e/cluster/toolhive.sh env     print exports: TOOLHIVE_BIN (the binaries) and
 #                                   TOOLHIVE_CRDS (its CRD files, from the same module)
+#   e2e/cluster/toolhive.sh module  download the module only (no build; seconds) and
+#                                   print its directory: the CRDs and example manifests
+#                                   the parity test (e2e/tests/toolhive_parity.rs) reads
 #
 # Environment: THV_E2E_CACHE (default ~/.cache/thv-e2e), GO (default: go on PATH).
 set -euo pipefail
@@ -63,5 +66,11 @@ case "${1:-}" in
     printf 'export TOOLHIVE_CRDS=%q\n' "$dir/deploy/charts/operator-crds/files/crds"
     printf 'export TOOLHIVE_VERSION=%q\n' "$TOOLHIVE_VERSION"
     ;;
-  *) die "usage: $0 build|env" ;;
+  module)
+    dir="$(module_dir)"
+    [[ -d "$dir/deploy/charts/operator-crds/files/crds" ]] \
+      || die "downloading $MODULE@$TOOLHIVE_VERSION failed (is the Go module proxy reachable?)"
+    printf '%s\n' "$dir"
+    ;;
+  *) die "usage: $0 build|env|module" ;;
 esac

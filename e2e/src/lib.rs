@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 
 pub mod bench;
 pub mod controllers;
+pub mod parity;
 pub mod proxy;
 
 /// Field manager of objects the tests apply.
