@@ -272,6 +272,14 @@ impl Mapper {
         self.missing(kind.field(), ReferencedKind::Config(kind), name);
     }
 
+    /// A setting the proxy cannot honour yet: refused, never accepted and ignored.
+    fn not_supported_yet(&mut self, runconfig: &str, message: &str, allowed: &str) {
+        self.problems.push(
+            Violation::new(FieldPath::parse(runconfig), Reason::NotSupported, message)
+                .allowed(allowed),
+        );
+    }
+
     /// `runconfig` comes from `path` inside the `kind` object called `name`.
     fn in_config(&mut self, runconfig: &str, kind: ConfigKind, name: &str, path: &str) {
         self.paths
@@ -487,8 +495,16 @@ impl Mapper {
                     ("client_id", "clientId"),
                     ("client_secret_env", "clientSecretRef"),
                     ("insecure_allow_http", "insecureAllowHTTP"),
+                    ("ca_bundle", "caBundleRef"),
                 ] {
                     via(self, from, &format!("spec.inline.{to}"));
+                }
+                if inline.ca_bundle_ref.is_some() {
+                    self.not_supported_yet(
+                        "proxy.oidc.ca_bundle",
+                        "a CA bundle from a ConfigMap is not supported yet",
+                        "leave caBundleRef unset: the proxy trusts the public CAs",
+                    );
                 }
                 config.issuer = Some(inline.issuer);
                 config.jwks_url = inline.jwks_url;
@@ -667,6 +683,8 @@ impl Mapper {
             ("tracing_enabled", "spec.openTelemetry.tracing.enabled"),
             ("metrics_enabled", "spec.openTelemetry.metrics.enabled"),
             ("prometheus_enabled", "spec.prometheus.enabled"),
+            ("ca_bundle", "spec.openTelemetry.caBundleRef"),
+            ("sensitive_headers", "spec.openTelemetry.sensitiveHeaders"),
         ] {
             self.in_config(
                 &format!("proxy.telemetry.{from}"),
@@ -676,6 +694,20 @@ impl Mapper {
             );
         }
         let otel = shared.spec.open_telemetry.as_ref().filter(|o| o.enabled);
+        if otel.is_some_and(|o| o.ca_bundle_ref.is_some()) {
+            self.not_supported_yet(
+                "proxy.telemetry.ca_bundle",
+                "a CA bundle for the collector is not supported yet",
+                "leave caBundleRef unset: the exporter trusts the public CAs",
+            );
+        }
+        if otel.is_some_and(|o| !o.sensitive_headers.is_empty()) {
+            self.not_supported_yet(
+                "proxy.telemetry.sensitive_headers",
+                "headers from Secrets are not supported yet",
+                "headers with literal values, or none",
+            );
+        }
         Some(TelemetryConfig {
             endpoint: otel.and_then(|o| o.endpoint.clone()),
             service_name: Some(

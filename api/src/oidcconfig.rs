@@ -112,7 +112,9 @@ pub struct InlineOIDCConfig {
     /// Secret key holding the OAuth client secret, used for token introspection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_ref: Option<SecretKeyRef>,
-    /// CA bundle to trust when talking to the provider.
+    /// CA bundle to trust when talking to the provider. Not supported yet: refused at apply
+    /// time; the proxy trusts the public CAs (and the cluster CA with
+    /// `kubernetesServiceAccount`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_ref: Option<CABundleSource>,
     /// Allow the JWKS URL to resolve to a private IP address (in-cluster providers).

@@ -73,7 +73,8 @@ pub struct OpenTelemetryConfig {
     /// Extra headers sent with every export, e.g. a tenant ID. Use `sensitiveHeaders` for credentials.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// Headers whose values come from Secrets, e.g. `Authorization`.
+    /// Headers whose values come from Secrets, e.g. `Authorization`. Not supported yet:
+    /// refused at apply time (in ToolHive's schema so its manifests get that message).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub sensitive_headers: Vec<SensitiveHeader>,
@@ -90,7 +91,8 @@ pub struct OpenTelemetryConfig {
     /// conventions, for dashboards that still use them.
     #[serde(default = "default_true")]
     pub use_legacy_attributes: bool,
-    /// CA bundle to trust for the collector's TLS certificate.
+    /// CA bundle to trust for the collector's TLS certificate. Not supported yet: refused
+    /// at apply time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_ref: Option<CABundleSource>,
 }

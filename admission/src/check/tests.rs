@@ -298,6 +298,29 @@ fn oidc_config_with_http_issuer_needs_the_insecure_flag() {
 }
 
 #[test]
+fn settings_the_proxy_cannot_honour_yet_are_refused_not_ignored() {
+    let oidc = format!("{OIDC}    caBundleRef:\n      configMapRef: {{name: idp-ca}}\n");
+    let report = check_alone(&kind("MCPOIDCConfig", "idp", &oidc));
+    assert_eq!(error_paths(&report), ["spec.inline.caBundleRef"]);
+    assert_eq!(report.errors[0].reason, Reason::NotSupported);
+    assert!(report.errors[0].message.contains("not supported yet"));
+
+    let telemetry = check_alone(&kind(
+        "MCPTelemetryConfig",
+        "otel",
+        "  openTelemetry:\n    enabled: true\n    endpoint: collector:4318\n    caBundleRef:\n      configMapRef: {name: otel-ca}\n    sensitiveHeaders:\n    - name: Authorization\n      secretKeyRef: {name: otel, key: token}\n",
+    ));
+    assert_eq!(
+        error_paths(&telemetry),
+        [
+            "spec.openTelemetry.caBundleRef",
+            "spec.openTelemetry.sensitiveHeaders"
+        ],
+        "{telemetry:?}"
+    );
+}
+
+#[test]
 fn authz_config_policies_are_compiled_at_their_own_path() {
     let report = check_alone(&kind(
         "MCPAuthzConfig",
