@@ -17,6 +17,24 @@ use serde_json::Value;
 /// The heading in `docs/decisions.md` whose table lists the deliberate deviations.
 pub const DEVIATIONS_HEADING: &str = "Deviations from ToolHive's CRDs";
 
+/// The directory of ToolHive's Go module at the pinned version, downloaded from the Go
+/// module proxy by `e2e/cluster/toolhive.sh module` (cached by the Go command).
+pub fn toolhive_module() -> anyhow::Result<std::path::PathBuf> {
+    let script = crate::repo_root().join("e2e/cluster/toolhive.sh");
+    let output = std::process::Command::new(&script)
+        .arg("module")
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} module failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().into())
+}
+
 /// Each served version's schema of every kind in a directory of CRD YAML files.
 pub type Schemas = BTreeMap<String, BTreeMap<String, Value>>;
 

@@ -3,29 +3,11 @@
 //! exists here with the same name, type, enum values and default, or is a deliberate
 //! deviation listed with its reason in `docs/decisions.md`. Prints every difference.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use e2e::parity::{self, DEVIATIONS_HEADING};
-
-fn toolhive_module() -> PathBuf {
-    let script = e2e::repo_root().join("e2e/cluster/toolhive.sh");
-    let output = Command::new(&script)
-        .arg("module")
-        .output()
-        .unwrap_or_else(|error| panic!("running {}: {error}", script.display()));
-    assert!(
-        output.status.success(),
-        "{} module failed:\n{}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-}
 
 #[test]
 fn every_toolhive_field_is_here_or_a_listed_deviation() {
-    let module = toolhive_module();
+    let module = parity::toolhive_module().expect("ToolHive's Go module downloads");
     let theirs = parity::load_crds(&module.join("deploy/charts/operator-crds/files/crds"))
         .expect("ToolHive's CRDs load");
     let ours = parity::load_crds(&e2e::repo_root().join("config/crd/bases"))

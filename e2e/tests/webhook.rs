@@ -545,3 +545,132 @@ fn chart_renders_the_configuration_the_operator_applies() -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+/// Kinds of `toolhive.stacklok.dev` this operator serves.
+const SERVED: [&str; 6] = [
+    "MCPServer",
+    "MCPRegistry",
+    "MCPToolConfig",
+    "MCPOIDCConfig",
+    "MCPAuthzConfig",
+    "MCPTelemetryConfig",
+];
+/// Kubernetes kinds ToolHive's examples create next to theirs.
+const CORE: [&str; 8] = [
+    "Secret",
+    "ConfigMap",
+    "ServiceAccount",
+    "Service",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
+/// ToolHive examples refused here on purpose, with the field the refusal names; each is
+/// a row of docs/decisions.md §22.
+const REFUSED_ON_PURPOSE: [(&str, &str); 7] = [
+    ("mcpserver_with_external_auth.yaml", "externalAuthConfigRef"),
+    ("mcpregistry-configyaml-api.yaml", "configYAML"),
+    ("mcpregistry-configyaml-configmap.yaml", "configYAML"),
+    ("mcpregistry-configyaml-git-auth.yaml", "configYAML"),
+    ("mcpregistry-configyaml-minimal.yaml", "configYAML"),
+    ("mcpregistry-configyaml-oauth.yaml", "configYAML"),
+    ("mcpregistry-configyaml-pgpass.yaml", "configYAML"),
+];
+
+/// ToolHive's example manifests (`examples/` of its Go module at the version the parity
+/// test pins) applied unchanged with `--dry-run=server` against our CRDs and webhook:
+/// every example made only of kinds we serve is admitted, but for the ones refused on
+/// purpose (§22), which are refused naming the field. Examples using kinds we do not
+/// serve yet are listed as skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toolhive_examples_apply_unchanged() -> anyhow::Result<()> {
+    let module = e2e::parity::toolhive_module()?;
+    let mut files = Vec::new();
+    collect_yaml(&module.join("examples"), &mut files)?;
+    files.sort();
+    let setup = Setup::start("toolhive-examples", Lifetimes::default()).await?;
+    with_setup(setup, async |setup| {
+        let dir = tempfile_dir()?;
+        let mut failures = Vec::new();
+        let (mut admitted, mut refused) = (0, 0);
+        for file in &files {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let text = std::fs::read_to_string(file)?;
+            let documents: Vec<serde_json::Value> = api::manifest::split_documents(&text)
+                .into_iter()
+                .filter_map(|document| serde_yaml_ng::from_str(document).ok())
+                .filter(|document: &serde_json::Value| document.is_object())
+                .collect();
+            let kinds: Vec<&str> = documents
+                .iter()
+                .filter_map(|d| d.get("kind").and_then(|k| k.as_str()))
+                .collect();
+            if !kinds.iter().any(|kind| SERVED.contains(kind)) {
+                println!("  skipped  {name}: {kinds:?}, no kind we serve (docs/decisions.md §22)");
+                continue;
+            }
+            if let Some(kind) = kinds
+                .iter()
+                .find(|kind| !SERVED.contains(kind) && !CORE.contains(kind))
+            {
+                println!("  skipped  {name}: {kind} not served (docs/decisions.md §22)");
+                continue;
+            }
+            // Their examples name their own namespace; the test applies into its own.
+            let mut copy = String::new();
+            for mut document in documents {
+                if let Some(metadata) = document
+                    .get_mut("metadata")
+                    .and_then(|m| m.as_object_mut())
+                {
+                    metadata.remove("namespace");
+                }
+                copy.push_str("---\n");
+                copy.push_str(&serde_yaml_ng::to_string(&document)?);
+            }
+            let path = dir.join(name);
+            std::fs::write(&path, copy)?;
+            let output = setup
+                .kubectl(&["apply", "--dry-run=server", "-f"], &path)
+                .await?;
+            let message = stderr(&output);
+            let expected = REFUSED_ON_PURPOSE
+                .iter()
+                .find(|(file, _)| *file == name)
+                .map(|(_, field)| *field);
+            match (output.status.success(), expected) {
+                (true, None) => {
+                    admitted += 1;
+                    println!("  admitted {name}");
+                }
+                (false, Some(field)) if message.contains(field) => {
+                    refused += 1;
+                    println!("  refused  {name} on purpose ({field})");
+                }
+                (false, _) => failures.push(format!("{name} refused: {message}")),
+                (true, Some(field)) => failures.push(format!(
+                    "{name} was expected to be refused at {field} (docs/decisions.md §22) but was admitted; update REFUSED_ON_PURPOSE and §22"
+                )),
+            }
+        }
+        std::fs::remove_dir_all(dir)?;
+        println!("ToolHive's examples: {admitted} admitted unchanged, {refused} refused on purpose");
+        ensure!(failures.is_empty(), "{}", failures.join("\n"));
+        ensure!(admitted > 10, "too few examples found under {}", module.display());
+        Ok(())
+    })
+    .await
+}
+
+fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_yaml(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
