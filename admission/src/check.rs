@@ -21,8 +21,8 @@ mod server;
 use std::fmt;
 
 use api::{
-    MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest,
-    ManifestError,
+    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig,
+    Manifest, ManifestError,
 };
 use serde::Serialize;
 
@@ -46,15 +46,19 @@ pub enum ConfigKind {
     AuthzConfig,
     /// `spec.telemetryConfigRef` → MCPTelemetryConfig.
     TelemetryConfig,
+    /// `spec.groupRef` → MCPGroup: nothing of it enters the RunConfig, but the server
+    /// waits for it like for the others.
+    Group,
 }
 
 impl ConfigKind {
     /// Every config kind, in the order the status lists their conditions.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::ToolConfig,
         Self::OidcConfig,
         Self::AuthzConfig,
         Self::TelemetryConfig,
+        Self::Group,
     ];
 
     /// The Kubernetes kind.
@@ -64,6 +68,7 @@ impl ConfigKind {
             Self::OidcConfig => "MCPOIDCConfig",
             Self::AuthzConfig => "MCPAuthzConfig",
             Self::TelemetryConfig => "MCPTelemetryConfig",
+            Self::Group => "MCPGroup",
         }
     }
 
@@ -74,6 +79,7 @@ impl ConfigKind {
             Self::OidcConfig => "spec.oidcConfigRef",
             Self::AuthzConfig => "spec.authzConfigRef",
             Self::TelemetryConfig => "spec.telemetryConfigRef",
+            Self::Group => "spec.groupRef",
         }
     }
 
@@ -85,6 +91,7 @@ impl ConfigKind {
             Self::OidcConfig => spec.oidc_config_ref.as_ref().map(|r| r.name.as_str()),
             Self::AuthzConfig => spec.authz_config_ref.as_ref().map(|r| r.name.as_str()),
             Self::TelemetryConfig => spec.telemetry_config_ref.as_ref().map(|r| r.name.as_str()),
+            Self::Group => spec.group_ref.as_ref().map(|r| r.name.as_str()),
         }
     }
 
@@ -95,6 +102,7 @@ impl ConfigKind {
             Manifest::MCPOIDCConfig(_) => Some(Self::OidcConfig),
             Manifest::MCPAuthzConfig(_) => Some(Self::AuthzConfig),
             Manifest::MCPTelemetryConfig(_) => Some(Self::TelemetryConfig),
+            Manifest::MCPGroup(_) => Some(Self::Group),
             Manifest::MCPServer(_) | Manifest::MCPRegistry(_) => None,
         }
     }
@@ -118,6 +126,8 @@ pub trait Catalog {
     fn authz_config(&self, name: &str) -> Option<MCPAuthzConfig>;
     /// The MCPTelemetryConfig called `name`.
     fn telemetry_config(&self, name: &str) -> Option<MCPTelemetryConfig>;
+    /// The MCPGroup called `name`.
+    fn group(&self, name: &str) -> Option<MCPGroup>;
     /// The value of `key` in the ConfigMap called `name`.
     fn config_map_data(&self, name: &str, key: &str) -> Option<String>;
     /// Every MCPServer referencing the `kind` object called `name` (see [`references`]).
@@ -274,7 +284,8 @@ pub fn check_manifest(object: &Manifest, api_version: &str, catalog: &dyn Catalo
         Manifest::MCPToolConfig(_)
         | Manifest::MCPOIDCConfig(_)
         | Manifest::MCPAuthzConfig(_)
-        | Manifest::MCPTelemetryConfig(_) => config::check(object, catalog, &mut report),
+        | Manifest::MCPTelemetryConfig(_)
+        | Manifest::MCPGroup(_) => config::check(object, catalog, &mut report),
     }
     report
 }

@@ -256,6 +256,7 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         audit: proxy.audit.as_ref().map(|_| AuditConfig { enabled: true }),
         tool_config_ref,
         telemetry_config_ref,
+        group_ref: None,
         trust_proxy_headers: proxy.trust_proxy_headers,
         endpoint_prefix: proxy.endpoint_prefix.clone(),
         replicas: None,

@@ -7,7 +7,7 @@ use api::mcpserver::{
     AuthzConfigSource, PermissionProfileType, ProxyMode as CrdProxyMode, Transport as CrdTransport,
 };
 use api::oidcconfig::OIDCConfigSource;
-use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
+use api::{MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
 
 use crate::ConfigKind;
 use crate::paths::{Location, PathMap, Via};
@@ -39,6 +39,8 @@ pub struct References<'a> {
     pub telemetry_config: Option<&'a MCPTelemetryConfig>,
     /// The content of the ConfigMap key named by a `configmap` permission profile.
     pub permission_profile_map: Option<&'a str>,
+    /// The MCPGroup named by `spec.groupRef`.
+    pub group: Option<&'a MCPGroup>,
 }
 
 /// The objects an MCPServer references, owned: what the operator fetched from the
@@ -58,6 +60,8 @@ pub struct Referenced {
     pub authz_config_map: Option<String>,
     /// The content of the ConfigMap key named by a `configmap` permission profile.
     pub permission_profile_map: Option<String>,
+    /// The MCPGroup named by `spec.groupRef`.
+    pub group: Option<MCPGroup>,
 }
 
 impl Referenced {
@@ -70,6 +74,7 @@ impl Referenced {
             authz_config_map: self.authz_config_map.as_deref(),
             telemetry_config: self.telemetry_config.as_ref(),
             permission_profile_map: self.permission_profile_map.as_deref(),
+            group: self.group.as_ref(),
         }
     }
 
@@ -80,6 +85,7 @@ impl Referenced {
             ConfigKind::OidcConfig => self.oidc_config.is_some(),
             ConfigKind::AuthzConfig => self.authz_config.is_some(),
             ConfigKind::TelemetryConfig => self.telemetry_config.is_some(),
+            ConfigKind::Group => self.group.is_some(),
         }
     }
 }
@@ -146,6 +152,12 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     let spec = &server.spec;
     m.paths.local("name", "metadata.name");
     m.paths.local("schema_version", "apiVersion");
+    // Nothing of the group enters the RunConfig; the server waits for it all the same.
+    if let Some(group) = &spec.group_ref
+        && refs.group.is_none()
+    {
+        m.missing_config(ConfigKind::Group, &group.name);
+    }
 
     let workload = Workload::Container(m.container(server, refs));
     let transport = spec.transport;

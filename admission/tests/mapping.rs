@@ -55,10 +55,12 @@ fn full_example_with_its_references_maps_to_a_valid_runconfig() {
         })
         .expect("corporate-idp");
     let telemetry = only!("mcptelemetryconfig.yaml", MCPTelemetryConfig);
+    let group = only!("mcpgroup.yaml", MCPGroup);
     let refs = References {
         tool_config: Some(&tools),
         oidc_config: Some(&oidc),
         telemetry_config: Some(&telemetry),
+        group: Some(&group),
         ..References::default()
     };
     let mapped = from_mcpserver(&server, &refs);

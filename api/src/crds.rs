@@ -4,7 +4,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::{
-    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPOIDCConfig, MCPRegistry, MCPServer,
+    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRegistry, MCPServer,
     MCPTelemetryConfig, MCPToolConfig, VERSION,
 };
 
@@ -17,6 +17,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         MCPOIDCConfig::crd(),
         MCPAuthzConfig::crd(),
         MCPTelemetryConfig::crd(),
+        MCPGroup::crd(),
     ]
     .into_iter()
     .map(with_deprecated_v1alpha1)

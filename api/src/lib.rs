@@ -11,6 +11,7 @@
 pub mod authzconfig;
 pub mod common;
 pub mod crds;
+pub mod group;
 pub mod manifest;
 pub mod mcpserver;
 pub mod oidcconfig;
@@ -19,6 +20,7 @@ pub mod telemetryconfig;
 pub mod toolconfig;
 
 pub use authzconfig::{MCPAuthzConfig, MCPAuthzConfigSpec};
+pub use group::{MCPGroup, MCPGroupSpec, MCPGroupStatus};
 pub use manifest::{Manifest, ManifestError};
 pub use mcpserver::{MCPServer, MCPServerSpec, MCPServerStatus};
 pub use oidcconfig::{MCPOIDCConfig, MCPOIDCConfigSpec};

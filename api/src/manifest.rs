@@ -6,7 +6,7 @@ use kube::core::ApiResource;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPOIDCConfig, MCPRegistry, MCPServer,
+    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRegistry, MCPServer,
     MCPTelemetryConfig, MCPToolConfig, VERSION,
 };
 
@@ -39,6 +39,7 @@ pub const KINDS: &[&str] = &[
     "MCPOIDCConfig",
     "MCPAuthzConfig",
     "MCPTelemetryConfig",
+    "MCPGroup",
 ];
 
 /// One object of this API group, of any kind.
@@ -57,6 +58,8 @@ pub enum Manifest {
     MCPAuthzConfig(MCPAuthzConfig),
     /// An MCPTelemetryConfig.
     MCPTelemetryConfig(MCPTelemetryConfig),
+    /// An MCPGroup.
+    MCPGroup(MCPGroup),
 }
 
 impl Manifest {
@@ -90,6 +93,7 @@ impl Manifest {
             "MCPOIDCConfig" => Self::MCPOIDCConfig(from_value(value)?),
             "MCPAuthzConfig" => Self::MCPAuthzConfig(from_value(value)?),
             "MCPTelemetryConfig" => Self::MCPTelemetryConfig(from_value(value)?),
+            "MCPGroup" => Self::MCPGroup(from_value(value)?),
             _ => {
                 return Err(ManifestError::UnknownKind {
                     api_version: api_version.to_owned(),
@@ -116,6 +120,7 @@ impl Manifest {
             Self::MCPOIDCConfig(o) => &o.metadata,
             Self::MCPAuthzConfig(o) => &o.metadata,
             Self::MCPTelemetryConfig(o) => &o.metadata,
+            Self::MCPGroup(o) => &o.metadata,
         }
     }
 
@@ -128,6 +133,7 @@ impl Manifest {
             Self::MCPOIDCConfig(o) => &mut o.metadata,
             Self::MCPAuthzConfig(o) => &mut o.metadata,
             Self::MCPTelemetryConfig(o) => &mut o.metadata,
+            Self::MCPGroup(o) => &mut o.metadata,
         }
     }
 
@@ -140,6 +146,7 @@ impl Manifest {
             Self::MCPOIDCConfig(_) => ApiResource::erase::<MCPOIDCConfig>(&()),
             Self::MCPAuthzConfig(_) => ApiResource::erase::<MCPAuthzConfig>(&()),
             Self::MCPTelemetryConfig(_) => ApiResource::erase::<MCPTelemetryConfig>(&()),
+            Self::MCPGroup(_) => ApiResource::erase::<MCPGroup>(&()),
         }
     }
 
@@ -152,6 +159,7 @@ impl Manifest {
             Self::MCPOIDCConfig(o) => serde_json::to_value(o),
             Self::MCPAuthzConfig(o) => serde_json::to_value(o),
             Self::MCPTelemetryConfig(o) => serde_json::to_value(o),
+            Self::MCPGroup(o) => serde_json::to_value(o),
         };
         // These derived types serialise to JSON objects; no map has a non-string key.
         value.unwrap_or_default()
@@ -166,6 +174,7 @@ impl Manifest {
             Self::MCPOIDCConfig(_) => "MCPOIDCConfig",
             Self::MCPAuthzConfig(_) => "MCPAuthzConfig",
             Self::MCPTelemetryConfig(_) => "MCPTelemetryConfig",
+            Self::MCPGroup(_) => "MCPGroup",
         }
     }
 }

@@ -163,6 +163,11 @@ pub struct MCPServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_config_ref: Option<MCPTelemetryConfigReference>,
 
+    /// The MCPGroup of this namespace the server belongs to; the group's status lists it.
+    /// The server waits (condition `GroupRefValidated`) until the group exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_ref: Option<LocalRef>,
+
     /// Trust `X-Forwarded-Proto`, `-Host`, `-Port` and `-Prefix` from a reverse proxy when
     /// building endpoint URLs. Enable only behind an ingress that sets these headers.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -154,15 +154,7 @@ fn mcpregistry_example_reads_its_source_and_schedule() {
 fn typed_round_trip_is_lossless() {
     for (file, document) in example_documents() {
         let parsed = Manifest::from_yaml(&document).expect("parses");
-        let json = match &parsed {
-            Manifest::MCPServer(o) => serde_json::to_string(o),
-            Manifest::MCPRegistry(o) => serde_json::to_string(o),
-            Manifest::MCPToolConfig(o) => serde_json::to_string(o),
-            Manifest::MCPOIDCConfig(o) => serde_json::to_string(o),
-            Manifest::MCPAuthzConfig(o) => serde_json::to_string(o),
-            Manifest::MCPTelemetryConfig(o) => serde_json::to_string(o),
-        }
-        .expect("serialises");
+        let json = serde_json::to_string(&parsed.to_value()).expect("serialises");
         let again = Manifest::from_yaml(&json).expect("re-parses");
         assert_eq!(parsed, again, "{file} changed on a round trip");
     }

@@ -177,6 +177,8 @@ fn printer_columns_short_names_and_category() {
         let expected: &[&str] = match kind {
             "MCPServer" => &["Status", "Ready", "URL", "Age"],
             "MCPRegistry" => &["Status", "Ready", "Servers", "Age"],
+            // ToolHive's columns.
+            "MCPGroup" => &["Servers", "Phase", "Checked", "Age"],
             _ => &["Valid", "Age"],
         };
         for column in expected {

@@ -47,6 +47,17 @@ impl InProcess {
         Ok(guard)
     }
 
+    /// The MCPGroup controller, watching `namespace`.
+    pub fn mcpgroup(client: &Client, namespace: &str) -> anyhow::Result<Self> {
+        let (ctx, guard, stopped) = Self::prepare(client, OperatorConfig::default())?;
+        tokio::spawn(operator::controllers::mcpgroup::run(
+            ctx,
+            Some(namespace.to_owned()),
+            stopped,
+        ));
+        Ok(guard)
+    }
+
     /// The MCPRegistry controller, watching `namespace`.
     pub fn mcpregistry(client: &Client, namespace: &str) -> anyhow::Result<Self> {
         let (ctx, guard, stopped) = Self::prepare(client, OperatorConfig::default())?;

@@ -388,3 +388,59 @@ where
     }
     anyhow::bail!("no matching object after {TIMEOUT:?}")
 }
+
+/// `spec.groupRef`: a server waits for its group like for any reference; the group's
+/// status lists its members as the servers join and leave.
+#[tokio::test]
+async fn servers_join_and_leave_a_group_and_wait_for_a_missing_one() -> anyhow::Result<()> {
+    let (client, ns, _operator) = setup("op-group").await?;
+    let _groups = InProcess::mcpgroup(&client, &ns.name)?;
+    let server = |name: &str, group: &str| {
+        format!(
+            "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {{name: {name}}}\nspec:\n  image: ghcr.io/stackloklabs/gofetch/server:1.0.1\n  groupRef: {{name: {group}}}\n"
+        )
+    };
+    apply_yaml(&client, &ns.name, &server("alpha", "team")).await?;
+    let servers = ns.api::<MCPServer>();
+    let waiting = wait_until(&servers, "alpha", TIMEOUT, |s| {
+        condition(s, "GroupRefValidated").as_deref() == Some("False")
+    })
+    .await?;
+    assert_eq!(kstatus(&waiting), "InProgress");
+    assert!(
+        ns.api::<Deployment>().get_opt("alpha").await?.is_none(),
+        "not run before its group exists"
+    );
+
+    let group = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPGroup\nmetadata: {name: team}\nspec: {description: the team's servers}\n";
+    apply_yaml(&client, &ns.name, group).await?;
+    apply_yaml(&client, &ns.name, &server("beta", "team")).await?;
+    apply_yaml(&client, &ns.name, &server("gamma", "other")).await?;
+    let groups = ns.api::<api::MCPGroup>();
+    let members = |g: &api::MCPGroup| {
+        g.status
+            .as_ref()
+            .map(|s| (s.server_count, s.servers.clone()))
+    };
+    let listed = wait_until(&groups, "team", TIMEOUT, |g| {
+        members(g) == Some((2, vec!["alpha".to_owned(), "beta".to_owned()]))
+    })
+    .await?;
+    let status = listed.status.clone().unwrap_or_default();
+    assert_eq!(status.phase, api::group::MCPGroupPhase::Ready);
+    assert_eq!(status.observed_generation, listed.metadata.generation);
+    wait_until(&servers, "alpha", TIMEOUT, |s| {
+        condition(s, "GroupRefValidated").as_deref() == Some("True")
+    })
+    .await?;
+    wait_until(&ns.api::<Deployment>(), "alpha", TIMEOUT, |_| true).await?;
+
+    // Leaving: beta moves to another group, alpha is deleted.
+    apply_yaml(&client, &ns.name, &server("beta", "other")).await?;
+    servers.delete("alpha", &DeleteParams::background()).await?;
+    wait_until(&groups, "team", TIMEOUT, |g| {
+        members(g) == Some((0, Vec::new()))
+    })
+    .await?;
+    ns.delete().await
+}

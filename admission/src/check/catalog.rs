@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest};
+use api::{
+    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest,
+};
 
 use super::{Catalog, ConfigKind, references};
 
@@ -65,6 +67,13 @@ impl Catalog for InMemoryCatalog {
     fn telemetry_config(&self, name: &str) -> Option<MCPTelemetryConfig> {
         self.find(name, |m| match m {
             Manifest::MCPTelemetryConfig(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn group(&self, name: &str) -> Option<MCPGroup> {
+        self.find(name, |m| match m {
+            Manifest::MCPGroup(o) => Some(o),
             _ => None,
         })
     }

@@ -112,16 +112,7 @@ struct Identity {
 }
 
 fn identity(object: &Manifest) -> Result<Identity, Finding> {
-    let (metadata, value) = match object {
-        Manifest::MCPToolConfig(o) => (&o.metadata, serde_json::to_value(o)),
-        Manifest::MCPOIDCConfig(o) => (&o.metadata, serde_json::to_value(o)),
-        Manifest::MCPAuthzConfig(o) => (&o.metadata, serde_json::to_value(o)),
-        Manifest::MCPTelemetryConfig(o) => (&o.metadata, serde_json::to_value(o)),
-        Manifest::MCPServer(o) => (&o.metadata, serde_json::to_value(o)),
-        Manifest::MCPRegistry(o) => (&o.metadata, serde_json::to_value(o)),
-    };
-    let value =
-        value.map_err(|e| Finding::new(".", Reason::InvalidFormat, e, "an object of this kind"))?;
+    let (metadata, value) = (object.meta(), object.to_value());
     Ok(Identity {
         name: metadata.name.clone().unwrap_or_default(),
         namespace: metadata.namespace.clone(),
@@ -137,6 +128,7 @@ fn probe(kind: ConfigKind, name: &str, namespace: Option<&str>) -> Result<MCPSer
         ConfigKind::OidcConfig => json!({"oidcConfigRef": {"name": name, "audience": "probe"}}),
         ConfigKind::AuthzConfig => json!({"authzConfigRef": {"name": name}}),
         ConfigKind::TelemetryConfig => json!({"telemetryConfigRef": {"name": name}}),
+        ConfigKind::Group => json!({"groupRef": {"name": name}}),
     };
     let mut spec = json!({"image": "registry.invalid/probe:latest"});
     if let (Some(spec), Some(reference)) = (spec.as_object_mut(), reference.as_object()) {

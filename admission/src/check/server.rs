@@ -27,6 +27,7 @@ impl Referenced {
             authz_config: get(ConfigKind::AuthzConfig).and_then(|n| catalog.authz_config(n)),
             telemetry_config: get(ConfigKind::TelemetryConfig)
                 .and_then(|n| catalog.telemetry_config(n)),
+            group: get(ConfigKind::Group).and_then(|n| catalog.group(n)),
             authz_config_map: data(authz_config_map(server)),
             permission_profile_map: data(permission_profile_config_map(server)),
         }
@@ -39,6 +40,7 @@ impl Referenced {
             Manifest::MCPOIDCConfig(o) => self.oidc_config = Some(o.clone()),
             Manifest::MCPAuthzConfig(o) => self.authz_config = Some(o.clone()),
             Manifest::MCPTelemetryConfig(o) => self.telemetry_config = Some(o.clone()),
+            Manifest::MCPGroup(o) => self.group = Some(o.clone()),
             Manifest::MCPServer(_) | Manifest::MCPRegistry(_) => {}
         }
         self

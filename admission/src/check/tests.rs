@@ -515,7 +515,7 @@ fn unreadable_manifests_are_findings_at_the_field_the_parser_names() {
     let version =
         Manifest::from_yaml(&server("  image: x\n").replace("v1beta1", "v9")).unwrap_err();
     assert_eq!(Finding::from(version).path, "apiVersion");
-    let unknown = Manifest::from_yaml(&kind("MCPGroup", "g", "  {}\n")).unwrap_err();
+    let unknown = Manifest::from_yaml(&kind("MCPRemoteProxy", "p", "  {}\n")).unwrap_err();
     let finding = Finding::from(unknown);
     assert_eq!(
         (finding.path.as_str(), finding.reason),

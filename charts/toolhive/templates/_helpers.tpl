@@ -25,10 +25,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
      permission it grants the proxy's Role (Kubernetes refuses to let it escalate). */}}
 {{- define "toolhive.rules" -}}
 - apiGroups: [toolhive.stacklok.dev]
-  resources: [mcpservers, mcpregistries, mcptoolconfigs, mcpoidcconfigs, mcpauthzconfigs, mcptelemetryconfigs]
+  resources: [mcpservers, mcpregistries, mcptoolconfigs, mcpoidcconfigs, mcpauthzconfigs, mcptelemetryconfigs, mcpgroups]
   verbs: [get, list, watch]
 - apiGroups: [toolhive.stacklok.dev]
-  resources: [mcpservers/status, mcpregistries/status, mcptoolconfigs/status, mcpoidcconfigs/status, mcpauthzconfigs/status, mcptelemetryconfigs/status]
+  resources: [mcpservers/status, mcpregistries/status, mcptoolconfigs/status, mcpoidcconfigs/status, mcpauthzconfigs/status, mcptelemetryconfigs/status, mcpgroups/status]
   verbs: [get, patch, update]
 # Owner references with blockOwnerDeletion (needed where OwnerReferencesPermissionEnforcement is on).
 - apiGroups: [toolhive.stacklok.dev]

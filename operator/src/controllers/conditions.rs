@@ -43,6 +43,8 @@ pub enum ConditionType {
     BackendReady,
     /// MCPServer: replicas of a stdio server were capped at 1 (ToolHive's condition).
     StdioReplicaCapped,
+    /// MCPGroup: its members could be listed (ToolHive's condition).
+    MCPServersChecked,
     /// kstatus: work is in progress.
     Reconciling,
     /// kstatus: stuck until someone acts.
@@ -56,6 +58,7 @@ impl ConditionType {
             Self::Ready => "Ready",
             Self::Synced => "Synced",
             Self::BackendReady => "BackendReady",
+            Self::MCPServersChecked => "MCPServersChecked",
             Self::StdioReplicaCapped => "StdioReplicaCapped",
             Self::Reconciling => "Reconciling",
             Self::Stalled => "Stalled",
@@ -103,6 +106,10 @@ pub enum Reason {
     InvalidDocument,
     /// The registry's output ConfigMap belongs to someone else.
     OutputConflict,
+    /// A group's members were listed (ToolHive's reason).
+    ListMCPServersCheckSucceeded,
+    /// A group's members could not be listed (ToolHive's reason).
+    ListMCPServersCheckFailed,
 }
 
 impl Reason {
@@ -127,6 +134,8 @@ impl Reason {
             Self::SourceTooLarge => "SourceTooLarge",
             Self::InvalidDocument => "InvalidDocument",
             Self::OutputConflict => "OutputConflict",
+            Self::ListMCPServersCheckSucceeded => "ListMCPServersCheckSucceeded",
+            Self::ListMCPServersCheckFailed => "ListMCPServersCheckFailed",
         }
     }
 }

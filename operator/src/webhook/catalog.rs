@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use admission::{Catalog, ConfigKind, InMemoryCatalog, references};
-use api::{MCPAuthzConfig, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
+use api::{MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ListParams;
@@ -192,6 +192,10 @@ impl Catalog for ApiCatalog {
     }
 
     fn telemetry_config(&self, name: &str) -> Option<MCPTelemetryConfig> {
+        self.get(name)
+    }
+
+    fn group(&self, name: &str) -> Option<MCPGroup> {
         self.get(name)
     }
 

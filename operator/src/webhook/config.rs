@@ -21,12 +21,13 @@ pub const WEBHOOK_NAME: &str = "validate.toolhive.stacklok.dev";
 /// The path the handler serves.
 pub const PATH: &str = "/validate";
 /// Resources validated, in both served versions.
-pub const RESOURCES: [&str; 6] = [
+pub const RESOURCES: [&str; 7] = [
     "mcpservers",
     "mcptoolconfigs",
     "mcpoidcconfigs",
     "mcpauthzconfigs",
     "mcptelemetryconfigs",
+    "mcpgroups",
     "mcpregistries",
 ];
 
@@ -203,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn validates_create_and_update_of_the_six_kinds_in_both_versions() {
+    fn validates_create_and_update_of_every_kind_in_both_versions() {
         let configuration = build(&service(), Some("PEM"));
         let webhooks = configuration.webhooks.unwrap_or_default();
         assert_eq!(webhooks.len(), 1);
@@ -219,7 +220,7 @@ mod tests {
         assert_eq!(strings(&rule.api_groups), ["toolhive.stacklok.dev"]);
         assert_eq!(strings(&rule.api_versions), ["v1beta1", "v1alpha1"]);
         assert_eq!(strings(&rule.operations), ["CREATE", "UPDATE"]);
-        assert_eq!(rule.resources.as_ref().map(Vec::len), Some(6));
+        assert_eq!(rule.resources.as_ref().map(Vec::len), Some(RESOURCES.len()));
     }
 
     #[test]

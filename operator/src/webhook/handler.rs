@@ -1,5 +1,5 @@
 //! The admission handler: AdmissionReview bytes in, AdmissionReview bytes out. One
-//! handler for the six kinds: it reads the object as its kind and calls
+//! handler for every kind: it reads the object as its kind and calls
 //! `admission::check_manifest`, the one implementation of every rule (`thv validate` runs
 //! the same). Errors deny, listing every problem as `<field path>: <what is wrong>;
 //! <what is allowed>`; warnings (missing references, deprecated or ineffective

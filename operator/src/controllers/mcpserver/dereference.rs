@@ -78,6 +78,7 @@ pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, 
             oidc_config: lookup.config(ConfigKind::OidcConfig).await?,
             authz_config: lookup.config(ConfigKind::AuthzConfig).await?,
             telemetry_config: lookup.config(ConfigKind::TelemetryConfig).await?,
+            group: lookup.config(ConfigKind::Group).await?,
             authz_config_map: config_map_value(&maps, authz_config_map(server)).await?,
             permission_profile_map: config_map_value(&maps, permission_profile_config_map(server))
                 .await?,

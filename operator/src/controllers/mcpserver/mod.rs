@@ -85,6 +85,8 @@ pub async fn run(
     let controller = watches.referenced::<api::MCPAuthzConfig>(controller, RefKind::Config(authz));
     let telemetry = RefKind::Config(ConfigKind::TelemetryConfig);
     let controller = watches.referenced::<api::MCPTelemetryConfig>(controller, telemetry);
+    let group = RefKind::Config(ConfigKind::Group);
+    let controller = watches.referenced::<api::MCPGroup>(controller, group);
     let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
     let controller = watches.referenced::<Secret>(controller, RefKind::Secret);
     let stream = controller

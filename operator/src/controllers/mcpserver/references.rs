@@ -66,9 +66,14 @@ impl RefState {
         let prefix = condition_prefix(self.kind);
         let (kind, name) = (self.kind.kind(), &self.name);
         let (status, reason, message) = if self.found {
+            // ToolHive spells the group's reason differently from the config kinds'.
+            let valid = match self.kind {
+                ConfigKind::Group => "IsValid",
+                _ => "Valid",
+            };
             (
                 ConditionStatus::True,
-                format!("{prefix}Valid"),
+                format!("{prefix}{valid}"),
                 format!("{kind} {name} found"),
             )
         } else {
@@ -96,6 +101,7 @@ fn condition_prefix(kind: ConfigKind) -> &'static str {
         ConfigKind::OidcConfig => "OIDCConfigRef",
         ConfigKind::AuthzConfig => "AuthzConfigRef",
         ConfigKind::TelemetryConfig => "TelemetryConfigRef",
+        ConfigKind::Group => "GroupRef",
     }
 }
 
@@ -104,7 +110,7 @@ mod tests {
     use super::*;
     use crate::controllers::mcpserver::build::fixtures::server;
 
-    const FULL: &str = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: s}\nspec:\n  image: a/b:1\n  toolConfigRef: {name: tools}\n  oidcConfigRef: {name: idp, audience: a}\n  telemetryConfigRef: {name: otel}\n  authzConfig: {type: configMap, configMap: {name: policies}}\n  secrets: [{name: token, key: k}]\n";
+    const FULL: &str = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: s}\nspec:\n  image: a/b:1\n  groupRef: {name: team}\n  toolConfigRef: {name: tools}\n  oidcConfigRef: {name: idp, audience: a}\n  telemetryConfigRef: {name: otel}\n  authzConfig: {type: configMap, configMap: {name: policies}}\n  secrets: [{name: token, key: k}]\n";
 
     #[test]
     fn finds_each_kind_of_reference_by_name() {
@@ -113,6 +119,7 @@ mod tests {
             (RefKind::Config(ConfigKind::ToolConfig), "tools"),
             (RefKind::Config(ConfigKind::OidcConfig), "idp"),
             (RefKind::Config(ConfigKind::TelemetryConfig), "otel"),
+            (RefKind::Config(ConfigKind::Group), "team"),
             (RefKind::ConfigMap, "policies"),
             (RefKind::Secret, "token"),
         ] {
@@ -145,6 +152,7 @@ mod tests {
                 "True",
                 "TelemetryConfigRefValid",
             ),
+            ("GroupRefValidated", "True", "GroupRefIsValid"),
         ]
         .map(|(t, s, r)| (t.to_owned(), s.to_owned(), r.to_owned()));
         assert_eq!(spelled, expected);

@@ -141,7 +141,7 @@ fn every_invalid_example_is_denied_at_its_expected_path() {
             }
         }
         let name = entry.file_name();
-        if expect == "spec.audit.eventTypes" {
+        if ["spec.audit.eventTypes", "spec.servers"].contains(&expect) {
             // An unknown field: the API server refuses or prunes it before any webhook.
             assert!(denied.is_empty(), "{name:?}: {denied:?}");
             continue;
