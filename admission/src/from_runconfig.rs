@@ -79,6 +79,7 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
             inline: Some(InlineAuthzConfig {
                 policies: cedar.policies.clone(),
                 entities_json: cedar.entities_json.clone(),
+                primary_upstream_provider: None,
             }),
             group_claim_name: cedar.group_claim_name.clone(),
             role_claim_name: cedar.role_claim_name.clone(),
@@ -257,6 +258,7 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         tool_config_ref,
         telemetry_config_ref,
         group_ref: None,
+        auth_server_ref: None,
         trust_proxy_headers: proxy.trust_proxy_headers,
         endpoint_prefix: proxy.endpoint_prefix.clone(),
         replicas: None,

@@ -152,6 +152,14 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     let spec = &server.spec;
     m.paths.local("name", "metadata.name");
     m.paths.local("schema_version", "apiVersion");
+    if spec.auth_server_ref.is_some() {
+        m.paths.local("proxy.auth_server", "spec.authServerRef");
+        m.not_supported_yet(
+            "proxy.auth_server",
+            "an embedded authorization server (authServerRef) is not supported yet",
+            "authenticate clients with oidcConfigRef",
+        );
+    }
     // Nothing of the group enters the RunConfig; the server waits for it all the same.
     if let Some(group) = &spec.group_ref
         && refs.group.is_none()

@@ -163,6 +163,12 @@ pub struct MCPServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_config_ref: Option<MCPTelemetryConfigReference>,
 
+    /// An embedded OAuth 2.0 authorization server for MCP clients (ToolHive's
+    /// `embeddedAuthServer`). Not supported yet: refused at apply time; authenticate
+    /// clients with `oidcConfigRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_server_ref: Option<AuthServerRef>,
+
     /// The MCPGroup of this namespace the server belongs to; the group's status lists it.
     /// The server waits (condition `GroupRefValidated`) until the group exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -418,6 +424,32 @@ pub struct InlineAuthzConfig {
     /// Cedar entities as a JSON array, for policies that need a static entity store.
     #[serde(default = "empty_entities")]
     pub entities_json: String,
+    /// The upstream identity provider of an embedded authorization server whose token
+    /// claims Cedar evaluates. Has no effect on an MCPServer, which runs no embedded
+    /// authorization server (as in ToolHive); `kubectl apply` warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub primary_upstream_provider: Option<String>,
+}
+
+/// A reference to the object configuring an embedded authorization server.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthServerRef {
+    /// Kind of the referenced object.
+    #[serde(default)]
+    pub kind: AuthServerKind,
+    /// Name of the referenced object in the same namespace.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// Kinds that can configure an embedded authorization server.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthServerKind {
+    /// An MCPExternalAuthConfig of type `embeddedAuthServer`.
+    #[default]
+    MCPExternalAuthConfig,
 }
 
 fn empty_entities() -> String {

@@ -154,6 +154,15 @@ pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Repo
         ));
     }
     let spec = &server.spec;
+    let upstream = spec.authz_config.as_ref().and_then(|a| a.inline.as_ref());
+    if upstream.is_some_and(|inline| inline.primary_upstream_provider.is_some()) {
+        report.warn(Finding::new(
+            "spec.authzConfig.inline.primaryUpstreamProvider",
+            Reason::Ineffective,
+            "primaryUpstreamProvider has no effect on an MCPServer: it runs no embedded authorization server",
+            "remove it; Cedar evaluates the claims of the token the client presents",
+        ));
+    }
     if spec.transport == Transport::StreamableHttp && spec.proxy_mode == ProxyMode::Sse {
         report.warn(Finding::new(
             "spec.proxyMode",

@@ -298,6 +298,28 @@ fn oidc_config_with_http_issuer_needs_the_insecure_flag() {
 }
 
 #[test]
+fn an_embedded_authorization_server_is_refused_as_not_supported_yet() {
+    let report = check_alone(&server(
+        "  image: docker.io/mcp/everything:latest\n  authServerRef: {name: embedded}\n",
+    ));
+    assert_eq!(error_paths(&report), ["spec.authServerRef"], "{report:?}");
+    assert_eq!(report.errors[0].reason, Reason::NotSupported);
+    assert!(report.errors[0].message.contains("not supported yet"));
+}
+
+#[test]
+fn primary_upstream_provider_on_a_server_is_a_warning_that_it_has_no_effect() {
+    let report = check_alone(&server(
+        "  image: docker.io/mcp/everything:latest\n  authzConfig:\n    type: inline\n    inline:\n      policies: ['permit(principal, action, resource);']\n      primaryUpstreamProvider: github\n",
+    ));
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(
+        warning_paths(&report),
+        ["spec.authzConfig.inline.primaryUpstreamProvider"]
+    );
+}
+
+#[test]
 fn settings_the_proxy_cannot_honour_yet_are_refused_not_ignored() {
     let oidc = format!("{OIDC}    caBundleRef:\n      configMapRef: {{name: idp-ca}}\n");
     let report = check_alone(&kind("MCPOIDCConfig", "idp", &oidc));
