@@ -9,8 +9,12 @@
 //! [`Applied::observe`], which forgets the entry when the resourceVersion moved (a hand
 //! edit, a deletion, a status update), so drift is still repaired on the next reconcile.
 //!
-//! The objects a Deployment needs (ServiceAccounts, Role, RoleBinding, ConfigMap,
-//! Service) are applied concurrently, then the Deployment.
+//! The objects a Deployment needs (ServiceAccounts, Role, ConfigMap, Service) are applied
+//! concurrently, then the RoleBinding, then the Deployment. The RoleBinding waits for its
+//! Role: the API server lets the operator bind only a Role whose rules it can read and
+//! holds itself (RBAC escalation check), and answers NotFound while the Role does not
+//! exist yet. Applied together, the binding's failure cancelled the Role's request, and
+//! every retry failed the same way (an operator with the chart's RBAC, not cluster-admin).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -96,10 +100,10 @@ pub async fn apply(
     futures::try_join!(
         accounts,
         apply_one(client, namespace, &objects.role, applied),
-        apply_one(client, namespace, &objects.role_binding, applied),
         apply_one(client, namespace, &objects.runconfig, applied),
         apply_one(client, namespace, &objects.service, applied),
     )?;
+    apply_one(client, namespace, &objects.role_binding, applied).await?;
     match apply_one(client, namespace, &objects.deployment, applied).await? {
         Some(deployment) => Ok(deployment),
         // Unchanged and untouched: read its status.
