@@ -11,10 +11,10 @@
 //!
 //! The objects a Deployment needs (ServiceAccounts, Role, ConfigMap, Service) are applied
 //! concurrently, then the RoleBinding, then the Deployment. The RoleBinding waits for its
-//! Role: the API server lets the operator bind only a Role whose rules it can read and
-//! holds itself (RBAC escalation check), and answers NotFound while the Role does not
-//! exist yet. Applied together, the binding's failure cancelled the Role's request, and
-//! every retry failed the same way (an operator with the chart's RBAC, not cluster-admin).
+//! Role: an operator without cluster-admin (the chart's RBAC) may bind only a Role whose
+//! rules it holds, which the API server checks by reading the Role; while the Role did
+//! not exist yet the binding's apply failed with NotFound (observed in `make demo-check`),
+//! the failure cancelled the Role's concurrent request, and every retry failed alike.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
