@@ -547,14 +547,7 @@ fn chart_renders_the_configuration_the_operator_applies() -> anyhow::Result<()> 
 }
 
 /// Kinds of `toolhive.stacklok.dev` this operator serves.
-const SERVED: [&str; 6] = [
-    "MCPServer",
-    "MCPRegistry",
-    "MCPToolConfig",
-    "MCPOIDCConfig",
-    "MCPAuthzConfig",
-    "MCPTelemetryConfig",
-];
+const SERVED: &[&str] = api::manifest::KINDS;
 /// Kubernetes kinds ToolHive's examples create next to theirs.
 const CORE: [&str; 8] = [
     "Secret",

@@ -26,10 +26,7 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
         name,
         namespace,
         value,
-    } = match identity(object) {
-        Ok(identity) => identity,
-        Err(finding) => return report.error(finding),
-    };
+    } = identity(object);
     let inside = |location: &Location| {
         location
             .via
@@ -111,13 +108,13 @@ struct Identity {
     value: serde_json::Value,
 }
 
-fn identity(object: &Manifest) -> Result<Identity, Finding> {
-    let (metadata, value) = (object.meta(), object.to_value());
-    Ok(Identity {
+fn identity(object: &Manifest) -> Identity {
+    let metadata = object.meta();
+    Identity {
         name: metadata.name.clone().unwrap_or_default(),
         namespace: metadata.namespace.clone(),
-        value,
-    })
+        value: object.to_value(),
+    }
 }
 
 /// An MCPServer that references only the `kind` object called `name`. Its own fields are
