@@ -15,21 +15,25 @@
 mod catalog;
 mod config;
 mod registry;
+mod remoteproxy;
 mod schema;
 mod server;
 
 use std::fmt;
 
 use api::{
-    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig,
-    Manifest, ManifestError,
+    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
+    MCPToolConfig, Manifest, ManifestError,
 };
 use serde::Serialize;
+
+use crate::front::Fronted;
 
 use runconfig::error::{Reason, Violation};
 
 pub use catalog::InMemoryCatalog;
 pub use registry::{MAX_SYNC_INTERVAL, MIN_SYNC_INTERVAL, go_duration};
+pub use remoteproxy::map_and_validate_remote;
 pub use schema::unknown_fields;
 pub use server::{CheckedServer, Problem, map_and_validate, stdio_replicas_capped};
 
@@ -84,14 +88,14 @@ impl ConfigKind {
     }
 
     /// The name `server` references of this kind, if any.
-    pub fn referenced_by(self, server: &MCPServer) -> Option<&str> {
-        let spec = &server.spec;
+    pub fn referenced_by(self, object: &impl Fronted) -> Option<&str> {
+        let front = object.front();
         match self {
-            Self::ToolConfig => spec.tool_config_ref.as_ref().map(|r| r.name.as_str()),
-            Self::OidcConfig => spec.oidc_config_ref.as_ref().map(|r| r.name.as_str()),
-            Self::AuthzConfig => spec.authz_config_ref.as_ref().map(|r| r.name.as_str()),
-            Self::TelemetryConfig => spec.telemetry_config_ref.as_ref().map(|r| r.name.as_str()),
-            Self::Group => spec.group_ref.as_ref().map(|r| r.name.as_str()),
+            Self::ToolConfig => front.tool_config_ref.map(|r| r.name.as_str()),
+            Self::OidcConfig => front.oidc_config_ref.map(|r| r.name.as_str()),
+            Self::AuthzConfig => front.authz_config_ref.map(|r| r.name.as_str()),
+            Self::TelemetryConfig => front.telemetry_config_ref.map(|r| r.name.as_str()),
+            Self::Group => front.group_ref.map(|r| r.name.as_str()),
         }
     }
 
@@ -103,15 +107,15 @@ impl ConfigKind {
             Manifest::MCPAuthzConfig(_) => Some(Self::AuthzConfig),
             Manifest::MCPTelemetryConfig(_) => Some(Self::TelemetryConfig),
             Manifest::MCPGroup(_) => Some(Self::Group),
-            Manifest::MCPServer(_) | Manifest::MCPRegistry(_) => None,
+            Manifest::MCPServer(_) | Manifest::MCPRemoteProxy(_) | Manifest::MCPRegistry(_) => None,
         }
     }
 }
 
 /// Whether `server` references the `kind` object called `name` (same namespace assumed).
 /// Catalog implementations use it to answer [`Catalog::servers_referencing`].
-pub fn references(server: &MCPServer, kind: ConfigKind, name: &str) -> bool {
-    kind.referenced_by(server) == Some(name)
+pub fn references(object: &impl Fronted, kind: ConfigKind, name: &str) -> bool {
+    kind.referenced_by(object) == Some(name)
 }
 
 /// The objects in the namespace of the object being checked. The webhook implements it
@@ -132,6 +136,8 @@ pub trait Catalog {
     fn config_map_data(&self, name: &str, key: &str) -> Option<String>;
     /// Every MCPServer referencing the `kind` object called `name` (see [`references`]).
     fn servers_referencing(&self, kind: ConfigKind, name: &str) -> Vec<MCPServer>;
+    /// Every MCPRemoteProxy referencing the `kind` object called `name`.
+    fn remote_proxies_referencing(&self, kind: ConfigKind, name: &str) -> Vec<MCPRemoteProxy>;
 }
 
 /// One problem, located by a CRD field path such as `spec.authzConfig.inline.policies[1]`
@@ -280,6 +286,7 @@ pub fn check_manifest(object: &Manifest, api_version: &str, catalog: &dyn Catalo
     }
     match object {
         Manifest::MCPServer(server) => server::check(server, catalog, &mut report),
+        Manifest::MCPRemoteProxy(proxy) => remoteproxy::check(proxy, catalog, &mut report),
         Manifest::MCPRegistry(registry) => registry::check(registry, catalog, &mut report),
         Manifest::MCPToolConfig(_)
         | Manifest::MCPOIDCConfig(_)

@@ -12,6 +12,7 @@
 
 pub mod check;
 mod from_runconfig;
+mod front;
 mod paths;
 mod service;
 mod to_runconfig;
@@ -19,14 +20,18 @@ mod transport;
 
 pub use check::{
     Catalog, CheckedServer, ConfigKind, Finding, InMemoryCatalog, MAX_SYNC_INTERVAL,
-    MIN_SYNC_INTERVAL, Problem, Report, check_manifest, go_duration, map_and_validate, references,
-    stdio_replicas_capped, unknown_fields,
+    MIN_SYNC_INTERVAL, Problem, Report, check_manifest, go_duration, map_and_validate,
+    map_and_validate_remote, references, stdio_replicas_capped, unknown_fields,
 };
 pub use from_runconfig::to_manifests;
+pub use front::{Front, FrontKind, Fronted};
 pub use paths::{Location, PathMap, Via};
-pub use service::{MAX_SERVER_NAME_LENGTH, endpoint_path, proxy_service_name};
+pub use service::{
+    MAX_REMOTE_PROXY_NAME_LENGTH, MAX_SERVER_NAME_LENGTH, endpoint_path, proxy_service_name,
+    remote_endpoint_path, remote_proxy_service_name,
+};
 pub use to_runconfig::{
     ConfigMapKey, DEFAULT_PERMISSION_PROFILE_KEY, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV,
-    Referenced, ReferencedKind, References, authz_config_map, from_mcpserver,
+    Referenced, ReferencedKind, References, authz_config_map, from_mcpremoteproxy, from_mcpserver,
     permission_profile_config_map,
 };

@@ -10,9 +10,39 @@ const MAX_SERVICE_NAME_LENGTH: usize = 63;
 /// Longest MCPServer name whose proxy Service name fits.
 pub const MAX_SERVER_NAME_LENGTH: usize = MAX_SERVICE_NAME_LENGTH - PREFIX.len() - SUFFIX.len();
 
+/// ToolHive's suffix of an MCPRemoteProxy's Service.
+const REMOTE_SUFFIX: &str = "-remote-proxy";
+
+/// Longest MCPRemoteProxy name whose Service name fits.
+pub const MAX_REMOTE_PROXY_NAME_LENGTH: usize =
+    MAX_SERVICE_NAME_LENGTH - PREFIX.len() - REMOTE_SUFFIX.len();
+
+/// `mcp-<name>-remote-proxy`: the Service clients reach the MCPRemoteProxy called `name`
+/// through (ToolHive's name for it).
+pub fn remote_proxy_service_name(name: &str) -> String {
+    format!("{PREFIX}{name}{REMOTE_SUFFIX}")
+}
+
 /// `mcp-<name>-proxy`: the Service clients reach the MCPServer called `name` through.
 pub fn proxy_service_name(name: &str) -> String {
     format!("{PREFIX}{name}{SUFFIX}")
+}
+
+/// The path clients use on an MCPRemoteProxy: `[endpointPrefix]/sse` for a legacy SSE
+/// server, else `[endpointPrefix]/mcp`.
+pub fn remote_endpoint_path(proxy: &api::MCPRemoteProxy) -> String {
+    use api::remoteproxy::RemoteTransport;
+    let prefix = proxy
+        .spec
+        .endpoint_prefix
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let path = match proxy.spec.transport {
+        RemoteTransport::Sse => "sse",
+        RemoteTransport::StreamableHttp => "mcp",
+    };
+    format!("{prefix}/{path}")
 }
 
 /// The path clients use on the proxy: `[endpointPrefix]/sse` when it speaks legacy SSE
@@ -42,5 +72,8 @@ mod tests {
         let name = "a".repeat(MAX_SERVER_NAME_LENGTH);
         assert_eq!(proxy_service_name(&name).len(), 63);
         assert_eq!(proxy_service_name("fetch"), "mcp-fetch-proxy");
+        let name = "a".repeat(MAX_REMOTE_PROXY_NAME_LENGTH);
+        assert_eq!(remote_proxy_service_name(&name).len(), 63);
+        assert_eq!(remote_proxy_service_name("gh"), "mcp-gh-remote-proxy");
     }
 }

@@ -7,14 +7,19 @@ use api::mcpserver::{
     AuthzConfigSource, PermissionProfileType, ProxyMode as CrdProxyMode, Transport as CrdTransport,
 };
 use api::oidcconfig::OIDCConfigSource;
-use api::{MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
+use api::remoteproxy::RemoteTransport;
+use api::{
+    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
+    MCPToolConfig,
+};
 
 use crate::ConfigKind;
+use crate::front::{Front, Fronted};
 use crate::paths::{Location, PathMap, Via};
 use runconfig::config::{
     AuditConfig, AuthzConfig, CedarConfig, ContainerWorkload, EnvVar, HttpAuthzConfig,
-    KubernetesServiceAccount, OidcConfig, PermissionProfile, Profile, ProxyConfig, RunConfig,
-    SCHEMA_VERSION, SamplingRate, SecretRef, TelemetryConfig, ToolOverride, ToolsConfig,
+    KubernetesServiceAccount, OidcConfig, PermissionProfile, Profile, ProxyConfig, RemoteWorkload,
+    RunConfig, SCHEMA_VERSION, SamplingRate, SecretRef, TelemetryConfig, ToolOverride, ToolsConfig,
     VolumeMount, Workload,
 };
 use runconfig::error::{Reason, Violation, Violations};
@@ -152,21 +157,7 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     let spec = &server.spec;
     m.paths.local("name", "metadata.name");
     m.paths.local("schema_version", "apiVersion");
-    if spec.auth_server_ref.is_some() {
-        m.paths.local("proxy.auth_server", "spec.authServerRef");
-        m.not_supported_yet(
-            "proxy.auth_server",
-            "an embedded authorization server (authServerRef) is not supported yet",
-            "authenticate clients with oidcConfigRef",
-        );
-    }
-    // Nothing of the group enters the RunConfig; the server waits for it all the same.
-    if let Some(group) = &spec.group_ref
-        && refs.group.is_none()
-    {
-        m.missing_config(ConfigKind::Group, &group.name);
-    }
-
+    m.front(&server.front(), refs);
     let workload = Workload::Container(m.container(server, refs));
     let transport = spec.transport;
     let mode = match transport {
@@ -183,27 +174,7 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
             crate::transport::from_crd(transport).as_str()
         }
     };
-    m.paths.local("proxy.port", "spec.proxyPort");
-    m.paths
-        .local("proxy.endpoint_prefix", "spec.endpointPrefix");
-    let proxy = ProxyConfig {
-        port: i64::from(spec.proxy_port),
-        mode: mode.to_owned(),
-        trust_proxy_headers: spec.trust_proxy_headers,
-        endpoint_prefix: spec.endpoint_prefix.clone(),
-        oidc: m.oidc(server, refs),
-        authz: m.authz(server, refs),
-        audit: spec.audit.as_ref().filter(|a| a.enabled).map(|_| {
-            m.paths.local("proxy.audit", "spec.audit");
-            AuditConfig {
-                component: Some(name.clone()),
-                ..AuditConfig::default()
-            }
-        }),
-        telemetry: m.telemetry(server, refs),
-        tools: m.tools(server, refs),
-        ..ProxyConfig::default()
-    };
+    let proxy = m.proxy(&server.front(), mode, refs);
     let config = RunConfig {
         schema_version: SCHEMA_VERSION.to_owned(),
         name,
@@ -214,6 +185,66 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     };
     Mapped {
         config,
+        paths: m.paths,
+        missing: m.missing,
+        problems: m.problems,
+    }
+}
+
+/// Maps an MCPRemoteProxy and the referenced objects that exist into a RunConfig: the
+/// remote server as the workload, the same proxy settings and middleware as an
+/// MCPServer's.
+pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Mapped {
+    let mut m = Mapper {
+        paths: PathMap::default(),
+        missing: Vec::new(),
+        problems: Violations::default(),
+    };
+    let front = proxy.front();
+    let spec = &proxy.spec;
+    m.paths.local("name", "metadata.name");
+    m.paths.local("schema_version", "apiVersion");
+    m.front(&front, refs);
+    if spec.header_forward.is_some() {
+        m.paths
+            .local("workload.remote.headers", "spec.headerForward");
+        m.not_supported_yet(
+            "workload.remote.headers",
+            "headers added toward the remote server (headerForward) are not supported yet",
+            "leave headerForward unset",
+        );
+    }
+    if spec.pod_template_spec.is_some() {
+        m.paths.local("proxy.pod_template", "spec.podTemplateSpec");
+        m.not_supported_yet(
+            "proxy.pod_template",
+            "a pod template for the proxy's pod is not supported yet",
+            "leave podTemplateSpec unset; resourceOverrides sets the proxy's labels, annotations and environment",
+        );
+    }
+    m.paths.local("workload.remote", "spec");
+    m.paths.local("workload.remote.url", "spec.remoteUrl");
+    m.paths.local("workload.remote.transport", "spec.transport");
+    m.paths.local("proxy.mode", "spec.transport");
+    let transport = match spec.transport {
+        RemoteTransport::Sse => "sse",
+        RemoteTransport::StreamableHttp => "streamable-http",
+    };
+    let workload = Workload::Remote(RemoteWorkload {
+        url: spec.remote_url.clone(),
+        transport: transport.to_owned(),
+        ..RemoteWorkload::default()
+    });
+    let proxy_config = m.proxy(&front, transport, refs);
+    Mapped {
+        config: RunConfig {
+            schema_version: SCHEMA_VERSION.to_owned(),
+            name: front.name().to_owned(),
+            group: None,
+            debug: false,
+            workload,
+            proxy: proxy_config,
+        },
         paths: m.paths,
         missing: m.missing,
         problems: m.problems,
@@ -236,8 +267,12 @@ pub struct ConfigMapKey {
 
 /// The ConfigMap key holding the server's ToolHive authorization file, when
 /// `spec.authzConfig.type` is `configMap` (key defaults to `authz.json`).
-pub fn authz_config_map(server: &MCPServer) -> Option<ConfigMapKey> {
-    let authz = server.spec.authz_config.as_ref()?;
+pub fn authz_config_map(object: &impl Fronted) -> Option<ConfigMapKey> {
+    authz_map(&object.front())
+}
+
+fn authz_map(front: &Front<'_>) -> Option<ConfigMapKey> {
+    let authz = front.authz_config?;
     let map = authz
         .config_map
         .as_ref()
@@ -318,6 +353,50 @@ impl Mapper {
                 path: FieldPath::root().key("data").key(map.key.as_str()),
             },
         );
+    }
+
+    /// What both kinds check before mapping: settings refused as not supported yet, and
+    /// the group they wait for.
+    fn front(&mut self, front: &Front<'_>, refs: &References<'_>) {
+        if front.auth_server_ref.is_some() {
+            self.paths.local("proxy.auth_server", "spec.authServerRef");
+            self.not_supported_yet(
+                "proxy.auth_server",
+                "an embedded authorization server (authServerRef) is not supported yet",
+                "authenticate clients with oidcConfigRef",
+            );
+        }
+        // Nothing of the group enters the RunConfig; the object waits for it all the same.
+        if let Some(group) = front.group_ref
+            && refs.group.is_none()
+        {
+            self.missing_config(ConfigKind::Group, &group.name);
+        }
+    }
+
+    /// How the proxy serves clients (`mode`) and the middleware it applies.
+    fn proxy(&mut self, front: &Front<'_>, mode: &str, refs: &References<'_>) -> ProxyConfig {
+        self.paths.local("proxy.port", "spec.proxyPort");
+        self.paths
+            .local("proxy.endpoint_prefix", "spec.endpointPrefix");
+        ProxyConfig {
+            port: i64::from(front.proxy_port),
+            mode: mode.to_owned(),
+            trust_proxy_headers: front.trust_proxy_headers,
+            endpoint_prefix: front.endpoint_prefix.map(str::to_owned),
+            oidc: self.oidc(front, refs),
+            authz: self.authz(front, refs),
+            audit: front.audit.filter(|a| a.enabled).map(|_| {
+                self.paths.local("proxy.audit", "spec.audit");
+                AuditConfig {
+                    component: Some(front.name().to_owned()),
+                    ..AuditConfig::default()
+                }
+            }),
+            telemetry: self.telemetry(front, refs),
+            tools: self.tools(front, refs),
+            ..ProxyConfig::default()
+        }
     }
 
     fn container(&mut self, server: &MCPServer, refs: &References<'_>) -> ContainerWorkload {
@@ -441,8 +520,8 @@ impl Mapper {
         }
     }
 
-    fn oidc(&mut self, server: &MCPServer, refs: &References<'_>) -> Option<OidcConfig> {
-        let reference = server.spec.oidc_config_ref.as_ref()?;
+    fn oidc(&mut self, front: &Front<'_>, refs: &References<'_>) -> Option<OidcConfig> {
+        let reference = front.oidc_config_ref?;
         self.paths.local("proxy.oidc", "spec.oidcConfigRef");
         self.paths
             .local("proxy.oidc.audience", "spec.oidcConfigRef.audience");
@@ -497,7 +576,7 @@ impl Mapper {
                 }
                 config.kubernetes_service_account = Some(KubernetesServiceAccount {
                     service_account: sa.service_account,
-                    namespace: sa.namespace.or_else(|| server.metadata.namespace.clone()),
+                    namespace: sa.namespace.or_else(|| front.metadata.namespace.clone()),
                     use_cluster_auth: sa.use_cluster_auth,
                 });
                 config.issuer = sa.issuer;
@@ -540,9 +619,8 @@ impl Mapper {
         Some(config)
     }
 
-    fn authz(&mut self, server: &MCPServer, refs: &References<'_>) -> Option<AuthzConfig> {
-        let spec = &server.spec;
-        if let Some(inline_or_map) = &spec.authz_config {
+    fn authz(&mut self, front: &Front<'_>, refs: &References<'_>) -> Option<AuthzConfig> {
+        if let Some(inline_or_map) = front.authz_config {
             self.paths.local("proxy.authz", "spec.authzConfig");
             self.paths.local(
                 "proxy.authz.group_claim_name",
@@ -572,7 +650,7 @@ impl Mapper {
                     })
                 }
                 AuthzConfigSource::ConfigMap => {
-                    let map = authz_config_map(server)?;
+                    let map = authz_map(front)?;
                     self.config_map_path("proxy.authz", &map);
                     let Some(content) = refs.authz_config_map else {
                         self.missing(map.field, ReferencedKind::ConfigMap, &map.name);
@@ -597,7 +675,7 @@ impl Mapper {
             }
             return Some(cedar);
         }
-        let reference = spec.authz_config_ref.as_ref()?;
+        let reference = front.authz_config_ref?;
         self.paths.local("proxy.authz", "spec.authzConfigRef");
         let Some(shared) = refs.authz_config else {
             self.missing_config(ConfigKind::AuthzConfig, &reference.name);
@@ -684,8 +762,8 @@ impl Mapper {
         }
     }
 
-    fn telemetry(&mut self, server: &MCPServer, refs: &References<'_>) -> Option<TelemetryConfig> {
-        let reference = server.spec.telemetry_config_ref.as_ref()?;
+    fn telemetry(&mut self, front: &Front<'_>, refs: &References<'_>) -> Option<TelemetryConfig> {
+        let reference = front.telemetry_config_ref?;
         self.paths
             .local("proxy.telemetry", "spec.telemetryConfigRef");
         self.paths.local(
@@ -734,7 +812,7 @@ impl Mapper {
                 reference
                     .service_name
                     .clone()
-                    .unwrap_or_else(|| server.metadata.name.clone().unwrap_or_default()),
+                    .unwrap_or_else(|| front.name().to_owned()),
             ),
             service_version: None,
             tracing_enabled: otel
@@ -756,8 +834,8 @@ impl Mapper {
         })
     }
 
-    fn tools(&mut self, server: &MCPServer, refs: &References<'_>) -> ToolsConfig {
-        let Some(reference) = server.spec.tool_config_ref.as_ref() else {
+    fn tools(&mut self, front: &Front<'_>, refs: &References<'_>) -> ToolsConfig {
+        let Some(reference) = front.tool_config_ref else {
             return ToolsConfig::default();
         };
         self.paths.local("proxy.tools", "spec.toolConfigRef");

@@ -4,8 +4,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::{
-    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRegistry, MCPServer,
-    MCPTelemetryConfig, MCPToolConfig, VERSION,
+    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRegistry,
+    MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, VERSION,
 };
 
 /// Every CRD of the group, each serving `v1beta1` (storage) and the deprecated `v1alpha1`.
@@ -18,6 +18,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         MCPAuthzConfig::crd(),
         MCPTelemetryConfig::crd(),
         MCPGroup::crd(),
+        MCPRemoteProxy::crd(),
     ]
     .into_iter()
     .map(with_deprecated_v1alpha1)

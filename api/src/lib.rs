@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod mcpserver;
 pub mod oidcconfig;
 pub mod registry;
+pub mod remoteproxy;
 pub mod telemetryconfig;
 pub mod toolconfig;
 
@@ -25,6 +26,7 @@ pub use manifest::{Manifest, ManifestError};
 pub use mcpserver::{MCPServer, MCPServerSpec, MCPServerStatus};
 pub use oidcconfig::{MCPOIDCConfig, MCPOIDCConfigSpec};
 pub use registry::{MCPRegistry, MCPRegistrySpec, MCPRegistryStatus};
+pub use remoteproxy::{MCPRemoteProxy, MCPRemoteProxySpec, MCPRemoteProxyStatus};
 pub use telemetryconfig::{MCPTelemetryConfig, MCPTelemetryConfigSpec};
 pub use toolconfig::{MCPToolConfig, MCPToolConfigSpec};
 

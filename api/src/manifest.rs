@@ -6,8 +6,8 @@ use kube::core::ApiResource;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRegistry, MCPServer,
-    MCPTelemetryConfig, MCPToolConfig, VERSION,
+    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRegistry,
+    MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, VERSION,
 };
 
 /// Why a manifest could not be read.
@@ -40,6 +40,7 @@ pub const KINDS: &[&str] = &[
     "MCPAuthzConfig",
     "MCPTelemetryConfig",
     "MCPGroup",
+    "MCPRemoteProxy",
 ];
 
 /// One object of this API group, of any kind.
@@ -60,6 +61,8 @@ pub enum Manifest {
     MCPTelemetryConfig(MCPTelemetryConfig),
     /// An MCPGroup.
     MCPGroup(MCPGroup),
+    /// An MCPRemoteProxy.
+    MCPRemoteProxy(MCPRemoteProxy),
 }
 
 impl Manifest {
@@ -94,6 +97,7 @@ impl Manifest {
             "MCPAuthzConfig" => Self::MCPAuthzConfig(from_value(value)?),
             "MCPTelemetryConfig" => Self::MCPTelemetryConfig(from_value(value)?),
             "MCPGroup" => Self::MCPGroup(from_value(value)?),
+            "MCPRemoteProxy" => Self::MCPRemoteProxy(from_value(value)?),
             _ => {
                 return Err(ManifestError::UnknownKind {
                     api_version: api_version.to_owned(),
@@ -121,6 +125,7 @@ impl Manifest {
             Self::MCPAuthzConfig(o) => &o.metadata,
             Self::MCPTelemetryConfig(o) => &o.metadata,
             Self::MCPGroup(o) => &o.metadata,
+            Self::MCPRemoteProxy(o) => &o.metadata,
         }
     }
 
@@ -134,6 +139,7 @@ impl Manifest {
             Self::MCPAuthzConfig(o) => &mut o.metadata,
             Self::MCPTelemetryConfig(o) => &mut o.metadata,
             Self::MCPGroup(o) => &mut o.metadata,
+            Self::MCPRemoteProxy(o) => &mut o.metadata,
         }
     }
 
@@ -147,6 +153,7 @@ impl Manifest {
             Self::MCPAuthzConfig(_) => ApiResource::erase::<MCPAuthzConfig>(&()),
             Self::MCPTelemetryConfig(_) => ApiResource::erase::<MCPTelemetryConfig>(&()),
             Self::MCPGroup(_) => ApiResource::erase::<MCPGroup>(&()),
+            Self::MCPRemoteProxy(_) => ApiResource::erase::<MCPRemoteProxy>(&()),
         }
     }
 
@@ -160,6 +167,7 @@ impl Manifest {
             Self::MCPAuthzConfig(o) => serde_json::to_value(o),
             Self::MCPTelemetryConfig(o) => serde_json::to_value(o),
             Self::MCPGroup(o) => serde_json::to_value(o),
+            Self::MCPRemoteProxy(o) => serde_json::to_value(o),
         };
         // These derived types serialise to JSON objects; no map has a non-string key.
         value.unwrap_or_default()
@@ -175,6 +183,7 @@ impl Manifest {
             Self::MCPAuthzConfig(_) => "MCPAuthzConfig",
             Self::MCPTelemetryConfig(_) => "MCPTelemetryConfig",
             Self::MCPGroup(_) => "MCPGroup",
+            Self::MCPRemoteProxy(_) => "MCPRemoteProxy",
         }
     }
 }

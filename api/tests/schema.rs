@@ -93,7 +93,11 @@ fn unknown_fields_are_preserved_only_where_intended() {
             },
         );
     }
-    let expected: BTreeSet<String> = ["MCPServer.spec.podTemplateSpec".to_owned()].into();
+    let expected: BTreeSet<String> = [
+        "MCPServer.spec.podTemplateSpec".to_owned(),
+        "MCPRemoteProxy.spec.podTemplateSpec".to_owned(),
+    ]
+    .into();
     assert_eq!(preserved, expected);
 }
 
@@ -179,6 +183,7 @@ fn printer_columns_short_names_and_category() {
             "MCPRegistry" => &["Status", "Ready", "Servers", "Age"],
             // ToolHive's columns.
             "MCPGroup" => &["Servers", "Phase", "Checked", "Age"],
+            "MCPRemoteProxy" => &["Phase", "Remote URL", "URL", "Ready", "Age"],
             _ => &["Valid", "Age"],
         };
         for column in expected {

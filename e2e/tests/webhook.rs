@@ -271,7 +271,7 @@ async fn refuses_every_invalid_example_at_its_path_and_admits_the_valid_ones() -
             let message = stderr(&output);
             ensure!(!output.status.success(), "breaking MCPToolConfig update admitted");
             ensure!(
-                message.contains("would make the MCPServers referencing it invalid: github"),
+                message.contains("would make the objects referencing it invalid: MCPServer github"),
                 "the affected MCPServer is named: {message}"
             );
         }

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use api::{
-    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig, Manifest,
+    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
+    MCPToolConfig, Manifest,
 };
 
 use super::{Catalog, ConfigKind, references};
+use crate::front::Fronted;
 
 /// Objects of one namespace. When two objects share a kind and name, the one added last
 /// wins, as with `kubectl apply` of both.
@@ -39,6 +41,31 @@ impl InMemoryCatalog {
             .filter_map(pick)
             .find(|o| o.meta().name.as_deref() == Some(name))
             .cloned()
+    }
+}
+
+impl InMemoryCatalog {
+    /// The objects of the kind `pick` accepts whose last definition references the
+    /// `kind` object called `name`, by name.
+    fn referencing<T>(
+        &self,
+        kind: ConfigKind,
+        name: &str,
+        pick: impl Fn(&Manifest) -> Option<&T>,
+    ) -> Vec<T>
+    where
+        T: Clone + Fronted,
+    {
+        let mut found: BTreeMap<String, T> = BTreeMap::new();
+        for object in self.objects.iter().filter_map(&pick) {
+            let key = object.front().name().to_owned();
+            if references(object, kind, name) {
+                found.insert(key, object.clone());
+            } else {
+                found.remove(&key); // a later definition without the reference wins
+            }
+        }
+        found.into_values().collect()
     }
 }
 
@@ -83,17 +110,16 @@ impl Catalog for InMemoryCatalog {
     }
 
     fn servers_referencing(&self, kind: ConfigKind, name: &str) -> Vec<MCPServer> {
-        let mut servers: BTreeMap<String, MCPServer> = BTreeMap::new();
-        for object in &self.objects {
-            if let Manifest::MCPServer(server) = object {
-                let key = server.metadata.name.clone().unwrap_or_default();
-                if references(server, kind, name) {
-                    servers.insert(key, server.clone());
-                } else {
-                    servers.remove(&key); // a later definition without the reference wins
-                }
-            }
-        }
-        servers.into_values().collect()
+        self.referencing(kind, name, |m| match m {
+            Manifest::MCPServer(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn remote_proxies_referencing(&self, kind: ConfigKind, name: &str) -> Vec<MCPRemoteProxy> {
+        self.referencing(kind, name, |m| match m {
+            Manifest::MCPRemoteProxy(o) => Some(o),
+            _ => None,
+        })
     }
 }

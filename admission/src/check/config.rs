@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use api::{MCPServer, Manifest};
 use serde_json::json;
 
+use super::remoteproxy::map_and_validate_remote;
 use super::server::{Problem, located};
 use super::{Catalog, ConfigKind, Finding, Report, schema};
 use crate::Location;
@@ -48,14 +49,31 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
     report.schema(schema::findings(kind.kind(), &value));
 
     let mut affected = Vec::new();
-    for server in catalog.servers_referencing(kind, &name) {
-        let current = Referenced::from_catalog(&server, catalog);
-        let before: BTreeSet<String> = located(&server, &current)
-            .0
-            .iter()
-            .map(|p| p.finding().to_string())
-            .collect();
-        let (after, _) = located(&server, &current.with(object));
+    let fronts = catalog
+        .servers_referencing(kind, &name)
+        .into_iter()
+        .map(|server| {
+            let current = Referenced::from_catalog(&server, catalog);
+            let before = located(&server, &current).0;
+            let after = located(&server, &current.with(object)).0;
+            (server.metadata.name.clone(), "MCPServer", before, after)
+        })
+        .chain(
+            catalog
+                .remote_proxies_referencing(kind, &name)
+                .into_iter()
+                .map(|proxy| {
+                    let current = Referenced::from_catalog_front(&proxy, catalog);
+                    let problems = |refs: &Referenced| {
+                        map_and_validate_remote(&proxy, &refs.references()).problems
+                    };
+                    let before = problems(&current);
+                    let after = problems(&current.with(object));
+                    (proxy.metadata.name.clone(), "MCPRemoteProxy", before, after)
+                }),
+        );
+    for (front_name, front_kind, before, after) in fronts {
+        let before: BTreeSet<String> = before.iter().map(|p| p.finding().to_string()).collect();
         let broken: Vec<_> = after
             .iter()
             .filter(|p| !before.contains(&p.finding().to_string()))
@@ -63,7 +81,7 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
         if broken.is_empty() {
             continue;
         }
-        let server_name = server.metadata.name.clone().unwrap_or_default();
+        let front_name = front_name.unwrap_or_default();
         for Problem {
             location,
             violation,
@@ -80,23 +98,23 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
             };
             let mut finding = Finding::from_violation(path, violation);
             finding.message = format!(
-                "in MCPServer {server_name} ({location}): {}",
+                "in {front_kind} {front_name} ({location}): {}",
                 finding.message
             );
             report.error(finding);
         }
-        affected.push(server_name);
+        affected.push(format!("{front_kind} {front_name}"));
     }
     if !affected.is_empty() {
         report.error(Finding::new(
             "spec",
             Reason::Conflict,
             format!(
-                "this {} would make the MCPServers referencing it invalid: {}",
+                "this {} would make the objects referencing it invalid: {}",
                 kind.kind(),
                 affected.join(", ")
             ),
-            "fix the problems reported for this object, or change those MCPServers first",
+            "fix the problems reported for this object, or change those objects first",
         ));
     }
 }

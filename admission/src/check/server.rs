@@ -6,11 +6,13 @@ use api::mcpserver::{ProxyMode, Transport};
 use api::{MCPServer, Manifest};
 
 use super::{Catalog, ConfigKind, Finding, Report, schema};
+use crate::front::Fronted;
 use crate::service::{MAX_SERVER_NAME_LENGTH, proxy_service_name};
 use crate::{
     Location, Mapped, MissingReference, Referenced, References, authz_config_map, from_mcpserver,
     permission_profile_config_map,
 };
+use runconfig::config::Workload;
 use runconfig::error::{Reason, Violation};
 use runconfig::validate::is_dns_label;
 
@@ -20,7 +22,19 @@ impl Referenced {
         let data = |map: Option<crate::ConfigMapKey>| {
             map.and_then(|m| catalog.config_map_data(&m.name, &m.key))
         };
-        let get = |kind: ConfigKind| kind.referenced_by(server);
+        Self {
+            permission_profile_map: data(permission_profile_config_map(server)),
+            ..Self::from_catalog_front(server, catalog)
+        }
+    }
+
+    /// Looks up everything `object` references through the fields both kinds share
+    /// (all an MCPRemoteProxy references).
+    pub fn from_catalog_front(object: &impl Fronted, catalog: &dyn Catalog) -> Self {
+        let data = |map: Option<crate::ConfigMapKey>| {
+            map.and_then(|m| catalog.config_map_data(&m.name, &m.key))
+        };
+        let get = |kind: ConfigKind| kind.referenced_by(object);
         Self {
             tool_config: get(ConfigKind::ToolConfig).and_then(|n| catalog.tool_config(n)),
             oidc_config: get(ConfigKind::OidcConfig).and_then(|n| catalog.oidc_config(n)),
@@ -28,8 +42,8 @@ impl Referenced {
             telemetry_config: get(ConfigKind::TelemetryConfig)
                 .and_then(|n| catalog.telemetry_config(n)),
             group: get(ConfigKind::Group).and_then(|n| catalog.group(n)),
-            authz_config_map: data(authz_config_map(server)),
-            permission_profile_map: data(permission_profile_config_map(server)),
+            authz_config_map: data(authz_config_map(object)),
+            permission_profile_map: None,
         }
     }
 
@@ -41,7 +55,7 @@ impl Referenced {
             Manifest::MCPAuthzConfig(o) => self.authz_config = Some(o.clone()),
             Manifest::MCPTelemetryConfig(o) => self.telemetry_config = Some(o.clone()),
             Manifest::MCPGroup(o) => self.group = Some(o.clone()),
-            Manifest::MCPServer(_) | Manifest::MCPRegistry(_) => {}
+            Manifest::MCPServer(_) | Manifest::MCPRemoteProxy(_) | Manifest::MCPRegistry(_) => {}
         }
         self
     }
@@ -79,14 +93,19 @@ pub struct CheckedServer {
 /// [`runconfig::validate`]: the MCPServer half of [`super::check_manifest`], for callers
 /// that also need the RunConfig (the operator's validate stage).
 pub fn map_and_validate(server: &MCPServer, refs: &References<'_>) -> CheckedServer {
-    let mapped = from_mcpserver(server, refs);
+    validate_mapped(from_mcpserver(server, refs))
+}
+
+/// Validates a mapped RunConfig and locates every problem at the CRD field it came from.
+pub(super) fn validate_mapped(mapped: Mapped) -> CheckedServer {
     let mut problems: Vec<Violation> = mapped.problems.iter().cloned().collect();
     match runconfig::validate(&mapped.config) {
         Err(violations) => problems.extend(violations),
         // What the proxy will build the MCP server's StatefulSet from, checked by the
         // same builder: a spec whose pod could not be created is refused here, not in
         // its log. Only for a valid RunConfig: an invalid one's errors come first and
-        // are not repeated at coarser paths.
+        // are not repeated at coarser paths. A remote workload has no pod.
+        Ok(_) if matches!(mapped.config.workload, Workload::Remote(_)) => {}
         Ok(_) => problems.extend(
             workload_k8s::check(&mapped.config)
                 .into_iter()
@@ -145,24 +164,8 @@ pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Repo
         report.error(problem.finding());
     }
     report.schema(schema_findings);
-    for reference in missing {
-        report.warn(Finding::new(
-            &reference.field,
-            Reason::UnknownReference,
-            format!("{} {} does not exist yet", reference.kind, reference.name),
-            "the operator reports it in the MCPServer's status and starts the server once it exists",
-        ));
-    }
+    front_warnings(&server.front(), &missing, report);
     let spec = &server.spec;
-    let upstream = spec.authz_config.as_ref().and_then(|a| a.inline.as_ref());
-    if upstream.is_some_and(|inline| inline.primary_upstream_provider.is_some()) {
-        report.warn(Finding::new(
-            "spec.authzConfig.inline.primaryUpstreamProvider",
-            Reason::Ineffective,
-            "primaryUpstreamProvider has no effect on an MCPServer: it runs no embedded authorization server",
-            "remove it; Cedar evaluates the claims of the token the client presents",
-        ));
-    }
     if spec.transport == Transport::StreamableHttp && spec.proxy_mode == ProxyMode::Sse {
         report.warn(Finding::new(
             "spec.proxyMode",
@@ -199,4 +202,34 @@ pub fn stdio_replicas_capped(server: &MCPServer) -> Option<i32> {
         .spec
         .replicas
         .filter(|r| *r > 1 && server.spec.transport == Transport::Stdio)
+}
+
+/// The warnings both kinds get: references that do not exist yet, settings without effect.
+pub(super) fn front_warnings(
+    front: &crate::Front<'_>,
+    missing: &[MissingReference],
+    report: &mut Report,
+) {
+    let kind = front.kind.kind();
+    let what = match front.kind {
+        crate::FrontKind::Server => "server",
+        crate::FrontKind::RemoteProxy => "proxy",
+    };
+    for reference in missing {
+        report.warn(Finding::new(
+            &reference.field,
+            Reason::UnknownReference,
+            format!("{} {} does not exist yet", reference.kind, reference.name),
+            format!("the operator reports it in the {kind}'s status and starts the {what} once it exists"),
+        ));
+    }
+    let upstream = front.authz_config.and_then(|a| a.inline.as_ref());
+    if upstream.is_some_and(|inline| inline.primary_upstream_provider.is_some()) {
+        report.warn(Finding::new(
+            "spec.authzConfig.inline.primaryUpstreamProvider",
+            Reason::Ineffective,
+            format!("primaryUpstreamProvider has no effect on an {kind}: it runs no embedded authorization server"),
+            "remove it; Cedar evaluates the claims of the token the client presents",
+        ));
+    }
 }

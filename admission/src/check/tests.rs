@@ -400,7 +400,9 @@ fn config_update_that_breaks_a_referencing_server_names_it() {
     assert_eq!(error_paths(&report), ["spec.toolsFilter[1]", "spec"]);
     assert_eq!(report.errors[1].reason, Reason::Conflict);
     assert!(
-        report.errors[1].message.contains("invalid: github"),
+        report.errors[1]
+            .message
+            .contains("invalid: MCPServer github"),
         "{report:?}"
     );
 }
@@ -527,6 +529,102 @@ fn documents_of_other_groups_have_no_unknown_fields() {
     assert!(unknown_fields(&document).is_empty());
 }
 
+// ---- MCPRemoteProxy ----
+
+fn remote(spec: &str) -> String {
+    kind(
+        "MCPRemoteProxy",
+        "demo",
+        &format!("  remoteUrl: https://mcp.example.com/mcp\n{spec}"),
+    )
+}
+
+#[test]
+fn minimal_remote_proxy_is_admitted_without_findings() {
+    assert_eq!(check_alone(&remote("")), Report::default());
+}
+
+#[test]
+fn remote_proxy_middleware_is_checked_as_for_a_server() {
+    let report = check_alone(&remote(
+        "  authzConfig:\n    type: inline\n    inline:\n      policies: ['permit(principal action);']\n",
+    ));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.authzConfig.inline.policies[0]"]
+    );
+    let report = check_alone(&remote("  oidcConfigRef: {name: idp, audience: demo}\n"));
+    assert!(report.is_allowed());
+    assert_eq!(warning_paths(&report), ["spec.oidcConfigRef"]);
+    assert!(
+        report.warnings[0]
+            .message
+            .contains("MCPRemoteProxy's status and starts the proxy"),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn remote_url_must_be_http_or_https() {
+    let report = check_alone(&kind(
+        "MCPRemoteProxy",
+        "demo",
+        "  remoteUrl: ftp://mcp.example.com/mcp\n",
+    ));
+    assert_eq!(error_paths(&report), ["spec.remoteUrl"]);
+}
+
+#[test]
+fn remote_settings_the_proxy_cannot_honour_are_refused_not_ignored() {
+    let report = check_alone(&remote(
+        "  headerForward:\n    addPlaintextHeaders: {X-Tenant: a}\n  podTemplateSpec:\n    spec: {}\n  authServerRef: {name: embedded}\n",
+    ));
+    let mut paths = error_paths(&report);
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "spec.authServerRef",
+            "spec.headerForward",
+            "spec.podTemplateSpec"
+        ]
+    );
+    assert!(
+        report
+            .errors
+            .iter()
+            .all(|e| e.reason == Reason::NotSupported && e.message.contains("not supported yet")),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn remote_proxy_name_must_leave_room_for_its_service_name() {
+    let name = "a".repeat(crate::MAX_REMOTE_PROXY_NAME_LENGTH + 1);
+    let report = check_alone(&remote("").replace("name: demo", &format!("name: {name}")));
+    assert_eq!(error_paths(&report), ["metadata.name"]);
+}
+
+#[test]
+fn config_update_that_breaks_a_referencing_remote_proxy_names_it() {
+    let current = kind("MCPToolConfig", "tools", TOOLS);
+    let user = remote("  toolConfigRef: {name: tools}\n").replace("name: demo", "name: github");
+    let catalog = catalog(&[&current, &user]);
+    let update = kind(
+        "MCPToolConfig",
+        "tools",
+        "  toolsFilter: [search, search]\n",
+    );
+    let report = check_in(&update, &catalog);
+    assert_eq!(error_paths(&report), ["spec.toolsFilter[1]", "spec"]);
+    assert!(
+        report.errors[1]
+            .message
+            .contains("invalid: MCPRemoteProxy github"),
+        "{report:?}"
+    );
+}
+
 #[test]
 fn unreadable_manifests_are_findings_at_the_field_the_parser_names() {
     use super::Finding;
@@ -537,7 +635,7 @@ fn unreadable_manifests_are_findings_at_the_field_the_parser_names() {
     let version =
         Manifest::from_yaml(&server("  image: x\n").replace("v1beta1", "v9")).unwrap_err();
     assert_eq!(Finding::from(version).path, "apiVersion");
-    let unknown = Manifest::from_yaml(&kind("MCPRemoteProxy", "p", "  {}\n")).unwrap_err();
+    let unknown = Manifest::from_yaml(&kind("MCPExternalAuthConfig", "p", "  {}\n")).unwrap_err();
     let finding = Finding::from(unknown);
     assert_eq!(
         (finding.path.as_str(), finding.reason),

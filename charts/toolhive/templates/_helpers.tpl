@@ -25,14 +25,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
      permission it grants the proxy's Role (Kubernetes refuses to let it escalate). */}}
 {{- define "toolhive.rules" -}}
 - apiGroups: [toolhive.stacklok.dev]
-  resources: [mcpservers, mcpregistries, mcptoolconfigs, mcpoidcconfigs, mcpauthzconfigs, mcptelemetryconfigs, mcpgroups]
+  resources: [mcpservers, mcpremoteproxies, mcpregistries, mcptoolconfigs, mcpoidcconfigs, mcpauthzconfigs, mcptelemetryconfigs, mcpgroups]
   verbs: [get, list, watch]
 - apiGroups: [toolhive.stacklok.dev]
-  resources: [mcpservers/status, mcpregistries/status, mcptoolconfigs/status, mcpoidcconfigs/status, mcpauthzconfigs/status, mcptelemetryconfigs/status, mcpgroups/status]
+  resources: [mcpservers/status, mcpremoteproxies/status, mcpregistries/status, mcptoolconfigs/status, mcpoidcconfigs/status, mcpauthzconfigs/status, mcptelemetryconfigs/status, mcpgroups/status]
   verbs: [get, patch, update]
 # Owner references with blockOwnerDeletion (needed where OwnerReferencesPermissionEnforcement is on).
 - apiGroups: [toolhive.stacklok.dev]
-  resources: [mcpservers/finalizers, mcpregistries/finalizers]
+  resources: [mcpservers/finalizers, mcpremoteproxies/finalizers, mcpregistries/finalizers]
   verbs: [update]
 - apiGroups: [apps]
   resources: [deployments, statefulsets]

@@ -15,7 +15,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use admission::{Catalog, ConfigKind, InMemoryCatalog, references};
-use api::{MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPServer, MCPTelemetryConfig, MCPToolConfig};
+use api::{
+    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
+    MCPToolConfig,
+};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ListParams;
@@ -107,6 +110,7 @@ impl Catalogs for ApiCatalogs {
 struct Memo {
     objects: HashMap<(TypeId, String), Option<Box<dyn Any + Send>>>,
     servers: Option<Vec<MCPServer>>,
+    remote_proxies: Option<Vec<MCPRemoteProxy>>,
 }
 
 /// The catalog of one namespace for one review. Must be used from a blocking thread
@@ -204,23 +208,40 @@ impl Catalog for ApiCatalog {
     }
 
     fn servers_referencing(&self, kind: ConfigKind, name: &str) -> Vec<MCPServer> {
-        let known = self.memo.lock().ok().and_then(|m| m.servers.clone());
-        let servers = match known {
-            Some(servers) => servers,
-            None => {
-                let api: Api<MCPServer> = Api::namespaced(self.client.clone(), &self.namespace);
-                let Some(list) = self.call("MCPServers", api.list(&ListParams::default())) else {
-                    return Vec::new();
-                };
-                if let Ok(mut memo) = self.memo.lock() {
-                    memo.servers = Some(list.items.clone());
-                }
-                list.items
-            }
-        };
-        servers
+        self.list("MCPServers", |m| &mut m.servers)
             .into_iter()
             .filter(|s| references(s, kind, name))
             .collect()
+    }
+
+    fn remote_proxies_referencing(&self, kind: ConfigKind, name: &str) -> Vec<MCPRemoteProxy> {
+        self.list("MCPRemoteProxies", |m| &mut m.remote_proxies)
+            .into_iter()
+            .filter(|p| references(p, kind, name))
+            .collect()
+    }
+}
+
+impl ApiCatalog {
+    /// Every `K` of the namespace, listed once per review (kept in `memo`'s `slot`).
+    fn list<K>(&self, what: &str, slot: impl Fn(&mut Memo) -> &mut Option<Vec<K>>) -> Vec<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let known = self.memo.lock().ok().and_then(|mut m| slot(&mut m).clone());
+        if let Some(items) = known {
+            return items;
+        }
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let Some(list) = self.call(what, api.list(&ListParams::default())) else {
+            return Vec::new();
+        };
+        if let Ok(mut memo) = self.memo.lock() {
+            *slot(&mut memo) = Some(list.items.clone());
+        }
+        list.items
     }
 }

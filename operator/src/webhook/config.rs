@@ -21,8 +21,9 @@ pub const WEBHOOK_NAME: &str = "validate.toolhive.stacklok.dev";
 /// The path the handler serves.
 pub const PATH: &str = "/validate";
 /// Resources validated, in both served versions.
-pub const RESOURCES: [&str; 7] = [
+pub const RESOURCES: [&str; 8] = [
     "mcpservers",
+    "mcpremoteproxies",
     "mcptoolconfigs",
     "mcpoidcconfigs",
     "mcpauthzconfigs",

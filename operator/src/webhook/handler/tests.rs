@@ -173,7 +173,7 @@ fn config_update_that_breaks_a_referencing_server_is_denied_naming_it() {
     assert_eq!(answer.verdict, Verdict::Denied);
     let message = messages(&response);
     assert!(
-        message.contains("would make the MCPServers referencing it invalid: github"),
+        message.contains("would make the objects referencing it invalid: MCPServer github"),
         "{message}"
     );
 }
