@@ -15,7 +15,7 @@ use crate::backend::bridge::{Bridge, Handshake};
 use crate::backend::http::{HostHeader, Upstream};
 use crate::backend::kubernetes;
 use crate::backend::process::LocalProcess;
-use crate::backend::report::Inputs;
+use crate::backend::report::{self, Inputs};
 use crate::backend::{pods, probe};
 use crate::middleware::chain::{self, Chain};
 use crate::middleware::origin::OriginGuard;
@@ -149,6 +149,16 @@ fn backend(
             )
             .map_err(BuildError::Setting)?
             .with_endpoint_prefix(prefix);
+            if kubernetes::in_cluster()
+                && report::SubjectKind::from_env() == report::SubjectKind::RemoteProxy
+            {
+                report_remote(
+                    &config.source.name,
+                    remote.url.as_str(),
+                    &upstream,
+                    remote.transport,
+                );
+            }
             Ok((Backend::Http(upstream), mode))
         }
         ValidatedWorkload::Container(container) => {
@@ -226,6 +236,37 @@ fn backend(
             Ok((Backend::Http(upstream), mode))
         }
     }
+}
+
+/// An MCPRemoteProxy's proxy: shakes hands with the remote server now and then and
+/// writes what it found into the MCPRemoteProxy's `status.backend`, which the operator
+/// reads into `Ready`.
+fn report_remote(name: &str, url: &str, upstream: &Upstream, transport: Transport) {
+    let (target, host, path) = upstream.probe_target();
+    let dialect = match transport {
+        Transport::Sse => probe::Dialect::Sse(path),
+        _ => probe::Dialect::Streamable(path),
+    };
+    let inputs = tokio::sync::watch::Sender::new(Inputs::default());
+    // Subscribed before the probe starts: it stops once nobody receives.
+    let receiver = inputs.subscribe();
+    probe::keep_probing_remote(target, host, dialect, url.to_owned(), inputs);
+    let subject = report::Subject {
+        kind: report::SubjectKind::RemoteProxy,
+        name: name.to_owned(),
+        namespace: std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_owned()),
+        uid: std::env::var("THV_OWNER_UID")
+            .ok()
+            .filter(|uid| !uid.is_empty()),
+    };
+    tokio::spawn(async move {
+        match kube::Client::try_default().await {
+            Ok(client) => report::spawn(client, subject, receiver),
+            Err(error) => {
+                tracing::warn!(%error, "no Kubernetes client: the remote server's state is not reported");
+            }
+        }
+    });
 }
 
 fn local_process(

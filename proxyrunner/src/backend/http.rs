@@ -201,6 +201,23 @@ impl Upstream {
         })
     }
 
+    /// Where the proxy's own handshake reaches this upstream, the `Host` it sends and
+    /// the MCP endpoint's path.
+    pub fn probe_target(&self) -> (super::probe::Target, String, String) {
+        let target = super::probe::Target {
+            address: self.address.clone(),
+            tls: self
+                .tls
+                .as_ref()
+                .map(|tls| (tls.connector.clone(), tls.server_name.clone())),
+        };
+        (
+            target,
+            self.authority.to_string(),
+            self.endpoint_path.clone(),
+        )
+    }
+
     /// Sends each request to the pod `pods` routes it to (its session's).
     pub fn with_pods(mut self, pods: Arc<PodRouter>) -> Self {
         self.pods = Some(pods);

@@ -91,6 +91,7 @@ impl ServerObjects {
     /// The MCPServer these objects belong to, for the report.
     pub fn subject(&self) -> report::Subject {
         report::Subject {
+            kind: report::SubjectKind::Server,
             name: self.name.clone(),
             namespace: self.namespace.clone(),
             uid: std::env::var("THV_MCPSERVER_UID")

@@ -46,16 +46,28 @@ pub async fn handshake(
     host: &str,
     dialect: &Dialect,
 ) -> Result<ServerFacts, String> {
+    handshake_with(&Target::plain(address), host, dialect).await
+}
+
+/// [`handshake`] with the server at `target`.
+pub async fn handshake_with(
+    target: &Target,
+    host: &str,
+    dialect: &Dialect,
+) -> Result<ServerFacts, String> {
     let run = async {
         match dialect {
-            Dialect::Streamable(path) => streamable(address, host, path).await,
-            Dialect::Sse(path) => legacy_sse(address, host, path).await,
+            Dialect::Streamable(path) => streamable(target, host, path).await,
+            Dialect::Sse(path) => legacy_sse(target, host, path).await,
         }
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, run)
         .await
         .map_err(|_| {
-            format!("no answer to initialize from {address} within {HANDSHAKE_TIMEOUT:?}")
+            format!(
+                "no answer to initialize from {} within {HANDSHAKE_TIMEOUT:?}",
+                target.address
+            )
         })?
 }
 
@@ -82,15 +94,55 @@ fn list_id(page: usize) -> String {
 
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
-async fn connect(address: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+/// Where a handshake connects: a pod's address, or a remote server's `host:port`, over
+/// TLS for an `https://` server.
+#[derive(Clone)]
+pub struct Target {
+    /// `ip:port` or `host:port` (resolved at each connection).
+    pub address: String,
+    /// The TLS connector and the name the certificate must carry, for `https://`.
+    pub tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+impl Target {
+    /// A plain HTTP target at `address`.
+    pub fn plain(address: SocketAddr) -> Self {
+        Self {
+            address: address.to_string(),
+            tls: None,
+        }
+    }
+}
+
+async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, String> {
+    let address = &target.address;
     let stream = tokio::net::TcpStream::connect(address)
         .await
         .map_err(|e| format!("connecting to {address}: {e}"))?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP with {address}: {e}"))?;
-    tokio::spawn(connection);
-    Ok(sender)
+    let _ = stream.set_nodelay(true);
+    match &target.tls {
+        None => {
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP with {address}: {e}"))?;
+            tokio::spawn(connection);
+            Ok(sender)
+        }
+        Some((connector, name)) => {
+            let stream = connector
+                .connect(name.clone(), stream)
+                .await
+                .map_err(|e| format!("TLS with {address}: {e}"))?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP with {address}: {e}"))?;
+            tokio::spawn(connection);
+            Ok(sender)
+        }
+    }
 }
 
 async fn send(
@@ -218,8 +270,8 @@ async fn posted_answer(response: hyper::Response<Incoming>, id: &str) -> Result<
     )
 }
 
-async fn streamable(address: SocketAddr, host: &str, path: &str) -> Result<ServerFacts, String> {
-    let mut sender = connect(address).await?;
+async fn streamable(target: &Target, host: &str, path: &str) -> Result<ServerFacts, String> {
+    let mut sender = connect(target).await?;
     let response = send(
         &mut sender,
         Method::POST,
@@ -271,8 +323,8 @@ async fn streamable(address: SocketAddr, host: &str, path: &str) -> Result<Serve
     Ok(facts)
 }
 
-async fn legacy_sse(address: SocketAddr, host: &str, path: &str) -> Result<ServerFacts, String> {
-    let mut stream_sender = connect(address).await?;
+async fn legacy_sse(target: &Target, host: &str, path: &str) -> Result<ServerFacts, String> {
+    let mut stream_sender = connect(target).await?;
     let response = send(&mut stream_sender, Method::GET, path, host, None, None).await?;
     if response.status() != StatusCode::OK {
         return Err(format!("GET {path}: HTTP {}", response.status()));
@@ -292,7 +344,7 @@ async fn legacy_sse(address: SocketAddr, host: &str, path: &str) -> Result<Serve
         },
         Err(_) => endpoint,
     };
-    let mut sender = connect(address).await?;
+    let mut sender = connect(target).await?;
     let mut post =
         async |body: String, events: &mut Events, id: Option<&str>| -> Result<Value, String> {
             let response =
@@ -379,6 +431,43 @@ pub fn keep_probing(router: Arc<PodRouter>, dialect: Dialect, inputs: watch::Sen
         }
     });
 }
+
+/// Keeps shaking hands with a remote server (an MCPRemoteProxy's) and reports the
+/// result: every [`RETRY`] while it fails, every [`RECHECK`] while it answers, so the
+/// report follows a remote server that goes away or comes back. The proxy keeps serving
+/// either way: a client then gets the remote server's error, not a closed port.
+pub fn keep_probing_remote(
+    target: Target,
+    host: String,
+    dialect: Dialect,
+    url: String,
+    inputs: watch::Sender<Inputs>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let link = match handshake_with(&target, &host, &dialect).await {
+                Ok(facts) => LinkState::Up(facts),
+                Err(why) => LinkState::Failed(Problem::new(
+                    Reason::InitializeFailed,
+                    format!("the remote server {url}: {why}"),
+                )),
+            };
+            let up = matches!(link, LinkState::Up(_));
+            inputs.send_if_modified(|i| {
+                let changed = i.link != link;
+                i.link = link;
+                changed
+            });
+            if inputs.is_closed() {
+                return;
+            }
+            tokio::time::sleep(if up { RECHECK } else { RETRY }).await;
+        }
+    });
+}
+
+/// How often a remote server that answers is checked again.
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// How often a failed handshake is tried again.
 const RETRY: Duration = Duration::from_secs(2);

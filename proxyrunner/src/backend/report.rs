@@ -401,9 +401,48 @@ pub fn diagnose_all<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Option<Probl
     pods.into_iter().find_map(diagnose)
 }
 
-/// The MCPServer the report is about.
+/// The kind of object the report is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectKind {
+    /// An MCPServer: the proxy runs its MCP server.
+    Server,
+    /// An MCPRemoteProxy: the proxy fronts a server reached by URL.
+    RemoteProxy,
+}
+
+impl SubjectKind {
+    /// Environment variable naming the kind (`MCPRemoteProxy`; unset means MCPServer).
+    pub const ENV: &str = "THV_OWNER_KIND";
+
+    /// The kind named by [`Self::ENV`].
+    pub fn from_env() -> Self {
+        match std::env::var(Self::ENV).as_deref() {
+            Ok("MCPRemoteProxy") => Self::RemoteProxy,
+            _ => Self::Server,
+        }
+    }
+
+    /// The Kubernetes kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Server => "MCPServer",
+            Self::RemoteProxy => "MCPRemoteProxy",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Self::Server => "mcpservers",
+            Self::RemoteProxy => "mcpremoteproxies",
+        }
+    }
+}
+
+/// The MCPServer (or MCPRemoteProxy) the report is about.
 #[derive(Clone, Debug)]
 pub struct Subject {
+    /// Its kind.
+    pub kind: SubjectKind,
     /// Its name.
     pub name: String,
     /// Its namespace.
@@ -423,13 +462,14 @@ pub fn spawn(client: Client, subject: Subject, mut inputs: watch::Receiver<Input
         };
         let recorder = Recorder::new(client.clone(), reporter);
         // Dynamic: the proxy does not link the CRD types.
-        let gvk = GroupVersionKind::gvk("toolhive.stacklok.dev", "v1beta1", "MCPServer");
-        let resource = ApiResource::from_gvk_with_plural(&gvk, "mcpservers");
+        let kind = subject.kind.kind();
+        let gvk = GroupVersionKind::gvk("toolhive.stacklok.dev", "v1beta1", kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, subject.kind.plural());
         let servers: Api<DynamicObject> =
             Api::namespaced_with(client, &subject.namespace, &resource);
         let reference = ObjectReference {
             api_version: Some("toolhive.stacklok.dev/v1beta1".to_owned()),
-            kind: Some("MCPServer".to_owned()),
+            kind: Some(kind.to_owned()),
             name: Some(subject.name.clone()),
             namespace: Some(subject.namespace.clone()),
             uid: subject.uid.clone(),
@@ -457,11 +497,11 @@ pub fn spawn(client: Client, subject: Subject, mut inputs: watch::Receiver<Input
                     // Role from an operator that does not grant the write: said once
                     // per change, not retried until the next one.
                     Err(kube::Error::Api(status)) if status.code == 403 || status.code == 404 => {
-                        tracing::info!(error = %status.message, "the MCPServer's status.backend cannot be written; reporting in this log only");
+                        tracing::info!(error = %status.message, kind, "the status.backend cannot be written; reporting in this log only");
                         written = Some(observation.clone());
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "writing the MCPServer's status.backend");
+                        tracing::warn!(%error, kind, "writing the status.backend");
                     }
                 }
             }
@@ -479,7 +519,7 @@ pub fn spawn(client: Client, subject: Subject, mut inputs: watch::Receiver<Input
                 };
                 match recorder.publish(&event, &reference).await {
                     Ok(()) => announced = Some(observation.reason),
-                    Err(error) => tracing::warn!(%error, "publishing an Event on the MCPServer"),
+                    Err(error) => tracing::warn!(%error, kind, "publishing an Event"),
                 }
             }
             let settled = written.as_ref() == Some(&observation)

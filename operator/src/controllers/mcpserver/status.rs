@@ -10,6 +10,7 @@ use api::mcpserver::BackendStatus;
 use api::mcpserver::MCPServerPhase;
 use api::{MCPServer, MCPServerStatus};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 
@@ -40,6 +41,66 @@ pub fn desired(
     now: Timestamp,
 ) -> MCPServerStatus {
     let generation = server.metadata.generation;
+    let Summary {
+        phase,
+        message,
+        mut conditions,
+        ready_replicas,
+    } = summarize(
+        observed,
+        current_backend(server),
+        server.status.as_ref().and_then(|s| s.ready_replicas),
+        generation,
+        now,
+    );
+    conditions.push(stdio_cap_condition(server, generation, now));
+    conditions.extend(refs.iter().map(|r| r.condition(generation, now)));
+    MCPServerStatus {
+        conditions: keep_transition_times(
+            server
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+            conditions,
+        ),
+        observed_generation: generation,
+        phase: Some(phase),
+        message: Some(message),
+        url,
+        ready_replicas,
+        tool_config_hash: hashes.tool_config.clone(),
+        oidc_config_hash: hashes.oidc_config.clone(),
+        authz_config_hash: hashes.authz_config.clone(),
+        telemetry_config_hash: hashes.telemetry_config.clone(),
+        secrets_hash: hashes.secrets.clone(),
+        // The proxy's to write; kept as it is so an unchanged status compares equal.
+        backend: current_backend(server).cloned(),
+    }
+}
+
+/// What the status of an object with a proxy says, whichever kind it is.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The phase (an MCPRemoteProxy maps it onto its own).
+    pub phase: MCPServerPhase,
+    /// What the phase means right now.
+    pub message: String,
+    /// `Ready`, the kstatus pair, and `BackendReady` once the proxy reported.
+    pub conditions: Vec<Condition>,
+    /// Ready proxy pods.
+    pub ready_replicas: Option<i32>,
+}
+
+/// The phase, message and conditions from what was observed and what the proxy
+/// reported (`backend`); `previous_ready` is kept while the Deployment is not read.
+pub fn summarize(
+    observed: &Observed<'_>,
+    backend: Option<&BackendStatus>,
+    previous_ready: Option<i32>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Summary {
     let (phase, kstatus, message) = match observed {
         Observed::Invalid(findings) => (
             MCPServerPhase::Failed,
@@ -80,7 +141,7 @@ pub fn desired(
                     why,
                 )
             };
-            match (rollout(deployment), Backend::of(server)) {
+            match (rollout(deployment), Backend::of(backend)) {
                 (Rollout::Stopped, _) => (
                     MCPServerPhase::Stopped,
                     Kstatus::idle(Reason::Stopped),
@@ -105,36 +166,18 @@ pub fn desired(
         }
     };
     let mut conditions = kstatus.conditions(ConditionType::Ready, &message, generation, now);
-    if let (Observed::Applied(_), Some(backend)) = (observed, current_backend(server)) {
+    if let (Observed::Applied(_), Some(backend)) = (observed, backend) {
         conditions.push(backend_condition(backend, generation, now));
     }
-    conditions.push(stdio_cap_condition(server, generation, now));
-    conditions.extend(refs.iter().map(|r| r.condition(generation, now)));
     let ready_replicas = match observed {
         Observed::Applied(d) => d.status.as_ref().and_then(|s| s.ready_replicas).or(Some(0)),
-        _ => server.status.as_ref().and_then(|s| s.ready_replicas),
+        _ => previous_ready,
     };
-    MCPServerStatus {
-        conditions: keep_transition_times(
-            server
-                .status
-                .as_ref()
-                .map(|s| s.conditions.as_slice())
-                .unwrap_or_default(),
-            conditions,
-        ),
-        observed_generation: generation,
-        phase: Some(phase),
-        message: Some(message),
-        url,
+    Summary {
+        phase,
+        message,
+        conditions,
         ready_replicas,
-        tool_config_hash: hashes.tool_config.clone(),
-        oidc_config_hash: hashes.oidc_config.clone(),
-        authz_config_hash: hashes.authz_config.clone(),
-        telemetry_config_hash: hashes.telemetry_config.clone(),
-        secrets_hash: hashes.secrets.clone(),
-        // The proxy's to write; kept as it is so an unchanged status compares equal.
-        backend: current_backend(server).cloned(),
     }
 }
 
@@ -155,8 +198,8 @@ enum Backend<'a> {
 }
 
 impl<'a> Backend<'a> {
-    fn of(server: &'a MCPServer) -> Self {
-        match current_backend(server) {
+    fn of(backend: Option<&'a BackendStatus>) -> Self {
+        match backend {
             None => Self::NotReported,
             Some(b) if b.reason == BACKEND_INITIALIZED => Self::Initialized(b),
             Some(b) if b.reason == BACKEND_STARTING => Self::Starting(b),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use api::MCPServer;
 use api::common::ResourceRequirements as CrdResources;
+use api::mcpserver::ProxyDeploymentOverrides;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
@@ -31,59 +32,8 @@ pub const PROXY_CONTAINER: &str = "toolhive";
 /// The proxy Deployment.
 pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment, Error> {
     let name = name_of(server)?;
-    let overrides = server
-        .spec
-        .resource_overrides
-        .as_ref()
-        .and_then(|o| o.proxy_deployment.as_ref());
-    let mut metadata = owned_meta(server, name.to_owned())?;
-    if let Some(o) = overrides {
-        metadata
-            .labels
-            .get_or_insert_with(BTreeMap::new)
-            .extend(o.labels.clone());
-        if !o.annotations.is_empty() {
-            metadata.annotations = Some(o.annotations.clone());
-        }
-    }
-    let mut pod_labels = crate::labels::mcpserver(name);
-    let mut pod_annotations = BTreeMap::from([
-        (
-            RUNCONFIG_CHECKSUM.to_owned(),
-            inputs.runconfig.checksum.clone(),
-        ),
-        (
-            SECRETS_CHECKSUM.to_owned(),
-            inputs.secrets_checksum.to_owned(),
-        ),
-    ]);
-    // ToolHive's restart trigger: a new time rolls the proxy (here) and, through the
-    // proxy, the MCP server's pods.
-    let restarted_at = server
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(workload_k8s::names::RESTARTED_AT_ANNOTATION))
-        .filter(|at| !at.is_empty());
-    if let Some(at) = restarted_at {
-        pod_annotations.insert(
-            workload_k8s::names::RESTARTED_AT_ANNOTATION.to_owned(),
-            at.clone(),
-        );
-    }
-    if let Some(pod) = overrides.and_then(|o| o.pod_template_metadata_overrides.as_ref()) {
-        pod_labels.extend(pod.labels.clone());
-        pod_annotations.extend(pod.annotations.clone());
-    }
-
+    let restarted_at = restarted_at(&server.metadata);
     let mut env = vec![
-        EnvVar {
-            name: "TOOLHIVE_RUNTIME".to_owned(),
-            value: Some("kubernetes".to_owned()),
-            ..EnvVar::default()
-        },
-        field_env("POD_NAMESPACE", "metadata.namespace"),
-        field_env("POD_NAME", "metadata.name"),
         // The proxy makes the MCPServer the owner of the StatefulSet it applies, so the
         // server's pods go with the MCPServer (not with a proxy pod that rolls).
         EnvVar {
@@ -102,10 +52,133 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
     if let Some(at) = restarted_at {
         env.push(EnvVar {
             name: workload_k8s::names::RESTARTED_AT_ENV.to_owned(),
-            value: Some(at.clone()),
+            value: Some(at.to_owned()),
             ..EnvVar::default()
         });
     }
+    proxy_deployment(
+        ProxyPod {
+            metadata: owned_meta(server, name.to_owned())?,
+            labels: crate::labels::mcpserver(name),
+            selector: crate::labels::proxy_selector(name),
+            restarted_at,
+            overrides: server
+                .spec
+                .resource_overrides
+                .as_ref()
+                .and_then(|o| o.proxy_deployment.as_ref()),
+            env,
+            port: server.spec.proxy_port,
+            resources: server.spec.proxy_resources.as_ref(),
+            // Unset leaves the count to an HPA; the field manager then does not own it.
+            // One proxy per stdio server: two would share its stdin and stdout.
+            replicas: admission::stdio_replicas_capped(server)
+                .map(|_| 1)
+                .or(server.spec.replicas),
+            service_account: proxy_service_account_name(name),
+            runconfig: runconfig_name(name),
+        },
+        inputs,
+    )
+}
+
+/// ToolHive's restart trigger on an object: a new time rolls the proxy (and, through
+/// an MCPServer's proxy, the MCP server's pods).
+pub(crate) fn restarted_at(metadata: &ObjectMeta) -> Option<&str> {
+    metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(workload_k8s::names::RESTARTED_AT_ANNOTATION))
+        .map(String::as_str)
+        .filter(|at| !at.is_empty())
+}
+
+/// What differs between the proxy Deployments of the kinds that run one.
+pub(crate) struct ProxyPod<'a> {
+    /// The Deployment's metadata (owned by the object), before overrides.
+    pub metadata: ObjectMeta,
+    /// Labels of the proxy pods.
+    pub labels: BTreeMap<String, String>,
+    /// The Deployment's selector (a stable subset of `labels`).
+    pub selector: BTreeMap<String, String>,
+    /// The object's restart trigger, copied onto the pod template.
+    pub restarted_at: Option<&'a str>,
+    /// `spec.resourceOverrides.proxyDeployment`.
+    pub overrides: Option<&'a ProxyDeploymentOverrides>,
+    /// Environment of the kind's own (after the runtime's, before the overrides').
+    pub env: Vec<EnvVar>,
+    /// The proxy's port.
+    pub port: i32,
+    /// The proxy container's resources as the spec gives them.
+    pub resources: Option<&'a CrdResources>,
+    /// Replicas; `None` leaves them to an HPA.
+    pub replicas: Option<i32>,
+    /// The pod's ServiceAccount.
+    pub service_account: String,
+    /// The RunConfig ConfigMap.
+    pub runconfig: String,
+}
+
+/// The Deployment running `thv-proxyrunner` with the RunConfig mounted,
+/// restricted-PodSecurity compliant, rolled when the RunConfig or a referenced Secret
+/// changes.
+pub(crate) fn proxy_deployment(
+    pod: ProxyPod<'_>,
+    inputs: &Inputs<'_>,
+) -> Result<Deployment, Error> {
+    let ProxyPod {
+        mut metadata,
+        labels: mut pod_labels,
+        selector,
+        restarted_at,
+        overrides,
+        env: own_env,
+        port,
+        resources,
+        replicas,
+        service_account,
+        runconfig,
+    } = pod;
+    if let Some(o) = overrides {
+        metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(o.labels.clone());
+        if !o.annotations.is_empty() {
+            metadata.annotations = Some(o.annotations.clone());
+        }
+    }
+    let mut pod_annotations = BTreeMap::from([
+        (
+            RUNCONFIG_CHECKSUM.to_owned(),
+            inputs.runconfig.checksum.clone(),
+        ),
+        (
+            SECRETS_CHECKSUM.to_owned(),
+            inputs.secrets_checksum.to_owned(),
+        ),
+    ]);
+    if let Some(at) = restarted_at {
+        pod_annotations.insert(
+            workload_k8s::names::RESTARTED_AT_ANNOTATION.to_owned(),
+            at.to_owned(),
+        );
+    }
+    if let Some(pod) = overrides.and_then(|o| o.pod_template_metadata_overrides.as_ref()) {
+        pod_labels.extend(pod.labels.clone());
+        pod_annotations.extend(pod.annotations.clone());
+    }
+
+    let mut env = vec![
+        EnvVar {
+            name: "TOOLHIVE_RUNTIME".to_owned(),
+            value: Some("kubernetes".to_owned()),
+            ..EnvVar::default()
+        },
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("POD_NAME", "metadata.name"),
+    ];
+    env.extend(own_env);
     if let Some(secret) = inputs.oidc_client_secret {
         env.push(EnvVar {
             name: admission::OIDC_CLIENT_SECRET_ENV.to_owned(),
@@ -157,12 +230,12 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("http".to_owned()),
-            container_port: server.spec.proxy_port,
+            container_port: port,
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
         env: Some(env),
-        resources: Some(proxy_resources(server.spec.proxy_resources.as_ref())),
+        resources: Some(proxy_resources(resources)),
         volume_mounts: Some(vec![VolumeMount {
             name: "runconfig".to_owned(),
             mount_path: RUNCONFIG_MOUNT_PATH.to_owned(),
@@ -194,13 +267,9 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
     Ok(Deployment {
         metadata,
         spec: Some(DeploymentSpec {
-            // Unset leaves the count to an HPA; the field manager then does not own it.
-            // One proxy per stdio server: two would share its stdin and stdout.
-            replicas: admission::stdio_replicas_capped(server)
-                .map(|_| 1)
-                .or(server.spec.replicas),
+            replicas,
             selector: LabelSelector {
-                match_labels: Some(crate::labels::proxy_selector(name)),
+                match_labels: Some(selector),
                 ..LabelSelector::default()
             },
             template: PodTemplateSpec {
@@ -210,13 +279,13 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    service_account_name: Some(proxy_service_account_name(name)),
+                    service_account_name: Some(service_account),
                     containers: vec![container],
                     image_pull_secrets: pull_secrets,
                     volumes: Some(vec![Volume {
                         name: "runconfig".to_owned(),
                         config_map: Some(ConfigMapVolumeSource {
-                            name: runconfig_name(name),
+                            name: runconfig,
                             ..ConfigMapVolumeSource::default()
                         }),
                         ..Volume::default()
