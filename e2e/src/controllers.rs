@@ -47,6 +47,25 @@ impl InProcess {
         Ok(guard)
     }
 
+    /// The MCPRemoteProxy controller deploying the proxy image `make images` built, for
+    /// namespaces whose pods run on the real node.
+    pub fn mcpremoteproxy_with_real_proxy(
+        client: &Client,
+        namespace: &str,
+    ) -> anyhow::Result<Self> {
+        let config = OperatorConfig {
+            proxy_image_pull_policy: Some("IfNotPresent".into()),
+            ..OperatorConfig::default()
+        };
+        let (ctx, guard, stopped) = Self::prepare(client, config)?;
+        tokio::spawn(operator::controllers::mcpremoteproxy::run(
+            ctx,
+            Some(namespace.to_owned()),
+            stopped,
+        ));
+        Ok(guard)
+    }
+
     /// The MCPGroup controller, watching `namespace`.
     pub fn mcpgroup(client: &Client, namespace: &str) -> anyhow::Result<Self> {
         let (ctx, guard, stopped) = Self::prepare(client, OperatorConfig::default())?;

@@ -34,3 +34,30 @@ pub fn proxy_selector(name: &str) -> BTreeMap<String, String> {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
 }
+
+/// Labels of every object belonging to one MCPRemoteProxy.
+pub fn mcpremoteproxy(name: &str) -> BTreeMap<String, String> {
+    [
+        ("app", "mcpremoteproxy"),
+        ("app.kubernetes.io/name", "mcpremoteproxy"),
+        ("app.kubernetes.io/instance", name),
+        ("app.kubernetes.io/managed-by", "thv-operator"),
+        ("toolhive", "true"),
+        ("toolhive-name", name),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Labels selecting the proxy pods of one MCPRemoteProxy.
+pub fn remote_proxy_selector(name: &str) -> BTreeMap<String, String> {
+    [
+        ("app.kubernetes.io/name", "mcpremoteproxy"),
+        ("app.kubernetes.io/instance", name),
+        ("toolhive-name", name),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}

@@ -315,6 +315,11 @@ async fn main() -> anyhow::Result<()> {
             args.namespace.clone(),
             stopped(stop_rx.clone()),
         ),
+        operator::controllers::mcpremoteproxy::run(
+            ctx.clone(),
+            args.namespace.clone(),
+            stopped(stop_rx.clone()),
+        ),
         operator::controllers::mcpregistry::run(ctx, args.namespace.clone(), stopped(stop_rx)),
     );
     if let Some(webhook) = webhook {

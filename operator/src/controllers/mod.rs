@@ -4,6 +4,7 @@
 pub mod conditions;
 pub mod mcpgroup;
 pub mod mcpregistry;
+pub mod mcpremoteproxy;
 pub mod mcpserver;
 
 use std::fmt::Debug;

@@ -1,7 +1,9 @@
 //! The dereference stage: fetch every object the MCPServer references, and hash what
 //! must roll the pods when it changes (referenced specs, Secret values).
 
-use admission::{ConfigKind, ConfigMapKey, authz_config_map, permission_profile_config_map};
+use admission::{
+    ConfigKind, ConfigMapKey, Fronted, authz_config_map, permission_profile_config_map,
+};
 use api::MCPServer;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
@@ -65,11 +67,37 @@ impl Dereferenced {
 /// Fetches the references of `server` from its namespace. Names and ConfigMap keys come
 /// from admission's lookups, so this stage reads exactly what the webhook checks.
 pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, Error> {
-    let namespace = crate::controllers::namespace_of(server)?;
+    let secrets = server
+        .spec
+        .secrets
+        .iter()
+        .map(|s| (s.name.as_str(), s.key.as_str()));
+    fetch_for(
+        server,
+        permission_profile_config_map(server),
+        secrets,
+        client,
+    )
+    .await
+}
+
+/// Fetches the references of `object` (an MCPServer or an MCPRemoteProxy): the config
+/// objects and authorization ConfigMap both kinds reference, `permission_profile`, and
+/// the `secrets` besides the OIDC client secret whose values roll the pods.
+pub async fn fetch_for<'a, O>(
+    object: &O,
+    permission_profile: Option<ConfigMapKey>,
+    secrets: impl IntoIterator<Item = (&'a str, &'a str)>,
+    client: &Client,
+) -> Result<Dereferenced, Error>
+where
+    O: Fronted + kube::Resource,
+{
+    let namespace = crate::controllers::namespace_of(object)?;
     let lookup = Lookup {
         client,
         namespace,
-        server,
+        object,
     };
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let mut found = Dereferenced {
@@ -79,19 +107,13 @@ pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, 
             authz_config: lookup.config(ConfigKind::AuthzConfig).await?,
             telemetry_config: lookup.config(ConfigKind::TelemetryConfig).await?,
             group: lookup.config(ConfigKind::Group).await?,
-            authz_config_map: config_map_value(&maps, authz_config_map(server)).await?,
-            permission_profile_map: config_map_value(&maps, permission_profile_config_map(server))
-                .await?,
+            authz_config_map: config_map_value(&maps, authz_config_map(object)).await?,
+            permission_profile_map: config_map_value(&maps, permission_profile).await?,
         },
         ..Dereferenced::default()
     };
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut wanted: Vec<(&str, &str)> = server
-        .spec
-        .secrets
-        .iter()
-        .map(|s| (s.name.as_str(), s.key.as_str()))
-        .collect();
+    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut wanted: Vec<(&str, &str)> = secrets.into_iter().collect();
     wanted.extend(
         found
             .oidc_client_secret()
@@ -99,7 +121,7 @@ pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, 
     );
     let mut hasher = Sha256::new();
     for (name, key) in wanted {
-        let value = secrets
+        let value = secrets_api
             .get_opt(name)
             .await?
             .and_then(|s| s.data)
@@ -117,15 +139,15 @@ pub async fn fetch(server: &MCPServer, client: &Client) -> Result<Dereferenced, 
     Ok(found)
 }
 
-/// Where the references of one MCPServer are looked up.
-struct Lookup<'a> {
+/// Where the references of one object are looked up.
+struct Lookup<'a, O> {
     client: &'a Client,
     namespace: &'a str,
-    server: &'a MCPServer,
+    object: &'a O,
 }
 
-impl Lookup<'_> {
-    /// The `kind` object the server references, when it references one and it exists.
+impl<O: Fronted> Lookup<'_, O> {
+    /// The `kind` object the object references, when it references one and it exists.
     async fn config<K>(&self, kind: ConfigKind) -> Result<Option<K>, Error>
     where
         K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -133,7 +155,7 @@ impl Lookup<'_> {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        let Some(name) = kind.referenced_by(self.server) else {
+        let Some(name) = kind.referenced_by(self.object) else {
             return Ok(None);
         };
         Ok(Api::namespaced(self.client.clone(), self.namespace)

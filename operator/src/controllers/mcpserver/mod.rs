@@ -32,7 +32,7 @@ use crate::context::Context;
 use crate::controllers::conditions::Reason;
 use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api};
 use crate::error::Error;
-use references::{RefKind, RefState};
+use references::{RefKind, RefState, Referencing};
 use status::Observed;
 use validate::Outcome;
 
@@ -97,7 +97,7 @@ pub async fn run(
 }
 
 /// A namespaced kind the controller watches (metadata only).
-trait Watched:
+pub(crate) trait Watched:
     Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Send + Sync + 'static
 {
 }
@@ -113,32 +113,32 @@ impl<
 {
 }
 
-/// What the controller's metadata-only watches share.
-struct Watches<'a> {
-    client: &'a kube::Client,
-    namespace: &'a Option<String>,
-    applied: &'a Arc<apply::Applied>,
-    store: &'a Store<MCPServer>,
+/// What the metadata-only watches of a controller of `R` (MCPServer, MCPRemoteProxy) share.
+pub(crate) struct Watches<'a, R: Watched> {
+    pub client: &'a kube::Client,
+    pub namespace: &'a Option<String>,
+    pub applied: &'a Arc<apply::Applied>,
+    pub store: &'a Store<R>,
 }
 
-impl Watches<'_> {
-    /// Watches the `K` objects this operator manages, mapped to their owning MCPServer.
-    fn owned<K: Watched>(&self, controller: Controller<MCPServer>) -> Controller<MCPServer> {
+impl<R: Watched + Referencing + serde::de::DeserializeOwned> Watches<'_, R> {
+    /// Watches the `K` objects this operator manages, mapped to their owning `R`.
+    pub fn owned<K: Watched>(&self, controller: Controller<R>) -> Controller<R> {
         let managed =
             watcher::Config::default().labels("app.kubernetes.io/managed-by=thv-operator");
         controller.watches(
             api::<PartialObjectMeta<K>>(self.client, self.namespace),
             managed,
-            owner(self.applied.clone()),
+            owner::<_, R>(self.applied.clone()),
         )
     }
 
-    /// Watches every `K` object, mapped to the MCPServers referencing it as `kind`.
-    fn referenced<K: Watched>(
+    /// Watches every `K` object, mapped to the `R`s referencing it as `kind`.
+    pub fn referenced<K: Watched>(
         &self,
-        controller: Controller<MCPServer>,
+        controller: Controller<R>,
         kind: RefKind,
-    ) -> Controller<MCPServer> {
+    ) -> Controller<R> {
         controller.watches(
             api::<PartialObjectMeta<K>>(self.client, self.namespace),
             watcher::Config::default(),
@@ -147,11 +147,12 @@ impl Watches<'_> {
     }
 }
 
-/// Maps an owned object's event to its MCPServer (what `Controller::owns` does), telling
+/// Maps an owned object's event to its `R` owner (what `Controller::owns` does), telling
 /// [`apply::Applied`] first so a changed object is applied again.
-fn owner<K: Resource<DynamicType = ()>>(
+fn owner<K: Resource<DynamicType = ()>, R: Watched>(
     applied: Arc<apply::Applied>,
-) -> impl Fn(K) -> Option<ObjectRef<MCPServer>> + Send + Sync + 'static {
+) -> impl Fn(K) -> Option<ObjectRef<R>> + Send + Sync + 'static {
+    let owner_kind = R::kind(&()).into_owned();
     move |object: K| {
         applied.observe(&object);
         let namespace = object.meta().namespace.clone()?;
@@ -162,7 +163,7 @@ fn owner<K: Resource<DynamicType = ()>>(
             .iter()
             .find(|o| {
                 o.controller == Some(true)
-                    && o.kind == "MCPServer"
+                    && o.kind == owner_kind
                     && o.api_version.starts_with(api::GROUP)
             })
             .map(|o| ObjectRef::new(&o.name).within(&namespace))
@@ -182,11 +183,11 @@ fn controller_config() -> kube::runtime::controller::Config {
         .debounce(DEBOUNCE)
 }
 
-/// Maps a changed object to the MCPServers in its namespace that reference it.
-fn referencing<K: Resource + 'static>(
-    store: Store<MCPServer>,
+/// Maps a changed object to the `R`s in its namespace that reference it.
+fn referencing<K: Resource + 'static, R: Watched + Referencing>(
+    store: Store<R>,
     kind: RefKind,
-) -> impl Fn(K) -> Vec<ObjectRef<MCPServer>> + Send + Sync + 'static {
+) -> impl Fn(K) -> Vec<ObjectRef<R>> + Send + Sync + 'static {
     move |object: K| {
         let Ok(name) = name_of(&object) else {
             return Vec::new();
@@ -195,7 +196,7 @@ fn referencing<K: Resource + 'static>(
         store
             .state()
             .iter()
-            .filter(|s| &s.metadata.namespace == namespace && references::references(s, kind, name))
+            .filter(|s| &s.meta().namespace == namespace && s.references(kind, name))
             .map(|s| ObjectRef::from_obj(s.as_ref()))
             .collect()
     }
@@ -210,7 +211,7 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
     }
     let namespace = namespace_of(server.as_ref())?;
     let refs = dereference::fetch(&server, &ctx.client).await?;
-    let ref_states = RefState::of(&server, |kind| refs.found(kind));
+    let ref_states = RefState::of(server.as_ref(), |kind| refs.found(kind));
     let hashes = refs.hashes();
     let url = build::url(&server).ok();
     let (observed, action) = match validate::check(&server, &refs) {

@@ -35,6 +35,30 @@ pub fn references(server: &MCPServer, kind: RefKind, name: &str) -> bool {
     }
 }
 
+/// An object that references others by name, for the watches that reconcile it when
+/// one of them changes.
+pub trait Referencing {
+    /// Whether it references the object of `kind` named `name` (same namespace).
+    fn references(&self, kind: RefKind, name: &str) -> bool;
+}
+
+impl Referencing for MCPServer {
+    fn references(&self, kind: RefKind, name: &str) -> bool {
+        references(self, kind, name)
+    }
+}
+
+impl Referencing for api::MCPRemoteProxy {
+    fn references(&self, kind: RefKind, name: &str) -> bool {
+        match kind {
+            RefKind::Config(kind) => admission::references(self, kind, name),
+            RefKind::ConfigMap => authz_config_map(self).is_some_and(|map| map.name == name),
+            // Its OIDC client secret is re-read on the periodic resync, as an MCPServer's.
+            RefKind::Secret => false,
+        }
+    }
+}
+
 /// A referenced config object, found or not: one `<Kind>RefValidated` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefState {
@@ -47,8 +71,9 @@ pub struct RefState {
 }
 
 impl RefState {
-    /// The state of every config reference of `server`; `found` says which exist.
-    pub fn of(server: &MCPServer, found: impl Fn(ConfigKind) -> bool) -> Vec<Self> {
+    /// The state of every config reference of `server` (an MCPServer or an
+    /// MCPRemoteProxy); `found` says which exist.
+    pub fn of(server: &impl admission::Fronted, found: impl Fn(ConfigKind) -> bool) -> Vec<Self> {
         ConfigKind::ALL
             .into_iter()
             .filter_map(|kind| {

@@ -34,7 +34,11 @@ pub enum Outcome {
 /// Maps and validates `server` with the admission webhook's own function, so the status
 /// says exactly what the webhook would have said.
 pub fn check(server: &MCPServer, refs: &Dereferenced) -> Outcome {
-    let checked = admission::map_and_validate(server, &refs.references());
+    outcome(admission::map_and_validate(server, &refs.references()))
+}
+
+/// The decision on a mapped and validated object (an MCPServer or an MCPRemoteProxy).
+pub fn outcome(checked: admission::CheckedServer) -> Outcome {
     if !checked.problems.is_empty() {
         return Outcome::Invalid(
             checked

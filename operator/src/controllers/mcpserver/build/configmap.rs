@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use api::MCPServer;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{Inputs, name_of, owned_meta};
 use crate::controllers::mcpserver::dereference::hash;
@@ -38,19 +39,26 @@ pub fn render(runconfig: &ValidRunConfig) -> RenderedRunConfig {
 /// The ConfigMap holding the RunConfig. It never holds secret values: the RunConfig
 /// carries only references to them.
 pub fn runconfig_map(server: &MCPServer, inputs: &Inputs<'_>) -> Result<ConfigMap, Error> {
-    let mut metadata = owned_meta(server, runconfig_name(name_of(server)?))?;
+    Ok(runconfig_map_with(
+        owned_meta(server, runconfig_name(name_of(server)?))?,
+        inputs,
+    ))
+}
+
+/// The RunConfig ConfigMap with `metadata` (any kind's).
+pub(crate) fn runconfig_map_with(mut metadata: ObjectMeta, inputs: &Inputs<'_>) -> ConfigMap {
     metadata.annotations = Some(BTreeMap::from([(
         RUNCONFIG_CHECKSUM.to_owned(),
         inputs.runconfig.checksum.clone(),
     )]));
-    Ok(ConfigMap {
+    ConfigMap {
         metadata,
         data: Some(BTreeMap::from([(
             RUNCONFIG_KEY.to_owned(),
             inputs.runconfig.json.clone(),
         )])),
         ..ConfigMap::default()
-    })
+    }
 }
 
 #[cfg(test)]

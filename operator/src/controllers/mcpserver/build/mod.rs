@@ -18,14 +18,17 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+pub(crate) use configmap::runconfig_map_with;
 pub use configmap::{RUNCONFIG_KEY, RenderedRunConfig, render, runconfig_map, runconfig_name};
 pub use deployment::{
     DEFAULT_PROXY_LIMITS, DEFAULT_PROXY_REQUESTS, RUNCONFIG_MOUNT_PATH, deployment,
 };
+pub(crate) use deployment::{ProxyPod, proxy_deployment, restarted_at};
 pub use rbac::{
     mcp_service_account_name, proxy_role, proxy_role_binding, proxy_service_account_name,
     service_accounts,
 };
+pub(crate) use service::proxy_service;
 pub use service::{service, url};
 
 use crate::OperatorConfig;
@@ -78,11 +81,20 @@ pub fn objects(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Objects, Error
 /// Metadata of an owned object: name, namespace, labels, and the controller owner
 /// reference that lets the garbage collector delete it with the MCPServer.
 pub(crate) fn owned_meta(server: &MCPServer, name: String) -> Result<ObjectMeta, Error> {
+    owned_meta_with(server, name, crate::labels::mcpserver(name_of(server)?))
+}
+
+/// [`owned_meta`] for an object of any kind, with its `labels`.
+pub(crate) fn owned_meta_with<K: kube::Resource<DynamicType = ()>>(
+    owner: &K,
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Result<ObjectMeta, Error> {
     Ok(ObjectMeta {
         name: Some(name),
-        namespace: Some(namespace_of(server)?.to_owned()),
-        labels: Some(crate::labels::mcpserver(name_of(server)?)),
-        owner_references: Some(vec![owner_reference(server)?]),
+        namespace: Some(namespace_of(owner)?.to_owned()),
+        labels: Some(labels),
+        owner_references: Some(vec![owner_reference(owner)?]),
         ..ObjectMeta::default()
     })
 }

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use admission::proxy_service_name;
 use api::MCPServer;
-use api::mcpserver::SessionAffinity;
+use api::mcpserver::{ResourceMetadataOverrides, SessionAffinity};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{name_of, owned_meta};
@@ -27,13 +28,28 @@ pub fn url(server: &MCPServer) -> Result<String, Error> {
 /// The proxy's Service.
 pub fn service(server: &MCPServer) -> Result<Service, Error> {
     let name = name_of(server)?;
-    let mut metadata = owned_meta(server, proxy_service_name(name))?;
-    if let Some(overrides) = server
-        .spec
-        .resource_overrides
-        .as_ref()
-        .and_then(|o| o.proxy_service.as_ref())
-    {
+    Ok(proxy_service(
+        owned_meta(server, proxy_service_name(name))?,
+        crate::labels::proxy_selector(name),
+        server.spec.proxy_port,
+        server.spec.session_affinity,
+        server
+            .spec
+            .resource_overrides
+            .as_ref()
+            .and_then(|o| o.proxy_service.as_ref()),
+    ))
+}
+
+/// A Service in front of the proxy pods `selector` picks, on `port`.
+pub(crate) fn proxy_service(
+    mut metadata: ObjectMeta,
+    selector: BTreeMap<String, String>,
+    port: i32,
+    affinity: SessionAffinity,
+    overrides: Option<&ResourceMetadataOverrides>,
+) -> Service {
+    if let Some(overrides) = overrides {
         metadata
             .labels
             .get_or_insert_with(BTreeMap::new)
@@ -42,20 +58,20 @@ pub fn service(server: &MCPServer) -> Result<Service, Error> {
             metadata.annotations = Some(overrides.annotations.clone());
         }
     }
-    Ok(Service {
+    Service {
         metadata,
         spec: Some(ServiceSpec {
-            selector: Some(crate::labels::proxy_selector(name)),
+            selector: Some(selector),
             ports: Some(vec![ServicePort {
                 name: Some("http".to_owned()),
-                port: server.spec.proxy_port,
+                port,
                 target_port: Some(IntOrString::String("http".to_owned())),
                 protocol: Some("TCP".to_owned()),
                 app_protocol: Some("http".to_owned()),
                 ..ServicePort::default()
             }]),
             session_affinity: Some(
-                match server.spec.session_affinity {
+                match affinity {
                     SessionAffinity::ClientIP => "ClientIP",
                     SessionAffinity::None => "None",
                 }
@@ -64,7 +80,7 @@ pub fn service(server: &MCPServer) -> Result<Service, Error> {
             ..ServiceSpec::default()
         }),
         ..Service::default()
-    })
+    }
 }
 
 #[cfg(test)]

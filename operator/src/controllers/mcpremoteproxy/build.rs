@@ -1,0 +1,268 @@
+//! The build stage of an MCPRemoteProxy: pure functions from the object to what the
+//! operator owns. The proxy Deployment and Service are the MCPServer's builders with
+//! this kind's names, labels and fields; the Role lets the proxy report on this
+//! MCPRemoteProxy and nothing else (it creates no pods, it reaches a URL).
+
+use admission::{remote_endpoint_path, remote_proxy_service_name};
+use api::MCPRemoteProxy;
+use k8s_openapi::api::core::v1::{EnvVar, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+
+use crate::controllers::mcpserver::build::{
+    Inputs, Objects, ProxyPod, owned_meta_with, proxy_deployment, proxy_service, restarted_at,
+    runconfig_map_with, runconfig_name,
+};
+use crate::controllers::{name_of, namespace_of};
+use crate::error::Error;
+
+/// `<name>-remote-proxy-runner` (ToolHive's name), unless `spec.serviceAccount` names one.
+pub fn remote_proxy_service_account_name(name: &str) -> String {
+    format!("{name}-remote-proxy-runner")
+}
+
+/// In-cluster URL of the remote server through the proxy.
+pub fn url(proxy: &MCPRemoteProxy) -> Result<String, Error> {
+    let name = name_of(proxy)?;
+    let namespace = namespace_of(proxy)?;
+    Ok(format!(
+        "http://{}.{namespace}.svc.cluster.local:{}{}",
+        remote_proxy_service_name(name),
+        proxy.spec.proxy_port,
+        remote_endpoint_path(proxy)
+    ))
+}
+
+/// Every object one MCPRemoteProxy owns.
+pub fn objects(proxy: &MCPRemoteProxy, inputs: &Inputs<'_>) -> Result<Objects, Error> {
+    let name = name_of(proxy)?;
+    let labels = crate::labels::mcpremoteproxy(name);
+    let meta = |object_name: String| owned_meta_with(proxy, object_name, labels.clone());
+    let overrides = proxy.spec.resource_overrides.as_ref();
+    let account = proxy
+        .spec
+        .service_account
+        .clone()
+        .unwrap_or_else(|| remote_proxy_service_account_name(name));
+    let service_accounts = if proxy.spec.service_account.is_some() {
+        Vec::new()
+    } else {
+        vec![ServiceAccount {
+            metadata: meta(account.clone())?,
+            image_pull_secrets: overrides
+                .and_then(|o| o.proxy_deployment.as_ref())
+                .map(|d| d.image_pull_secrets.clone())
+                .filter(|s| !s.is_empty()),
+            // The proxy reports on its MCPRemoteProxy with this token.
+            automount_service_account_token: Some(true),
+            ..ServiceAccount::default()
+        }]
+    };
+    let role_name = remote_proxy_service_account_name(name);
+    let role = Role {
+        metadata: meta(role_name.clone())?,
+        rules: Some(vec![
+            PolicyRule {
+                api_groups: Some(vec![api::GROUP.to_owned()]),
+                resources: Some(vec!["mcpremoteproxies/status".to_owned()]),
+                resource_names: Some(vec![name.to_owned()]),
+                verbs: vec!["get".to_owned(), "patch".to_owned()],
+                ..PolicyRule::default()
+            },
+            PolicyRule {
+                api_groups: Some(vec!["events.k8s.io".to_owned()]),
+                resources: Some(vec!["events".to_owned()]),
+                verbs: vec!["create".to_owned(), "patch".to_owned()],
+                ..PolicyRule::default()
+            },
+        ]),
+    };
+    let role_binding = RoleBinding {
+        metadata: meta(role_name.clone())?,
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "Role".to_owned(),
+            name: role_name,
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: account.clone(),
+            namespace: proxy.metadata.namespace.clone(),
+            ..Subject::default()
+        }]),
+    };
+    let env = vec![
+        EnvVar {
+            name: "THV_OWNER_KIND".to_owned(),
+            value: Some("MCPRemoteProxy".to_owned()),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: "THV_OWNER_UID".to_owned(),
+            value: proxy.metadata.uid.clone(),
+            ..EnvVar::default()
+        },
+    ];
+    let deployment = proxy_deployment(
+        ProxyPod {
+            metadata: meta(name.to_owned())?,
+            labels: labels.clone(),
+            selector: crate::labels::remote_proxy_selector(name),
+            restarted_at: restarted_at(&proxy.metadata),
+            overrides: overrides.and_then(|o| o.proxy_deployment.as_ref()),
+            env,
+            port: proxy.spec.proxy_port,
+            resources: proxy.spec.resources.as_ref(),
+            replicas: proxy.spec.replicas,
+            service_account: account,
+            runconfig: runconfig_name(name),
+        },
+        inputs,
+    )?;
+    let service = proxy_service(
+        meta(remote_proxy_service_name(name))?,
+        crate::labels::remote_proxy_selector(name),
+        proxy.spec.proxy_port,
+        proxy.spec.session_affinity,
+        overrides.and_then(|o| o.proxy_service.as_ref()),
+    );
+    Ok(Objects {
+        service_accounts,
+        role,
+        role_binding,
+        runconfig: runconfig_map_with(meta(runconfig_name(name))?, inputs),
+        deployment,
+        service,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OperatorConfig;
+    use crate::controllers::mcpserver::build::fixtures::inputs;
+
+    fn proxy(spec: &str) -> MCPRemoteProxy {
+        let yaml = format!(
+            "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPRemoteProxy\nmetadata: {{name: gh, namespace: team, uid: u-1, generation: 1}}\nspec:\n  remoteUrl: https://mcp.example.com/mcp\n{spec}"
+        );
+        api::manifest::from_yaml(&yaml).expect("fixture parses")
+    }
+
+    #[test]
+    fn names_follow_toolhive_and_nothing_is_shared_with_an_mcpserver_of_the_same_name() {
+        let config = OperatorConfig::default();
+        let objects = objects(&proxy(""), &inputs(&config)).expect("builds");
+        assert_eq!(
+            objects.service.metadata.name.as_deref(),
+            Some("mcp-gh-remote-proxy")
+        );
+        assert_eq!(
+            objects.service_accounts[0].metadata.name.as_deref(),
+            Some("gh-remote-proxy-runner")
+        );
+        assert_eq!(objects.deployment.metadata.name.as_deref(), Some("gh"));
+        let selector = objects
+            .deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            selector.get("app.kubernetes.io/name").map(String::as_str),
+            Some("mcpremoteproxy")
+        );
+        assert_eq!(
+            objects
+                .service
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone()),
+            Some(selector)
+        );
+        for owned in [
+            &objects.deployment.metadata,
+            &objects.service.metadata,
+            &objects.runconfig.metadata,
+            &objects.role.metadata,
+        ] {
+            let owner = &owned.owner_references.as_ref().expect("owned")[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.uid.as_str()),
+                ("MCPRemoteProxy", "u-1")
+            );
+        }
+        assert_eq!(
+            url(&proxy("")).expect("url"),
+            "http://mcp-gh-remote-proxy.team.svc.cluster.local:8080/mcp"
+        );
+    }
+
+    #[test]
+    fn the_proxy_may_report_on_its_own_object_only() {
+        let config = OperatorConfig::default();
+        let objects = objects(&proxy(""), &inputs(&config)).expect("builds");
+        let rules = objects.role.rules.expect("rules");
+        assert_eq!(rules.len(), 2);
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["mcpremoteproxies/status".to_owned()][..])
+        );
+        assert_eq!(
+            rules[0].resource_names.as_deref(),
+            Some(&["gh".to_owned()][..])
+        );
+        let env = objects
+            .deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod")
+            .containers[0]
+            .env
+            .clone()
+            .unwrap_or_default();
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(value("THV_OWNER_KIND").as_deref(), Some("MCPRemoteProxy"));
+        assert_eq!(value("THV_OWNER_UID").as_deref(), Some("u-1"));
+    }
+
+    #[test]
+    fn a_named_service_account_is_bound_not_created() {
+        let config = OperatorConfig::default();
+        let objects =
+            objects(&proxy("  serviceAccount: corp-proxy\n"), &inputs(&config)).expect("builds");
+        assert!(objects.service_accounts.is_empty());
+        let subject = &objects.role_binding.subjects.expect("subjects")[0];
+        assert_eq!(subject.name, "corp-proxy");
+        let pod = objects
+            .deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod");
+        assert_eq!(pod.service_account_name.as_deref(), Some("corp-proxy"));
+    }
+
+    #[test]
+    fn resources_are_the_proxy_containers() {
+        let config = OperatorConfig::default();
+        let objects = objects(
+            &proxy("  resources:\n    limits: {cpu: 200m, memory: 256Mi}\n"),
+            &inputs(&config),
+        )
+        .expect("builds");
+        let pod = objects
+            .deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod");
+        let limits = pod.containers[0]
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.clone())
+            .unwrap_or_default();
+        assert_eq!(limits.get("cpu").map(|q| q.0.as_str()), Some("200m"));
+    }
+}

@@ -1,0 +1,240 @@
+//! The MCPRemoteProxy controller: the MCPServer controller's stages for a proxy with no
+//! MCP server to run. dereference (the config objects it references) → validate
+//! (admission's own mapping, the remote server as the workload) → build (RunConfig
+//! ConfigMap, proxy Deployment, Service `mcp-<name>-remote-proxy`, the proxy's
+//! ServiceAccount, Role and RoleBinding) → apply → status, where `Ready` waits for the
+//! proxy's report that the remote server answered `initialize` through it.
+
+mod build;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use admission::ConfigKind;
+use api::MCPRemoteProxy;
+use api::mcpserver::MCPServerPhase;
+use api::remoteproxy::{MCPRemoteProxyPhase, MCPRemoteProxyStatus};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::context::Context;
+use crate::controllers::conditions::{Reason, keep_transition_times};
+use crate::controllers::mcpserver::references::{RefKind, RefState};
+use crate::controllers::mcpserver::status::{Observed, Summary, summarize};
+use crate::controllers::mcpserver::validate::{Outcome, outcome};
+use crate::controllers::mcpserver::{Watches, apply, build as server_build, dereference};
+use crate::controllers::{back_off, drain, namespace_of, scoped_api as api};
+use crate::error::Error;
+
+pub use build::{objects, remote_proxy_service_account_name, url};
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "mcpremoteproxy";
+/// Periodic re-check, for what no watch reports (e.g. a Secret behind an MCPOIDCConfig).
+const RESYNC: Duration = Duration::from_secs(300);
+/// Re-check of a proxy waiting for a referenced object (the watch usually comes first).
+const WAIT_FOR_REFERENCE: Duration = Duration::from_secs(30);
+
+/// Runs the controller until `shutdown` resolves. `namespace` limits it to one namespace.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (store, writer) = reflector::store::<MCPRemoteProxy>();
+    let trigger = reflector(
+        writer,
+        watcher(
+            api::<MCPRemoteProxy>(&client, &namespace),
+            watcher::Config::default(),
+        )
+        .modify(|proxy| proxy.managed_fields_mut().clear()),
+    )
+    .applied_objects();
+    let watches = Watches {
+        client: &client,
+        namespace: &namespace,
+        applied: &ctx.applied,
+        store: &store,
+    };
+    let controller = Controller::for_stream(trigger, store.clone());
+    let controller = watches.owned::<Deployment>(controller);
+    let controller = watches.owned::<Service>(controller);
+    let controller = watches.owned::<ConfigMap>(controller);
+    let controller = watches.owned::<ServiceAccount>(controller);
+    let controller = watches.owned::<Role>(controller);
+    let controller = watches.owned::<RoleBinding>(controller);
+    let tool = RefKind::Config(ConfigKind::ToolConfig);
+    let controller = watches.referenced::<api::MCPToolConfig>(controller, tool);
+    let oidc = RefKind::Config(ConfigKind::OidcConfig);
+    let controller = watches.referenced::<api::MCPOIDCConfig>(controller, oidc);
+    let authz = RefKind::Config(ConfigKind::AuthzConfig);
+    let controller = watches.referenced::<api::MCPAuthzConfig>(controller, authz);
+    let telemetry = RefKind::Config(ConfigKind::TelemetryConfig);
+    let controller = watches.referenced::<api::MCPTelemetryConfig>(controller, telemetry);
+    let group = RefKind::Config(ConfigKind::Group);
+    let controller = watches.referenced::<api::MCPGroup>(controller, group);
+    let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
+    let stream = controller
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(16)
+                .debounce(Duration::from_millis(500)),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx);
+    drain(CONTROLLER, stream).await;
+}
+
+/// One reconcile of one MCPRemoteProxy.
+pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    if proxy.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove every owned object.
+        return Ok(Action::await_change());
+    }
+    let namespace = namespace_of(proxy.as_ref())?;
+    let refs = dereference::fetch_for(proxy.as_ref(), None, [], &ctx.client).await?;
+    let ref_states = RefState::of(proxy.as_ref(), |kind| refs.found(kind));
+    let checked = admission::map_and_validate_remote(&proxy, &refs.references());
+    let (observed, action) = match outcome(checked) {
+        Outcome::Invalid(findings) => {
+            let note = join(findings.iter().map(ToString::to_string));
+            warn(&ctx, &proxy, Reason::InvalidSpec, &note).await;
+            (Stage::Invalid(findings), Action::await_change())
+        }
+        Outcome::Waiting(missing) => {
+            let note = join(missing.iter().map(|m| {
+                format!(
+                    "{} {} referenced by {} does not exist",
+                    m.kind, m.name, m.field
+                )
+            }));
+            warn(&ctx, &proxy, Reason::ReferenceNotFound, &note).await;
+            (Stage::Waiting(missing), Action::requeue(WAIT_FOR_REFERENCE))
+        }
+        Outcome::Valid(runconfig) => {
+            let rendered = server_build::render(&runconfig);
+            let inputs = server_build::Inputs {
+                runconfig: &rendered,
+                secrets_checksum: &refs.secrets_checksum,
+                oidc_client_secret: refs.oidc_client_secret(),
+                config: &ctx.config,
+            };
+            let objects = build::objects(&proxy, &inputs)?;
+            let deployment = apply::apply(&ctx.client, namespace, &objects, &ctx.applied).await?;
+            (
+                Stage::Applied(Box::new(deployment)),
+                Action::requeue(RESYNC),
+            )
+        }
+    };
+    let status = desired(&proxy, &observed, &ref_states, &refs, Timestamp::now());
+    write(&ctx.client, &proxy, status).await?;
+    Ok(action)
+}
+
+fn join(notes: impl Iterator<Item = String>) -> String {
+    notes.collect::<Vec<_>>().join("; ")
+}
+
+/// Where the reconcile ended.
+enum Stage {
+    Invalid(Vec<admission::Finding>),
+    Waiting(Vec<admission::MissingReference>),
+    Applied(Box<Deployment>),
+}
+
+/// The status `proxy` should have at `now`: the MCPServer's summary (rollout, the
+/// proxy's report on the remote server, references), in ToolHive's MCPRemoteProxy phases.
+fn desired(
+    proxy: &MCPRemoteProxy,
+    stage: &Stage,
+    refs: &[RefState],
+    found: &dereference::Dereferenced,
+    now: Timestamp,
+) -> MCPRemoteProxyStatus {
+    let generation = proxy.metadata.generation;
+    let previous = proxy.status.as_ref();
+    let observed = match stage {
+        Stage::Invalid(findings) => Observed::Invalid(findings),
+        Stage::Waiting(missing) => Observed::Waiting(missing),
+        Stage::Applied(deployment) => Observed::Applied(deployment),
+    };
+    let backend = previous.and_then(|s| s.backend.as_ref());
+    let Summary {
+        phase,
+        message,
+        mut conditions,
+        ready_replicas,
+    } = summarize(
+        &observed,
+        backend,
+        previous.and_then(|s| s.ready_replicas),
+        generation,
+        now,
+    );
+    conditions.extend(refs.iter().map(|r| r.condition(generation, now)));
+    let hashes = found.hashes();
+    MCPRemoteProxyStatus {
+        conditions: keep_transition_times(
+            previous
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+            conditions,
+        ),
+        observed_generation: generation,
+        phase: Some(match phase {
+            MCPServerPhase::Ready => MCPRemoteProxyPhase::Ready,
+            MCPServerPhase::Failed => MCPRemoteProxyPhase::Failed,
+            MCPServerPhase::Terminating => MCPRemoteProxyPhase::Terminating,
+            // Scaled to zero: nothing serves, and the message says why.
+            MCPServerPhase::Pending | MCPServerPhase::Stopped => MCPRemoteProxyPhase::Pending,
+        }),
+        message: Some(message),
+        url: url(proxy).ok(),
+        external_url: None,
+        ready_replicas,
+        tool_config_hash: hashes.tool_config,
+        oidc_config_hash: hashes.oidc_config,
+        authz_config_hash: hashes.authz_config,
+        telemetry_config_hash: hashes.telemetry_config,
+        secrets_hash: hashes.secrets,
+        // The proxy's to write; kept as it is so an unchanged status compares equal.
+        backend: backend.cloned(),
+    }
+}
+
+/// Writes the status subresource when it changed, leaving `backend` to the proxy.
+async fn write(
+    client: &Client,
+    proxy: &MCPRemoteProxy,
+    status: MCPRemoteProxyStatus,
+) -> Result<(), Error> {
+    if proxy.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let status = MCPRemoteProxyStatus {
+        backend: None,
+        ..status
+    };
+    crate::controllers::patch_status(client, proxy, &status).await
+}
+
+/// A Warning event about `proxy`.
+async fn warn(ctx: &Context, proxy: &MCPRemoteProxy, reason: Reason, note: &str) {
+    crate::controllers::publish(ctx, proxy, EventType::Warning, reason, "Reconcile", note).await;
+}
+
+/// Backs off on errors; every failure is counted by reason.
+pub fn error_policy(proxy: Arc<MCPRemoteProxy>, error: &Error, ctx: Arc<Context>) -> Action {
+    back_off(&ctx, CONTROLLER, proxy.as_ref(), error)
+}
