@@ -1,6 +1,6 @@
-//! The `MCPGroup` kind: a named set of MCPServers in one namespace, which clients and
-//! tooling address together. Servers join with `spec.groupRef`; the group's status lists
-//! them.
+//! The `MCPGroup` kind: a named set of MCPServers and MCPRemoteProxies in one namespace,
+//! which clients and tooling address together. Members join with `spec.groupRef`; the
+//! group's status lists them.
 
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -84,9 +84,10 @@ pub struct MCPGroupStatus {
     #[serde(default)]
     #[schemars(transform = crate::common::no_default)]
     pub server_count: i32,
-    /// Names of the MCPRemoteProxies in the group (a kind this operator does not serve
-    /// yet: always empty).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Names of the MCPRemoteProxies whose `spec.groupRef` names this group, sorted.
+    // Always written, as `servers`.
+    #[serde(default)]
+    #[schemars(transform = crate::common::no_default)]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub remote_proxies: Vec<String>,
     /// How many MCPRemoteProxies are in the group.

@@ -247,7 +247,10 @@ fn report_remote(name: &str, url: &str, upstream: &Upstream, transport: Transpor
         Transport::Sse => probe::Dialect::Sse(path),
         _ => probe::Dialect::Streamable(path),
     };
-    let inputs = tokio::sync::watch::Sender::new(Inputs::default());
+    let inputs = tokio::sync::watch::Sender::new(Inputs {
+        remote: Some(url.to_owned()),
+        ..Inputs::default()
+    });
     // Subscribed before the probe starts: it stops once nobody receives.
     let receiver = inputs.subscribe();
     probe::keep_probing_remote(target, host, dialect, url.to_owned(), inputs);

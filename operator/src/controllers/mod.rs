@@ -87,6 +87,45 @@ where
     Ok(())
 }
 
+/// Writes `status` like [`patch_status`], removing every top-level field the stored
+/// status (`old`) has and `status` leaves out — a merge patch otherwise keeps them, e.g.
+/// the hash of a reference the spec no longer has — except the fields in `keep`, which
+/// another writer owns.
+pub(crate) async fn replace_status<K, S>(
+    client: &kube::Client,
+    object: &K,
+    old: Option<&S>,
+    status: &S,
+    keep: &[&str],
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+    S: Serialize,
+{
+    let serialize = |source| Error::Serialize {
+        what: "status",
+        source,
+    };
+    let mut value = serde_json::to_value(status).map_err(serialize)?;
+    let old = old
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(serialize)?;
+    if let (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) =
+        (old, &mut value)
+    {
+        for key in old.keys() {
+            if !new.contains_key(key) && !keep.contains(&key.as_str()) {
+                new.insert(key.clone(), serde_json::Value::Null);
+            }
+        }
+    }
+    patch_status(client, object, &value).await
+}
+
 /// Publishes an event about `object`; a failure to publish is logged, never fatal.
 pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     ctx: &Context,

@@ -199,6 +199,8 @@ pub struct Inputs {
     pub create: Option<Problem>,
     /// The link.
     pub link: LinkState,
+    /// The URL of a remote server (an MCPRemoteProxy's), which has no pods to wait for.
+    pub remote: Option<String>,
 }
 
 /// The report: `status.backend`.
@@ -236,7 +238,12 @@ impl Inputs {
             },
             (LinkState::Connecting, None) => Observation {
                 reason: Reason::Starting,
-                message: "waiting for the MCP server's pod to run and answer initialize".to_owned(),
+                message: match &self.remote {
+                    Some(url) => format!("connecting to the remote server {url}"),
+                    None => {
+                        "waiting for the MCP server's pod to run and answer initialize".to_owned()
+                    }
+                },
                 facts: None,
             },
         }
@@ -770,6 +777,14 @@ mod tests {
             "why there is no pod"
         );
         assert_eq!(Inputs::default().observe().reason, Reason::Starting);
+        let remote = Inputs {
+            remote: Some("https://mcp.example.com/mcp".to_owned()),
+            ..Inputs::default()
+        };
+        assert_eq!(
+            remote.observe().message,
+            "connecting to the remote server https://mcp.example.com/mcp"
+        );
         let patch = up.observe().patch();
         assert_eq!(patch["status"]["backend"]["tools"], 7);
         assert_eq!(patch["status"]["backend"]["serverName"], "fixture");

@@ -1,6 +1,7 @@
-//! The MCPGroup controller: lists the MCPServers of the group's namespace whose
-//! `spec.groupRef` names it and writes them into its status (`servers`, `serverCount`,
-//! `phase`, the `MCPServersChecked` condition).
+//! The MCPGroup controller: lists the MCPServers and MCPRemoteProxies of the group's
+//! namespace whose `spec.groupRef` names it and writes them into its status (`servers`,
+//! `serverCount`, `remoteProxies`, `remoteProxyCount`, `phase`, the `MCPServersChecked`
+//! condition).
 //!
 //! Membership is declared by the servers, so any MCPServer change may add a member to
 //! one group and remove it from another: a server event (metadata only) triggers every
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::group::{MCPGroupPhase, MCPGroupStatus};
-use api::{MCPGroup, MCPServer};
+use api::{MCPGroup, MCPRemoteProxy, MCPServer};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
@@ -47,11 +48,17 @@ pub async fn run(
         watcher::Config::default(),
     );
     let groups = controller.store();
+    let of_proxy = groups.clone();
     let stream = controller
         .watches(
             scoped_api::<PartialObjectMeta<MCPServer>>(&client, &namespace),
             watcher::Config::default(),
             move |server| groups_of_namespace(&groups, server.namespace().as_deref()),
+        )
+        .watches(
+            scoped_api::<PartialObjectMeta<MCPRemoteProxy>>(&client, &namespace),
+            watcher::Config::default(),
+            move |proxy| groups_of_namespace(&of_proxy, proxy.namespace().as_deref()),
         )
         .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
         .graceful_shutdown_on(shutdown)
@@ -79,15 +86,21 @@ pub async fn reconcile(group: Arc<MCPGroup>, ctx: Arc<Context>) -> Result<Action
         // Its members notice through their own reference watch (GroupRefNotFound).
         return Ok(Action::await_change());
     }
-    let servers: Api<MCPServer> =
-        Api::namespaced(ctx.client.clone(), namespace_of(group.as_ref())?);
-    let listed = servers.list(&ListParams::default()).await;
-    let members = listed
-        .as_ref()
-        .map(|list| members(name_of(group.as_ref()).unwrap_or_default(), &list.items));
+    let namespace = namespace_of(group.as_ref())?;
+    let name = name_of(group.as_ref()).unwrap_or_default();
+    let servers: Api<MCPServer> = Api::namespaced(ctx.client.clone(), namespace);
+    let proxies: Api<MCPRemoteProxy> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = ListParams::default();
+    let listed = match futures::try_join!(servers.list(&params), proxies.list(&params)) {
+        Ok((servers, proxies)) => Ok(Members {
+            servers: members(name, &servers.items, |s| s.spec.group_ref.as_ref()),
+            remote_proxies: members(name, &proxies.items, |p| p.spec.group_ref.as_ref()),
+        }),
+        Err(error) => Err(error),
+    };
     let desired = desired(
         &group,
-        members.as_deref().map_err(ToString::to_string),
+        listed.as_ref().map_err(ToString::to_string),
         Timestamp::now(),
     );
     if group.status.as_ref() != Some(&desired) {
@@ -97,12 +110,25 @@ pub async fn reconcile(group: Arc<MCPGroup>, ctx: Arc<Context>) -> Result<Action
     Ok(Action::requeue(RESYNC))
 }
 
-/// Names of the `servers` whose `spec.groupRef` is `group`, sorted.
-pub fn members(group: &str, servers: &[MCPServer]) -> Vec<String> {
-    let mut names: Vec<String> = servers
+/// The members of one group, by kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    /// MCPServers, sorted.
+    pub servers: Vec<String>,
+    /// MCPRemoteProxies, sorted.
+    pub remote_proxies: Vec<String>,
+}
+
+/// Names of the `objects` whose group reference (`group_ref`) is `group`, sorted.
+pub fn members<T: kube::Resource>(
+    group: &str,
+    objects: &[T],
+    group_ref: impl Fn(&T) -> Option<&api::common::LocalRef>,
+) -> Vec<String> {
+    let mut names: Vec<String> = objects
         .iter()
-        .filter(|s| s.spec.group_ref.as_ref().is_some_and(|r| r.name == group))
-        .filter_map(|s| s.metadata.name.clone())
+        .filter(|o| group_ref(o).is_some_and(|r| r.name == group))
+        .filter_map(|o| o.meta().name.clone())
         .collect();
     names.sort();
     names
@@ -111,7 +137,7 @@ pub fn members(group: &str, servers: &[MCPServer]) -> Vec<String> {
 /// The status for `members` (or the error listing them), keeping what did not change.
 pub fn desired(
     group: &MCPGroup,
-    members: Result<&[String], String>,
+    members: Result<&Members, String>,
     now: Timestamp,
 ) -> MCPGroupStatus {
     let old = group.status.clone().unwrap_or_default();
@@ -122,7 +148,11 @@ pub fn desired(
                 status: ConditionStatus::True,
                 reason: Reason::ListMCPServersCheckSucceeded,
             },
-            format!("{} MCPServers in the group", members.len()),
+            format!(
+                "{} MCPServers and {} MCPRemoteProxies in the group",
+                members.servers.len(),
+                members.remote_proxies.len()
+            ),
             MCPGroupPhase::Ready,
         ),
         Err(error) => (
@@ -149,8 +179,11 @@ pub fn desired(
     };
     // A failed listing keeps the last known members: they did not change for certain.
     if let Ok(members) = members {
-        status.server_count = i32::try_from(members.len()).unwrap_or(i32::MAX);
-        status.servers = members.to_vec();
+        let count = |names: &[String]| i32::try_from(names.len()).unwrap_or(i32::MAX);
+        status.server_count = count(&members.servers);
+        status.servers = members.servers.clone();
+        status.remote_proxy_count = Some(count(&members.remote_proxies));
+        status.remote_proxies = members.remote_proxies.clone();
     }
     status
 }
@@ -190,17 +223,27 @@ mod tests {
             server("other", Some("ops")),
             server("alone", None),
         ];
-        assert_eq!(members("team", &servers), ["alpha", "zeta"]);
+        assert_eq!(
+            members("team", &servers, |s| s.spec.group_ref.as_ref()),
+            ["alpha", "zeta"]
+        );
     }
 
     #[test]
     fn a_listed_group_is_ready_with_its_count_and_stays_equal_when_unchanged() {
-        let members = vec!["alpha".to_owned(), "zeta".to_owned()];
+        let members = Members {
+            servers: vec!["alpha".to_owned(), "zeta".to_owned()],
+            remote_proxies: vec!["github".to_owned()],
+        };
         let status = desired(&group(None), Ok(&members), Timestamp::UNIX_EPOCH);
         assert_eq!(status.phase, MCPGroupPhase::Ready);
         assert_eq!(
             (status.server_count, status.servers.clone()),
-            (2, members.clone())
+            (2, members.servers.clone())
+        );
+        assert_eq!(
+            (status.remote_proxy_count, status.remote_proxies.clone()),
+            (Some(1), members.remote_proxies.clone())
         );
         assert_eq!(status.observed_generation, Some(2));
         let checked = &status.conditions[0];
@@ -220,15 +263,20 @@ mod tests {
     #[test]
     fn an_emptied_group_writes_its_empty_list() {
         // The status is a merge patch: an omitted list would keep the members that left.
-        let status = desired(&group(None), Ok(&[]), Timestamp::UNIX_EPOCH);
+        let status = desired(&group(None), Ok(&Members::default()), Timestamp::UNIX_EPOCH);
         let written = serde_json::to_value(&status).expect("serialises");
         assert_eq!(written["servers"], serde_json::json!([]));
         assert_eq!(written["serverCount"], 0);
+        assert_eq!(written["remoteProxies"], serde_json::json!([]));
+        assert_eq!(written["remoteProxyCount"], 0);
     }
 
     #[test]
     fn a_failed_listing_keeps_the_last_members_and_says_why() {
-        let members = vec!["alpha".to_owned()];
+        let members = Members {
+            servers: vec!["alpha".to_owned()],
+            remote_proxies: Vec::new(),
+        };
         let before = desired(&group(None), Ok(&members), Timestamp::UNIX_EPOCH);
         let failed = desired(
             &group(Some(before)),
@@ -236,7 +284,7 @@ mod tests {
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(failed.phase, MCPGroupPhase::Failed);
-        assert_eq!((failed.server_count, failed.servers), (1, members));
+        assert_eq!((failed.server_count, failed.servers), (1, members.servers));
         assert!(failed.conditions[0].message.contains("forbidden"));
         assert_eq!(failed.conditions[0].reason, "ListMCPServersCheckFailed");
     }

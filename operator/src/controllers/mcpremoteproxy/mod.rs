@@ -226,7 +226,8 @@ async fn write(
         backend: None,
         ..status
     };
-    crate::controllers::patch_status(client, proxy, &status).await
+    crate::controllers::replace_status(client, proxy, proxy.status.as_ref(), &status, &["backend"])
+        .await
 }
 
 /// A Warning event about `proxy`.

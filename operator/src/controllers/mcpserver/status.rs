@@ -382,7 +382,14 @@ pub async fn write(
         backend: None,
         ..status
     };
-    crate::controllers::patch_status(client, server, &status).await
+    crate::controllers::replace_status(
+        client,
+        server,
+        server.status.as_ref(),
+        &status,
+        &["backend"],
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -1,0 +1,290 @@
+//! MCPRemoteProxy on the real node: an MCP server the operator did not start (the
+//! fixture as a plain Deployment and Service) is reached only through the remote
+//! proxy's Service, with the proxy's middleware applied (an MCPToolConfig filter). The
+//! status is Ready only once the remote server answered the proxy's own `initialize`
+//! (its name and tool count in `status.backend`); a proxy in front of a port nobody
+//! listens on says so in its status and never becomes Ready. Real MCP clients (both
+//! SDKs) and the MCP conformance suite pass through it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use api::MCPRemoteProxy;
+use api::remoteproxy::MCPRemoteProxyPhase;
+use e2e::proxy::{Driver, conformance};
+use e2e::{TestNamespace, apply_yaml, wait_until};
+use k8s_openapi::api::core::v1::Service;
+
+/// The fixture, run as a remote server would be: no MCPServer, no proxy of ours.
+fn remote_server_yaml() -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: remote-fixture
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: remote-fixture}}
+  template:
+    metadata:
+      labels: {{app: remote-fixture}}
+    spec:
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        seccompProfile: {{type: RuntimeDefault}}
+      containers:
+        - name: mcp
+          image: ghcr.io/stacklok/toolhive-rs/mcp-fixture:{version}
+          imagePullPolicy: Never
+          args: [http, --port, "8080", --host, 0.0.0.0, --allow-any-host]
+          ports: [{{containerPort: 8080, name: http}}]
+          securityContext:
+            allowPrivilegeEscalation: false
+            capabilities: {{drop: [ALL]}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: remote-fixture
+spec:
+  selector: {{app: remote-fixture}}
+  ports: [{{port: 8080, targetPort: http, name: http}}]
+"#,
+        version = env!("CARGO_PKG_VERSION")
+    )
+}
+
+async fn cluster_ip(ns: &TestNamespace, service: &str) -> anyhow::Result<String> {
+    ns.api::<Service>()
+        .get(service)
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .with_context(|| format!("Service {service}'s ClusterIP"))
+}
+
+fn proxy_yaml(name: &str, remote_url: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPRemoteProxy\nmetadata:\n  name: {name}\nspec:\n  remoteUrl: {remote_url}\n  transport: streamable-http\n{extra}"
+    )
+}
+
+fn status_of(proxy: &MCPRemoteProxy) -> String {
+    let Some(status) = &proxy.status else {
+        return "no status".to_owned();
+    };
+    format!(
+        "{:?} {:?} backend={:?}",
+        status.phase, status.message, status.backend
+    )
+}
+
+/// One POST to `url` with curl: the response head and body.
+fn post(url: &str, session: Option<&str>, body: &str) -> anyhow::Result<(String, String)> {
+    let mut command = std::process::Command::new("curl");
+    command.args([
+        "-sS",
+        "-i",
+        "-m",
+        "10",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+        "-H",
+        "mcp-protocol-version: 2025-06-18",
+        "-d",
+        body,
+    ]);
+    if let Some(session) = session {
+        command.args(["-H", &format!("mcp-session-id: {session}")]);
+    }
+    let out = command.arg(url).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    Ok((head.to_owned(), body.to_owned()))
+}
+
+/// Calls `tool` in a new session through `url`; the answer's body.
+fn call_tool(url: &str, tool: &str) -> anyhow::Result<String> {
+    let (head, body) = post(
+        url,
+        None,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}"#,
+    )?;
+    let session = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| value.trim().to_owned())
+        })
+        .with_context(|| format!("no session from initialize: {head}\n{body}"))?;
+    post(
+        url,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )?;
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+    );
+    Ok(post(url, Some(&session), &call)?.1)
+}
+
+#[tokio::test]
+async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Result<()> {
+    let watch = e2e::Stopwatch::start("k8s-remote");
+    let (client, ns, _servers) = e2e::controllers::real_node_with_operator("k8s-remote").await?;
+    let _proxies = e2e::controllers::InProcess::mcpremoteproxy_with_real_proxy(&client, &ns.name)?;
+
+    apply_yaml(&client, &ns.name, &remote_server_yaml()).await?;
+    let remote_ip = cluster_ip(&ns, "remote-fixture").await?;
+    // No cluster DNS on the harness node: the remote server by its ClusterIP.
+    let remote_url = format!("http://{remote_ip}:8080/mcp");
+
+    // A proxy in front of nothing: its status says so, and it is never Ready.
+    apply_yaml(
+        &client,
+        &ns.name,
+        &proxy_yaml("nowhere", &format!("http://{remote_ip}:9/mcp"), ""),
+    )
+    .await?;
+    let proxies = ns.api::<MCPRemoteProxy>();
+    let nowhere = wait_until(&proxies, "nowhere", Duration::from_secs(180), |p| {
+        p.status.as_ref().is_some_and(|s| {
+            s.phase == Some(MCPRemoteProxyPhase::Failed)
+                && s.backend
+                    .as_ref()
+                    .is_some_and(|b| b.reason == "InitializeFailed")
+        })
+    })
+    .await
+    .with_context(|| "the unreachable remote reported")?;
+    let status = nowhere.status.clone().unwrap_or_default();
+    anyhow::ensure!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains(&format!("{remote_ip}:9"))),
+        "{}",
+        status_of(&nowhere)
+    );
+    watch.lap("a proxy in front of a closed port: Failed, naming it");
+
+    // The real one, with a tool filter: what clients see is what the proxy lets through.
+    let applied = Instant::now();
+    apply_yaml(
+        &client,
+        &ns.name,
+        "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPToolConfig\nmetadata:\n  name: few\nspec:\n  toolsFilter: [echo, test_simple_text, test_tool_with_progress, test_sampling]\n",
+    )
+    .await?;
+    apply_yaml(
+        &client,
+        &ns.name,
+        &proxy_yaml("fixture", &remote_url, "  toolConfigRef: {name: few}\n"),
+    )
+    .await?;
+    let ready = wait_until(&proxies, "fixture", Duration::from_secs(180), |p| {
+        p.status.as_ref().and_then(|s| s.phase) == Some(MCPRemoteProxyPhase::Ready)
+    })
+    .await
+    .with_context(|| "the remote proxy Ready")?;
+    let backend = ready
+        .status
+        .as_ref()
+        .and_then(|s| s.backend.clone())
+        .context("status.backend written by the proxy")?;
+    anyhow::ensure!(
+        backend.reason == "Initialized"
+            && backend.server_name.as_deref() == Some("mcp-fixture")
+            && backend.tools.is_some_and(|n| n > 4),
+        "{backend:?}"
+    );
+    watch.lap(&format!(
+        "Ready {:?} after apply: {} answered, {} tools behind the proxy",
+        applied.elapsed(),
+        backend.server_name.unwrap_or_default(),
+        backend.tools.unwrap_or_default()
+    ));
+    let url = format!(
+        "http://{}:8080/mcp",
+        cluster_ip(&ns, "mcp-fixture-remote-proxy").await?
+    );
+    anyhow::ensure!(
+        ready.status.and_then(|s| s.url).as_deref()
+            == Some(
+                format!(
+                    "http://mcp-fixture-remote-proxy.{}.svc.cluster.local:8080/mcp",
+                    ns.name
+                )
+                .as_str()
+            ),
+        "status.url"
+    );
+
+    // Both SDKs through the remote proxy; the filter holds (a hidden tool is refused).
+    let steps: &[&str] = &[
+        "--steps",
+        "initialize,list,call,progress,sampling,delete",
+        "--tool",
+        "test_simple_text",
+        "--expect",
+        "simple text response",
+        "--progress-tool",
+        "test_tool_with_progress",
+        "--progress-args",
+        "{}",
+        "--sampling-tool",
+        "test_sampling",
+        "--sampling-args",
+        r#"{"prompt":"say hi"}"#,
+    ];
+    let target = url.clone();
+    tokio::task::spawn_blocking(move || {
+        for driver in Driver::BOTH {
+            driver.run(&target, "streamable-http", steps);
+        }
+    })
+    .await?;
+    watch.lap("TypeScript and Python SDKs through the remote proxy");
+    let hidden = call_tool(&url, "whoami")?;
+    anyhow::ensure!(
+        hidden.contains("unknown tool"),
+        "a tool the MCPToolConfig hides is refused through the proxy: {hidden}"
+    );
+
+    // The conformance suite through the remote proxy, without the filter.
+    apply_yaml(&client, &ns.name, &proxy_yaml("fixture", &remote_url, "")).await?;
+    wait_until(&proxies, "fixture", Duration::from_secs(180), |p| {
+        p.status.as_ref().is_some_and(|s| {
+            s.observed_generation == p.metadata.generation
+                && s.phase == Some(MCPRemoteProxyPhase::Ready)
+                && s.tool_config_hash.is_none()
+        })
+    })
+    .await?;
+    let target = url.clone();
+    let run = tokio::task::spawn_blocking(move || conformance(&target)).await?;
+    let summary = run
+        .stdout
+        .rfind("=== SUMMARY ===")
+        .map_or(run.stdout.as_str(), |at| &run.stdout[at..])
+        .to_owned();
+    println!("conformance through the remote proxy:\n{summary}");
+    // As through the other Kubernetes paths (k8s_peers.rs): only the localhost-only
+    // DNS-rebinding scenario fails against a ClusterIP.
+    let failing: Vec<&str> = summary.lines().filter(|l| l.starts_with('✗')).collect();
+    anyhow::ensure!(
+        failing.len() == 1 && failing[0].contains("dns-rebinding-protection"),
+        "conformance against {url} ({}):\n{summary}\nstderr:\n{}",
+        run.status,
+        run.stderr
+    );
+    watch.lap("conformance through the remote proxy");
+    ns.delete().await
+}
