@@ -392,7 +392,8 @@ where
 /// `spec.groupRef`: a server waits for its group like for any reference; the group's
 /// status lists its members as the servers join and leave.
 #[tokio::test]
-async fn servers_join_and_leave_a_group_and_wait_for_a_missing_one() -> anyhow::Result<()> {
+async fn servers_and_remote_proxies_join_and_leave_a_group_and_wait_for_a_missing_one()
+-> anyhow::Result<()> {
     let (client, ns, _operator) = setup("op-group").await?;
     let _groups = InProcess::mcpgroup(&client, &ns.name)?;
     let server = |name: &str, group: &str| {
@@ -416,6 +417,8 @@ async fn servers_join_and_leave_a_group_and_wait_for_a_missing_one() -> anyhow::
     apply_yaml(&client, &ns.name, group).await?;
     apply_yaml(&client, &ns.name, &server("beta", "team")).await?;
     apply_yaml(&client, &ns.name, &server("gamma", "other")).await?;
+    let remote = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPRemoteProxy\nmetadata: {name: github}\nspec:\n  remoteUrl: https://mcp.example.com/mcp\n  groupRef: {name: team}\n";
+    apply_yaml(&client, &ns.name, remote).await?;
     let groups = ns.api::<api::MCPGroup>();
     let members = |g: &api::MCPGroup| {
         g.status
@@ -424,6 +427,9 @@ async fn servers_join_and_leave_a_group_and_wait_for_a_missing_one() -> anyhow::
     };
     let listed = wait_until(&groups, "team", TIMEOUT, |g| {
         members(g) == Some((2, vec!["alpha".to_owned(), "beta".to_owned()]))
+            && g.status
+                .as_ref()
+                .is_some_and(|s| s.remote_proxy_count == Some(1) && s.remote_proxies == ["github"])
     })
     .await?;
     let status = listed.status.clone().unwrap_or_default();
@@ -438,8 +444,14 @@ async fn servers_join_and_leave_a_group_and_wait_for_a_missing_one() -> anyhow::
     // Leaving: beta moves to another group, alpha is deleted.
     apply_yaml(&client, &ns.name, &server("beta", "other")).await?;
     servers.delete("alpha", &DeleteParams::background()).await?;
+    ns.api::<api::MCPRemoteProxy>()
+        .delete("github", &DeleteParams::background())
+        .await?;
     wait_until(&groups, "team", TIMEOUT, |g| {
         members(g) == Some((0, Vec::new()))
+            && g.status
+                .as_ref()
+                .is_some_and(|s| s.remote_proxy_count == Some(0) && s.remote_proxies.is_empty())
     })
     .await?;
     ns.delete().await
