@@ -71,7 +71,13 @@ say "applying examples/ into namespace $namespace"
 kubectl -n "$namespace" create secret generic github-token --from-literal=token=demo-token --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$namespace" create secret generic idp-client --from-literal=client-secret=demo-secret --dry-run=client -o yaml | kubectl apply -f -
 # The webhook answers once the operator has issued its certificate and published the CA.
-retry 60 kubectl -n "$namespace" apply -f examples/
+# examples/mcpremoteproxy.yaml fronts a server on the internet, which nothing here may
+# reach: the demo points a remote proxy at the fixture below instead.
+examples=()
+for file in examples/*.yaml; do
+  [[ "$file" == examples/mcpremoteproxy.yaml ]] || examples+=(-f "$file")
+done
+retry 60 kubectl -n "$namespace" apply "${examples[@]}"
 
 say "an invalid manifest is refused at apply time by the webhook in the cluster (examples/invalid/cedar-unknown-action.yaml)"
 if kubectl -n "$namespace" apply -f examples/invalid/cedar-unknown-action.yaml; then
@@ -127,12 +133,25 @@ mcp -H "mcp-session-id: $session" -d '{"jsonrpc":"2.0","id":2,"method":"tools/li
   python3 -c 'import json, sys; print("\n".join("  " + t["name"] for t in json.load(sys.stdin)["result"]["tools"]))'
 
 kubectl -n "$namespace" wait --for=jsonpath='{.status.phase}'=Ready mcpserver/fixture --timeout=60s >/dev/null || true
-say "kubectl get mcpservers,statefulsets,pods -n $namespace"
-kubectl -n "$namespace" get mcpservers,statefulsets,pods -o wide
+
+say "an MCPRemoteProxy in front of a server reached by URL (here the fixture's Service, $ip:8080)"
+kubectl -n "$namespace" apply -f - <<EOF
+apiVersion: toolhive.stacklok.dev/v1beta1
+kind: MCPRemoteProxy
+metadata:
+  name: remote-fixture
+spec:
+  remoteUrl: http://$ip:8080/mcp
+EOF
+kubectl -n "$namespace" wait --for=jsonpath='{.status.phase}'=Ready mcpremoteproxy/remote-fixture --timeout=90s >/dev/null || true
+say "kubectl get mcpservers,mcpremoteproxies,statefulsets,pods -n $namespace"
+kubectl -n "$namespace" get mcpservers,mcpremoteproxies,statefulsets,pods -o wide
 cat <<EOF
 
 What you see is real: the operator, the proxies and the MCP server pods run on the node
 thv-node. fixture serves: its proxy applied its StatefulSet and attached to its container.
+remote-fixture is Ready once the fixture answered initialize through the remote proxy
+(TOOLS counts what it lists); nothing else runs for it.
 The examples' images (docker.io/mcp/everything, ghcr.io/github/github-mcp-server) cannot
 be pulled on a machine without a registry, so their MCP pods wait in ErrImagePull and
 those MCPServers are not Ready: their status says ImagePullFailed with the image and the

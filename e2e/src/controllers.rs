@@ -47,6 +47,21 @@ impl InProcess {
         Ok(guard)
     }
 
+    /// The MCPRemoteProxy controller, watching `namespace` with `client`'s permissions.
+    pub fn mcpremoteproxy(client: &Client, namespace: &str) -> anyhow::Result<Self> {
+        let config = OperatorConfig {
+            proxy_image: "example.com/thv-proxyrunner:test".into(),
+            ..OperatorConfig::default()
+        };
+        let (ctx, guard, stopped) = Self::prepare(client, config)?;
+        tokio::spawn(operator::controllers::mcpremoteproxy::run(
+            ctx,
+            Some(namespace.to_owned()),
+            stopped,
+        ));
+        Ok(guard)
+    }
+
     /// The MCPRemoteProxy controller deploying the proxy image `make images` built, for
     /// namespaces whose pods run on the real node.
     pub fn mcpremoteproxy_with_real_proxy(

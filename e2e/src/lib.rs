@@ -377,7 +377,10 @@ where
 /// writes `status.backend` as a proxy whose server answered `initialize` would (the
 /// operator's half of readiness is what such a test proves; the real node proves the
 /// proxy's).
-pub async fn report_initialized(servers: &Api<api::MCPServer>, name: &str) -> anyhow::Result<()> {
+pub async fn report_initialized<K>(servers: &Api<K>, name: &str) -> anyhow::Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let patch = serde_json::json!({"status": {"backend": {
         "reason": "Initialized",
         "message": "stand-in report: no proxy runs on kwok",

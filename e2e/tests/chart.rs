@@ -124,6 +124,28 @@ async fn namespace_scoped_install_needs_no_cluster_role_and_suffices_for_the_ope
     .await?;
     drop(controller);
 
+    // The MCPRemoteProxy controller too: it creates the proxy's Role, which the chart's
+    // permissions must cover (Kubernetes refuses to let the operator escalate).
+    let proxies = InProcess::mcpremoteproxy(&restricted, &team.name)?;
+    apply_yaml(
+        &client,
+        &team.name,
+        "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPRemoteProxy\nmetadata: {name: github}\nspec:\n  remoteUrl: https://mcp.example.com/mcp\n",
+    )
+    .await?;
+    let remote = team.api::<api::MCPRemoteProxy>();
+    wait_until(&remote, "github", Duration::from_secs(60), |p| {
+        p.status.as_ref().and_then(|s| s.ready_replicas) == Some(1)
+    })
+    .await?;
+    e2e::report_initialized(&remote, "github").await?;
+    wait_until(&remote, "github", Duration::from_secs(60), |p| {
+        p.status.as_ref().and_then(|s| s.phase)
+            == Some(api::remoteproxy::MCPRemoteProxyPhase::Ready)
+    })
+    .await?;
+    drop(proxies);
+
     helm_ok(&["uninstall", &release, "-n", &system.name, "--wait"])?;
     team.delete().await?;
     system.delete().await
