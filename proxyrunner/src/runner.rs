@@ -8,7 +8,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use runconfig::ValidatedRunConfig;
-use runconfig::validate::{ProxyMode, Transport, ValidatedWorkload};
+use runconfig::validate::{HeaderValueSource, ProxyMode, Transport, ValidatedWorkload};
 use tokio::net::TcpListener;
 
 use crate::backend::bridge::{Bridge, Handshake};
@@ -148,7 +148,8 @@ fn backend(
                 trust,
             )
             .map_err(BuildError::Setting)?
-            .with_endpoint_prefix(prefix);
+            .with_endpoint_prefix(prefix)
+            .with_headers(forwarded_headers(&remote.headers)?);
             if kubernetes::in_cluster()
                 && report::SubjectKind::from_env() == report::SubjectKind::RemoteProxy
             {
@@ -236,6 +237,38 @@ fn backend(
             Ok((Backend::Http(upstream), mode))
         }
     }
+}
+
+/// The headers added toward a remote server, their values read now: a literal, or an
+/// environment variable the platform set (from a Secret, in Kubernetes).
+fn forwarded_headers(
+    headers: &[runconfig::validate::ForwardedHeader],
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, BuildError> {
+    headers
+        .iter()
+        .enumerate()
+        .map(|(i, header)| {
+            let at = format!("workload.remote.headers[{i}]");
+            let name = http::HeaderName::from_bytes(header.name.as_bytes())
+                .map_err(|e| BuildError::Setting(format!("{at}.name {:?}: {e}", header.name)))?;
+            let text = match &header.value {
+                HeaderValueSource::Literal(value) => value.clone(),
+                HeaderValueSource::Env(env) => std::env::var(env).map_err(|_| {
+                    BuildError::Setting(format!(
+                        "{at}.value_env: the environment variable {env} is not set (or not UTF-8)"
+                    ))
+                })?,
+            };
+            let mut value = http::HeaderValue::from_str(text.trim()).map_err(|_| {
+                BuildError::Setting(format!(
+                    "{at}: the value of {} is not a valid header value (a line break?)",
+                    header.name
+                ))
+            })?;
+            value.set_sensitive(true);
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// An MCPRemoteProxy's proxy: shakes hands with the remote server now and then and

@@ -97,6 +97,25 @@ pub struct RemoteWorkload {
     /// OAuth client settings the proxy uses to authenticate to the remote server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<RemoteAuth>,
+    /// Headers the proxy adds to every request it sends to the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ForwardedHeader>,
+}
+
+/// A header added to every request toward a remote server: a literal value, or one the
+/// platform puts in an environment variable (a Secret's, in Kubernetes), so that secret
+/// values never enter the RunConfig.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedHeader {
+    /// Header name, e.g. `X-API-Key`.
+    pub name: String,
+    /// Literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Environment variable holding the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_env: Option<String>,
 }
 
 /// OAuth client settings toward a remote server.

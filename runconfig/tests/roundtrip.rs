@@ -77,7 +77,7 @@ prop_compose! {
         name in text(), group in option::of(text()), debug in any::<bool>(),
         workload in prop_oneof![
             container().prop_map(Workload::Container),
-            (text(), text()).prop_map(|(url, transport)| Workload::Remote(RemoteWorkload { url, transport, auth: None })),
+            (text(), text()).prop_map(|(url, transport)| Workload::Remote(RemoteWorkload { url, transport, ..RemoteWorkload::default() })),
         ],
         host in text(), port in any::<i64>(), mode in text(), trust in any::<bool>(), prefix in option::of(text()),
         origins in vec(text(), 0..2), oidc in option::of(oidc()), authz in option::of(authz()),

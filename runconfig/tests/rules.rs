@@ -501,12 +501,109 @@ const REJECTED: &[(&str, Mutation, &str, Reason, &str)] = &[
             c.workload = Workload::Remote(RemoteWorkload {
                 url: "https://mcp.example.com/mcp".into(),
                 transport: "stdio".into(),
-                auth: None,
+                ..RemoteWorkload::default()
             })
         },
         "workload.remote.transport",
         Reason::NotSupported,
         "remote",
+    ),
+    (
+        "a forwarded header the proxy owns",
+        |c| {
+            c.workload = Workload::Remote(RemoteWorkload {
+                url: "https://mcp.example.com/mcp".into(),
+                transport: "streamable-http".into(),
+                headers: vec![ForwardedHeader {
+                    name: "Host".into(),
+                    value: Some("evil.example.com".into()),
+                    ..ForwardedHeader::default()
+                }],
+                ..RemoteWorkload::default()
+            })
+        },
+        "workload.remote.headers[0].name",
+        Reason::NotSupported,
+        "set by the proxy",
+    ),
+    (
+        "a forwarded header that is not a token",
+        |c| {
+            c.workload = Workload::Remote(RemoteWorkload {
+                url: "https://mcp.example.com/mcp".into(),
+                transport: "streamable-http".into(),
+                headers: vec![ForwardedHeader {
+                    name: "X API Key".into(),
+                    value: Some("k".into()),
+                    ..ForwardedHeader::default()
+                }],
+                ..RemoteWorkload::default()
+            })
+        },
+        "workload.remote.headers[0].name",
+        Reason::InvalidFormat,
+        "not an HTTP header name",
+    ),
+    (
+        "a forwarded header value that breaks the line",
+        |c| {
+            c.workload = Workload::Remote(RemoteWorkload {
+                url: "https://mcp.example.com/mcp".into(),
+                transport: "streamable-http".into(),
+                headers: vec![ForwardedHeader {
+                    name: "X-Tenant".into(),
+                    value: Some("a\r\nX-Injected: 1".into()),
+                    ..ForwardedHeader::default()
+                }],
+                ..RemoteWorkload::default()
+            })
+        },
+        "workload.remote.headers[0].value",
+        Reason::InvalidFormat,
+        "control character",
+    ),
+    (
+        "a forwarded header with a value and an environment variable",
+        |c| {
+            c.workload = Workload::Remote(RemoteWorkload {
+                url: "https://mcp.example.com/mcp".into(),
+                transport: "streamable-http".into(),
+                headers: vec![ForwardedHeader {
+                    name: "X-API-Key".into(),
+                    value: Some("k".into()),
+                    value_env: Some("API_KEY".into()),
+                }],
+                ..RemoteWorkload::default()
+            })
+        },
+        "workload.remote.headers[0]",
+        Reason::InvalidFormat,
+        "exactly one",
+    ),
+    (
+        "a forwarded header given twice",
+        |c| {
+            c.workload = Workload::Remote(RemoteWorkload {
+                url: "https://mcp.example.com/mcp".into(),
+                transport: "streamable-http".into(),
+                headers: vec![
+                    ForwardedHeader {
+                        name: "X-Tenant".into(),
+                        value: Some("a".into()),
+                        ..ForwardedHeader::default()
+                    },
+                    ForwardedHeader {
+                        name: "x-tenant".into(),
+                        value_env: Some("TENANT".into()),
+                        ..ForwardedHeader::default()
+                    },
+                ],
+                ..RemoteWorkload::default()
+            })
+        },
+        "workload.remote.headers[1].name",
+        Reason::Duplicate,
+        "twice",
     ),
 ];
 
@@ -656,7 +753,19 @@ fn accepted_variants_of_each_rule() {
             c.workload = Workload::Remote(RemoteWorkload {
                 url: "https://mcp.example.com/mcp".into(),
                 transport: "streamable-http".into(),
-                auth: None,
+                headers: vec![
+                    ForwardedHeader {
+                        name: "X-Tenant-ID".into(),
+                        value: Some("engineering".into()),
+                        ..ForwardedHeader::default()
+                    },
+                    ForwardedHeader {
+                        name: "X-API-Key".into(),
+                        value_env: Some("TOOLHIVE_HEADER_0".into()),
+                        ..ForwardedHeader::default()
+                    },
+                ],
+                ..RemoteWorkload::default()
             })
         }),
         ("no middleware at all", |c| {

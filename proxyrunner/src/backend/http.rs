@@ -115,6 +115,9 @@ pub struct Upstream {
     sse_sessions: Arc<legacy_sse::Sessions>,
     /// In a cluster: the server's pods, which each request goes to instead of `address`.
     pods: Option<Arc<PodRouter>>,
+    /// Headers added to every request (a remote server's `headers`), replacing any the
+    /// client sent under the same name.
+    added: Arc<Vec<(HeaderName, HeaderValue)>>,
 }
 
 impl Upstream {
@@ -198,7 +201,15 @@ impl Upstream {
             endpoint_prefix: String::new(),
             sse_sessions: Arc::default(),
             pods: None,
+            added: Arc::default(),
         })
+    }
+
+    /// Adds `headers` to every request sent to this upstream (and to the proxy's own
+    /// handshake with it), replacing any a client sent under the same names.
+    pub fn with_headers(mut self, headers: Vec<(HeaderName, HeaderValue)>) -> Self {
+        self.added = Arc::new(headers);
+        self
     }
 
     /// Where the proxy's own handshake reaches this upstream, the `Host` it sends and
@@ -210,6 +221,7 @@ impl Upstream {
                 .tls
                 .as_ref()
                 .map(|tls| (tls.connector.clone(), tls.server_name.clone())),
+            headers: self.added.clone(),
         };
         (
             target,
@@ -414,6 +426,9 @@ impl Upstream {
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
+        for (name, value) in self.added.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
         headers
     }
 

@@ -105,6 +105,8 @@ pub struct Target {
         tokio_rustls::TlsConnector,
         rustls::pki_types::ServerName<'static>,
     )>,
+    /// Headers sent with every request (a remote server's configured headers).
+    pub headers: Arc<Vec<(http::HeaderName, http::HeaderValue)>>,
 }
 
 impl Target {
@@ -113,6 +115,7 @@ impl Target {
         Self {
             address: address.to_string(),
             tls: None,
+            headers: Arc::default(),
         }
     }
 }
@@ -147,6 +150,7 @@ async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, String> {
 
 async fn send(
     sender: &mut SendRequest<Full<Bytes>>,
+    added: &[(http::HeaderName, http::HeaderValue)],
     method: Method,
     path: &str,
     host: &str,
@@ -163,6 +167,9 @@ async fn send(
     }
     if let Some(session) = session {
         request = request.header("mcp-session-id", session);
+    }
+    for (name, value) in added {
+        request = request.header(name, value);
     }
     let request = request
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -274,6 +281,7 @@ async fn streamable(target: &Target, host: &str, path: &str) -> Result<ServerFac
     let mut sender = connect(target).await?;
     let response = send(
         &mut sender,
+        &target.headers,
         Method::POST,
         path,
         host,
@@ -291,6 +299,7 @@ async fn streamable(target: &Target, host: &str, path: &str) -> Result<ServerFac
     let session = session.as_deref();
     let notified = send(
         &mut sender,
+        &target.headers,
         Method::POST,
         path,
         host,
@@ -304,6 +313,7 @@ async fn streamable(target: &Target, host: &str, path: &str) -> Result<ServerFac
         while let Some((page, params)) = pages.next() {
             let response = send(
                 &mut sender,
+                &target.headers,
                 Method::POST,
                 path,
                 host,
@@ -316,7 +326,16 @@ async fn streamable(target: &Target, host: &str, path: &str) -> Result<ServerFac
         facts.tools = Some(pages.count());
     }
     if session.is_some()
-        && let Ok(response) = send(&mut sender, Method::DELETE, path, host, session, None).await
+        && let Ok(response) = send(
+            &mut sender,
+            &target.headers,
+            Method::DELETE,
+            path,
+            host,
+            session,
+            None,
+        )
+        .await
     {
         let _ = response.into_body().collect().await;
     }
@@ -325,7 +344,16 @@ async fn streamable(target: &Target, host: &str, path: &str) -> Result<ServerFac
 
 async fn legacy_sse(target: &Target, host: &str, path: &str) -> Result<ServerFacts, String> {
     let mut stream_sender = connect(target).await?;
-    let response = send(&mut stream_sender, Method::GET, path, host, None, None).await?;
+    let response = send(
+        &mut stream_sender,
+        &target.headers,
+        Method::GET,
+        path,
+        host,
+        None,
+        None,
+    )
+    .await?;
     if response.status() != StatusCode::OK {
         return Err(format!("GET {path}: HTTP {}", response.status()));
     }
@@ -347,8 +375,16 @@ async fn legacy_sse(target: &Target, host: &str, path: &str) -> Result<ServerFac
     let mut sender = connect(target).await?;
     let mut post =
         async |body: String, events: &mut Events, id: Option<&str>| -> Result<Value, String> {
-            let response =
-                send(&mut sender, Method::POST, &endpoint, host, None, Some(body)).await?;
+            let response = send(
+                &mut sender,
+                &target.headers,
+                Method::POST,
+                &endpoint,
+                host,
+                None,
+                Some(body),
+            )
+            .await?;
             let status = response.status();
             let _ = response.into_body().collect().await;
             if !status.is_success() {

@@ -153,6 +153,8 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy running elsewhere (a child process) at `url`.
     pub fn at(url: String) -> Self {
+        // The test clients (reqwest) use the ring provider, as the proxy does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             url,
             metrics: None,

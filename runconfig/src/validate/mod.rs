@@ -12,7 +12,8 @@ mod workload;
 
 pub use check::{Check, is_dns_label};
 pub use workload::{
-    ContainerWorkload, PermissionProfile, RemoteWorkload, Transport, ValidatedWorkload,
+    ContainerWorkload, ForwardedHeader, HeaderValueSource, PermissionProfile, RESTRICTED_HEADERS,
+    RemoteWorkload, Transport, ValidatedWorkload,
 };
 
 use crate::config::RunConfig;

@@ -88,6 +88,133 @@ pub struct RemoteWorkload {
     pub url: url::Url,
     /// Its transport (never stdio).
     pub transport: Transport,
+    /// Headers added to every request toward it.
+    pub headers: Vec<ForwardedHeader>,
+}
+
+/// A header added toward a remote server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardedHeader {
+    /// The name, lower-cased (an HTTP token).
+    pub name: String,
+    /// Where the value comes from.
+    pub value: HeaderValueSource,
+}
+
+/// Where a forwarded header's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderValueSource {
+    /// The RunConfig's literal value.
+    Literal(String),
+    /// The environment variable of this name, read when the proxy starts.
+    Env(String),
+}
+
+/// Headers the proxy owns on the way to a server: routing, hop-by-hop and framing
+/// headers, the client identity it reports, and MCP's own session headers. ToolHive
+/// refuses the same set (less MCP's), for the same reasons.
+pub const RESTRICTED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "http2-settings",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "proxy-connection",
+    "transfer-encoding",
+    "content-length",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "mcp-session-id",
+    "mcp-protocol-version",
+];
+
+/// An HTTP token (RFC 9110 §5.6.2): what a header name may be.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+fn headers(
+    headers: &[config::ForwardedHeader],
+    path: &FieldPath,
+    check: &mut Check,
+) -> Vec<ForwardedHeader> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, header) in headers.iter().enumerate() {
+        let at = path.index(i);
+        let name = header.name.to_ascii_lowercase();
+        if !is_token(&header.name) {
+            check.fail(
+                at.key("name"),
+                Reason::InvalidFormat,
+                format!("{:?} is not an HTTP header name", header.name),
+                "letters, digits and !#$%&'*+-.^_`|~, e.g. X-API-Key",
+            );
+            continue;
+        }
+        if RESTRICTED_HEADERS.contains(&name.as_str()) {
+            check.fail(
+                at.key("name"),
+                Reason::NotSupported,
+                format!(
+                    "{} is set by the proxy and cannot be forwarded",
+                    header.name
+                ),
+                "a header of the server's own, e.g. X-API-Key or X-Tenant-ID",
+            );
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            check.fail(
+                at.key("name"),
+                Reason::Duplicate,
+                format!("{} is given twice", header.name),
+                "each header once",
+            );
+            continue;
+        }
+        let value = match (&header.value, &header.value_env) {
+            (Some(value), None) => {
+                if value.chars().any(|c| c.is_control() && c != '\t') {
+                    check.fail(
+                        at.key("value"),
+                        Reason::InvalidFormat,
+                        "the value holds a control character (a line break?)",
+                        "one line of visible characters",
+                    );
+                    continue;
+                }
+                HeaderValueSource::Literal(value.clone())
+            }
+            (None, Some(env)) => {
+                if !check.env_name(&at.key("value_env"), env) {
+                    continue;
+                }
+                HeaderValueSource::Env(env.clone())
+            }
+            _ => {
+                check.fail(
+                    at.clone(),
+                    Reason::InvalidFormat,
+                    "a header needs exactly one of value and value_env",
+                    "value (literal) or value_env (an environment variable)",
+                );
+                continue;
+            }
+        };
+        out.push(ForwardedHeader { name, value });
+    }
+    out
 }
 
 pub fn validate(
@@ -366,8 +493,10 @@ fn remote(
             check.env_name(&path.key("auth").key("client_secret_env"), env);
         }
     }
+    let headers = headers(&r.headers, &path.key("headers"), check);
     Some(RemoteWorkload {
         url: url?,
         transport: transport?,
+        headers,
     })
 }
