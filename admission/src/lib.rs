@@ -32,6 +32,6 @@ pub use service::{
 };
 pub use to_runconfig::{
     ConfigMapKey, DEFAULT_PERMISSION_PROFILE_KEY, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV,
-    Referenced, ReferencedKind, References, authz_config_map, from_mcpremoteproxy, from_mcpserver,
-    permission_profile_config_map,
+    Referenced, ReferencedKind, References, authz_config_map, forwarded_header_env,
+    from_mcpremoteproxy, from_mcpserver, permission_profile_config_map,
 };

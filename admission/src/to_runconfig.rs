@@ -7,7 +7,7 @@ use api::mcpserver::{
     AuthzConfigSource, PermissionProfileType, ProxyMode as CrdProxyMode, Transport as CrdTransport,
 };
 use api::oidcconfig::OIDCConfigSource;
-use api::remoteproxy::RemoteTransport;
+use api::remoteproxy::{HeaderForwardConfig, RemoteTransport};
 use api::{
     MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
     MCPToolConfig,
@@ -17,10 +17,10 @@ use crate::ConfigKind;
 use crate::front::{Front, Fronted};
 use crate::paths::{Location, PathMap, Via};
 use runconfig::config::{
-    AuditConfig, AuthzConfig, CedarConfig, ContainerWorkload, EnvVar, HttpAuthzConfig,
-    KubernetesServiceAccount, OidcConfig, PermissionProfile, Profile, ProxyConfig, RemoteWorkload,
-    RunConfig, SCHEMA_VERSION, SamplingRate, SecretRef, TelemetryConfig, ToolOverride, ToolsConfig,
-    VolumeMount, Workload,
+    AuditConfig, AuthzConfig, CedarConfig, ContainerWorkload, EnvVar, ForwardedHeader,
+    HttpAuthzConfig, KubernetesServiceAccount, OidcConfig, PermissionProfile, Profile, ProxyConfig,
+    RemoteWorkload, RunConfig, SCHEMA_VERSION, SamplingRate, SecretRef, TelemetryConfig,
+    ToolOverride, ToolsConfig, VolumeMount, Workload,
 };
 use runconfig::error::{Reason, Violation, Violations};
 use runconfig::path::FieldPath;
@@ -205,15 +205,6 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
     m.paths.local("name", "metadata.name");
     m.paths.local("schema_version", "apiVersion");
     m.front(&front, refs);
-    if spec.header_forward.is_some() {
-        m.paths
-            .local("workload.remote.headers", "spec.headerForward");
-        m.not_supported_yet(
-            "workload.remote.headers",
-            "headers added toward the remote server (headerForward) are not supported yet",
-            "leave headerForward unset",
-        );
-    }
     if spec.pod_template_spec.is_some() {
         m.paths.local("proxy.pod_template", "spec.podTemplateSpec");
         m.not_supported_yet(
@@ -233,6 +224,7 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
     let workload = Workload::Remote(RemoteWorkload {
         url: spec.remote_url.clone(),
         transport: transport.to_owned(),
+        headers: m.forwarded_headers(spec.header_forward.as_ref()),
         ..RemoteWorkload::default()
     });
     let proxy_config = m.proxy(&front, transport, refs);
@@ -249,6 +241,12 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
         missing: m.missing,
         problems: m.problems,
     }
+}
+
+/// The environment variable through which the proxy receives the value of
+/// `spec.headerForward.addHeadersFromSecret[index]` (set with a `secretKeyRef`).
+pub fn forwarded_header_env(index: usize) -> String {
+    format!("TOOLHIVE_HEADER_FROM_SECRET_{index}")
 }
 
 /// Default key of a permission-profile ConfigMap.
@@ -372,6 +370,52 @@ impl Mapper {
         {
             self.missing_config(ConfigKind::Group, &group.name);
         }
+    }
+
+    /// `spec.headerForward`: the literal headers in name order, then those from Secrets,
+    /// whose values the kubelet puts in the proxy's environment
+    /// ([`forwarded_header_env`]); no Secret value enters the RunConfig.
+    fn forwarded_headers(&mut self, forward: Option<&HeaderForwardConfig>) -> Vec<ForwardedHeader> {
+        let Some(forward) = forward else {
+            return Vec::new();
+        };
+        let mut headers = Vec::new();
+        for (name, value) in &forward.add_plaintext_headers {
+            let at = format!("workload.remote.headers[{}]", headers.len());
+            let field =
+                FieldPath::parse("spec.headerForward.addPlaintextHeaders").key(name.as_str());
+            for sub in ["", ".name", ".value"] {
+                self.paths.insert(
+                    FieldPath::parse(&format!("{at}{sub}")),
+                    Location {
+                        via: None,
+                        path: field.clone(),
+                    },
+                );
+            }
+            headers.push(ForwardedHeader {
+                name: name.clone(),
+                value: Some(value.clone()),
+                value_env: None,
+            });
+        }
+        for (i, from_secret) in forward.add_headers_from_secret.iter().enumerate() {
+            let at = format!("workload.remote.headers[{}]", headers.len());
+            let field = format!("spec.headerForward.addHeadersFromSecret[{i}]");
+            self.paths.local(&at, &field);
+            self.paths
+                .local(&format!("{at}.name"), &format!("{field}.headerName"));
+            self.paths.local(
+                &format!("{at}.value_env"),
+                &format!("{field}.valueSecretRef"),
+            );
+            headers.push(ForwardedHeader {
+                name: from_secret.header_name.clone(),
+                value: None,
+                value_env: Some(forwarded_header_env(i)),
+            });
+        }
+        headers
     }
 
     /// How the proxy serves clients (`mode`) and the middleware it applies.

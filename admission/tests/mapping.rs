@@ -340,7 +340,7 @@ fn remote_workloads_have_no_mcpserver_form() {
     config.workload = runconfig::config::Workload::Remote(runconfig::config::RemoteWorkload {
         url: "https://x".into(),
         transport: "sse".into(),
-        auth: None,
+        ..runconfig::config::RemoteWorkload::default()
     });
     let error = to_manifests(&config).expect_err("remote");
     assert!(

@@ -1,9 +1,10 @@
 //! MCPRemoteProxy on the real node: an MCP server the operator did not start (the
-//! fixture as a plain Deployment and Service) is reached only through the remote
-//! proxy's Service, with the proxy's middleware applied (an MCPToolConfig filter). The
+//! fixture as a plain Deployment and Service, wanting an API key) is reached only
+//! through the remote proxy's Service, with the proxy's middleware applied (an
+//! MCPToolConfig filter) and the key added from a Secret (`headerForward`). The
 //! status is Ready only once the remote server answered the proxy's own `initialize`
 //! (its name and tool count in `status.backend`); a proxy in front of a port nobody
-//! listens on says so in its status and never becomes Ready. Real MCP clients (both
+//! listens on, or without the key, says so in its status and never becomes Ready. Real MCP clients (both
 //! SDKs) and the MCP conformance suite pass through it.
 
 use std::time::{Duration, Instant};
@@ -40,7 +41,7 @@ spec:
         - name: mcp
           image: ghcr.io/stacklok/toolhive-rs/mcp-fixture:{version}
           imagePullPolicy: Never
-          args: [http, --port, "8080", --host, 0.0.0.0, --allow-any-host]
+          args: [http, --port, "8080", --host, 0.0.0.0, --allow-any-host, --require-header, "X-API-Key=e2e-key"]
           ports: [{{containerPort: 8080, name: http}}]
           securityContext:
             allowPrivilegeEscalation: false
@@ -66,6 +67,9 @@ async fn cluster_ip(ns: &TestNamespace, service: &str) -> anyhow::Result<String>
         .and_then(|s| s.cluster_ip)
         .with_context(|| format!("Service {service}'s ClusterIP"))
 }
+
+/// The remote server's API key, from the Secret `api-key`.
+const KEY_FROM_SECRET: &str = "  headerForward:\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api-key, key: token}\n";
 
 fn proxy_yaml(name: &str, remote_url: &str, extra: &str) -> String {
     format!(
@@ -175,7 +179,33 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     );
     watch.lap("a proxy in front of a closed port: Failed, naming it");
 
-    // The real one, with a tool filter: what clients see is what the proxy lets through.
+    // The remote server wants an API key: without it, the proxy says what it answered.
+    apply_yaml(&client, &ns.name, &proxy_yaml("keyless", &remote_url, "")).await?;
+    let keyless = wait_until(&proxies, "keyless", Duration::from_secs(180), |p| {
+        p.status
+            .as_ref()
+            .is_some_and(|s| s.phase == Some(MCPRemoteProxyPhase::Failed))
+    })
+    .await
+    .with_context(|| "the keyless proxy reported")?;
+    anyhow::ensure!(
+        keyless
+            .status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|m| m.contains("401")),
+        "{}",
+        status_of(&keyless)
+    );
+    watch.lap("a proxy without the remote server's API key: Failed, saying 401");
+
+    // The real one: the key from a Secret (headerForward), a tool filter applied.
+    apply_yaml(
+        &client,
+        &ns.name,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key\nstringData:\n  token: e2e-key\n",
+    )
+    .await?;
     let applied = Instant::now();
     apply_yaml(
         &client,
@@ -186,7 +216,11 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     apply_yaml(
         &client,
         &ns.name,
-        &proxy_yaml("fixture", &remote_url, "  toolConfigRef: {name: few}\n"),
+        &proxy_yaml(
+            "fixture",
+            &remote_url,
+            &format!("{KEY_FROM_SECRET}  toolConfigRef: {{name: few}}\n"),
+        ),
     )
     .await?;
     let ready = wait_until(&proxies, "fixture", Duration::from_secs(180), |p| {
@@ -259,7 +293,12 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     );
 
     // The conformance suite through the remote proxy, without the filter.
-    apply_yaml(&client, &ns.name, &proxy_yaml("fixture", &remote_url, "")).await?;
+    apply_yaml(
+        &client,
+        &ns.name,
+        &proxy_yaml("fixture", &remote_url, KEY_FROM_SECRET),
+    )
+    .await?;
     wait_until(&proxies, "fixture", Duration::from_secs(180), |p| {
         p.status.as_ref().is_some_and(|s| {
             s.observed_generation == p.metadata.generation

@@ -59,6 +59,10 @@ enum Mode {
         /// accepts only localhost names (DNS rebinding protection).
         #[arg(long)]
         allow_any_host: bool,
+        /// Answer 401 to any request without this header and value (`NAME=VALUE`), as
+        /// an API behind a key would: tests of headers a proxy adds.
+        #[arg(long, value_name = "NAME=VALUE")]
+        require_header: Option<String>,
     },
     /// MCP over the legacy HTTP+SSE transport: GET /sse, POST /messages?sessionId=.
     Sse {
@@ -116,9 +120,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                 port,
                 host,
                 allow_any_host,
+                require_header,
             } => {
                 let hosts = allow_any_host.then_some(http::HostPolicy::Any);
-                http::serve(&host, port, hosts).await
+                let required = require_header
+                    .as_deref()
+                    .map(http::RequiredHeader::parse)
+                    .transpose()?;
+                http::serve(&host, port, hosts, required).await
             }
             Mode::Sse {
                 port,

@@ -575,20 +575,34 @@ fn remote_url_must_be_http_or_https() {
 }
 
 #[test]
+fn forwarded_headers_are_checked_where_they_are_written() {
+    let ok = check_alone(&remote(
+        "  headerForward:\n    addPlaintextHeaders: {X-Tenant-ID: engineering}\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api, key: token}\n",
+    ));
+    assert_eq!(ok, Report::default());
+    let report = check_alone(&remote(
+        "  headerForward:\n    addPlaintextHeaders: {Host: evil.example.com}\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api, key: token}\n      - headerName: x-api-key\n        valueSecretRef: {name: api, key: other}\n",
+    ));
+    assert_eq!(
+        error_paths(&report),
+        [
+            "spec.headerForward.addPlaintextHeaders.Host",
+            "spec.headerForward.addHeadersFromSecret[1].headerName"
+        ],
+        "{report:?}"
+    );
+    assert_eq!(report.errors[0].reason, Reason::NotSupported);
+    assert_eq!(report.errors[1].reason, Reason::Duplicate);
+}
+
+#[test]
 fn remote_settings_the_proxy_cannot_honour_are_refused_not_ignored() {
     let report = check_alone(&remote(
-        "  headerForward:\n    addPlaintextHeaders: {X-Tenant: a}\n  podTemplateSpec:\n    spec: {}\n  authServerRef: {name: embedded}\n",
+        "  podTemplateSpec:\n    spec: {}\n  authServerRef: {name: embedded}\n",
     ));
     let mut paths = error_paths(&report);
     paths.sort_unstable();
-    assert_eq!(
-        paths,
-        [
-            "spec.authServerRef",
-            "spec.headerForward",
-            "spec.podTemplateSpec"
-        ]
-    );
+    assert_eq!(paths, ["spec.authServerRef", "spec.podTemplateSpec"]);
     assert!(
         report
             .errors

@@ -62,8 +62,56 @@ impl AppState {
     }
 }
 
+/// A header every request must carry (`--require-header NAME=VALUE`).
+#[derive(Clone, Debug)]
+pub struct RequiredHeader {
+    name: axum::http::HeaderName,
+    value: String,
+}
+
+impl RequiredHeader {
+    /// Reads `NAME=VALUE`.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let (name, value) = text
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--require-header {text:?}: expected NAME=VALUE"))?;
+        Ok(Self {
+            name: axum::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| anyhow::anyhow!("--require-header {name:?}: {e}"))?,
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// 401 unless the request carries the required header with its value.
+async fn require(
+    State(required): State<Option<Arc<RequiredHeader>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(required) = required {
+        let given = request
+            .headers()
+            .get(&required.name)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(required.value.as_str()) {
+            return Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: the required header is missing or wrong",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// Serves until the process ends; prints the URL once the port is bound.
-pub async fn serve(host: &str, port: u16, hosts: Option<HostPolicy>) -> anyhow::Result<()> {
+pub async fn serve(
+    host: &str,
+    port: u16,
+    hosts: Option<HostPolicy>,
+    required: Option<RequiredHeader>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind((host, port)).await?;
     let address = listener.local_addr()?;
     let loopback = address.ip().is_loopback();
@@ -81,7 +129,11 @@ pub async fn serve(host: &str, port: u16, hosts: Option<HostPolicy>) -> anyhow::
             "/mcp",
             post(post::handle).get(open_stream).delete(end_session),
         )
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            required.map(Arc::new),
+            require,
+        ));
     println!("listening on http://{address}/mcp");
     tracing::info!(%address, ?hosts, "streamable HTTP server ready");
     axum::serve(listener, app).await?;

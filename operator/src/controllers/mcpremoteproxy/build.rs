@@ -5,7 +5,7 @@
 
 use admission::{remote_endpoint_path, remote_proxy_service_name};
 use api::MCPRemoteProxy;
-use k8s_openapi::api::core::v1::{EnvVar, ServiceAccount};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
 use crate::controllers::mcpserver::build::{
@@ -90,7 +90,7 @@ pub fn objects(proxy: &MCPRemoteProxy, inputs: &Inputs<'_>) -> Result<Objects, E
             ..Subject::default()
         }]),
     };
-    let env = vec![
+    let mut env = vec![
         EnvVar {
             name: "THV_OWNER_KIND".to_owned(),
             value: Some("MCPRemoteProxy".to_owned()),
@@ -102,6 +102,24 @@ pub fn objects(proxy: &MCPRemoteProxy, inputs: &Inputs<'_>) -> Result<Objects, E
             ..EnvVar::default()
         },
     ];
+    // The values of headers from Secrets, read by the kubelet: never in the RunConfig.
+    let from_secrets = proxy
+        .spec
+        .header_forward
+        .iter()
+        .flat_map(|f| f.add_headers_from_secret.iter());
+    env.extend(from_secrets.enumerate().map(|(i, header)| EnvVar {
+        name: admission::forwarded_header_env(i),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: header.value_secret_ref.name.clone(),
+                key: header.value_secret_ref.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }));
     let deployment = proxy_deployment(
         ProxyPod {
             metadata: meta(name.to_owned())?,
@@ -227,6 +245,38 @@ mod tests {
         };
         assert_eq!(value("THV_OWNER_KIND").as_deref(), Some("MCPRemoteProxy"));
         assert_eq!(value("THV_OWNER_UID").as_deref(), Some("u-1"));
+    }
+
+    #[test]
+    fn header_values_from_secrets_arrive_by_secret_reference_only() {
+        let config = OperatorConfig::default();
+        let objects = objects(
+            &proxy(
+                "  headerForward:\n    addPlaintextHeaders: {X-Tenant: a}\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api, key: token}\n",
+            ),
+            &inputs(&config),
+        )
+        .expect("builds");
+        let pod = objects
+            .deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod");
+        let env = pod.containers[0].env.clone().unwrap_or_default();
+        let header = env
+            .iter()
+            .find(|e| e.name == "TOOLHIVE_HEADER_FROM_SECRET_0")
+            .expect("the header's variable");
+        assert!(header.value.is_none());
+        let secret = header
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from the Secret");
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("api", "token")
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use api::MCPRemoteProxy;
 use api::mcpserver::MCPServerPhase;
 use api::remoteproxy::{MCPRemoteProxyPhase, MCPRemoteProxyStatus};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Controller};
@@ -83,6 +83,7 @@ pub async fn run(
     let group = RefKind::Config(ConfigKind::Group);
     let controller = watches.referenced::<api::MCPGroup>(controller, group);
     let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
+    let controller = watches.referenced::<Secret>(controller, RefKind::Secret);
     let stream = controller
         .with_config(
             kube::runtime::controller::Config::default()
@@ -102,7 +103,19 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
         return Ok(Action::await_change());
     }
     let namespace = namespace_of(proxy.as_ref())?;
-    let refs = dereference::fetch_for(proxy.as_ref(), None, [], &ctx.client).await?;
+    // Header values from Secrets: a rotated Secret rolls the proxy pods.
+    let secrets = proxy
+        .spec
+        .header_forward
+        .iter()
+        .flat_map(|f| f.add_headers_from_secret.iter())
+        .map(|h| {
+            (
+                h.value_secret_ref.name.as_str(),
+                h.value_secret_ref.key.as_str(),
+            )
+        });
+    let refs = dereference::fetch_for(proxy.as_ref(), None, secrets, &ctx.client).await?;
     let ref_states = RefState::of(proxy.as_ref(), |kind| refs.found(kind));
     let checked = admission::map_and_validate_remote(&proxy, &refs.references());
     let (observed, action) = match outcome(checked) {

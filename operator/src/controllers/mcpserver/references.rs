@@ -53,8 +53,13 @@ impl Referencing for api::MCPRemoteProxy {
         match kind {
             RefKind::Config(kind) => admission::references(self, kind, name),
             RefKind::ConfigMap => authz_config_map(self).is_some_and(|map| map.name == name),
-            // Its OIDC client secret is re-read on the periodic resync, as an MCPServer's.
-            RefKind::Secret => false,
+            // Header values; its OIDC client secret is re-read on the periodic resync,
+            // as an MCPServer's.
+            RefKind::Secret => self.spec.header_forward.iter().any(|f| {
+                f.add_headers_from_secret
+                    .iter()
+                    .any(|h| h.value_secret_ref.name == name)
+            }),
         }
     }
 }
