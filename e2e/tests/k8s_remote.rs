@@ -245,6 +245,15 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
         backend.server_name.unwrap_or_default(),
         backend.tools.unwrap_or_default()
     ));
+    let runconfig = ns
+        .api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .get("fixture-runconfig")
+        .await?;
+    let text = serde_json::to_string(&runconfig.data)?;
+    anyhow::ensure!(
+        text.contains("TOOLHIVE_HEADER_FROM_SECRET_0") && !text.contains("e2e-key"),
+        "the key reaches the proxy by environment, never in its RunConfig: {text}"
+    );
     let url = format!(
         "http://{}:8080/mcp",
         cluster_ip(&ns, "mcp-fixture-remote-proxy").await?
