@@ -22,8 +22,8 @@ mod server;
 use std::fmt;
 
 use api::{
-    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
-    MCPToolConfig, Manifest, ManifestError,
+    MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer,
+    MCPTelemetryConfig, MCPToolConfig, Manifest, ManifestError,
 };
 use serde::Serialize;
 
@@ -53,16 +53,19 @@ pub enum ConfigKind {
     /// `spec.groupRef` → MCPGroup: nothing of it enters the RunConfig, but the server
     /// waits for it like for the others.
     Group,
+    /// `spec.externalAuthConfigRef` → MCPExternalAuthConfig.
+    ExternalAuthConfig,
 }
 
 impl ConfigKind {
     /// Every config kind, in the order the status lists their conditions.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::ToolConfig,
         Self::OidcConfig,
         Self::AuthzConfig,
         Self::TelemetryConfig,
         Self::Group,
+        Self::ExternalAuthConfig,
     ];
 
     /// The Kubernetes kind.
@@ -73,6 +76,7 @@ impl ConfigKind {
             Self::AuthzConfig => "MCPAuthzConfig",
             Self::TelemetryConfig => "MCPTelemetryConfig",
             Self::Group => "MCPGroup",
+            Self::ExternalAuthConfig => "MCPExternalAuthConfig",
         }
     }
 
@@ -84,6 +88,7 @@ impl ConfigKind {
             Self::AuthzConfig => "spec.authzConfigRef",
             Self::TelemetryConfig => "spec.telemetryConfigRef",
             Self::Group => "spec.groupRef",
+            Self::ExternalAuthConfig => "spec.externalAuthConfigRef",
         }
     }
 
@@ -96,6 +101,7 @@ impl ConfigKind {
             Self::AuthzConfig => front.authz_config_ref.map(|r| r.name.as_str()),
             Self::TelemetryConfig => front.telemetry_config_ref.map(|r| r.name.as_str()),
             Self::Group => front.group_ref.map(|r| r.name.as_str()),
+            Self::ExternalAuthConfig => front.external_auth_config_ref.map(|r| r.name.as_str()),
         }
     }
 
@@ -107,6 +113,7 @@ impl ConfigKind {
             Manifest::MCPAuthzConfig(_) => Some(Self::AuthzConfig),
             Manifest::MCPTelemetryConfig(_) => Some(Self::TelemetryConfig),
             Manifest::MCPGroup(_) => Some(Self::Group),
+            Manifest::MCPExternalAuthConfig(_) => Some(Self::ExternalAuthConfig),
             Manifest::MCPServer(_) | Manifest::MCPRemoteProxy(_) | Manifest::MCPRegistry(_) => None,
         }
     }
@@ -132,6 +139,8 @@ pub trait Catalog {
     fn telemetry_config(&self, name: &str) -> Option<MCPTelemetryConfig>;
     /// The MCPGroup called `name`.
     fn group(&self, name: &str) -> Option<MCPGroup>;
+    /// The MCPExternalAuthConfig called `name`.
+    fn external_auth_config(&self, name: &str) -> Option<MCPExternalAuthConfig>;
     /// The value of `key` in the ConfigMap called `name`.
     fn config_map_data(&self, name: &str, key: &str) -> Option<String>;
     /// Every MCPServer referencing the `kind` object called `name` (see [`references`]).
@@ -292,7 +301,8 @@ pub fn check_manifest(object: &Manifest, api_version: &str, catalog: &dyn Catalo
         | Manifest::MCPOIDCConfig(_)
         | Manifest::MCPAuthzConfig(_)
         | Manifest::MCPTelemetryConfig(_)
-        | Manifest::MCPGroup(_) => config::check(object, catalog, &mut report),
+        | Manifest::MCPGroup(_)
+        | Manifest::MCPExternalAuthConfig(_) => config::check(object, catalog, &mut report),
     }
     report
 }

@@ -259,6 +259,7 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         telemetry_config_ref,
         group_ref: None,
         auth_server_ref: None,
+        external_auth_config_ref: None,
         trust_proxy_headers: proxy.trust_proxy_headers,
         endpoint_prefix: proxy.endpoint_prefix.clone(),
         replicas: None,

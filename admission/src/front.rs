@@ -55,6 +55,8 @@ pub struct Front<'a> {
     pub auth_server_ref: Option<&'a AuthServerRef>,
     /// `spec.groupRef`.
     pub group_ref: Option<&'a LocalRef>,
+    /// `spec.externalAuthConfigRef`.
+    pub external_auth_config_ref: Option<&'a LocalRef>,
     /// `spec.trustProxyHeaders`.
     pub trust_proxy_headers: bool,
     /// `spec.endpointPrefix`.
@@ -89,6 +91,7 @@ impl Fronted for MCPServer {
             telemetry_config_ref: spec.telemetry_config_ref.as_ref(),
             auth_server_ref: spec.auth_server_ref.as_ref(),
             group_ref: spec.group_ref.as_ref(),
+            external_auth_config_ref: spec.external_auth_config_ref.as_ref(),
             trust_proxy_headers: spec.trust_proxy_headers,
             endpoint_prefix: spec.endpoint_prefix.as_deref(),
         }
@@ -110,6 +113,7 @@ impl Fronted for MCPRemoteProxy {
             telemetry_config_ref: spec.telemetry_config_ref.as_ref(),
             auth_server_ref: spec.auth_server_ref.as_ref(),
             group_ref: spec.group_ref.as_ref(),
+            external_auth_config_ref: spec.external_auth_config_ref.as_ref(),
             trust_proxy_headers: spec.trust_proxy_headers,
             endpoint_prefix: spec.endpoint_prefix.as_deref(),
         }

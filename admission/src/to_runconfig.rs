@@ -3,14 +3,15 @@
 //! Pure: referenced objects are passed in; nothing is fetched here.
 
 use api::authzconfig::AuthzBackend;
+use api::externalauth::ExternalAuthType;
 use api::mcpserver::{
     AuthzConfigSource, PermissionProfileType, ProxyMode as CrdProxyMode, Transport as CrdTransport,
 };
 use api::oidcconfig::OIDCConfigSource;
 use api::remoteproxy::{HeaderForwardConfig, RemoteTransport};
 use api::{
-    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
-    MCPToolConfig,
+    MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer,
+    MCPTelemetryConfig, MCPToolConfig,
 };
 
 use crate::ConfigKind;
@@ -46,6 +47,8 @@ pub struct References<'a> {
     pub permission_profile_map: Option<&'a str>,
     /// The MCPGroup named by `spec.groupRef`.
     pub group: Option<&'a MCPGroup>,
+    /// The MCPExternalAuthConfig named by `spec.externalAuthConfigRef`.
+    pub external_auth_config: Option<&'a MCPExternalAuthConfig>,
 }
 
 /// The objects an MCPServer references, owned: what the operator fetched from the
@@ -67,6 +70,8 @@ pub struct Referenced {
     pub permission_profile_map: Option<String>,
     /// The MCPGroup named by `spec.groupRef`.
     pub group: Option<MCPGroup>,
+    /// The MCPExternalAuthConfig named by `spec.externalAuthConfigRef`.
+    pub external_auth_config: Option<MCPExternalAuthConfig>,
 }
 
 impl Referenced {
@@ -80,6 +85,7 @@ impl Referenced {
             telemetry_config: self.telemetry_config.as_ref(),
             permission_profile_map: self.permission_profile_map.as_deref(),
             group: self.group.as_ref(),
+            external_auth_config: self.external_auth_config.as_ref(),
         }
     }
 
@@ -91,6 +97,7 @@ impl Referenced {
             ConfigKind::AuthzConfig => self.authz_config.is_some(),
             ConfigKind::TelemetryConfig => self.telemetry_config.is_some(),
             ConfigKind::Group => self.group.is_some(),
+            ConfigKind::ExternalAuthConfig => self.external_auth_config.is_some(),
         }
     }
 }
@@ -158,6 +165,15 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     m.paths.local("name", "metadata.name");
     m.paths.local("schema_version", "apiVersion");
     m.front(&server.front(), refs);
+    if spec.external_auth_config_ref.is_some() {
+        m.paths
+            .local("proxy.external_auth", "spec.externalAuthConfigRef");
+        m.not_supported_yet(
+            "proxy.external_auth",
+            "outgoing authentication toward an MCPServer's own server (externalAuthConfigRef) is not supported yet",
+            "reach a server that needs it through an MCPRemoteProxy, which supports bearerToken and headerInjection",
+        );
+    }
     let workload = Workload::Container(m.container(server, refs));
     let transport = spec.transport;
     let mode = match transport {
@@ -224,7 +240,11 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
     let workload = Workload::Remote(RemoteWorkload {
         url: spec.remote_url.clone(),
         transport: transport.to_owned(),
-        headers: m.forwarded_headers(spec.header_forward.as_ref()),
+        headers: {
+            let mut headers = m.forwarded_headers(spec.header_forward.as_ref());
+            headers.extend(m.external_auth(&front, refs, headers.len()));
+            headers
+        },
         ..RemoteWorkload::default()
     });
     let proxy_config = m.proxy(&front, transport, refs);
@@ -242,6 +262,14 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
         problems: m.problems,
     }
 }
+
+/// The environment variable holding the Secret value of an MCPRemoteProxy's
+/// MCPExternalAuthConfig (`bearerToken.tokenSecretRef`, `headerInjection.valueSecretRef`).
+pub const EXTERNAL_AUTH_SECRET_ENV: &str = "TOOLHIVE_EXTERNAL_AUTH_SECRET";
+
+/// The environment variable holding `Bearer <token>` for a `bearerToken`
+/// MCPExternalAuthConfig (composed by the kubelet from [`EXTERNAL_AUTH_SECRET_ENV`]).
+pub const EXTERNAL_AUTH_BEARER_ENV: &str = "TOOLHIVE_EXTERNAL_AUTH_BEARER";
 
 /// The environment variable through which the proxy receives the value of
 /// `spec.headerForward.addHeadersFromSecret[index]` (set with a `secretKeyRef`).
@@ -416,6 +444,64 @@ impl Mapper {
             });
         }
         headers
+    }
+
+    /// The header `spec.externalAuthConfigRef` adds toward the remote server, as the
+    /// `index`-th: its value from the proxy's environment ([`EXTERNAL_AUTH_SECRET_ENV`],
+    /// or [`EXTERNAL_AUTH_BEARER_ENV`] for `Bearer <token>`). A type the proxy cannot do
+    /// is refused, naming it.
+    fn external_auth(
+        &mut self,
+        front: &Front<'_>,
+        refs: &References<'_>,
+        index: usize,
+    ) -> Option<ForwardedHeader> {
+        let reference = front.external_auth_config_ref?;
+        let Some(shared) = refs.external_auth_config else {
+            self.missing_config(ConfigKind::ExternalAuthConfig, &reference.name);
+            return None;
+        };
+        let kind = ConfigKind::ExternalAuthConfig;
+        let at = format!("workload.remote.headers[{index}]");
+        let spec = &shared.spec;
+        match spec.type_ {
+            ExternalAuthType::Unauthenticated => None,
+            ExternalAuthType::BearerToken => {
+                self.in_config(&at, kind, &reference.name, "spec.bearerToken");
+                Some(ForwardedHeader {
+                    name: "Authorization".to_owned(),
+                    value: None,
+                    value_env: Some(EXTERNAL_AUTH_BEARER_ENV.to_owned()),
+                })
+            }
+            ExternalAuthType::HeaderInjection => {
+                let injection = spec.header_injection.as_ref()?;
+                self.in_config(&at, kind, &reference.name, "spec.headerInjection");
+                self.in_config(
+                    &format!("{at}.name"),
+                    kind,
+                    &reference.name,
+                    "spec.headerInjection.headerName",
+                );
+                Some(ForwardedHeader {
+                    name: injection.header_name.clone(),
+                    value: None,
+                    value_env: Some(EXTERNAL_AUTH_SECRET_ENV.to_owned()),
+                })
+            }
+            other => {
+                self.in_config("proxy.external_auth", kind, &reference.name, "spec.type");
+                self.not_supported_yet(
+                    "proxy.external_auth",
+                    &format!(
+                        "external authentication of type {} is not supported yet",
+                        other.as_str()
+                    ),
+                    "bearerToken, headerInjection or unauthenticated",
+                );
+                None
+            }
+        }
     }
 
     /// How the proxy serves clients (`mode`) and the middleware it applies.

@@ -4,8 +4,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::{
-    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRegistry,
-    MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, VERSION,
+    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig,
+    MCPRegistry, MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, VERSION,
 };
 
 /// Every CRD of the group, each serving `v1beta1` (storage) and the deprecated `v1alpha1`.
@@ -19,6 +19,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         MCPTelemetryConfig::crd(),
         MCPGroup::crd(),
         MCPRemoteProxy::crd(),
+        MCPExternalAuthConfig::crd(),
     ]
     .into_iter()
     .map(with_deprecated_v1alpha1)

@@ -11,6 +11,7 @@
 pub mod authzconfig;
 pub mod common;
 pub mod crds;
+pub mod externalauth;
 pub mod group;
 pub mod manifest;
 pub mod mcpserver;
@@ -21,6 +22,7 @@ pub mod telemetryconfig;
 pub mod toolconfig;
 
 pub use authzconfig::{MCPAuthzConfig, MCPAuthzConfigSpec};
+pub use externalauth::{MCPExternalAuthConfig, MCPExternalAuthConfigSpec};
 pub use group::{MCPGroup, MCPGroupSpec, MCPGroupStatus};
 pub use manifest::{Manifest, ManifestError};
 pub use mcpserver::{MCPServer, MCPServerSpec, MCPServerStatus};

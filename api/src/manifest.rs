@@ -6,8 +6,8 @@ use kube::core::ApiResource;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRegistry,
-    MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, VERSION,
+    DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig,
+    MCPRegistry, MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, VERSION,
 };
 
 /// Why a manifest could not be read.
@@ -41,6 +41,7 @@ pub const KINDS: &[&str] = &[
     "MCPTelemetryConfig",
     "MCPGroup",
     "MCPRemoteProxy",
+    "MCPExternalAuthConfig",
 ];
 
 /// One object of this API group, of any kind.
@@ -63,6 +64,8 @@ pub enum Manifest {
     MCPGroup(MCPGroup),
     /// An MCPRemoteProxy.
     MCPRemoteProxy(MCPRemoteProxy),
+    /// An MCPExternalAuthConfig.
+    MCPExternalAuthConfig(MCPExternalAuthConfig),
 }
 
 impl Manifest {
@@ -98,6 +101,7 @@ impl Manifest {
             "MCPTelemetryConfig" => Self::MCPTelemetryConfig(from_value(value)?),
             "MCPGroup" => Self::MCPGroup(from_value(value)?),
             "MCPRemoteProxy" => Self::MCPRemoteProxy(from_value(value)?),
+            "MCPExternalAuthConfig" => Self::MCPExternalAuthConfig(from_value(value)?),
             _ => {
                 return Err(ManifestError::UnknownKind {
                     api_version: api_version.to_owned(),
@@ -126,6 +130,7 @@ impl Manifest {
             Self::MCPTelemetryConfig(o) => &o.metadata,
             Self::MCPGroup(o) => &o.metadata,
             Self::MCPRemoteProxy(o) => &o.metadata,
+            Self::MCPExternalAuthConfig(o) => &o.metadata,
         }
     }
 
@@ -140,6 +145,7 @@ impl Manifest {
             Self::MCPTelemetryConfig(o) => &mut o.metadata,
             Self::MCPGroup(o) => &mut o.metadata,
             Self::MCPRemoteProxy(o) => &mut o.metadata,
+            Self::MCPExternalAuthConfig(o) => &mut o.metadata,
         }
     }
 
@@ -154,6 +160,7 @@ impl Manifest {
             Self::MCPTelemetryConfig(_) => ApiResource::erase::<MCPTelemetryConfig>(&()),
             Self::MCPGroup(_) => ApiResource::erase::<MCPGroup>(&()),
             Self::MCPRemoteProxy(_) => ApiResource::erase::<MCPRemoteProxy>(&()),
+            Self::MCPExternalAuthConfig(_) => ApiResource::erase::<MCPExternalAuthConfig>(&()),
         }
     }
 
@@ -168,6 +175,7 @@ impl Manifest {
             Self::MCPTelemetryConfig(o) => serde_json::to_value(o),
             Self::MCPGroup(o) => serde_json::to_value(o),
             Self::MCPRemoteProxy(o) => serde_json::to_value(o),
+            Self::MCPExternalAuthConfig(o) => serde_json::to_value(o),
         };
         // These derived types serialise to JSON objects; no map has a non-string key.
         value.unwrap_or_default()
@@ -184,6 +192,7 @@ impl Manifest {
             Self::MCPTelemetryConfig(_) => "MCPTelemetryConfig",
             Self::MCPGroup(_) => "MCPGroup",
             Self::MCPRemoteProxy(_) => "MCPRemoteProxy",
+            Self::MCPExternalAuthConfig(_) => "MCPExternalAuthConfig",
         }
     }
 }

@@ -163,6 +163,12 @@ pub struct MCPServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_config_ref: Option<MCPTelemetryConfigReference>,
 
+    /// Outgoing authentication toward the MCP server (ToolHive's MCPExternalAuthConfig).
+    /// Not supported yet on an MCPServer: refused at apply time; an MCPRemoteProxy
+    /// supports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_auth_config_ref: Option<LocalRef>,
+
     /// An embedded OAuth 2.0 authorization server for MCP clients (ToolHive's
     /// `embeddedAuthServer`). Not supported yet: refused at apply time; authenticate
     /// clients with `oidcConfigRef`.

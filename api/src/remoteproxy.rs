@@ -77,6 +77,12 @@ pub struct MCPRemoteProxySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc_config_ref: Option<MCPOIDCConfigReference>,
 
+    /// How the proxy authenticates to the remote server: an MCPExternalAuthConfig in the
+    /// same namespace (a bearer token or a header from a Secret). The proxy waits
+    /// (condition `ExternalAuthConfigValidated`) until it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_auth_config_ref: Option<LocalRef>,
+
     /// An embedded OAuth 2.0 authorization server for MCP clients (ToolHive's
     /// `embeddedAuthServer`). Not supported yet: refused at apply time; authenticate
     /// clients with `oidcConfigRef`.
@@ -254,6 +260,9 @@ pub struct MCPRemoteProxyStatus {
     /// Hash of the referenced MCPTelemetryConfig's spec at the last reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_config_hash: Option<String>,
+    /// Hash of the referenced MCPExternalAuthConfig's spec at the last reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_auth_config_hash: Option<String>,
     /// Hash of the referenced Secrets' data; a change rolls the proxy pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_hash: Option<String>,

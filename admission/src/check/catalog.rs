@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use api::{
-    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
-    MCPToolConfig, Manifest,
+    MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer,
+    MCPTelemetryConfig, MCPToolConfig, Manifest,
 };
 
 use super::{Catalog, ConfigKind, references};
@@ -101,6 +101,13 @@ impl Catalog for InMemoryCatalog {
     fn group(&self, name: &str) -> Option<MCPGroup> {
         self.find(name, |m| match m {
             Manifest::MCPGroup(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn external_auth_config(&self, name: &str) -> Option<MCPExternalAuthConfig> {
+        self.find(name, |m| match m {
+            Manifest::MCPExternalAuthConfig(o) => Some(o),
             _ => None,
         })
     }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use api::{MCPServer, Manifest};
+use api::{MCPRemoteProxy, MCPServer, Manifest};
 use serde_json::json;
 
 use super::remoteproxy::map_and_validate_remote;
@@ -35,8 +35,14 @@ pub(super) fn check(object: &Manifest, catalog: &dyn Catalog, report: &mut Repor
             .is_some_and(|via| via.kind == kind.kind() && via.name == name)
     };
     match probe(kind, &name, namespace.as_deref()) {
-        Ok(server) => {
-            let (problems, _) = located(&server, &Referenced::default().with(object));
+        Ok(probe) => {
+            let refs = Referenced::default().with(object);
+            let problems = match probe {
+                Probe::Server(server) => located(&server, &refs).0,
+                Probe::RemoteProxy(proxy) => {
+                    map_and_validate_remote(&proxy, &refs.references()).problems
+                }
+            };
             for problem in problems.iter().filter(|p| inside(&p.location)) {
                 report.error(Finding::from_violation(
                     &problem.location.path,
@@ -135,15 +141,45 @@ fn identity(object: &Manifest) -> Identity {
     }
 }
 
-/// An MCPServer that references only the `kind` object called `name`. Its own fields are
-/// placeholders: only problems located inside the referenced object are kept.
-fn probe(kind: ConfigKind, name: &str, namespace: Option<&str>) -> Result<MCPServer, Finding> {
+/// The object a config object is checked through.
+enum Probe {
+    Server(MCPServer),
+    /// Outgoing authentication is an MCPRemoteProxy's (an MCPServer refuses it).
+    RemoteProxy(MCPRemoteProxy),
+}
+
+/// An MCPServer (an MCPRemoteProxy for an MCPExternalAuthConfig) that references only the
+/// `kind` object called `name`. Its own fields are placeholders: only problems located
+/// inside the referenced object are kept.
+fn probe(kind: ConfigKind, name: &str, namespace: Option<&str>) -> Result<Probe, Finding> {
+    let metadata =
+        json!({"name": if name.is_empty() { "probe" } else { name }, "namespace": namespace});
+    let failed = |e: serde_json::Error| {
+        Finding::new(
+            "spec",
+            Reason::InvalidFormat,
+            format!("internal error: cannot build the probe object: {e}"),
+            "report this as a bug",
+        )
+    };
+    if kind == ConfigKind::ExternalAuthConfig {
+        let probe = json!({
+            "apiVersion": format!("{}/{}", api::GROUP, api::VERSION),
+            "kind": "MCPRemoteProxy",
+            "metadata": metadata,
+            "spec": {"remoteUrl": "https://probe.invalid/mcp", "externalAuthConfigRef": {"name": name}},
+        });
+        return serde_json::from_value(probe)
+            .map(Probe::RemoteProxy)
+            .map_err(failed);
+    }
     let reference = match kind {
         ConfigKind::ToolConfig => json!({"toolConfigRef": {"name": name}}),
         ConfigKind::OidcConfig => json!({"oidcConfigRef": {"name": name, "audience": "probe"}}),
         ConfigKind::AuthzConfig => json!({"authzConfigRef": {"name": name}}),
         ConfigKind::TelemetryConfig => json!({"telemetryConfigRef": {"name": name}}),
         ConfigKind::Group => json!({"groupRef": {"name": name}}),
+        ConfigKind::ExternalAuthConfig => json!({"externalAuthConfigRef": {"name": name}}),
     };
     let mut spec = json!({"image": "registry.invalid/probe:latest"});
     if let (Some(spec), Some(reference)) = (spec.as_object_mut(), reference.as_object()) {
@@ -152,15 +188,10 @@ fn probe(kind: ConfigKind, name: &str, namespace: Option<&str>) -> Result<MCPSer
     let probe = json!({
         "apiVersion": format!("{}/{}", api::GROUP, api::VERSION),
         "kind": "MCPServer",
-        "metadata": {"name": if name.is_empty() { "probe" } else { name }, "namespace": namespace},
+        "metadata": metadata,
         "spec": spec,
     });
-    serde_json::from_value(probe).map_err(|e| {
-        Finding::new(
-            "spec",
-            Reason::InvalidFormat,
-            format!("internal error: cannot build the probe MCPServer: {e}"),
-            "report this as a bug",
-        )
-    })
+    serde_json::from_value(probe)
+        .map(Probe::Server)
+        .map_err(failed)
 }

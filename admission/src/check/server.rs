@@ -42,6 +42,8 @@ impl Referenced {
             telemetry_config: get(ConfigKind::TelemetryConfig)
                 .and_then(|n| catalog.telemetry_config(n)),
             group: get(ConfigKind::Group).and_then(|n| catalog.group(n)),
+            external_auth_config: get(ConfigKind::ExternalAuthConfig)
+                .and_then(|n| catalog.external_auth_config(n)),
             authz_config_map: data(authz_config_map(object)),
             permission_profile_map: None,
         }
@@ -55,6 +57,7 @@ impl Referenced {
             Manifest::MCPAuthzConfig(o) => self.authz_config = Some(o.clone()),
             Manifest::MCPTelemetryConfig(o) => self.telemetry_config = Some(o.clone()),
             Manifest::MCPGroup(o) => self.group = Some(o.clone()),
+            Manifest::MCPExternalAuthConfig(o) => self.external_auth_config = Some(o.clone()),
             Manifest::MCPServer(_) | Manifest::MCPRemoteProxy(_) | Manifest::MCPRegistry(_) => {}
         }
         self

@@ -639,6 +639,82 @@ fn config_update_that_breaks_a_referencing_remote_proxy_names_it() {
     );
 }
 
+// ---- MCPExternalAuthConfig ----
+
+const BEARER: &str =
+    "  type: bearerToken\n  bearerToken:\n    tokenSecretRef: {name: api, key: token}\n";
+
+#[test]
+fn a_remote_proxy_authenticates_with_a_bearer_token_or_a_header() {
+    let auth = kind("MCPExternalAuthConfig", "auth", BEARER);
+    let proxy = remote("  externalAuthConfigRef: {name: auth}\n");
+    assert_eq!(check_in(&proxy, &catalog(&[&auth])), Report::default());
+    let header = kind(
+        "MCPExternalAuthConfig",
+        "auth",
+        "  type: headerInjection\n  headerInjection:\n    headerName: Host\n    valueSecretRef: {name: api, key: token}\n",
+    );
+    let report = check_in(&proxy, &catalog(&[&header]));
+    assert_eq!(
+        error_paths(&report),
+        [
+            "spec.externalAuthConfigRef (MCPExternalAuthConfig auth): spec.headerInjection.headerName"
+        ]
+    );
+    // Missing: the proxy waits for it.
+    let report = check_alone(&proxy);
+    assert!(report.is_allowed());
+    assert_eq!(warning_paths(&report), ["spec.externalAuthConfigRef"]);
+}
+
+#[test]
+fn external_auth_types_not_supported_yet_are_refused_naming_the_type() {
+    let exchange = kind(
+        "MCPExternalAuthConfig",
+        "auth",
+        "  type: tokenExchange\n  tokenExchange:\n    tokenUrl: https://idp.example.com/token\n    audience: backend\n",
+    );
+    let report = check_alone(&exchange);
+    assert_eq!(error_paths(&report), ["spec.type"], "{report:?}");
+    assert!(
+        report.errors[0]
+            .message
+            .contains("tokenExchange is not supported yet"),
+        "{report:?}"
+    );
+    let proxy = remote("  externalAuthConfigRef: {name: auth}\n");
+    let report = check_in(&proxy, &catalog(&[&exchange]));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.externalAuthConfigRef (MCPExternalAuthConfig auth): spec.type"]
+    );
+    // The CRD's own rules: the section must match the type.
+    let report = check_alone(&kind(
+        "MCPExternalAuthConfig",
+        "auth",
+        "  type: bearerToken\n",
+    ));
+    assert!(!report.is_allowed());
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.message.contains("bearerToken configuration must be set")),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn an_mcpserver_refuses_external_auth_as_not_supported_yet() {
+    let auth = kind("MCPExternalAuthConfig", "auth", BEARER);
+    let report = check_in(
+        &server("  image: a/b:1\n  externalAuthConfigRef: {name: auth}\n"),
+        &catalog(&[&auth]),
+    );
+    assert_eq!(error_paths(&report), ["spec.externalAuthConfigRef"]);
+    assert_eq!(report.errors[0].reason, Reason::NotSupported);
+}
+
 #[test]
 fn unreadable_manifests_are_findings_at_the_field_the_parser_names() {
     use super::Finding;
@@ -649,7 +725,7 @@ fn unreadable_manifests_are_findings_at_the_field_the_parser_names() {
     let version =
         Manifest::from_yaml(&server("  image: x\n").replace("v1beta1", "v9")).unwrap_err();
     assert_eq!(Finding::from(version).path, "apiVersion");
-    let unknown = Manifest::from_yaml(&kind("MCPExternalAuthConfig", "p", "  {}\n")).unwrap_err();
+    let unknown = Manifest::from_yaml(&kind("MCPWebhookConfig", "p", "  {}\n")).unwrap_err();
     let finding = Finding::from(unknown);
     assert_eq!(
         (finding.path.as_str(), finding.reason),

@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use admission::{Catalog, ConfigKind, InMemoryCatalog, references};
 use api::{
-    MCPAuthzConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer, MCPTelemetryConfig,
-    MCPToolConfig,
+    MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer,
+    MCPTelemetryConfig, MCPToolConfig,
 };
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -200,6 +200,10 @@ impl Catalog for ApiCatalog {
     }
 
     fn group(&self, name: &str) -> Option<MCPGroup> {
+        self.get(name)
+    }
+
+    fn external_auth_config(&self, name: &str) -> Option<MCPExternalAuthConfig> {
         self.get(name)
     }
 

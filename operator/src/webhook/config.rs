@@ -21,7 +21,7 @@ pub const WEBHOOK_NAME: &str = "validate.toolhive.stacklok.dev";
 /// The path the handler serves.
 pub const PATH: &str = "/validate";
 /// Resources validated, in both served versions.
-pub const RESOURCES: [&str; 8] = [
+pub const RESOURCES: [&str; 9] = [
     "mcpservers",
     "mcpremoteproxies",
     "mcptoolconfigs",
@@ -29,6 +29,7 @@ pub const RESOURCES: [&str; 8] = [
     "mcpauthzconfigs",
     "mcptelemetryconfigs",
     "mcpgroups",
+    "mcpexternalauthconfigs",
     "mcpregistries",
 ];
 

@@ -5,6 +5,7 @@
 
 use admission::{remote_endpoint_path, remote_proxy_service_name};
 use api::MCPRemoteProxy;
+use api::externalauth::{ExternalAuthType, MCPExternalAuthConfigSpec};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
@@ -20,6 +21,52 @@ pub fn remote_proxy_service_account_name(name: &str) -> String {
     format!("{name}-remote-proxy-runner")
 }
 
+/// The environment an MCPExternalAuthConfig gives the proxy: its Secret's value by
+/// `secretKeyRef`, and for a bearer token `Bearer <token>` composed by the kubelet
+/// (dependent variable expansion), so the value never enters the RunConfig.
+fn external_auth_env(config: Option<&MCPExternalAuthConfigSpec>) -> Vec<EnvVar> {
+    let Some(config) = config else {
+        return Vec::new();
+    };
+    let (secret, bearer) = match config.type_ {
+        ExternalAuthType::BearerToken => (
+            config.bearer_token.as_ref().map(|b| &b.token_secret_ref),
+            true,
+        ),
+        ExternalAuthType::HeaderInjection => (
+            config
+                .header_injection
+                .as_ref()
+                .map(|h| &h.value_secret_ref),
+            false,
+        ),
+        _ => (None, false),
+    };
+    let Some(secret) = secret else {
+        return Vec::new();
+    };
+    let mut env = vec![EnvVar {
+        name: admission::EXTERNAL_AUTH_SECRET_ENV.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }];
+    if bearer {
+        env.push(EnvVar {
+            name: admission::EXTERNAL_AUTH_BEARER_ENV.to_owned(),
+            value: Some(format!("Bearer $({})", admission::EXTERNAL_AUTH_SECRET_ENV)),
+            ..EnvVar::default()
+        });
+    }
+    env
+}
+
 /// In-cluster URL of the remote server through the proxy.
 pub fn url(proxy: &MCPRemoteProxy) -> Result<String, Error> {
     let name = name_of(proxy)?;
@@ -33,7 +80,11 @@ pub fn url(proxy: &MCPRemoteProxy) -> Result<String, Error> {
 }
 
 /// Every object one MCPRemoteProxy owns.
-pub fn objects(proxy: &MCPRemoteProxy, inputs: &Inputs<'_>) -> Result<Objects, Error> {
+pub fn objects(
+    proxy: &MCPRemoteProxy,
+    inputs: &Inputs<'_>,
+    external_auth: Option<&MCPExternalAuthConfigSpec>,
+) -> Result<Objects, Error> {
     let name = name_of(proxy)?;
     let labels = crate::labels::mcpremoteproxy(name);
     let meta = |object_name: String| owned_meta_with(proxy, object_name, labels.clone());
@@ -120,6 +171,7 @@ pub fn objects(proxy: &MCPRemoteProxy, inputs: &Inputs<'_>) -> Result<Objects, E
         }),
         ..EnvVar::default()
     }));
+    env.extend(external_auth_env(external_auth));
     let deployment = proxy_deployment(
         ProxyPod {
             metadata: meta(name.to_owned())?,
@@ -169,7 +221,7 @@ mod tests {
     #[test]
     fn names_follow_toolhive_and_nothing_is_shared_with_an_mcpserver_of_the_same_name() {
         let config = OperatorConfig::default();
-        let objects = objects(&proxy(""), &inputs(&config)).expect("builds");
+        let objects = objects(&proxy(""), &inputs(&config), None).expect("builds");
         assert_eq!(
             objects.service.metadata.name.as_deref(),
             Some("mcp-gh-remote-proxy")
@@ -218,7 +270,7 @@ mod tests {
     #[test]
     fn the_proxy_may_report_on_its_own_object_only() {
         let config = OperatorConfig::default();
-        let objects = objects(&proxy(""), &inputs(&config)).expect("builds");
+        let objects = objects(&proxy(""), &inputs(&config), None).expect("builds");
         let rules = objects.role.rules.expect("rules");
         assert_eq!(rules.len(), 2);
         assert_eq!(
@@ -255,6 +307,7 @@ mod tests {
                 "  headerForward:\n    addPlaintextHeaders: {X-Tenant: a}\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api, key: token}\n",
             ),
             &inputs(&config),
+            None,
         )
         .expect("builds");
         let pod = objects
@@ -280,10 +333,50 @@ mod tests {
     }
 
     #[test]
+    fn a_bearer_token_is_composed_by_the_kubelet_from_its_secret() {
+        let config = OperatorConfig::default();
+        let auth: api::MCPExternalAuthConfig = api::manifest::from_yaml(
+            "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPExternalAuthConfig\nmetadata: {name: auth}\nspec:\n  type: bearerToken\n  bearerToken:\n    tokenSecretRef: {name: api, key: token}\n",
+        )
+        .expect("parses");
+        let objects = objects(&proxy(""), &inputs(&config), Some(&auth.spec)).expect("builds");
+        let pod = objects
+            .deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod");
+        let env = pod.containers[0].env.clone().unwrap_or_default();
+        let at = |name: &str| env.iter().position(|e| e.name == name).expect(name);
+        let secret = &env[at("TOOLHIVE_EXTERNAL_AUTH_SECRET")];
+        assert!(secret.value.is_none());
+        assert_eq!(
+            secret
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+                .map(|s| (s.name.as_str(), s.key.as_str())),
+            Some(("api", "token"))
+        );
+        let bearer = &env[at("TOOLHIVE_EXTERNAL_AUTH_BEARER")];
+        assert_eq!(
+            bearer.value.as_deref(),
+            Some("Bearer $(TOOLHIVE_EXTERNAL_AUTH_SECRET)")
+        );
+        assert!(
+            at("TOOLHIVE_EXTERNAL_AUTH_SECRET") < at("TOOLHIVE_EXTERNAL_AUTH_BEARER"),
+            "the kubelet expands only variables defined before"
+        );
+    }
+
+    #[test]
     fn a_named_service_account_is_bound_not_created() {
         let config = OperatorConfig::default();
-        let objects =
-            objects(&proxy("  serviceAccount: corp-proxy\n"), &inputs(&config)).expect("builds");
+        let objects = objects(
+            &proxy("  serviceAccount: corp-proxy\n"),
+            &inputs(&config),
+            None,
+        )
+        .expect("builds");
         assert!(objects.service_accounts.is_empty());
         let subject = &objects.role_binding.subjects.expect("subjects")[0];
         assert_eq!(subject.name, "corp-proxy");
@@ -301,6 +394,7 @@ mod tests {
         let objects = objects(
             &proxy("  resources:\n    limits: {cpu: 200m, memory: 256Mi}\n"),
             &inputs(&config),
+            None,
         )
         .expect("builds");
         let pod = objects

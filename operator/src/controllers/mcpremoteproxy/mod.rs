@@ -82,6 +82,8 @@ pub async fn run(
     let controller = watches.referenced::<api::MCPTelemetryConfig>(controller, telemetry);
     let group = RefKind::Config(ConfigKind::Group);
     let controller = watches.referenced::<api::MCPGroup>(controller, group);
+    let external = RefKind::Config(ConfigKind::ExternalAuthConfig);
+    let controller = watches.referenced::<api::MCPExternalAuthConfig>(controller, external);
     let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
     let controller = watches.referenced::<Secret>(controller, RefKind::Secret);
     let stream = controller
@@ -142,7 +144,8 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
                 oidc_client_secret: refs.oidc_client_secret(),
                 config: &ctx.config,
             };
-            let objects = build::objects(&proxy, &inputs)?;
+            let external = refs.referenced.external_auth_config.as_ref();
+            let objects = build::objects(&proxy, &inputs, external.map(|e| &e.spec))?;
             let deployment = apply::apply(&ctx.client, namespace, &objects, &ctx.applied).await?;
             (
                 Stage::Applied(Box::new(deployment)),
@@ -220,6 +223,7 @@ fn desired(
         oidc_config_hash: hashes.oidc_config,
         authz_config_hash: hashes.authz_config,
         telemetry_config_hash: hashes.telemetry_config,
+        external_auth_config_hash: hashes.external_auth_config,
         secrets_hash: hashes.secrets,
         // The proxy's to write; kept as it is so an unchanged status compares equal.
         backend: backend.cloned(),

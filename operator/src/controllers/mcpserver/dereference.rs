@@ -47,8 +47,21 @@ impl Dereferenced {
                 .map(|o| hash(&o.spec))
                 .unwrap_or_else(|| found.authz_config_map.as_ref().and_then(hash)),
             telemetry_config: found.telemetry_config.as_ref().and_then(|o| hash(&o.spec)),
+            external_auth_config: found
+                .external_auth_config
+                .as_ref()
+                .and_then(|o| hash(&o.spec)),
             secrets: Some(self.secrets_checksum.clone()),
         }
+    }
+
+    /// The Secret key an MCPExternalAuthConfig's token or header value is read from.
+    pub fn external_auth_secret(&self) -> Option<&api::common::SecretKeyRef> {
+        let spec = &self.referenced.external_auth_config.as_ref()?.spec;
+        spec.bearer_token
+            .as_ref()
+            .map(|b| &b.token_secret_ref)
+            .or(spec.header_injection.as_ref().map(|h| &h.value_secret_ref))
     }
 
     /// The OIDC client secret reference, when the OIDC config has one.
@@ -107,6 +120,7 @@ where
             authz_config: lookup.config(ConfigKind::AuthzConfig).await?,
             telemetry_config: lookup.config(ConfigKind::TelemetryConfig).await?,
             group: lookup.config(ConfigKind::Group).await?,
+            external_auth_config: lookup.config(ConfigKind::ExternalAuthConfig).await?,
             authz_config_map: config_map_value(&maps, authz_config_map(object)).await?,
             permission_profile_map: config_map_value(&maps, permission_profile).await?,
         },
@@ -117,6 +131,8 @@ where
     wanted.extend(
         found
             .oidc_client_secret()
+            .into_iter()
+            .chain(found.external_auth_secret())
             .map(|r| (r.name.as_str(), r.key.as_str())),
     );
     let mut hasher = Sha256::new();

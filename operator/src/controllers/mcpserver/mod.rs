@@ -87,6 +87,8 @@ pub async fn run(
     let controller = watches.referenced::<api::MCPTelemetryConfig>(controller, telemetry);
     let group = RefKind::Config(ConfigKind::Group);
     let controller = watches.referenced::<api::MCPGroup>(controller, group);
+    let external = RefKind::Config(ConfigKind::ExternalAuthConfig);
+    let controller = watches.referenced::<api::MCPExternalAuthConfig>(controller, external);
     let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
     let controller = watches.referenced::<Secret>(controller, RefKind::Secret);
     let stream = controller

@@ -132,6 +132,8 @@ fn condition_prefix(kind: ConfigKind) -> &'static str {
         ConfigKind::AuthzConfig => "AuthzConfigRef",
         ConfigKind::TelemetryConfig => "TelemetryConfigRef",
         ConfigKind::Group => "GroupRef",
+        // ToolHive's MCPRemoteProxy condition: ExternalAuthConfigValidated.
+        ConfigKind::ExternalAuthConfig => "ExternalAuthConfig",
     }
 }
 

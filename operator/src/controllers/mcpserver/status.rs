@@ -322,6 +322,8 @@ pub struct Hashes {
     pub authz_config: Option<String>,
     /// MCPTelemetryConfig spec.
     pub telemetry_config: Option<String>,
+    /// MCPExternalAuthConfig spec (an MCPRemoteProxy's).
+    pub external_auth_config: Option<String>,
     /// Secret values.
     pub secrets: Option<String>,
 }
