@@ -41,7 +41,7 @@ spec:
         - name: mcp
           image: ghcr.io/stacklok/toolhive-rs/mcp-fixture:{version}
           imagePullPolicy: Never
-          args: [http, --port, "8080", --host, 0.0.0.0, --allow-any-host, --require-header, "X-API-Key=e2e-key"]
+          args: [http, --port, "8080", --host, 0.0.0.0, --allow-any-host, --require-header, "X-API-Key=e2e-key", --require-header, "Authorization=Bearer e2e-token"]
           ports: [{{containerPort: 8080, name: http}}]
           securityContext:
             allowPrivilegeEscalation: false
@@ -68,8 +68,9 @@ async fn cluster_ip(ns: &TestNamespace, service: &str) -> anyhow::Result<String>
         .with_context(|| format!("Service {service}'s ClusterIP"))
 }
 
-/// The remote server's API key, from the Secret `api-key`.
-const KEY_FROM_SECRET: &str = "  headerForward:\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api-key, key: token}\n";
+/// The remote server's API key (`headerForward`) and bearer token
+/// (MCPExternalAuthConfig `bearer`), both from the Secret `api-key`.
+const KEY_FROM_SECRET: &str = "  headerForward:\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api-key, key: token}\n  externalAuthConfigRef: {name: bearer}\n";
 
 fn proxy_yaml(name: &str, remote_url: &str, extra: &str) -> String {
     format!(
@@ -203,7 +204,7 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     apply_yaml(
         &client,
         &ns.name,
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key\nstringData:\n  token: e2e-key\n",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key\nstringData:\n  token: e2e-key\n  bearer: e2e-token\n---\napiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPExternalAuthConfig\nmetadata:\n  name: bearer\nspec:\n  type: bearerToken\n  bearerToken:\n    tokenSecretRef: {name: api-key, key: bearer}\n",
     )
     .await?;
     let applied = Instant::now();
@@ -251,7 +252,10 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
         .await?;
     let text = serde_json::to_string(&runconfig.data)?;
     anyhow::ensure!(
-        text.contains("TOOLHIVE_HEADER_FROM_SECRET_0") && !text.contains("e2e-key"),
+        text.contains("TOOLHIVE_HEADER_FROM_SECRET_0")
+            && text.contains("TOOLHIVE_EXTERNAL_AUTH_BEARER")
+            && !text.contains("e2e-key")
+            && !text.contains("e2e-token"),
         "the key reaches the proxy by environment, never in its RunConfig: {text}"
     );
     let url = format!(

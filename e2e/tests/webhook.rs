@@ -561,8 +561,25 @@ const CORE: [&str; 8] = [
 ];
 /// ToolHive examples refused here on purpose, with the field the refusal names; each is
 /// a row of docs/decisions.md §22.
-const REFUSED_ON_PURPOSE: [(&str, &str); 7] = [
+const REFUSED_ON_PURPOSE: [(&str, &str); 11] = [
     ("mcpserver_with_external_auth.yaml", "externalAuthConfigRef"),
+    // External authentication types not supported yet, refused naming the type.
+    (
+        "complete_example.yaml",
+        "tokenExchange is not supported yet",
+    ),
+    (
+        "mcpexternalauthconfig_basic.yaml",
+        "tokenExchange is not supported yet",
+    ),
+    (
+        "mcpexternalauthconfig_minimal.yaml",
+        "tokenExchange is not supported yet",
+    ),
+    (
+        "mcpexternalauthconfig-redis-storage.yaml",
+        "embeddedAuthServer is not supported yet",
+    ),
     ("mcpregistry-configyaml-api.yaml", "configYAML"),
     ("mcpregistry-configyaml-configmap.yaml", "configYAML"),
     ("mcpregistry-configyaml-git-auth.yaml", "configYAML"),

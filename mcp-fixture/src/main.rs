@@ -60,9 +60,9 @@ enum Mode {
         #[arg(long)]
         allow_any_host: bool,
         /// Answer 401 to any request without this header and value (`NAME=VALUE`), as
-        /// an API behind a key would: tests of headers a proxy adds.
+        /// an API behind a key would: tests of headers a proxy adds. Repeatable.
         #[arg(long, value_name = "NAME=VALUE")]
-        require_header: Option<String>,
+        require_header: Vec<String>,
     },
     /// MCP over the legacy HTTP+SSE transport: GET /sse, POST /messages?sessionId=.
     Sse {
@@ -124,9 +124,9 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             } => {
                 let hosts = allow_any_host.then_some(http::HostPolicy::Any);
                 let required = require_header
-                    .as_deref()
-                    .map(http::RequiredHeader::parse)
-                    .transpose()?;
+                    .iter()
+                    .map(|h| http::RequiredHeader::parse(h))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 http::serve(&host, port, hosts, required).await
             }
             Mode::Sse {

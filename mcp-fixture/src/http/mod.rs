@@ -83,13 +83,13 @@ impl RequiredHeader {
     }
 }
 
-/// 401 unless the request carries the required header with its value.
+/// 401 unless the request carries every required header with its value.
 async fn require(
-    State(required): State<Option<Arc<RequiredHeader>>>,
+    State(required): State<Arc<Vec<RequiredHeader>>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(required) = required {
+    for required in required.iter() {
         let given = request
             .headers()
             .get(&required.name)
@@ -110,7 +110,7 @@ pub async fn serve(
     host: &str,
     port: u16,
     hosts: Option<HostPolicy>,
-    required: Option<RequiredHeader>,
+    required: Vec<RequiredHeader>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind((host, port)).await?;
     let address = listener.local_addr()?;
@@ -131,7 +131,7 @@ pub async fn serve(
         )
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
-            required.map(Arc::new),
+            Arc::new(required),
             require,
         ));
     println!("listening on http://{address}/mcp");
