@@ -76,12 +76,13 @@ pub trait Fronted {
     fn front(&self) -> Front<'_>;
 }
 
-impl Fronted for MCPServer {
-    fn front(&self) -> Front<'_> {
-        let spec = &self.spec;
+/// A [`Front`] of an object whose spec has the shared fields under the same names.
+macro_rules! front_of {
+    ($object:expr, $kind:expr) => {{
+        let spec = &$object.spec;
         Front {
-            kind: FrontKind::Server,
-            metadata: &self.metadata,
+            kind: $kind,
+            metadata: &$object.metadata,
             proxy_port: spec.proxy_port,
             oidc_config_ref: spec.oidc_config_ref.as_ref(),
             authz_config: spec.authz_config.as_ref(),
@@ -95,28 +96,18 @@ impl Fronted for MCPServer {
             trust_proxy_headers: spec.trust_proxy_headers,
             endpoint_prefix: spec.endpoint_prefix.as_deref(),
         }
+    }};
+}
+
+impl Fronted for MCPServer {
+    fn front(&self) -> Front<'_> {
+        front_of!(self, FrontKind::Server)
     }
 }
 
 impl Fronted for MCPRemoteProxy {
     fn front(&self) -> Front<'_> {
-        let spec = &self.spec;
-        Front {
-            kind: FrontKind::RemoteProxy,
-            metadata: &self.metadata,
-            proxy_port: spec.proxy_port,
-            oidc_config_ref: spec.oidc_config_ref.as_ref(),
-            authz_config: spec.authz_config.as_ref(),
-            authz_config_ref: spec.authz_config_ref.as_ref(),
-            audit: spec.audit.as_ref(),
-            tool_config_ref: spec.tool_config_ref.as_ref(),
-            telemetry_config_ref: spec.telemetry_config_ref.as_ref(),
-            auth_server_ref: spec.auth_server_ref.as_ref(),
-            group_ref: spec.group_ref.as_ref(),
-            external_auth_config_ref: spec.external_auth_config_ref.as_ref(),
-            trust_proxy_headers: spec.trust_proxy_headers,
-            endpoint_prefix: spec.endpoint_prefix.as_deref(),
-        }
+        front_of!(self, FrontKind::RemoteProxy)
     }
 }
 

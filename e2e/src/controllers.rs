@@ -13,53 +13,47 @@ pub struct InProcess {
     stop: Option<oneshot::Sender<()>>,
 }
 
+/// What stops an in-process controller: the guard's drop.
+type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>;
+
+/// The operator's settings for objects that stay on kwok nodes (no image is pulled).
+fn kwok_config() -> OperatorConfig {
+    OperatorConfig {
+        proxy_image: "example.com/thv-proxyrunner:test".into(),
+        ..OperatorConfig::default()
+    }
+}
+
+/// The operator's settings for namespaces whose pods run on the real node: the proxy
+/// image `make images` built (the operator's default), never pulled.
+fn real_node_config() -> OperatorConfig {
+    OperatorConfig {
+        proxy_image_pull_policy: Some("IfNotPresent".into()),
+        ..OperatorConfig::default()
+    }
+}
+
 impl InProcess {
     /// The MCPServer controller, watching `namespace` with `client`'s permissions.
     pub fn mcpserver(client: &Client, namespace: &str) -> anyhow::Result<Self> {
-        let config = OperatorConfig {
-            proxy_image: "example.com/thv-proxyrunner:test".into(),
-            ..OperatorConfig::default()
-        };
-        Self::mcpserver_with(client, namespace, config)
+        Self::start(client, namespace, kwok_config(), |ctx, ns, stop| {
+            operator::controllers::mcpserver::run(ctx, ns, stop)
+        })
     }
 
-    /// The MCPServer controller deploying the proxy image `make images` built (the
-    /// operator's default), for namespaces whose pods run on the real node.
+    /// The MCPServer controller deploying the proxy image `make images` built, for
+    /// namespaces whose pods run on the real node.
     pub fn mcpserver_with_real_proxy(client: &Client, namespace: &str) -> anyhow::Result<Self> {
-        let config = OperatorConfig {
-            proxy_image_pull_policy: Some("IfNotPresent".into()),
-            ..OperatorConfig::default()
-        };
-        Self::mcpserver_with(client, namespace, config)
-    }
-
-    fn mcpserver_with(
-        client: &Client,
-        namespace: &str,
-        config: OperatorConfig,
-    ) -> anyhow::Result<Self> {
-        let (ctx, guard, stopped) = Self::prepare(client, config)?;
-        tokio::spawn(operator::controllers::mcpserver::run(
-            ctx,
-            Some(namespace.to_owned()),
-            stopped,
-        ));
-        Ok(guard)
+        Self::start(client, namespace, real_node_config(), |ctx, ns, stop| {
+            operator::controllers::mcpserver::run(ctx, ns, stop)
+        })
     }
 
     /// The MCPRemoteProxy controller, watching `namespace` with `client`'s permissions.
     pub fn mcpremoteproxy(client: &Client, namespace: &str) -> anyhow::Result<Self> {
-        let config = OperatorConfig {
-            proxy_image: "example.com/thv-proxyrunner:test".into(),
-            ..OperatorConfig::default()
-        };
-        let (ctx, guard, stopped) = Self::prepare(client, config)?;
-        tokio::spawn(operator::controllers::mcpremoteproxy::run(
-            ctx,
-            Some(namespace.to_owned()),
-            stopped,
-        ));
-        Ok(guard)
+        Self::start(client, namespace, kwok_config(), |ctx, ns, stop| {
+            operator::controllers::mcpremoteproxy::run(ctx, ns, stop)
+        })
     }
 
     /// The MCPRemoteProxy controller deploying the proxy image `make images` built, for
@@ -68,56 +62,49 @@ impl InProcess {
         client: &Client,
         namespace: &str,
     ) -> anyhow::Result<Self> {
-        let config = OperatorConfig {
-            proxy_image_pull_policy: Some("IfNotPresent".into()),
-            ..OperatorConfig::default()
-        };
-        let (ctx, guard, stopped) = Self::prepare(client, config)?;
-        tokio::spawn(operator::controllers::mcpremoteproxy::run(
-            ctx,
-            Some(namespace.to_owned()),
-            stopped,
-        ));
-        Ok(guard)
+        Self::start(client, namespace, real_node_config(), |ctx, ns, stop| {
+            operator::controllers::mcpremoteproxy::run(ctx, ns, stop)
+        })
     }
 
     /// The MCPGroup controller, watching `namespace`.
     pub fn mcpgroup(client: &Client, namespace: &str) -> anyhow::Result<Self> {
-        let (ctx, guard, stopped) = Self::prepare(client, OperatorConfig::default())?;
-        tokio::spawn(operator::controllers::mcpgroup::run(
-            ctx,
-            Some(namespace.to_owned()),
-            stopped,
-        ));
-        Ok(guard)
+        Self::start(
+            client,
+            namespace,
+            OperatorConfig::default(),
+            operator::controllers::mcpgroup::run,
+        )
     }
 
     /// The MCPRegistry controller, watching `namespace`.
     pub fn mcpregistry(client: &Client, namespace: &str) -> anyhow::Result<Self> {
-        let (ctx, guard, stopped) = Self::prepare(client, OperatorConfig::default())?;
-        tokio::spawn(operator::controllers::mcpregistry::run(
-            ctx,
-            Some(namespace.to_owned()),
-            stopped,
-        ));
-        Ok(guard)
+        Self::start(
+            client,
+            namespace,
+            OperatorConfig::default(),
+            operator::controllers::mcpregistry::run,
+        )
     }
 
-    #[allow(clippy::type_complexity)] // a private constructor's parts
-    fn prepare(
+    /// Spawns `run` (a controller's `run`) for `namespace` with `config`.
+    fn start<F, Fut>(
         client: &Client,
+        namespace: &str,
         config: OperatorConfig,
-    ) -> anyhow::Result<(
-        Arc<Context>,
-        Self,
-        impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    )> {
+        run: F,
+    ) -> anyhow::Result<Self>
+    where
+        F: FnOnce(Arc<Context>, Option<String>, Shutdown) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let ctx = Context::new(client.clone(), Arc::new(Metrics::new()?), config);
         let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
+        let shutdown: Shutdown = Box::pin(async move {
             let _ = stopped.await;
-        };
-        Ok((ctx, Self { stop: Some(stop) }, shutdown))
+        });
+        tokio::spawn(run(ctx, Some(namespace.to_owned()), shutdown));
+        Ok(Self { stop: Some(stop) })
     }
 }
 

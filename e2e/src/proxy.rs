@@ -562,3 +562,31 @@ pub fn conformance(url: &str) -> Finished {
         .arg(dir.path().join("results"));
     run_until(command, Duration::from_secs(600))
 }
+
+/// The conformance suite against `url` (the Kubernetes path `path`): every scenario
+/// passes but one. `dns-rebinding-protection` tests "localhost MCP servers" and fails any
+/// URL that is not localhost by its own definition (here a ClusterIP); the proxy's
+/// Host/Origin checks pass it on loopback (tests/proxy_conformance.rs).
+pub async fn conformance_passes_through_the_cluster(url: &str, path: &str) -> anyhow::Result<()> {
+    let target = url.to_owned();
+    let run = tokio::task::spawn_blocking(move || conformance(&target)).await?;
+    let summary = run
+        .stdout
+        .rfind("=== SUMMARY ===")
+        .map_or(run.stdout.as_str(), |at| &run.stdout[at..])
+        .to_owned();
+    println!("conformance through the Kubernetes path ({path}):\n{summary}");
+    let failing: Vec<&str> = summary.lines().filter(|l| l.starts_with('✗')).collect();
+    anyhow::ensure!(
+        failing.len() == 1 && failing[0].contains("dns-rebinding-protection"),
+        "conformance against {url} ({}):\n{summary}\nstderr:\n{}",
+        run.status,
+        run.stderr
+    );
+    anyhow::ensure!(
+        summary.contains("✓ tools-call-sampling")
+            && summary.contains("✓ server-sse-multiple-streams"),
+        "{summary}"
+    );
+    Ok(())
+}

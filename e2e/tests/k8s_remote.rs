@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use api::MCPRemoteProxy;
 use api::remoteproxy::MCPRemoteProxyPhase;
-use e2e::proxy::{Driver, conformance};
+use e2e::proxy::{Driver, conformance_passes_through_the_cluster};
 use e2e::{TestNamespace, apply_yaml, wait_until};
 use k8s_openapi::api::core::v1::Service;
 
@@ -320,23 +320,7 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
         })
     })
     .await?;
-    let target = url.clone();
-    let run = tokio::task::spawn_blocking(move || conformance(&target)).await?;
-    let summary = run
-        .stdout
-        .rfind("=== SUMMARY ===")
-        .map_or(run.stdout.as_str(), |at| &run.stdout[at..])
-        .to_owned();
-    println!("conformance through the remote proxy:\n{summary}");
-    // As through the other Kubernetes paths (k8s_peers.rs): only the localhost-only
-    // DNS-rebinding scenario fails against a ClusterIP.
-    let failing: Vec<&str> = summary.lines().filter(|l| l.starts_with('✗')).collect();
-    anyhow::ensure!(
-        failing.len() == 1 && failing[0].contains("dns-rebinding-protection"),
-        "conformance against {url} ({}):\n{summary}\nstderr:\n{}",
-        run.status,
-        run.stderr
-    );
+    conformance_passes_through_the_cluster(&url, "the remote proxy").await?;
     watch.lap("conformance through the remote proxy");
     ns.delete().await
 }

@@ -10,27 +10,24 @@ mod build;
 use std::sync::Arc;
 use std::time::Duration;
 
-use admission::ConfigKind;
 use api::MCPRemoteProxy;
 use api::mcpserver::MCPServerPhase;
 use api::remoteproxy::{MCPRemoteProxyPhase, MCPRemoteProxyStatus};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::controller::{Action, Controller};
+use kube::Client;
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{self, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
 
 use crate::context::Context;
 use crate::controllers::conditions::{Reason, keep_transition_times};
-use crate::controllers::mcpserver::references::{RefKind, RefState};
+use crate::controllers::mcpserver::references::RefState;
 use crate::controllers::mcpserver::status::{Observed, Summary, summarize};
 use crate::controllers::mcpserver::validate::{Outcome, outcome};
-use crate::controllers::mcpserver::{Watches, apply, build as server_build, dereference};
-use crate::controllers::{back_off, drain, namespace_of, scoped_api as api};
+use crate::controllers::mcpserver::{
+    apply, build as server_build, controller_config, dereference, proxied_controller,
+};
+use crate::controllers::{back_off, drain, namespace_of};
 use crate::error::Error;
 
 pub use build::{objects, remote_proxy_service_account_name, url};
@@ -48,50 +45,8 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let (store, writer) = reflector::store::<MCPRemoteProxy>();
-    let trigger = reflector(
-        writer,
-        watcher(
-            api::<MCPRemoteProxy>(&client, &namespace),
-            watcher::Config::default(),
-        )
-        .modify(|proxy| proxy.managed_fields_mut().clear()),
-    )
-    .applied_objects();
-    let watches = Watches {
-        client: &client,
-        namespace: &namespace,
-        applied: &ctx.applied,
-        store: &store,
-    };
-    let controller = Controller::for_stream(trigger, store.clone());
-    let controller = watches.owned::<Deployment>(controller);
-    let controller = watches.owned::<Service>(controller);
-    let controller = watches.owned::<ConfigMap>(controller);
-    let controller = watches.owned::<ServiceAccount>(controller);
-    let controller = watches.owned::<Role>(controller);
-    let controller = watches.owned::<RoleBinding>(controller);
-    let tool = RefKind::Config(ConfigKind::ToolConfig);
-    let controller = watches.referenced::<api::MCPToolConfig>(controller, tool);
-    let oidc = RefKind::Config(ConfigKind::OidcConfig);
-    let controller = watches.referenced::<api::MCPOIDCConfig>(controller, oidc);
-    let authz = RefKind::Config(ConfigKind::AuthzConfig);
-    let controller = watches.referenced::<api::MCPAuthzConfig>(controller, authz);
-    let telemetry = RefKind::Config(ConfigKind::TelemetryConfig);
-    let controller = watches.referenced::<api::MCPTelemetryConfig>(controller, telemetry);
-    let group = RefKind::Config(ConfigKind::Group);
-    let controller = watches.referenced::<api::MCPGroup>(controller, group);
-    let external = RefKind::Config(ConfigKind::ExternalAuthConfig);
-    let controller = watches.referenced::<api::MCPExternalAuthConfig>(controller, external);
-    let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
-    let controller = watches.referenced::<Secret>(controller, RefKind::Secret);
-    let stream = controller
-        .with_config(
-            kube::runtime::controller::Config::default()
-                .concurrency(16)
-                .debounce(Duration::from_millis(500)),
-        )
+    let stream = proxied_controller::<MCPRemoteProxy>(&ctx, &namespace)
+        .with_config(controller_config())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx);
     drain(CONTROLLER, stream).await;

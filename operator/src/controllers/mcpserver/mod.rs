@@ -51,22 +51,33 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    // The store keeps every MCPServer; their managedFields (a JSON tree per field
-    // manager) are never read, so they are dropped on the way in.
-    let (store, writer) = reflector::store::<MCPServer>();
+    let controller = proxied_controller::<MCPServer>(&ctx, &namespace);
+    let stream = controller
+        .with_config(controller_config())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx);
+    drain(CONTROLLER, stream).await;
+}
+
+/// The controller of `R` (MCPServer or MCPRemoteProxy) with every watch both kinds
+/// share: a store of the `R`s themselves (their managedFields, a JSON tree per field
+/// manager that nothing reads, dropped on the way in), the objects the operator applies
+/// for them, and every kind they reference (metadata only).
+pub(crate) fn proxied_controller<R>(ctx: &Context, namespace: &Option<String>) -> Controller<R>
+where
+    R: Watched + Referencing + serde::de::DeserializeOwned,
+{
+    let client = &ctx.client;
+    let (store, writer) = reflector::store::<R>();
     let trigger = reflector(
         writer,
-        watcher(
-            api::<MCPServer>(&client, &namespace),
-            watcher::Config::default(),
-        )
-        .modify(|server| server.managed_fields_mut().clear()),
+        watcher(api::<R>(client, namespace), watcher::Config::default())
+            .modify(|object| object.managed_fields_mut().clear()),
     )
     .applied_objects();
     let watches = Watches {
-        client: &client,
-        namespace: &namespace,
+        client,
+        namespace,
         applied: &ctx.applied,
         store: &store,
     };
@@ -77,25 +88,22 @@ pub async fn run(
     let controller = watches.owned::<ServiceAccount>(controller);
     let controller = watches.owned::<Role>(controller);
     let controller = watches.owned::<RoleBinding>(controller);
-    let tool = ConfigKind::ToolConfig;
-    let controller = watches.referenced::<api::MCPToolConfig>(controller, RefKind::Config(tool));
-    let oidc = ConfigKind::OidcConfig;
-    let controller = watches.referenced::<api::MCPOIDCConfig>(controller, RefKind::Config(oidc));
-    let authz = ConfigKind::AuthzConfig;
-    let controller = watches.referenced::<api::MCPAuthzConfig>(controller, RefKind::Config(authz));
-    let telemetry = RefKind::Config(ConfigKind::TelemetryConfig);
-    let controller = watches.referenced::<api::MCPTelemetryConfig>(controller, telemetry);
-    let group = RefKind::Config(ConfigKind::Group);
-    let controller = watches.referenced::<api::MCPGroup>(controller, group);
-    let external = RefKind::Config(ConfigKind::ExternalAuthConfig);
-    let controller = watches.referenced::<api::MCPExternalAuthConfig>(controller, external);
+    let config = |kind| RefKind::Config(kind);
+    let controller =
+        watches.referenced::<api::MCPToolConfig>(controller, config(ConfigKind::ToolConfig));
+    let controller =
+        watches.referenced::<api::MCPOIDCConfig>(controller, config(ConfigKind::OidcConfig));
+    let controller =
+        watches.referenced::<api::MCPAuthzConfig>(controller, config(ConfigKind::AuthzConfig));
+    let controller = watches
+        .referenced::<api::MCPTelemetryConfig>(controller, config(ConfigKind::TelemetryConfig));
+    let controller = watches.referenced::<api::MCPGroup>(controller, config(ConfigKind::Group));
+    let controller = watches.referenced::<api::MCPExternalAuthConfig>(
+        controller,
+        config(ConfigKind::ExternalAuthConfig),
+    );
     let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
-    let controller = watches.referenced::<Secret>(controller, RefKind::Secret);
-    let stream = controller
-        .with_config(controller_config())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx);
-    drain(CONTROLLER, stream).await;
+    watches.referenced::<Secret>(controller, RefKind::Secret)
 }
 
 /// A namespaced kind the controller watches (metadata only).
@@ -179,7 +187,7 @@ const CONCURRENCY: u16 = 16;
 /// rollout updates the Deployment's status several times in a row.
 const DEBOUNCE: Duration = Duration::from_millis(500);
 
-fn controller_config() -> kube::runtime::controller::Config {
+pub(crate) fn controller_config() -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default()
         .concurrency(CONCURRENCY)
         .debounce(DEBOUNCE)
