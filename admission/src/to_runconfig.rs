@@ -240,9 +240,12 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
     let workload = Workload::Remote(RemoteWorkload {
         url: spec.remote_url.clone(),
         transport: transport.to_owned(),
+        // The external authentication header first: a header of `headerForward` that
+        // repeats it is reported where the user wrote it.
         headers: {
-            let mut headers = m.forwarded_headers(spec.header_forward.as_ref());
-            headers.extend(m.external_auth(&front, refs, headers.len()));
+            let mut headers: Vec<ForwardedHeader> =
+                m.external_auth(&front, refs, 0).into_iter().collect();
+            headers.extend(m.forwarded_headers(spec.header_forward.as_ref(), headers.len()));
             headers
         },
         ..RemoteWorkload::default()
@@ -403,13 +406,17 @@ impl Mapper {
     /// `spec.headerForward`: the literal headers in name order, then those from Secrets,
     /// whose values the kubelet puts in the proxy's environment
     /// ([`forwarded_header_env`]); no Secret value enters the RunConfig.
-    fn forwarded_headers(&mut self, forward: Option<&HeaderForwardConfig>) -> Vec<ForwardedHeader> {
+    fn forwarded_headers(
+        &mut self,
+        forward: Option<&HeaderForwardConfig>,
+        first: usize,
+    ) -> Vec<ForwardedHeader> {
         let Some(forward) = forward else {
             return Vec::new();
         };
         let mut headers = Vec::new();
         for (name, value) in &forward.add_plaintext_headers {
-            let at = format!("workload.remote.headers[{}]", headers.len());
+            let at = format!("workload.remote.headers[{}]", first + headers.len());
             let field =
                 FieldPath::parse("spec.headerForward.addPlaintextHeaders").key(name.as_str());
             for sub in ["", ".name", ".value"] {
@@ -428,7 +435,7 @@ impl Mapper {
             });
         }
         for (i, from_secret) in forward.add_headers_from_secret.iter().enumerate() {
-            let at = format!("workload.remote.headers[{}]", headers.len());
+            let at = format!("workload.remote.headers[{}]", first + headers.len());
             let field = format!("spec.headerForward.addHeadersFromSecret[{i}]");
             self.paths.local(&at, &field);
             self.paths

@@ -213,7 +213,7 @@ pub struct HeaderFromSecret {
 pub enum MCPRemoteProxyPhase {
     /// Objects are being created or rolled out, or the remote server has not answered yet.
     Pending,
-    /// The remote server answered `initialize` through the proxy.
+    /// The remote server answered the proxy's own `initialize`.
     Ready,
     /// The spec is invalid, or the remote server cannot be used; see `message`.
     Failed,

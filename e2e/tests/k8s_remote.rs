@@ -180,25 +180,25 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     );
     watch.lap("a proxy in front of a closed port: Failed, naming it");
 
-    // The remote server wants an API key: without it, the proxy says what it answered.
+    // The remote server wants an API key: without it, the proxy says what it answered,
+    // and the proxy is not Ready (clients bringing their own key would still be served).
     apply_yaml(&client, &ns.name, &proxy_yaml("keyless", &remote_url, "")).await?;
     let keyless = wait_until(&proxies, "keyless", Duration::from_secs(180), |p| {
-        p.status
-            .as_ref()
-            .is_some_and(|s| s.phase == Some(MCPRemoteProxyPhase::Failed))
+        p.status.as_ref().is_some_and(|s| {
+            s.backend
+                .as_ref()
+                .is_some_and(|b| b.reason == "AuthenticationRequired")
+                && s.message.as_deref().is_some_and(|m| m.contains("401"))
+        })
     })
     .await
     .with_context(|| "the keyless proxy reported")?;
     anyhow::ensure!(
-        keyless
-            .status
-            .as_ref()
-            .and_then(|s| s.message.as_deref())
-            .is_some_and(|m| m.contains("401")),
+        keyless.status.as_ref().and_then(|s| s.phase) == Some(MCPRemoteProxyPhase::Pending),
         "{}",
         status_of(&keyless)
     );
-    watch.lap("a proxy without the remote server's API key: Failed, saying 401");
+    watch.lap("a proxy without the remote server's API key: Pending, AuthenticationRequired, 401");
 
     // The real one: the key from a Secret (headerForward), a tool filter applied.
     apply_yaml(

@@ -509,6 +509,32 @@ const REJECTED: &[(&str, Mutation, &str, Reason, &str)] = &[
         "remote",
     ),
     (
+        "a remote URL with a key in its query",
+        |c| {
+            c.workload = Workload::Remote(RemoteWorkload {
+                url: "https://mcp.example.com/mcp?api_key=secret".into(),
+                transport: "streamable-http".into(),
+                ..RemoteWorkload::default()
+            })
+        },
+        "workload.remote.url",
+        Reason::NotSupported,
+        "a query",
+    ),
+    (
+        "a remote URL with credentials",
+        |c| {
+            c.workload = Workload::Remote(RemoteWorkload {
+                url: "https://user:pass@mcp.example.com/mcp".into(),
+                transport: "streamable-http".into(),
+                ..RemoteWorkload::default()
+            })
+        },
+        "workload.remote.url",
+        Reason::NotSupported,
+        "user info",
+    ),
+    (
         "a forwarded header the proxy owns",
         |c| {
             c.workload = Workload::Remote(RemoteWorkload {

@@ -168,8 +168,10 @@ async fn send(
     if let Some(session) = session {
         request = request.header("mcp-session-id", session);
     }
-    for (name, value) in added {
-        request = request.header(name, value);
+    if let Some(headers) = request.headers_mut() {
+        for (name, value) in added {
+            headers.insert(name.clone(), value.clone());
+        }
     }
     let request = request
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -251,6 +253,10 @@ async fn posted_answer(response: hyper::Response<Incoming>, id: &str) -> Result<
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        // No body: what a server says to a refused client is not the status's business.
+        return Err(format!("HTTP {status}"));
+    }
     if !status.is_success() {
         let body = response
             .into_body()
@@ -483,6 +489,12 @@ pub fn keep_probing_remote(
         loop {
             let link = match handshake_with(&target, &host, &dialect).await {
                 Ok(facts) => LinkState::Up(facts),
+                Err(why) if refused_credentials(&why) => LinkState::Failed(Problem::new(
+                    Reason::AuthenticationRequired,
+                    format!(
+                        "the remote server {url} answered the proxy's initialize with {why}: it wants credentials the proxy does not send (externalAuthConfigRef or headerForward give them; if every client brings its own, this stays so while they are served)"
+                    ),
+                )),
                 Err(why) => LinkState::Failed(Problem::new(
                     Reason::InitializeFailed,
                     format!("the remote server {url}: {why}"),
@@ -500,6 +512,12 @@ pub fn keep_probing_remote(
             tokio::time::sleep(if up { RECHECK } else { RETRY }).await;
         }
     });
+}
+
+/// Whether a handshake failed because the server refused the proxy's credentials (401
+/// or 403 to a request: [`posted_answer`] and the legacy SSE exchange say `HTTP 4xx`).
+fn refused_credentials(why: &str) -> bool {
+    why.contains("HTTP 401") || why.contains("HTTP 403")
 }
 
 /// How often a remote server that answers is checked again.

@@ -47,6 +47,9 @@ pub enum Reason {
     InitializeFailed,
     /// Its StatefulSet or Service could not be applied.
     ApplyFailed,
+    /// A remote server answered the proxy's own `initialize` with 401 or 403: it wants
+    /// credentials the proxy does not send (clients may be bringing their own).
+    AuthenticationRequired,
 }
 
 impl Reason {
@@ -65,6 +68,7 @@ impl Reason {
             Self::NoEndpoints => "NoEndpoints",
             Self::InitializeFailed => "InitializeFailed",
             Self::ApplyFailed => "ApplyFailed",
+            Self::AuthenticationRequired => "AuthenticationRequired",
         }
     }
 

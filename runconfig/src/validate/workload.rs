@@ -111,8 +111,9 @@ pub enum HeaderValueSource {
 }
 
 /// Headers the proxy owns on the way to a server: routing, hop-by-hop and framing
-/// headers, the client identity it reports, and MCP's own session headers. ToolHive
-/// refuses the same set (less MCP's), for the same reasons.
+/// headers, the client identity it reports, MCP's own session headers, and the content
+/// negotiation it relies on (a compressed `tools/list` would pass the tool filter and
+/// Cedar's list rewrite unread). ToolHive refuses the same set, less the last two groups.
 pub const RESTRICTED_HEADERS: &[&str] = &[
     "host",
     "connection",
@@ -133,6 +134,9 @@ pub const RESTRICTED_HEADERS: &[&str] = &[
     "x-real-ip",
     "mcp-session-id",
     "mcp-protocol-version",
+    "accept",
+    "accept-encoding",
+    "content-type",
 ];
 
 /// An HTTP token (RFC 9110 §5.6.2): what a header name may be.
@@ -471,7 +475,29 @@ fn remote(
     path: &FieldPath,
     check: &mut Check,
 ) -> Option<RemoteWorkload> {
-    let url = check.url(&path.key("url"), &r.url, true, "");
+    let url = check.url(&path.key("url"), &r.url, true, "").filter(|url| {
+        // The proxy sends each request to the URL's path; a query, a fragment or
+        // credentials in it would be dropped, not sent.
+        let dropped = [
+            (url.query().is_some(), "a query"),
+            (url.fragment().is_some(), "a fragment"),
+            (
+                !url.username().is_empty() || url.password().is_some(),
+                "user info",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(present, what)| present.then_some(what));
+        if let Some(what) = dropped {
+            check.fail(
+                path.key("url"),
+                Reason::NotSupported,
+                format!("the remote URL has {what}, which the proxy would not send"),
+                "scheme://host[:port]/path; send keys and credentials as headers",
+            );
+        }
+        dropped.is_none()
+    });
     let transport = transport(&r.transport, &path.key("transport"), check);
     if transport == Some(Transport::Stdio) {
         check.fail(

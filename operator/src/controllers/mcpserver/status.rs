@@ -202,7 +202,11 @@ impl<'a> Backend<'a> {
         match backend {
             None => Self::NotReported,
             Some(b) if b.reason == BACKEND_INITIALIZED => Self::Initialized(b),
-            Some(b) if b.reason == BACKEND_STARTING => Self::Starting(b),
+            // Not answered, but not broken either: a remote server that wants each
+            // client's own credentials refuses the proxy's.
+            Some(b) if b.reason == BACKEND_STARTING || b.reason == BACKEND_AUTHENTICATION => {
+                Self::Starting(b)
+            }
             Some(b) => Self::Problem(b),
         }
     }
@@ -211,6 +215,7 @@ impl<'a> Backend<'a> {
 /// The proxy's reasons that are not problems.
 const BACKEND_INITIALIZED: &str = "Initialized";
 const BACKEND_STARTING: &str = "Starting";
+const BACKEND_AUTHENTICATION: &str = "AuthenticationRequired";
 
 /// `Reason: message`.
 fn detail(backend: &BackendStatus) -> String {
@@ -230,9 +235,9 @@ fn summary(backend: &BackendStatus) -> String {
         .unwrap_or_default();
     let tools = backend
         .tools
-        .map(|n| format!(", {n} tools"))
+        .map(|n| format!(", {n} tools listed by the server"))
         .unwrap_or_default();
-    format!("{name}{version} answered initialize through the proxy{tools}")
+    format!("{name}{version} answered the proxy's initialize{tools}")
 }
 
 /// `StdioReplicaCapped`, as ToolHive writes it: True when more than one proxy or server
@@ -558,7 +563,7 @@ mod tests {
         assert_eq!(kstatus::condition(&status, "Ready").status, "True");
         assert_eq!(
             status.message.as_deref(),
-            Some("fixture 1.2 answered initialize through the proxy, 7 tools")
+            Some("fixture 1.2 answered the proxy's initialize, 7 tools listed by the server")
         );
         assert_eq!(kstatus::condition(&status, "BackendReady").status, "True");
         assert_eq!(kstatus::verdict(&s, &status), "Current");

@@ -280,6 +280,9 @@ pub(crate) fn proxy_deployment(
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(service_account),
+                    // The proxy talks to the API server (its report, an MCPServer's
+                    // StatefulSet) even under an account that does not automount.
+                    automount_service_account_token: Some(true),
                     containers: vec![container],
                     image_pull_secrets: pull_secrets,
                     volumes: Some(vec![Volume {
