@@ -141,6 +141,10 @@ pub trait Catalog {
     fn group(&self, name: &str) -> Option<MCPGroup>;
     /// The MCPExternalAuthConfig called `name`.
     fn external_auth_config(&self, name: &str) -> Option<MCPExternalAuthConfig>;
+    /// Whether an MCPServer called `name` exists.
+    fn server_exists(&self, name: &str) -> bool;
+    /// Whether an MCPRemoteProxy called `name` exists.
+    fn remote_proxy_exists(&self, name: &str) -> bool;
     /// The value of `key` in the ConfigMap called `name`.
     fn config_map_data(&self, name: &str, key: &str) -> Option<String>;
     /// Every MCPServer referencing the `kind` object called `name` (see [`references`]).

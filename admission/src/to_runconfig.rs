@@ -121,6 +121,8 @@ pub enum ReferencedKind {
     Config(ConfigKind),
     /// A ConfigMap (authorization or permission-profile data).
     ConfigMap,
+    /// A Secret (a value the proxy receives by environment).
+    Secret,
 }
 
 impl ReferencedKind {
@@ -129,6 +131,7 @@ impl ReferencedKind {
         match self {
             Self::Config(kind) => kind.kind(),
             Self::ConfigMap => "ConfigMap",
+            Self::Secret => "Secret",
         }
     }
 }

@@ -456,3 +456,79 @@ async fn servers_and_remote_proxies_join_and_leave_a_group_and_wait_for_a_missin
     .await?;
     ns.delete().await
 }
+
+#[tokio::test]
+async fn a_remote_proxy_does_not_take_over_an_mcpservers_objects() -> anyhow::Result<()> {
+    let (client, ns, _servers) = setup("op-clash").await?;
+    let _proxies = InProcess::mcpremoteproxy(&client, &ns.name)?;
+    let server = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPServer\nmetadata: {name: clash}\nspec:\n  image: ghcr.io/stackloklabs/gofetch/server:1.0.1\n";
+    apply_yaml(&client, &ns.name, server).await?;
+    let deployments = ns.api::<Deployment>();
+    wait_until(&deployments, "clash", TIMEOUT, |_| true).await?;
+    // No webhook here (it would refuse the name): the operator must not flip the owner.
+    let proxy = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPRemoteProxy\nmetadata: {name: clash}\nspec:\n  remoteUrl: https://mcp.example.com/mcp\n";
+    apply_yaml(&client, &ns.name, proxy).await?;
+    let refused = wait_until(&ns.api::<api::MCPRemoteProxy>(), "clash", TIMEOUT, |p| {
+        p.status.as_ref().and_then(|s| s.phase)
+            == Some(api::remoteproxy::MCPRemoteProxyPhase::Failed)
+    })
+    .await?;
+    let message = refused.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(
+        message.contains("Deployment clash belongs to MCPServer clash"),
+        "{message}"
+    );
+    let owner = deployments
+        .get("clash")
+        .await?
+        .metadata
+        .owner_references
+        .unwrap_or_default();
+    assert_eq!(owner.len(), 1);
+    assert_eq!(
+        owner[0].kind, "MCPServer",
+        "the server keeps its Deployment"
+    );
+    ns.delete().await
+}
+
+#[tokio::test]
+async fn a_remote_proxy_waits_for_a_missing_header_secret_naming_it() -> anyhow::Result<()> {
+    let client = client().await?;
+    e2e::install_crds(&client).await?;
+    let ns = TestNamespace::create(&client, "op-rp-secret", &[]).await?;
+    let _proxies = InProcess::mcpremoteproxy(&client, &ns.name)?;
+    let proxy = "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPRemoteProxy\nmetadata: {name: keyed}\nspec:\n  remoteUrl: https://mcp.example.com/mcp\n  headerForward:\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api-key, key: token}\n";
+    apply_yaml(&client, &ns.name, proxy).await?;
+    let proxies = ns.api::<api::MCPRemoteProxy>();
+    let waiting = wait_until(&proxies, "keyed", TIMEOUT, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|m| m.contains("Secret api-key (key token)"))
+    })
+    .await?;
+    let status = waiting.status.unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Some(api::remoteproxy::MCPRemoteProxyPhase::Pending)
+    );
+    assert!(
+        status.message.as_deref().is_some_and(
+            |m| m.contains("spec.headerForward.addHeadersFromSecret[0].valueSecretRef")
+        ),
+        "{status:?}"
+    );
+    assert!(
+        ns.api::<Deployment>().get_opt("keyed").await?.is_none(),
+        "no proxy pod that would wait in CreateContainerConfigError"
+    );
+    apply_yaml(
+        &client,
+        &ns.name,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: api-key}\nstringData: {token: k}\n",
+    )
+    .await?;
+    wait_until(&ns.api::<Deployment>(), "keyed", TIMEOUT, |_| true).await?;
+    ns.delete().await
+}

@@ -112,6 +112,22 @@ impl Catalog for InMemoryCatalog {
         })
     }
 
+    fn server_exists(&self, name: &str) -> bool {
+        self.find(name, |m| match m {
+            Manifest::MCPServer(o) => Some(o),
+            _ => None,
+        })
+        .is_some()
+    }
+
+    fn remote_proxy_exists(&self, name: &str) -> bool {
+        self.find(name, |m| match m {
+            Manifest::MCPRemoteProxy(o) => Some(o),
+            _ => None,
+        })
+        .is_some()
+    }
+
     fn config_map_data(&self, name: &str, key: &str) -> Option<String> {
         self.config_maps.get(name)?.get(key).cloned()
     }

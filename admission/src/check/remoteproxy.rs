@@ -19,6 +19,23 @@ pub fn map_and_validate_remote(proxy: &MCPRemoteProxy, refs: &References<'_>) ->
     validate_mapped(from_mcpremoteproxy(proxy, refs))
 }
 
+/// An MCPServer whose objects would have this MCPRemoteProxy's names: the same name
+/// (Deployment `<name>`, ConfigMap `<name>-runconfig`) or `<name>-remote` (Service
+/// `mcp-<name>-remote-proxy`). Both would claim them.
+fn name_conflict(name: &str, catalog: &dyn Catalog) -> Option<Finding> {
+    let clash = [name.to_owned(), format!("{name}-remote")]
+        .into_iter()
+        .find(|server| catalog.server_exists(server))?;
+    Some(Finding::new(
+        "metadata.name",
+        Reason::Conflict,
+        format!(
+            "the MCPServer {clash} of this namespace would share this proxy's Deployment, ConfigMap or Service"
+        ),
+        "another name",
+    ))
+}
+
 pub(super) fn check(proxy: &MCPRemoteProxy, catalog: &dyn Catalog, report: &mut Report) {
     let schema_findings = match serde_json::to_value(proxy) {
         Ok(object) => schema::findings("MCPRemoteProxy", &object),
@@ -41,6 +58,9 @@ pub(super) fn check(proxy: &MCPRemoteProxy, catalog: &dyn Catalog, report: &mut 
             ),
             format!("at most {MAX_REMOTE_PROXY_NAME_LENGTH} characters"),
         ));
+    }
+    if let Some(finding) = name_conflict(name, catalog) {
+        report.error(finding);
     }
     let fetched = Referenced::from_catalog_front(proxy, catalog);
     let checked = map_and_validate_remote(proxy, &fetched.references());

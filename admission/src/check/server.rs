@@ -162,6 +162,17 @@ pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Repo
             format!("at most {MAX_SERVER_NAME_LENGTH} characters"),
         ));
     }
+    let clash = std::iter::once(name)
+        .chain(name.strip_suffix("-remote"))
+        .find(|proxy| catalog.remote_proxy_exists(proxy));
+    if let Some(clash) = clash {
+        report.error(Finding::new(
+            "metadata.name",
+            Reason::Conflict,
+            format!("the MCPRemoteProxy {clash} of this namespace would share this server's Deployment, ConfigMap or Service"),
+            "another name",
+        ));
+    }
     let (problems, missing) = located(server, &Referenced::from_catalog(server, catalog));
     for problem in &problems {
         report.error(problem.finding());

@@ -613,6 +613,23 @@ fn remote_settings_the_proxy_cannot_honour_are_refused_not_ignored() {
 }
 
 #[test]
+fn a_remote_proxy_and_a_server_may_not_claim_the_same_objects() {
+    let server_named =
+        |name: &str| server("  image: a/b:1\n").replace("name: demo", &format!("name: {name}"));
+    // Same name: the Deployment and the RunConfig ConfigMap.
+    let report = check_in(&remote(""), &catalog(&[&server_named("demo")]));
+    assert_eq!(error_paths(&report), ["metadata.name"]);
+    assert_eq!(report.errors[0].reason, Reason::Conflict);
+    // `<name>-remote`: the Service mcp-<name>-remote-proxy.
+    let report = check_in(&remote(""), &catalog(&[&server_named("demo-remote")]));
+    assert_eq!(error_paths(&report), ["metadata.name"]);
+    // And the other way round.
+    let report = check_in(&server_named("demo-remote"), &catalog(&[&remote("")]));
+    assert_eq!(error_paths(&report), ["metadata.name"]);
+    assert!(report.errors[0].message.contains("MCPRemoteProxy demo"));
+}
+
+#[test]
 fn remote_proxy_name_must_leave_room_for_its_service_name() {
     let name = "a".repeat(crate::MAX_REMOTE_PROXY_NAME_LENGTH + 1);
     let report = check_alone(&remote("").replace("name: demo", &format!("name: {name}")));

@@ -207,6 +207,14 @@ impl Catalog for ApiCatalog {
         self.get(name)
     }
 
+    fn server_exists(&self, name: &str) -> bool {
+        self.get::<MCPServer>(name).is_some()
+    }
+
+    fn remote_proxy_exists(&self, name: &str) -> bool {
+        self.get::<MCPRemoteProxy>(name).is_some()
+    }
+
     fn config_map_data(&self, name: &str, key: &str) -> Option<String> {
         self.get::<ConfigMap>(name)?.data?.get(key).cloned()
     }

@@ -219,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn names_follow_toolhive_and_nothing_is_shared_with_an_mcpserver_of_the_same_name() {
+    fn names_and_labels_follow_toolhive() {
         let config = OperatorConfig::default();
         let objects = objects(&proxy(""), &inputs(&config), None).expect("builds");
         assert_eq!(

@@ -75,7 +75,15 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
     let refs = dereference::fetch_for(proxy.as_ref(), None, secrets, &ctx.client).await?;
     let ref_states = RefState::of(proxy.as_ref(), |kind| refs.found(kind));
     let checked = admission::map_and_validate_remote(&proxy, &refs.references());
-    let (observed, action) = match outcome(checked) {
+    let outcome = match outcome(checked) {
+        // A value the kubelet could not give the proxy: wait for it, naming it, rather
+        // than roll out a pod stuck in CreateContainerConfigError.
+        Outcome::Valid(_) if !refs.missing_secrets.is_empty() => {
+            Outcome::Waiting(missing_secrets(&proxy, &refs))
+        }
+        decided => decided,
+    };
+    let (observed, action) = match outcome {
         Outcome::Invalid(findings) => {
             let note = join(findings.iter().map(ToString::to_string));
             warn(&ctx, &proxy, Reason::InvalidSpec, &note).await;
@@ -101,16 +109,107 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
             };
             let external = refs.referenced.external_auth_config.as_ref();
             let objects = build::objects(&proxy, &inputs, external.map(|e| &e.spec))?;
-            let deployment = apply::apply(&ctx.client, namespace, &objects, &ctx.applied).await?;
-            (
-                Stage::Applied(Box::new(deployment)),
-                Action::requeue(RESYNC),
-            )
+            if let Some(owner) = taken(&ctx.client, namespace, &objects, &proxy).await? {
+                let finding = admission::Finding::new(
+                    "metadata.name",
+                    runconfig::Reason::Conflict,
+                    owner,
+                    "another name for one of them",
+                );
+                warn(&ctx, &proxy, Reason::InvalidSpec, &finding.to_string()).await;
+                // The other owner may go; its objects' deletion does not reach here.
+                (
+                    Stage::Invalid(vec![finding]),
+                    Action::requeue(WAIT_FOR_REFERENCE),
+                )
+            } else {
+                let deployment =
+                    apply::apply(&ctx.client, namespace, &objects, &ctx.applied).await?;
+                (
+                    Stage::Applied(Box::new(deployment)),
+                    Action::requeue(RESYNC),
+                )
+            }
         }
     };
     let status = desired(&proxy, &observed, &ref_states, &refs, Timestamp::now());
     write(&ctx.client, &proxy, status).await?;
     Ok(action)
+}
+
+/// An object this proxy would apply that something else controls — an MCPServer of the
+/// same name, admitted while the webhook was not looking — described, so the proxy
+/// stops rather than takes it over (one field manager applies both kinds' objects).
+async fn taken(
+    client: &Client,
+    namespace: &str,
+    objects: &server_build::Objects,
+    proxy: &MCPRemoteProxy,
+) -> Result<Option<String>, Error> {
+    async fn owner<K: crate::controllers::mcpserver::Watched + serde::de::DeserializeOwned>(
+        client: &Client,
+        namespace: &str,
+        object: &K,
+        uid: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        let name = crate::controllers::name_of(object)?;
+        let api: kube::Api<K> = kube::Api::namespaced(client.clone(), namespace);
+        let stored = api.get_metadata_opt(name).await?;
+        let controller = stored
+            .and_then(|s| s.metadata.owner_references)
+            .into_iter()
+            .flatten()
+            .find(|o| o.controller == Some(true));
+        Ok(controller
+            .filter(|o| Some(o.uid.as_str()) != uid)
+            .map(|o| format!("{} {name} belongs to {} {}", K::kind(&()), o.kind, o.name)))
+    }
+    let uid = proxy.metadata.uid.as_deref();
+    if let Some(found) = owner(client, namespace, &objects.deployment, uid).await? {
+        return Ok(Some(found));
+    }
+    if let Some(found) = owner(client, namespace, &objects.service, uid).await? {
+        return Ok(Some(found));
+    }
+    owner(client, namespace, &objects.runconfig, uid).await
+}
+
+/// The missing Secret keys, each at the field that references it.
+fn missing_secrets(
+    proxy: &MCPRemoteProxy,
+    refs: &dereference::Dereferenced,
+) -> Vec<admission::MissingReference> {
+    let headers = proxy
+        .spec
+        .header_forward
+        .iter()
+        .flat_map(|f| f.add_headers_from_secret.iter())
+        .enumerate()
+        .map(|(i, h)| {
+            (
+                format!("spec.headerForward.addHeadersFromSecret[{i}].valueSecretRef"),
+                &h.value_secret_ref,
+            )
+        });
+    let external = refs
+        .external_auth_secret()
+        .map(|s| ("spec.externalAuthConfigRef".to_owned(), s));
+    let oidc = refs
+        .oidc_client_secret()
+        .map(|s| ("spec.oidcConfigRef".to_owned(), s));
+    let referencing: Vec<_> = headers.chain(external).chain(oidc).collect();
+    refs.missing_secrets
+        .iter()
+        .map(|(name, key)| admission::MissingReference {
+            field: referencing
+                .iter()
+                .find(|(_, s)| &s.name == name && &s.key == key)
+                .map(|(field, _)| field.clone())
+                .unwrap_or_else(|| "spec".to_owned()),
+            kind: admission::ReferencedKind::Secret,
+            name: format!("{name} (key {key})"),
+        })
+        .collect()
 }
 
 fn join(notes: impl Iterator<Item = String>) -> String {

@@ -22,6 +22,8 @@ pub struct Dereferenced {
     pub referenced: admission::Referenced,
     /// SHA-256 over the referenced Secret values (missing ones included as missing).
     pub secrets_checksum: String,
+    /// The referenced Secret keys that do not exist: (Secret, key).
+    pub missing_secrets: Vec<(String, String)>,
 }
 
 impl Dereferenced {
@@ -136,6 +138,7 @@ where
             .map(|r| (r.name.as_str(), r.key.as_str())),
     );
     let mut hasher = Sha256::new();
+    let mut missing = Vec::new();
     for (name, key) in wanted {
         let value = secrets_api
             .get_opt(name)
@@ -148,10 +151,14 @@ where
         hasher.update([0]);
         match value {
             Some(bytes) => hasher.update(&bytes.0),
-            None => hasher.update(b"\xffmissing"),
+            None => {
+                hasher.update(b"\xffmissing");
+                missing.push((name.to_owned(), key.to_owned()));
+            }
         }
     }
     found.secrets_checksum = hex::encode(hasher.finalize());
+    found.missing_secrets = missing;
     Ok(found)
 }
 
