@@ -4,7 +4,8 @@
 //! MCPToolConfig filter) and the key added from a Secret (`headerForward`). The
 //! status is Ready only once the remote server answered the proxy's own `initialize`
 //! (its name and tool count in `status.backend`); a proxy in front of a port nobody
-//! listens on, or without the key, says so in its status and never becomes Ready. Real MCP clients (both
+//! listens on, or without the key, says so in its status and never becomes Ready. A
+//! legacy SSE remote server is served the same way. Real MCP clients (both
 //! SDKs) and the MCP conformance suite pass through it.
 
 use std::time::{Duration, Instant};
@@ -16,21 +17,22 @@ use e2e::proxy::{Driver, conformance_passes_through_the_cluster};
 use e2e::{TestNamespace, apply_yaml, wait_until};
 use k8s_openapi::api::core::v1::Service;
 
-/// The fixture, run as a remote server would be: no MCPServer, no proxy of ours.
-fn remote_server_yaml() -> String {
+/// The fixture as `name`, run as a remote server would be: no MCPServer, no proxy of
+/// ours. `args` after the mode's own: how it speaks and what it requires.
+fn remote_server_yaml(name: &str, args: &str) -> String {
     format!(
         r#"
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: remote-fixture
+  name: {name}
 spec:
   replicas: 1
   selector:
-    matchLabels: {{app: remote-fixture}}
+    matchLabels: {{app: {name}}}
   template:
     metadata:
-      labels: {{app: remote-fixture}}
+      labels: {{app: {name}}}
     spec:
       automountServiceAccountToken: false
       securityContext:
@@ -41,7 +43,7 @@ spec:
         - name: mcp
           image: ghcr.io/stacklok/toolhive-rs/mcp-fixture:{version}
           imagePullPolicy: Never
-          args: [http, --port, "8080", --host, 0.0.0.0, --allow-any-host, --require-header, "X-API-Key=e2e-key", --require-header, "Authorization=Bearer e2e-token"]
+          args: [{args}]
           ports: [{{containerPort: 8080, name: http}}]
           securityContext:
             allowPrivilegeEscalation: false
@@ -50,9 +52,9 @@ spec:
 apiVersion: v1
 kind: Service
 metadata:
-  name: remote-fixture
+  name: {name}
 spec:
-  selector: {{app: remote-fixture}}
+  selector: {{app: {name}}}
   ports: [{{port: 8080, targetPort: http, name: http}}]
 "#,
         version = env!("CARGO_PKG_VERSION")
@@ -146,7 +148,13 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     let (client, ns, _servers) = e2e::controllers::real_node_with_operator("k8s-remote").await?;
     let _proxies = e2e::controllers::InProcess::mcpremoteproxy_with_real_proxy(&client, &ns.name)?;
 
-    apply_yaml(&client, &ns.name, &remote_server_yaml()).await?;
+    let keyed = r#"http, --port, "8080", --host, 0.0.0.0, --allow-any-host, --require-header, "X-API-Key=e2e-key", --require-header, "Authorization=Bearer e2e-token""#;
+    apply_yaml(
+        &client,
+        &ns.name,
+        &remote_server_yaml("remote-fixture", keyed),
+    )
+    .await?;
     let remote_ip = cluster_ip(&ns, "remote-fixture").await?;
     // No cluster DNS on the harness node: the remote server by its ClusterIP.
     let remote_url = format!("http://{remote_ip}:8080/mcp");
@@ -322,5 +330,49 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     .await?;
     conformance_passes_through_the_cluster(&url, "the remote proxy").await?;
     watch.lap("conformance through the remote proxy");
+
+    // A legacy SSE remote server: the proxy serves it as SSE, its handshake on the stream.
+    apply_yaml(
+        &client,
+        &ns.name,
+        &remote_server_yaml(
+            "remote-sse",
+            r#"sse, --port, "8080", --host, 0.0.0.0, --allow-any-host"#,
+        ),
+    )
+    .await?;
+    let sse_ip = cluster_ip(&ns, "remote-sse").await?;
+    apply_yaml(
+        &client,
+        &ns.name,
+        &format!(
+            "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPRemoteProxy\nmetadata:\n  name: sse\nspec:\n  remoteUrl: http://{sse_ip}:8080/sse\n  transport: sse\n"
+        ),
+    )
+    .await?;
+    let sse = wait_until(&proxies, "sse", Duration::from_secs(180), |p| {
+        p.status.as_ref().and_then(|s| s.phase) == Some(MCPRemoteProxyPhase::Ready)
+    })
+    .await
+    .with_context(|| "the SSE remote proxy Ready")?;
+    anyhow::ensure!(
+        sse.status
+            .as_ref()
+            .and_then(|s| s.url.as_deref())
+            .is_some_and(|u| u.ends_with(":8080/sse")),
+        "{}",
+        status_of(&sse)
+    );
+    let sse_url = format!(
+        "http://{}:8080/sse",
+        cluster_ip(&ns, "mcp-sse-remote-proxy").await?
+    );
+    tokio::task::spawn_blocking(move || {
+        for driver in Driver::BOTH {
+            driver.run(&sse_url, "sse", steps);
+        }
+    })
+    .await?;
+    watch.lap("a legacy SSE remote server: Ready, both SDKs through its proxy");
     ns.delete().await
 }
