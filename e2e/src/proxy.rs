@@ -590,3 +590,21 @@ pub async fn conformance_passes_through_the_cluster(url: &str, path: &str) -> an
     );
     Ok(())
 }
+
+/// The fixture's tools for the drivers' steps (their defaults fit server-everything).
+pub const FIXTURE_STEPS: &[&str] = &[
+    "--steps",
+    "initialize,list,call,progress,sampling,delete",
+    "--tool",
+    "test_simple_text",
+    "--expect",
+    "simple text response",
+    "--progress-tool",
+    "test_tool_with_progress",
+    "--progress-args",
+    "{}",
+    "--sampling-tool",
+    "test_sampling",
+    "--sampling-args",
+    r#"{"prompt":"say hi"}"#,
+];

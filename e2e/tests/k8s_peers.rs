@@ -9,27 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use api::MCPServer;
 use api::mcpserver::MCPServerPhase;
-use e2e::proxy::{Driver, conformance_passes_through_the_cluster};
+use e2e::proxy::{Driver, FIXTURE_STEPS, conformance_passes_through_the_cluster};
 use e2e::{TestNamespace, apply_yaml, client, wait_until};
 use k8s_openapi::api::core::v1::Service;
-
-/// The fixture's tools for the drivers' steps (their defaults fit server-everything).
-const FIXTURE_STEPS: &[&str] = &[
-    "--steps",
-    "initialize,list,call,progress,sampling,delete",
-    "--tool",
-    "test_simple_text",
-    "--expect",
-    "simple text response",
-    "--progress-tool",
-    "test_tool_with_progress",
-    "--progress-args",
-    "{}",
-    "--sampling-tool",
-    "test_sampling",
-    "--sampling-args",
-    r#"{"prompt":"say hi"}"#,
-];
 
 /// How the fixture runs in its pods.
 enum Served {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use api::MCPRemoteProxy;
 use api::remoteproxy::MCPRemoteProxyPhase;
-use e2e::proxy::{Driver, conformance_passes_through_the_cluster};
+use e2e::proxy::{Driver, FIXTURE_STEPS, conformance_passes_through_the_cluster};
 use e2e::{TestNamespace, apply_yaml, wait_until};
 use k8s_openapi::api::core::v1::Service;
 
@@ -283,22 +283,7 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     );
 
     // Both SDKs through the remote proxy; the filter holds (a hidden tool is refused).
-    let steps: &[&str] = &[
-        "--steps",
-        "initialize,list,call,progress,sampling,delete",
-        "--tool",
-        "test_simple_text",
-        "--expect",
-        "simple text response",
-        "--progress-tool",
-        "test_tool_with_progress",
-        "--progress-args",
-        "{}",
-        "--sampling-tool",
-        "test_sampling",
-        "--sampling-args",
-        r#"{"prompt":"say hi"}"#,
-    ];
+    let steps = FIXTURE_STEPS;
     let target = url.clone();
     tokio::task::spawn_blocking(move || {
         for driver in Driver::BOTH {
