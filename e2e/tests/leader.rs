@@ -144,7 +144,7 @@ async fn one_replica_leads_and_hands_over_on_shutdown() -> anyhow::Result<()> {
     let follower = 1 - leader;
 
     // A graceful shutdown releases the Lease (the operator logs it); the follower's lease
-    // manager notices on its next check, at most one lease duration (30 s) later.
+    // manager notices on its next check, at most one lease duration (10 s) later.
     replicas[leader].terminate();
     let handover = Instant::now();
     wait_for_holder(&leases, replicas[follower].name).await?;

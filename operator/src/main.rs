@@ -33,6 +33,16 @@ struct Args {
     /// Namespace of the leader-election Lease; defaults to the pod's namespace.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     leader_elect_namespace: String,
+    /// How long the Lease is valid without renewal: the longest a crashed leader's
+    /// controllers stay unowned before a follower takes over. The leader renews half
+    /// of this before it expires; a leader that cannot renew in that time exits.
+    #[arg(
+        long,
+        env = "THV_LEADER_ELECT_LEASE_DURATION",
+        value_parser = lease_seconds,
+        default_value = "10s"
+    )]
+    leader_elect_lease_duration: u64,
     /// Watch only this namespace (namespace-scoped install: needs only a Role).
     #[arg(long, env = "THV_WATCH_NAMESPACE")]
     namespace: Option<String>,
@@ -272,6 +282,8 @@ async fn main() -> anyhow::Result<()> {
             kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "thv-operator-leader")
                 .with_namespace(&args.leader_elect_namespace)
                 .with_identity(identity)
+                .with_duration(args.leader_elect_lease_duration)
+                .with_grace(renew_grace(args.leader_elect_lease_duration))
                 .build()
                 .await
                 .context("creating the leader-election lease manager")?;
@@ -342,6 +354,22 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--leader-elect-lease-duration`: whole seconds, at least 3 (the leader must be able to
+/// renew before the Lease expires).
+fn lease_seconds(value: &str) -> Result<u64, String> {
+    let duration = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if duration.subsec_nanos() != 0 || duration.as_secs() < 3 {
+        return Err("must be a whole number of seconds, at least 3s (e.g. 10s)".to_owned());
+    }
+    Ok(duration.as_secs())
+}
+
+/// How long before the Lease expires its holder renews it: half its duration, so that a
+/// slow API server has that long to answer the renewal.
+fn renew_grace(duration: u64) -> u64 {
+    (duration / 2).max(1)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -359,5 +387,21 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{lease_seconds, renew_grace};
+
+    #[test]
+    fn the_lease_duration_is_whole_seconds_and_leaves_time_to_renew() {
+        assert_eq!(lease_seconds("10s"), Ok(10));
+        assert_eq!(lease_seconds("1m"), Ok(60));
+        for bad in ["2s", "1500ms", "ten", ""] {
+            assert!(lease_seconds(bad).is_err(), "{bad}");
+        }
+        assert_eq!(renew_grace(10), 5);
+        assert_eq!(renew_grace(3), 1);
     }
 }
