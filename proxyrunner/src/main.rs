@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use proxyrunner::backend::http::HostHeader;
+use proxyrunner::backend::kubernetes;
 use proxyrunner::middleware::body_limit::DEFAULT_MAX_BODY_BYTES;
 use proxyrunner::{config, runner};
 
@@ -53,6 +54,16 @@ struct RunArgs {
     /// container workloads) or the upstream's (`upstream`, default for remote URLs).
     #[arg(long, value_enum)]
     host_header: Option<HostHeader>,
+    /// On SIGTERM, how long to keep serving while readiness fails, so that the pod
+    /// leaves its Service's endpoints before it stops accepting; default 5s in a
+    /// cluster, 0s elsewhere.
+    #[arg(long, env = "THV_DRAIN_DELAY", value_parser = humantime::parse_duration)]
+    drain_delay: Option<std::time::Duration>,
+    /// After the drain delay, how long requests in flight may take to finish before
+    /// the proxy exits (keep delay + timeout under the pod's termination grace period,
+    /// 30 s by default).
+    #[arg(long, env = "THV_DRAIN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "20s")]
+    drain_timeout: std::time::Duration,
     /// Run the MCP server as this local command (instead of the image); the RunConfig's
     /// args are appended.
     #[arg(last = true)]
@@ -125,18 +136,39 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
     // Tests and scripts read the bound address from this line (port 0 picks one).
     println!("listening on http://{}", listener.local_addr()?);
     let exporter = proxy.metrics_export.clone();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let server = runner::serve_until(proxy.clone(), listener, stopping, args.drain_timeout);
+    tokio::pin!(server);
     tokio::select! {
-        result = runner::serve(proxy, listener) => result.context("serving"),
-        _ = shutdown() => {
-            tracing::info!("shutting down");
-            if let Some(exporter) = exporter {
-                // The last numbers, so a short-lived proxy's are not lost.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(3), exporter.push()).await;
-            }
-            Ok(())
-        }
+        result = &mut server => return result.context("serving"),
+        _ = shutdown() => {}
     }
+    // Graceful drain: readiness fails and responses close their connections while the
+    // endpoints catch up; then no new connections, and what is in flight finishes.
+    let delay = args.drain_delay.unwrap_or(if kubernetes::in_cluster() {
+        DRAIN_DELAY_IN_CLUSTER
+    } else {
+        std::time::Duration::ZERO
+    });
+    tracing::info!(?delay, timeout = ?args.drain_timeout, "shutting down: draining");
+    proxy.start_draining();
+    tokio::select! {
+        result = &mut server => return result.context("serving"),
+        _ = tokio::time::sleep(delay) => {}
+    }
+    let _ = stop.send(true);
+    server.await.context("serving")?;
+    tracing::info!("drained");
+    if let Some(exporter) = exporter {
+        // The last numbers, so a short-lived proxy's are not lost.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), exporter.push()).await;
+    }
+    Ok(())
 }
+
+/// How long a proxy in a pod keeps serving after SIGTERM while it leaves its Service's
+/// endpoints: the readiness probe runs every 2 s, then the endpoints and kube-proxy follow.
+const DRAIN_DELAY_IN_CLUSTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn bracket(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {

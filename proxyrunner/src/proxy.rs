@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -54,6 +55,8 @@ pub struct Proxy {
     pub metrics_export: Option<Arc<crate::middleware::metrics_export::Exporter>>,
     /// The backend.
     pub backend: Backend,
+    /// Set when the process is asked to stop ([`Proxy::start_draining`]).
+    pub draining: AtomicBool,
 }
 
 impl Proxy {
@@ -64,7 +67,7 @@ impl Proxy {
         peer: SocketAddr,
     ) -> Response<Body> {
         let (method, uri) = (request.method().clone(), request.uri().clone());
-        match std::panic::AssertUnwindSafe(self.route(request, peer))
+        let mut response = match std::panic::AssertUnwindSafe(self.clone().route(request, peer))
             .catch_unwind()
             .await
         {
@@ -78,7 +81,25 @@ impl Proxy {
                 tracing::error!(%method, path = uri.path(), panic = %what, "request handler panicked; answered 500");
                 reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
+        };
+        if self.is_draining() {
+            // The client opens its next connection elsewhere: through the Service, to
+            // a replica that is not stopping.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        response
+    }
+
+    /// From now on readiness fails (the pod leaves its Service's endpoints) and every
+    /// response closes its connection; requests keep being served.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     async fn route(
@@ -123,6 +144,12 @@ impl Proxy {
     /// answered the proxy's `initialize`; an HTTP upstream counts as running), 503
     /// otherwise; [`LIVENESS_PATH`] is the probe that ignores the backend.
     fn health(&self) -> Response<Body> {
+        if self.is_draining() {
+            return reply::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "status": "draining" }),
+            );
+        }
         let running = match &self.backend {
             // In a cluster: a pod is routable and answered the proxy's initialize.
             Backend::Http(upstream) => upstream.pods().is_none_or(|pods| pods.is_ready()),

@@ -103,6 +103,7 @@ pub fn build(config: &ValidatedRunConfig, options: &Options) -> Result<Proxy, Bu
         metrics,
         metrics_export,
         backend,
+        draining: Default::default(),
     })
 }
 
@@ -369,18 +370,37 @@ async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
     }
 }
 
-/// Serves the proxy on `listener` until the process is asked to stop.
+/// Serves the proxy on `listener` for as long as the process runs.
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) -> std::io::Result<()> {
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    serve_until(proxy, listener, stop, std::time::Duration::ZERO).await
+}
+
+/// Serves the proxy on `listener` until `stop` turns true, then stops accepting and lets
+/// every open connection finish the request it is serving (hyper closes it after that
+/// response); returns when all have closed, or after `deadline` (an open event stream
+/// never finishes by itself).
+pub async fn serve_until(
+    proxy: Arc<Proxy>,
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    deadline: std::time::Duration,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let (stream, peer) = accept(&listener).await;
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener) => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
+        let service = service_fn(move |request| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
+        });
+        let connection =
+            graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
-            });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             let dedicated = crate::backend::http::Dedicated::default();
             if let Err(e) = crate::backend::http::DEDICATED
                 .scope(dedicated, connection)
@@ -390,6 +410,17 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) -> std::io::Result<
             }
         });
     }
+    drop(listener);
+    if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?deadline,
+            "connections still open when the drain deadline passed; closing them"
+        );
+    }
+    Ok(())
 }
 
 /// Serves `/metrics` on its own listener.
