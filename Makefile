@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help build test unit e2e images images-test peers config demo demo-down demo-check bench-operator bench-k8s bench-vs-toolhive lint fmt fmt-check clippy crds bench bench-runconfig
+.PHONY: help build test unit e2e chaos images images-test peers config demo demo-down demo-check bench-operator bench-k8s bench-vs-toolhive lint fmt fmt-check clippy crds bench bench-runconfig
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -21,6 +21,10 @@ unit: ## Unit, schema and CRD-drift tests (no cluster)
 e2e: images-test cluster-up peers ## End-to-end tests on the local cluster with its real node (or KUBECONFIG with THV_E2E_USE_EXISTING=1)
 	$(CLUSTER_SH) load-images
 	$(CARGO) test --locked -p e2e
+
+chaos: images-test cluster-up ## Faults, load and attacks on real pods (part of make e2e): one table row per scenario, nothing lost (docs/reliability.md)
+	$(CLUSTER_SH) load-images
+	$(CARGO) test --locked -p e2e --test chaos -- --nocapture
 
 images: ## Container images of thv-operator, thv-proxyrunner and the test-only mcp-fixture, with no container engine (THV_IMAGES_LOAD=kind|k3d loads them into that cluster)
 	scripts/images.sh

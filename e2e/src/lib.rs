@@ -21,6 +21,7 @@ use kube::{Api, Client, Discovery, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 pub mod bench;
+pub mod chaos;
 pub mod controllers;
 pub mod parity;
 pub mod proxy;

@@ -103,6 +103,8 @@ async fn holder(leases: &kube::Api<Lease>) -> Option<String> {
         .flatten()?
         .spec?
         .holder_identity
+        // `<pod>_<random per process start>`: the pod.
+        .map(|h| h.split('_').next().unwrap_or_default().to_owned())
 }
 
 #[tokio::test]

@@ -276,8 +276,15 @@ async fn main() -> anyhow::Result<()> {
 
     let mut lease = None;
     if args.leader_elect {
-        let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("thv-operator-{}", std::process::id()));
+        // `<pod>_<random>`, new at each start (client-go's rule): a container restarted
+        // after a crash is a new candidate, not the old leader resuming a Lease that
+        // the other replicas are waiting out.
+        let identity = format!(
+            "{}_{:016x}",
+            std::env::var("POD_NAME")
+                .unwrap_or_else(|_| format!("thv-operator-{}", std::process::id())),
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8)
+        );
         let leases =
             kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "thv-operator-leader")
                 .with_namespace(&args.leader_elect_namespace)

@@ -1,0 +1,841 @@
+//! `make chaos`: faults injected on the real node while MCP clients drive traffic, one
+//! table row per scenario (requests sent / answered / failed with an error the client saw
+//! / not sent / lost, and the recovery). "Lost" must be 0 everywhere.
+//!
+//! The operator runs as the chart installs it (`helm install`, two replicas, leader
+//! election, the webhook behind its Service) on the real node; the MCP servers and their
+//! proxies are real pods under the `restricted` Pod Security Standard. Scenarios, in order:
+//! 1. an HTTP MCP server's pod deleted mid-stream (grace period 0);
+//! 2. a stdio MCP server's pod deleted mid-stream;
+//! 3. the proxy Deployment rolled by a RunConfig change under load (graceful drain);
+//! 4. the leading operator SIGKILLed, three times, 100 MCPServers changed during each
+//!    failover, the webhook probed throughout;
+//! 5. attacks on a deployed proxy while well-behaved clients keep going;
+//! 6. a Secret's value searched for in every ConfigMap, Event, status and log line.
+//!
+//! One test in its own binary: it installs the chart cluster-wide and takes ownership of
+//! the shared cluster's CRDs. The table is printed and written to `target/chaos.md`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use api::MCPServer;
+use api::mcpserver::MCPServerPhase;
+use e2e::chaos::{Counts, Row, Traffic, table};
+use e2e::{TestNamespace, apply_yaml, client, helm, wait_until};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Service};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const RELEASE: &str = "toolhive";
+const LEASE: &str = "thv-operator-leader";
+/// Servers changed during each operator failover.
+const SCALE_SERVERS: usize = 100;
+/// Changes applied at once during a failover.
+const APPLIERS: usize = 10;
+
+fn fixture(name: &str, transport: &str, args: &str, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: toolhive.stacklok.dev/v1beta1
+kind: MCPServer
+metadata:
+  name: {name}
+spec:
+  image: ghcr.io/stacklok/toolhive-rs/mcp-fixture:{version}
+  transport: {transport}
+  args: {args}
+{extra}
+"#,
+        version = env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn secret_value() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("chaos-secret-{nanos:x}-{:x}", std::process::id())
+}
+
+fn run_ok(mut command: Command, what: &str) -> anyhow::Result<String> {
+    let output = command.output().with_context(|| what.to_owned())?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The chart, two operator replicas, cluster-wide, its webhook limited to the suite's
+/// namespaces (label `thv-chaos`).
+fn helm_install(system: &str, label: &str, dir: &Path) -> anyhow::Result<()> {
+    let values = dir.join("chaos-values.yaml");
+    std::fs::write(
+        &values,
+        format!(
+            "operator:\n  replicas: 2\nwebhook:\n  namespaceSelector:\n    matchLabels:\n      thv-chaos: {label}\n"
+        ),
+    )?;
+    let chart = e2e::repo_root().join("charts/toolhive");
+    let mut command = helm();
+    command
+        .args(["install", RELEASE])
+        .arg(&chart)
+        .args(["-n", system, "--wait", "--timeout", "180s", "--take-ownership"])
+        .arg("-f")
+        .arg(&values);
+    run_ok(command, "helm install").map(|_| ())
+}
+
+/// The Lease holder: `<pod>_<random per process start>`.
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt(LEASE)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Waits until `count` pods matching `selector` are Ready; their names and UIDs.
+async fn ready_pods(
+    pods: &Api<Pod>,
+    selector: &str,
+    count: usize,
+    within: Duration,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let start = Instant::now();
+    loop {
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await?;
+        let ready: Vec<(String, String)> = list
+            .items
+            .iter()
+            .filter(|p| pod_ready(p))
+            .map(|p| {
+                (
+                    p.metadata.name.clone().unwrap_or_default(),
+                    p.metadata.uid.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        if ready.len() >= count {
+            return Ok(ready);
+        }
+        anyhow::ensure!(
+            start.elapsed() < within,
+            "{count} Ready pods matching {selector} within {within:?}; Ready: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn service_addr(ns: &TestNamespace, service: &str) -> anyhow::Result<String> {
+    let ip = ns
+        .api::<Service>()
+        .get(service)
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("ClusterIP")?;
+    Ok(format!("{ip}:8080"))
+}
+
+fn sleep_call(milliseconds: u64) -> serde_json::Value {
+    json!({"name": "sleep", "arguments": {"milliseconds": milliseconds}})
+}
+
+/// Scenarios 1 and 2: the MCP server's only pod deleted with grace period 0 while eight
+/// sessions call a 100 ms tool through the proxy.
+async fn kill_server_pod(team: &TestNamespace, server: &str, what: &str) -> anyhow::Result<Row> {
+    let pods = team.api::<Pod>();
+    let selector = format!("app={server}");
+    let before = ready_pods(&pods, &selector, 1, Duration::from_secs(60)).await?;
+    let addr = service_addr(team, &format!("mcp-{server}-proxy")).await?;
+    let traffic = Traffic::start(&addr, "/mcp", 8, sleep_call(100));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let injected = Instant::now();
+    let (pod, uid) = &before[0];
+    pods.delete(pod, &DeleteParams::default().grace_period(0))
+        .await?;
+    // The StatefulSet's new pod is Ready (a different UID), then ten more seconds.
+    let start = Instant::now();
+    let replaced = loop {
+        let now = ready_pods(&pods, &selector, 1, Duration::from_secs(120)).await?;
+        if now.iter().all(|(_, u)| u != uid) {
+            break start.elapsed();
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "no new pod of {server} within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let counts = traffic.finish().await;
+    anyhow::ensure!(
+        counts.recovered(),
+        "{what}: nothing answered after the last failure: {counts:?}"
+    );
+    Ok(Row {
+        scenario: format!("MCP server pod deleted mid-stream (grace 0), {what}, 8 sessions"),
+        recovery: recovery(&counts, injected),
+        notes: format!(
+            "new pod Ready after {:.1} s; {}",
+            replaced.as_secs_f64(),
+            counts.top_causes()
+        ),
+        counts,
+    })
+}
+
+fn recovery(counts: &Counts, injected: Instant) -> String {
+    match counts.recovery(injected) {
+        Some(d) => format!("{:.1} s", d.as_secs_f64()),
+        None => "no disruption".to_owned(),
+    }
+}
+
+/// Scenario 3: a RunConfig change (audit on) rolls the proxy Deployment under load.
+async fn roll_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
+    let deployments = team.api::<Deployment>();
+    let pods = team.api::<Pod>();
+    let selector = format!("app=mcpserver,app.kubernetes.io/instance={server}");
+    let old = ready_pods(&pods, &selector, 1, Duration::from_secs(60)).await?;
+    let addr = service_addr(team, &format!("mcp-{server}-proxy")).await?;
+    let traffic = Traffic::start(&addr, "/mcp", 8, sleep_call(100));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let injected = Instant::now();
+    team.api::<MCPServer>()
+        .patch(
+            server,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"audit": {"enabled": true}}})),
+        )
+        .await?;
+    // Rolled: only new pods, all Ready, and the old ones gone.
+    let start = Instant::now();
+    let rolled = loop {
+        let list = pods.list(&ListParams::default().labels(&selector)).await?;
+        let old_left = list.items.iter().any(|p| {
+            old.iter()
+                .any(|(_, uid)| p.metadata.uid.as_deref() == Some(uid))
+        });
+        let ready = list.items.iter().filter(|p| pod_ready(p)).count();
+        if !old_left && ready >= 1 {
+            break start.elapsed();
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(150),
+            "the proxy Deployment of {server} did not roll within 150 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let counts = traffic.finish().await;
+    let deployment = deployments.get(server).await?;
+    anyhow::ensure!(
+        deployment.status.and_then(|s| s.updated_replicas) == Some(1),
+        "the Deployment rolled to the new template"
+    );
+    anyhow::ensure!(counts.recovered(), "proxy roll: {counts:?}");
+    Ok(Row {
+        scenario: "proxy Deployment rolled by a RunConfig change under load, 8 sessions"
+            .to_owned(),
+        recovery: recovery(&counts, injected),
+        notes: format!(
+            "old proxy pod gone after {:.1} s; {}",
+            rolled.as_secs_f64(),
+            counts.top_causes()
+        ),
+        counts,
+    })
+}
+
+/// The host PID of the operator process in pod `pod` (containers are host processes on
+/// the real node).
+fn operator_pid(pod: &str) -> anyhow::Result<u32> {
+    let wanted = format!("POD_NAME={pod}");
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "thv-operator" {
+            continue;
+        }
+        let mut environ = Vec::new();
+        if std::fs::File::open(entry.path().join("environ"))
+            .and_then(|mut f| f.read_to_end(&mut environ))
+            .is_err()
+        {
+            continue;
+        }
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == wanted.as_bytes())
+        {
+            return Ok(pid);
+        }
+    }
+    anyhow::bail!("no thv-operator process of pod {pod} on this host")
+}
+
+/// The webhook's answers while it is probed: a dry-run create of an invalid MCPServer
+/// every 200 ms; answered = refused by the webhook with the field path.
+fn probe_webhook(
+    servers: Api<MCPServer>,
+    invalid: MCPServer,
+) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<Counts>) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut counts = Counts::default();
+        let params = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        loop {
+            let outcome = servers.create(&params, &invalid).await;
+            counts.sent += 1;
+            match outcome {
+                Err(kube::Error::Api(status))
+                    if status.message.contains("spec.authzConfig.inline.policies[1]") =>
+                {
+                    counts.answered += 1;
+                }
+                Ok(_) => {
+                    counts.failed += 1;
+                    *counts.causes.entry("admitted".to_owned()).or_default() += 1;
+                }
+                Err(other) => {
+                    counts.failed += 1;
+                    counts.last_trouble = Some(Instant::now());
+                    *counts.causes.entry(admission_cause(&other)).or_default() += 1;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stopped.wait_for(|s| *s) => return counts,
+            }
+        }
+    });
+    (stop, task)
+}
+
+/// Scenario 4: SIGKILL the leading operator; change every scale server at once; measure
+/// the takeover and the convergence, probing the webhook throughout.
+async fn kill_leader(
+    round: usize,
+    system: &TestNamespace,
+    team: &TestNamespace,
+    scale: &TestNamespace,
+    invalid: &MCPServer,
+) -> anyhow::Result<(Row, Duration)> {
+    let leases = system.api::<Lease>();
+    let operator_pods = system.api::<Pod>();
+    ready_pods(
+        &operator_pods,
+        "app.kubernetes.io/name=thv-operator",
+        2,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let leader = holder(&leases).await.context("a Lease holder")?;
+    let pid = operator_pid(leader.split('_').next().unwrap_or_default())?;
+    let (stop_probe, probe) = probe_webhook(team.api::<MCPServer>(), invalid.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let injected = Instant::now();
+    run_ok(
+        {
+            let mut kill = Command::new("kill");
+            kill.args(["-KILL", &pid.to_string()]);
+            kill
+        },
+        "kill -KILL",
+    )?;
+    // Every scale server changes while nobody leads, each retried until admitted (as
+    // kubectl, Argo CD or Flux retry a refused apply).
+    let servers = scale.api::<MCPServer>();
+    let changes = (0..SCALE_SERVERS).map(|i| {
+        let servers = servers.clone();
+        async move {
+            let mut refusals = Vec::new();
+            loop {
+                let result = servers
+                    .patch(
+                        &format!("s{i:03}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"spec": {"args": [format!("round-{round}")]}})),
+                    )
+                    .await;
+                match result {
+                    Ok(_) => return Ok::<_, anyhow::Error>((refusals, Instant::now())),
+                    Err(e) => {
+                        refusals.push((admission_cause(&e), Instant::now()));
+                        anyhow::ensure!(
+                            refusals.len() < 100,
+                            "s{i:03} refused 100 times: {e}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+    });
+    let mut patches = Counts::default();
+    let mut all_changed = injected;
+    // Ten appliers at a time, as a GitOps controller syncing an application would.
+    let results: Vec<_> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+        futures::stream::iter(changes),
+        APPLIERS,
+    ))
+    .await;
+    for result in results {
+        let (refusals, admitted) = result?;
+        all_changed = all_changed.max(admitted);
+        for (cause, at) in refusals {
+            patches.sent += 1;
+            patches.failed += 1;
+            *patches.causes.entry(cause).or_default() += 1;
+            patches.last_trouble = patches.last_trouble.max(Some(at));
+        }
+        patches.sent += 1;
+        patches.answered += 1;
+    }
+    let changed_after = all_changed - injected;
+
+    let took_over = loop {
+        if let Some(now) = holder(&leases).await
+            && now != leader
+        {
+            break injected.elapsed();
+        }
+        anyhow::ensure!(
+            injected.elapsed() < Duration::from_secs(90),
+            "nobody took the Lease over from {leader} within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let converged = loop {
+        let list = servers.list(&ListParams::default()).await?;
+        let behind = list
+            .items
+            .iter()
+            .filter(|s| {
+                s.status.as_ref().and_then(|st| st.observed_generation) != s.metadata.generation
+            })
+            .count();
+        if behind == 0 && list.items.len() == SCALE_SERVERS {
+            break injected.elapsed();
+        }
+        anyhow::ensure!(
+            injected.elapsed() < Duration::from_secs(180),
+            "{behind} of {SCALE_SERVERS} MCPServers not reconciled 180 s after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let _ = stop_probe.send(true);
+    let probes = probe.await?;
+    let mut counts = probes.clone();
+    counts.sent += patches.sent;
+    counts.answered += patches.answered;
+    counts.failed += patches.failed;
+    for (cause, n) in &patches.causes {
+        *counts.causes.entry(cause.clone()).or_default() += n;
+    }
+    counts.last_trouble = counts.last_trouble.max(patches.last_trouble);
+    let webhook = match counts.recovery(injected) {
+        Some(d) => format!(
+            "admission refused with an error until {:.1} s after the kill",
+            d.as_secs_f64()
+        ),
+        None => "every admission request answered".to_owned(),
+    };
+    Ok((
+        Row {
+            scenario: format!(
+                "leading operator SIGKILLed ({round}/3) while {SCALE_SERVERS} MCPServers change ({APPLIERS} at a time); admission requests (changes, webhook probes) counted"
+            ),
+            recovery: format!(
+                "Lease taken over after {:.1} s; {SCALE_SERVERS}/{SCALE_SERVERS} reconciled after {:.1} s",
+                took_over.as_secs_f64(),
+                converged.as_secs_f64()
+            ),
+            notes: format!(
+                "{webhook}; all {SCALE_SERVERS} changes admitted within {:.1} s (retried: {}); probes answered {}/{}{}",
+                changed_after.as_secs_f64(),
+                patches.failed,
+                probes.answered,
+                probes.sent,
+                if counts.causes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", counts.top_causes())
+                }
+            ),
+            counts,
+        },
+        took_over,
+    ))
+}
+
+/// A refused admission request, in a few words.
+fn admission_cause(error: &kube::Error) -> String {
+    let text = error.to_string();
+    if text.contains("failed calling webhook") && text.contains("connection refused") {
+        "webhook endpoint refused the connection".to_owned()
+    } else if let Some((_, why)) = text.split_once("failed to call webhook: ") {
+        format!("webhook call failed: {}", why.chars().take(120).collect::<String>())
+    } else {
+        text.chars().take(80).collect()
+    }
+}
+
+/// One raw HTTP/1.1 exchange on a new connection: the status code (0 for none).
+fn raw_status(addr: &str, request: &[u8]) -> u16 {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    // A proxy may answer (413) before the whole request is written; read regardless.
+    let _ = stream.write_all(request);
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).unwrap_or(0);
+    String::from_utf8_lossy(&head[..n])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn post_request(addr: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// Scenario 5: attacks on the deployed proxy while four sessions keep calling `echo`.
+async fn attacks(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
+    let addr = service_addr(team, &format!("mcp-{server}-proxy")).await?;
+    let traffic = Traffic::start(
+        &addr,
+        "/mcp",
+        4,
+        json!({"name": "echo", "arguments": {"message": "still here"}}),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let initialize = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"attacker","version":"1"}}}"#;
+
+    // Slow clients: 200 connections that send a request head one byte every second.
+    let slow_addr = addr.clone();
+    let slowloris = tokio::task::spawn_blocking(move || {
+        let mut connections: Vec<std::net::TcpStream> = (0..200)
+            .filter_map(|_| std::net::TcpStream::connect(&slow_addr).ok())
+            .collect();
+        let opened = connections.len();
+        let head = b"POST /mcp HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        for stream in &mut connections {
+            let _ = stream.write_all(head);
+        }
+        let mut closed = 0;
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_secs(1));
+            connections.retain_mut(|s| {
+                let alive = s.write_all(b"a").is_ok();
+                if !alive {
+                    closed += 1;
+                }
+                alive
+            });
+        }
+        (opened, closed)
+    });
+
+    let mut results = Vec::new();
+    let mut tally = |what: &str, expected: &[u16], statuses: Vec<u16>| {
+        let ok = statuses.iter().all(|s| expected.contains(s));
+        results.push((what.to_owned(), ok, statuses));
+    };
+    let rebinding: Vec<u16> = (0..10)
+        .map(|_| {
+            raw_status(
+                &addr,
+                &post_request(&addr, "Origin: http://evil.example\r\n", initialize),
+            )
+        })
+        .collect();
+    tally("foreign Origin (DNS rebinding)", &[403], rebinding);
+    // An 8 MiB body declared; the proxy refuses it from the declared length, before
+    // reading it (the first 64 KiB are sent).
+    let big = vec![b' '; 8 * 1024 * 1024];
+    let oversized: Vec<u16> = (0..3)
+        .map(|_| {
+            let mut request = post_request(&addr, "", &big);
+            request.truncate(request.len() - big.len() + 64 * 1024);
+            raw_status(&addr, &request)
+        })
+        .collect();
+    tally("8 MiB body", &[413], oversized);
+    let malformed: Vec<u16> = (0..10)
+        .map(|_| raw_status(&addr, &post_request(&addr, "", br#"{"jsonrpc":"2.0","id":"#)))
+        .collect();
+    tally("malformed JSON", &[400], malformed);
+    let not_rpc: Vec<u16> = (0..10)
+        .map(|_| raw_status(&addr, &post_request(&addr, "", br#"{"hello":"world"}"#)))
+        .collect();
+    tally("JSON that is not JSON-RPC", &[400], not_rpc);
+    let no_session: Vec<u16> = (0..10)
+        .map(|_| {
+            raw_status(
+                &addr,
+                &post_request(
+                    &addr,
+                    "Mcp-Session-Id: forged-session\r\n",
+                    br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+                ),
+            )
+        })
+        .collect();
+    tally("forged Mcp-Session-Id", &[404], no_session);
+    let (opened, closed) = slowloris.await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = traffic.finish().await;
+    let refused: Vec<String> = results
+        .iter()
+        .map(|(what, ok, statuses)| {
+            let mut distinct = statuses.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            format!(
+                "{what} → {}{}",
+                distinct
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                if *ok { "" } else { " (UNEXPECTED)" }
+            )
+        })
+        .collect();
+    anyhow::ensure!(
+        results.iter().all(|(_, ok, _)| *ok),
+        "attacks not refused as expected: {refused:?}"
+    );
+    anyhow::ensure!(
+        counts.failed == 0 && counts.lost == 0 && counts.answered > 0,
+        "well-behaved clients were disturbed by the attacks: {counts:?}"
+    );
+    Ok(Row {
+        scenario: "attacks on the deployed proxy; 4 well-behaved sessions counted".to_owned(),
+        recovery: "no disruption".to_owned(),
+        notes: format!(
+            "{}; slow clients: {opened} connections dribbling a header 20 s, {closed} closed by the proxy",
+            refused.join("; ")
+        ),
+        counts,
+    })
+}
+
+/// Scenario 6: the Secret's value in no ConfigMap, Event, MCPServer status or log line of
+/// the suite's namespaces; the number of places searched.
+async fn secret_nowhere(
+    namespaces: &[&TestNamespace],
+    value: &str,
+) -> anyhow::Result<(usize, Vec<String>)> {
+    let mut searched = 0;
+    let mut found = Vec::new();
+    for ns in namespaces {
+        for cm in ns.api::<ConfigMap>().list(&ListParams::default()).await? {
+            searched += 1;
+            if serde_json::to_string(&cm.data)?.contains(value) {
+                found.push(format!("ConfigMap {}/{:?}", ns.name, cm.metadata.name));
+            }
+        }
+        for event in ns.api::<Event>().list(&ListParams::default()).await? {
+            searched += 1;
+            if serde_json::to_string(&event)?.contains(value) {
+                found.push(format!("Event {}/{:?}", ns.name, event.metadata.name));
+            }
+        }
+        for server in ns.api::<MCPServer>().list(&ListParams::default()).await? {
+            searched += 1;
+            if serde_json::to_string(&server.status)?.contains(value) {
+                found.push(format!("MCPServer {}/{:?} status", ns.name, server.metadata.name));
+            }
+        }
+        for pod in ns.api::<Pod>().list(&ListParams::default()).await? {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            for previous in [false, true] {
+                let mut args = vec!["logs", "-n", &ns.name, &name, "--all-containers"];
+                if previous {
+                    args.push("--previous");
+                }
+                let Ok(output) = e2e::kubectl().args(&args).output() else {
+                    continue;
+                };
+                if !output.status.success() {
+                    continue;
+                }
+                searched += 1;
+                if String::from_utf8_lossy(&output.stdout).contains(value) {
+                    found.push(format!("log of pod {}/{name} (previous: {previous})", ns.name));
+                }
+            }
+        }
+    }
+    Ok((searched, found))
+}
+
+#[tokio::test]
+async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<()> {
+    let watch = e2e::Stopwatch::start("chaos");
+    let client = client().await?;
+    e2e::install_crds(&client).await?;
+    let restricted = ("pod-security.kubernetes.io/enforce", "restricted");
+    let system = TestNamespace::on_real_node(&client, "chaos-sys", &[restricted]).await?;
+    let label = system.name.clone();
+    let member = ("thv-chaos", label.as_str());
+    let team = TestNamespace::on_real_node(&client, "chaos", &[restricted, member]).await?;
+    // The servers changed during failovers run on kwok's fake nodes: the operator's
+    // work is real, a hundred real proxy pods would not fit on this machine.
+    let scale = TestNamespace::create(&client, "chaos-scale", &[member]).await?;
+    let dir = std::env::temp_dir().join(format!("thv-{}", system.name));
+    std::fs::create_dir_all(&dir)?;
+    helm_install(&system.name, &label, &dir)?;
+    watch.lap("helm install: 2 operator replicas on the real node");
+
+    // The webhook answers through its Service.
+    let invalid_text = std::fs::read_to_string(
+        e2e::repo_root().join("examples/invalid/cedar-syntax.yaml"),
+    )?;
+    let mut invalid: MCPServer = serde_yaml_ng::from_str(&invalid_text)?;
+    invalid.metadata.name = Some("chaos-probe".to_owned());
+    invalid.metadata.namespace = None;
+    let start = Instant::now();
+    loop {
+        let (stop, probe) = probe_webhook(team.api::<MCPServer>(), invalid.clone());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = stop.send(true);
+        if probe.await?.answered > 0 {
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(90),
+            "the webhook never refused the invalid MCPServer"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    watch.lap("webhook answers");
+
+    let secret = secret_value();
+    let servers = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: chaos-secret\nstringData:\n  token: {secret}\n---{}---{}",
+        fixture(
+            "web",
+            "streamable-http",
+            r#"[http, --port, "8080", --host, 0.0.0.0, --allow-any-host]"#,
+            "  mcpPort: 8080\n  secrets:\n  - {name: chaos-secret, key: token, targetEnvName: CHAOS_TOKEN}",
+        ),
+        fixture("pipe", "stdio", "[stdio]", ""),
+    );
+    apply_yaml(&client, &team.name, &servers).await?;
+    for name in (0..SCALE_SERVERS).map(|i| format!("s{i:03}")) {
+        apply_yaml(
+            &client,
+            &scale.name,
+            &fixture(&name, "stdio", "[stdio]", ""),
+        )
+        .await?;
+    }
+    for name in ["web", "pipe"] {
+        wait_until(
+            &team.api::<MCPServer>(),
+            name,
+            Duration::from_secs(180),
+            |s| s.status.as_ref().and_then(|s| s.phase) == Some(MCPServerPhase::Ready),
+        )
+        .await?;
+    }
+    watch.lap("web (streamable HTTP) and pipe (stdio) Ready");
+
+    let mut rows = Vec::new();
+    let show = |row: &Row| println!("{}", table(std::slice::from_ref(row)));
+    rows.push(kill_server_pod(&team, "web", "streamable HTTP").await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("1: HTTP server pod killed");
+    rows.push(kill_server_pod(&team, "pipe", "stdio over pods/attach").await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("2: stdio server pod killed");
+    rows.push(roll_proxy(&team, "web").await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("3: proxy rolled");
+    let mut failovers = Vec::new();
+    for round in 1..=3 {
+        let (row, took_over) = kill_leader(round, &system, &team, &scale, &invalid).await?;
+        show(&row);
+        rows.push(row);
+        failovers.push(took_over);
+        watch.lap(&format!("4: leader killed, round {round}"));
+    }
+    rows.push(attacks(&team, "web").await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("5: attacks");
+    let (searched, found) = secret_nowhere(&[&system, &team, &scale], &secret).await?;
+    rows.push(Row {
+        scenario: "a Secret's value searched for in every ConfigMap, Event, MCPServer status and pod log (current and previous) of the suite"
+            .to_owned(),
+        counts: Counts::default(),
+        recovery: "-".to_owned(),
+        notes: format!("{searched} places searched, found in {}", found.len()),
+    });
+
+    let rendered = table(&rows);
+    println!("\n{rendered}");
+    println!(
+        "failover (Lease taken over after SIGKILL of the leader): {}",
+        failovers
+            .iter()
+            .map(|d| format!("{:.1} s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = std::fs::write(e2e::repo_root().join("target/chaos.md"), &rendered);
+    assert!(found.is_empty(), "the Secret's value leaked: {found:?}");
+    for row in &rows {
+        assert_eq!(row.counts.lost, 0, "{}: requests lost", row.scenario);
+    }
+
+    let mut uninstall = helm();
+    uninstall.args(["uninstall", RELEASE, "-n", &system.name, "--wait"]);
+    run_ok(uninstall, "helm uninstall")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    scale.delete().await?;
+    team.delete().await?;
+    system.delete().await
+}
