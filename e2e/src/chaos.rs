@@ -314,13 +314,10 @@ fn classify(status: hyper::StatusCode, body: &[u8], expects_answer: bool) -> Out
 }
 
 async fn connect(addr: &str) -> Result<SendRequest<Full<Bytes>>, String> {
-    let stream = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .map_err(|_| "connect: timed out".to_owned())?
-    .map_err(|e| format!("connect: {}", e.kind()))?;
+    let stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connect: timed out".to_owned())?
+        .map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = stream.set_nodelay(true);
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -348,14 +345,7 @@ pub fn table(rows: &[Row]) -> String {
         let c = &row.counts;
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | **{}** | {} | {} |\n",
-            row.scenario,
-            c.sent,
-            c.answered,
-            c.failed,
-            c.not_sent,
-            c.lost,
-            row.recovery,
-            row.notes
+            row.scenario, c.sent, c.answered, c.failed, c.not_sent, c.lost, row.recovery, row.notes
         ));
     }
     out

@@ -91,7 +91,14 @@ fn helm_install(system: &str, label: &str, dir: &Path) -> anyhow::Result<()> {
     command
         .args(["install", RELEASE])
         .arg(&chart)
-        .args(["-n", system, "--wait", "--timeout", "180s", "--take-ownership"])
+        .args([
+            "-n",
+            system,
+            "--wait",
+            "--timeout",
+            "180s",
+            "--take-ownership",
+        ])
         .arg("-f")
         .arg(&values);
     run_ok(command, "helm install").map(|_| ())
@@ -126,9 +133,7 @@ async fn ready_pods(
 ) -> anyhow::Result<Vec<(String, String)>> {
     let start = Instant::now();
     loop {
-        let list = pods
-            .list(&ListParams::default().labels(selector))
-            .await?;
+        let list = pods.list(&ListParams::default().labels(selector)).await?;
         let ready: Vec<(String, String)> = list
             .items
             .iter()
@@ -261,8 +266,7 @@ async fn roll_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
     );
     anyhow::ensure!(counts.recovered(), "proxy roll: {counts:?}");
     Ok(Row {
-        scenario: "proxy Deployment rolled by a RunConfig change under load, 8 sessions"
-            .to_owned(),
+        scenario: "proxy Deployment rolled by a RunConfig change under load, 8 sessions".to_owned(),
         recovery: recovery(&counts, injected),
         notes: format!(
             "old proxy pod gone after {:.1} s; {}",
@@ -278,7 +282,11 @@ async fn roll_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
 fn operator_pid(pod: &str) -> anyhow::Result<u32> {
     let wanted = format!("POD_NAME={pod}");
     for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
@@ -307,7 +315,10 @@ fn operator_pid(pod: &str) -> anyhow::Result<u32> {
 fn probe_webhook(
     servers: Api<MCPServer>,
     invalid: MCPServer,
-) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<Counts>) {
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<Counts>,
+) {
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         let mut counts = Counts::default();
@@ -320,7 +331,9 @@ fn probe_webhook(
             counts.sent += 1;
             match outcome {
                 Err(kube::Error::Api(status))
-                    if status.message.contains("spec.authzConfig.inline.policies[1]") =>
+                    if status
+                        .message
+                        .contains("spec.authzConfig.inline.policies[1]") =>
                 {
                     counts.answered += 1;
                 }
@@ -341,6 +354,105 @@ fn probe_webhook(
         }
     });
     (stop, task)
+}
+
+/// Changes every scale server (`spec.args`), [`APPLIERS`] at a time, each retried until
+/// admitted (as kubectl, Argo CD or Flux retry a refused apply): the admission requests
+/// counted, and when the last change was admitted.
+async fn change_all(servers: &Api<MCPServer>, arg: &str) -> anyhow::Result<(Counts, Duration)> {
+    let started = Instant::now();
+    let changes = (0..SCALE_SERVERS).map(|i| {
+        let servers = servers.clone();
+        async move {
+            let mut refusals = Vec::new();
+            loop {
+                let result = servers
+                    .patch(
+                        &format!("s{i:03}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"spec": {"args": [arg]}})),
+                    )
+                    .await;
+                match result {
+                    Ok(_) => return Ok::<_, anyhow::Error>((refusals, Instant::now())),
+                    Err(e) => {
+                        refusals.push((admission_cause(&e), Instant::now()));
+                        anyhow::ensure!(refusals.len() < 100, "s{i:03} refused 100 times: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+    });
+    let results: Vec<_> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+        futures::stream::iter(changes),
+        APPLIERS,
+    ))
+    .await;
+    let mut patches = Counts::default();
+    let mut all_changed = started;
+    for result in results {
+        let (refusals, admitted) = result?;
+        all_changed = all_changed.max(admitted);
+        for (cause, at) in refusals {
+            patches.sent += 1;
+            patches.failed += 1;
+            *patches.causes.entry(cause).or_default() += 1;
+            patches.last_trouble = patches.last_trouble.max(Some(at));
+        }
+        patches.sent += 1;
+        patches.answered += 1;
+    }
+    Ok((patches, all_changed - started))
+}
+
+/// Waits until every scale server's status has caught up with its generation; when.
+async fn all_reconciled(servers: &Api<MCPServer>, since: Instant) -> anyhow::Result<Duration> {
+    loop {
+        let list = servers.list(&ListParams::default()).await?;
+        let behind = list
+            .items
+            .iter()
+            .filter(|s| {
+                s.status.as_ref().and_then(|st| st.observed_generation) != s.metadata.generation
+            })
+            .count();
+        if behind == 0 && list.items.len() == SCALE_SERVERS {
+            return Ok(since.elapsed());
+        }
+        anyhow::ensure!(
+            since.elapsed() < Duration::from_secs(180),
+            "{behind} of {SCALE_SERVERS} MCPServers not reconciled after 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The control for scenario 4: the same changes with no fault.
+async fn changes_without_fault(scale: &TestNamespace) -> anyhow::Result<Row> {
+    let servers = scale.api::<MCPServer>();
+    let started = Instant::now();
+    let (counts, changed_after) = change_all(&servers, "control").await?;
+    let converged = all_reconciled(&servers, started).await?;
+    Ok(Row {
+        scenario: format!(
+            "control: {SCALE_SERVERS} MCPServers changed ({APPLIERS} at a time), no fault"
+        ),
+        recovery: format!(
+            "{SCALE_SERVERS}/{SCALE_SERVERS} reconciled after {:.1} s",
+            converged.as_secs_f64()
+        ),
+        notes: format!(
+            "all {SCALE_SERVERS} changes admitted within {:.1} s{}",
+            changed_after.as_secs_f64(),
+            if counts.causes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", counts.top_causes())
+            }
+        ),
+        counts,
+    })
 }
 
 /// Scenario 4: SIGKILL the leading operator; change every scale server at once; measure
@@ -375,87 +487,29 @@ async fn kill_leader(
         },
         "kill -KILL",
     )?;
-    // Every scale server changes while nobody leads, each retried until admitted (as
-    // kubectl, Argo CD or Flux retry a refused apply).
-    let servers = scale.api::<MCPServer>();
-    let changes = (0..SCALE_SERVERS).map(|i| {
-        let servers = servers.clone();
-        async move {
-            let mut refusals = Vec::new();
+    // The takeover is watched from the kill on, while the changes go in.
+    let takeover = {
+        let (leases, leader) = (leases.clone(), leader.clone());
+        tokio::spawn(async move {
             loop {
-                let result = servers
-                    .patch(
-                        &format!("s{i:03}"),
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"spec": {"args": [format!("round-{round}")]}})),
-                    )
-                    .await;
-                match result {
-                    Ok(_) => return Ok::<_, anyhow::Error>((refusals, Instant::now())),
-                    Err(e) => {
-                        refusals.push((admission_cause(&e), Instant::now()));
-                        anyhow::ensure!(
-                            refusals.len() < 100,
-                            "s{i:03} refused 100 times: {e}"
-                        );
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                if let Some(now) = holder(&leases).await
+                    && now != leader
+                {
+                    return Some(injected.elapsed());
                 }
+                if injected.elapsed() > Duration::from_secs(90) {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        }
-    });
-    let mut patches = Counts::default();
-    let mut all_changed = injected;
-    // Ten appliers at a time, as a GitOps controller syncing an application would.
-    let results: Vec<_> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
-        futures::stream::iter(changes),
-        APPLIERS,
-    ))
-    .await;
-    for result in results {
-        let (refusals, admitted) = result?;
-        all_changed = all_changed.max(admitted);
-        for (cause, at) in refusals {
-            patches.sent += 1;
-            patches.failed += 1;
-            *patches.causes.entry(cause).or_default() += 1;
-            patches.last_trouble = patches.last_trouble.max(Some(at));
-        }
-        patches.sent += 1;
-        patches.answered += 1;
-    }
-    let changed_after = all_changed - injected;
-
-    let took_over = loop {
-        if let Some(now) = holder(&leases).await
-            && now != leader
-        {
-            break injected.elapsed();
-        }
-        anyhow::ensure!(
-            injected.elapsed() < Duration::from_secs(90),
-            "nobody took the Lease over from {leader} within 90 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        })
     };
-    let converged = loop {
-        let list = servers.list(&ListParams::default()).await?;
-        let behind = list
-            .items
-            .iter()
-            .filter(|s| {
-                s.status.as_ref().and_then(|st| st.observed_generation) != s.metadata.generation
-            })
-            .count();
-        if behind == 0 && list.items.len() == SCALE_SERVERS {
-            break injected.elapsed();
-        }
-        anyhow::ensure!(
-            injected.elapsed() < Duration::from_secs(180),
-            "{behind} of {SCALE_SERVERS} MCPServers not reconciled 180 s after the kill"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let servers = scale.api::<MCPServer>();
+    let (patches, changed_after) = change_all(&servers, &format!("round-{round}")).await?;
+    let took_over = takeover
+        .await?
+        .with_context(|| format!("nobody took the Lease over from {leader} within 90 s"))?;
+    let converged = all_reconciled(&servers, injected).await?;
     let _ = stop_probe.send(true);
     let probes = probe.await?;
     let mut counts = probes.clone();
@@ -507,7 +561,10 @@ fn admission_cause(error: &kube::Error) -> String {
     if text.contains("failed calling webhook") && text.contains("connection refused") {
         "webhook endpoint refused the connection".to_owned()
     } else if let Some((_, why)) = text.split_once("failed to call webhook: ") {
-        format!("webhook call failed: {}", why.chars().take(120).collect::<String>())
+        format!(
+            "webhook call failed: {}",
+            why.chars().take(120).collect::<String>()
+        )
     } else {
         text.chars().take(80).collect()
     }
@@ -603,7 +660,12 @@ async fn attacks(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
         .collect();
     tally("8 MiB body", &[413], oversized);
     let malformed: Vec<u16> = (0..10)
-        .map(|_| raw_status(&addr, &post_request(&addr, "", br#"{"jsonrpc":"2.0","id":"#)))
+        .map(|_| {
+            raw_status(
+                &addr,
+                &post_request(&addr, "", br#"{"jsonrpc":"2.0","id":"#),
+            )
+        })
         .collect();
     tally("malformed JSON", &[400], malformed);
     let not_rpc: Vec<u16> = (0..10)
@@ -686,7 +748,10 @@ async fn secret_nowhere(
         for server in ns.api::<MCPServer>().list(&ListParams::default()).await? {
             searched += 1;
             if serde_json::to_string(&server.status)?.contains(value) {
-                found.push(format!("MCPServer {}/{:?} status", ns.name, server.metadata.name));
+                found.push(format!(
+                    "MCPServer {}/{:?} status",
+                    ns.name, server.metadata.name
+                ));
             }
         }
         for pod in ns.api::<Pod>().list(&ListParams::default()).await? {
@@ -704,7 +769,10 @@ async fn secret_nowhere(
                 }
                 searched += 1;
                 if String::from_utf8_lossy(&output.stdout).contains(value) {
-                    found.push(format!("log of pod {}/{name} (previous: {previous})", ns.name));
+                    found.push(format!(
+                        "log of pod {}/{name} (previous: {previous})",
+                        ns.name
+                    ));
                 }
             }
         }
@@ -731,9 +799,8 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     watch.lap("helm install: 2 operator replicas on the real node");
 
     // The webhook answers through its Service.
-    let invalid_text = std::fs::read_to_string(
-        e2e::repo_root().join("examples/invalid/cedar-syntax.yaml"),
-    )?;
+    let invalid_text =
+        std::fs::read_to_string(e2e::repo_root().join("examples/invalid/cedar-syntax.yaml"))?;
     let mut invalid: MCPServer = serde_yaml_ng::from_str(&invalid_text)?;
     invalid.metadata.name = Some("chaos-probe".to_owned());
     invalid.metadata.namespace = None;
@@ -795,6 +862,9 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     rows.push(roll_proxy(&team, "web").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("3: proxy rolled");
+    rows.push(changes_without_fault(&scale).await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("4: control, no fault");
     let mut failovers = Vec::new();
     for round in 1..=3 {
         let (row, took_over) = kill_leader(round, &system, &team, &scale, &invalid).await?;

@@ -370,6 +370,12 @@ async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
     }
 }
 
+/// How long a client has to send a request's head once the proxy waits for one (also
+/// how long an idle keep-alive connection stays open): a slow client ("slowloris")
+/// cannot hold a connection, and its task, for ever. Go's `ReadHeaderTimeout` in
+/// ToolHive's proxy has the same effect.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the proxy on `listener` for as long as the process runs.
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener) -> std::io::Result<()> {
     let (_keep, stop) = tokio::sync::watch::channel(false);
@@ -398,8 +404,12 @@ pub async fn serve_until(
             let proxy = proxy.clone();
             async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
         });
-        let connection =
-            graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(
+            http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service),
+        );
         tokio::spawn(async move {
             let dedicated = crate::backend::http::Dedicated::default();
             if let Err(e) = crate::backend::http::DEDICATED

@@ -316,3 +316,32 @@ fn an_invalid_runconfig_exits_with_field_paths_before_binding() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = upstream().await;
+    let p = proxy(runconfig(&up.url, json!({})), 1 << 20).await;
+    let addr = p.url.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .expect("write");
+    // Meanwhile a well-behaved client is served.
+    let (status, _, body) = post(&p, &call(1, "tools/list", json!({})), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let limit = proxyrunner::runner::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(5);
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(limit, slow.read(&mut buf))
+        .await
+        .expect("the proxy closes the connection");
+    // EOF, or a 408 before closing, or a reset: in every case the connection is over.
+    if let Ok(n) = read
+        && n > 0
+    {
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    }
+}
