@@ -126,7 +126,7 @@ pub fn references(object: &impl Fronted, kind: ConfigKind, name: &str) -> bool {
 }
 
 /// The objects in the namespace of the object being checked. The webhook implements it
-/// over the operator's watch caches (reflector stores answer synchronously); `thv
+/// with lookups through the API server (its watch cache: `resourceVersion=0`); `thv
 /// validate` over the files it was given. `None` means "does not exist (yet)".
 pub trait Catalog {
     /// The MCPToolConfig called `name`.

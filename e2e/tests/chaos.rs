@@ -9,7 +9,8 @@
 //! 2. a stdio MCP server's pod deleted mid-stream;
 //! 3. the proxy Deployment rolled by a RunConfig change under load (graceful drain);
 //! 4. the leading operator SIGKILLed, three times, 100 MCPServers changed during each
-//!    failover, the webhook probed throughout;
+//!    failover, the webhook probed throughout (after a control round with no fault); then
+//!    the operator Deployment rolled, the webhook probed throughout;
 //! 5. attacks on a deployed proxy while well-behaved clients keep going;
 //! 6. a Secret's value searched for in every ConfigMap, Event, status and log line.
 //!
@@ -618,6 +619,57 @@ fn admission_cause(error: &kube::Error) -> String {
     }
 }
 
+/// Scenario 4b: the operator Deployment rolled (`kubectl rollout restart`, as a `helm
+/// upgrade` does) while the webhook is probed: the graceful path, where a replica stops
+/// being ready before it stops answering reviews.
+async fn roll_operator(
+    system: &TestNamespace,
+    team: &TestNamespace,
+    invalid: &MCPServer,
+) -> anyhow::Result<Row> {
+    let (stop_probe, probe) = probe_webhook(team.api::<MCPServer>(), invalid.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let injected = Instant::now();
+    e2e::kubectl_ok(&[
+        "rollout",
+        "restart",
+        "deployment/thv-operator",
+        "-n",
+        &system.name,
+    ])?;
+    e2e::kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/thv-operator",
+        "-n",
+        &system.name,
+        "--timeout=180s",
+    ])?;
+    let rolled = injected.elapsed();
+    // The last old replica is still draining when the rollout reports complete.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let _ = stop_probe.send(true);
+    let counts = probe.await?;
+    Ok(Row {
+        scenario:
+            "operator Deployment rolled (kubectl rollout restart), webhook probed every 200 ms"
+                .to_owned(),
+        recovery: recovery(&counts, injected),
+        notes: format!(
+            "rollout complete after {:.1} s; probes answered {}/{}{}",
+            rolled.as_secs_f64(),
+            counts.answered,
+            counts.sent,
+            if counts.causes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", counts.top_causes())
+            }
+        ),
+        counts,
+    })
+}
+
 /// One raw HTTP/1.1 exchange on a new connection: the status code (0 for none).
 fn raw_status(addr: &str, request: &[u8]) -> u16 {
     let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
@@ -921,6 +973,9 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
         failovers.push(took_over);
         watch.lap(&format!("4: leader killed, round {round}"));
     }
+    rows.push(roll_operator(&system, &team, &invalid).await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("4b: operator rolled");
     rows.push(attacks(&team, "web").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("5: attacks");

@@ -24,6 +24,12 @@ impl Readiness {
         self.0.store(true, Ordering::Relaxed);
     }
 
+    /// Marks the process not ready (shutting down): the pod leaves its Services'
+    /// endpoints while it still serves.
+    pub fn set_unready(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
     fn is_ready(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }

@@ -268,9 +268,15 @@ async fn main() -> anyhow::Result<()> {
     // Ready as soon as the webhook serves: readiness gates Service traffic (admission
     // reviews, scrapes), not leadership.
     readiness.set_ready();
+    let (signalled_tx, signalled) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+    let unready = readiness.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
+        // Readiness fails first, so the webhook Service stops sending reviews here
+        // while this replica still answers them (see WEBHOOK_DRAIN).
+        unready.set_unready();
+        let _ = signalled_tx.send(tokio::time::Instant::now());
         let _ = stop_tx.send(true);
     });
 
@@ -341,9 +347,6 @@ async fn main() -> anyhow::Result<()> {
         ),
         operator::controllers::mcpregistry::run(ctx, args.namespace.clone(), stopped(stop_rx)),
     );
-    if let Some(webhook) = webhook {
-        webhook.stop().await;
-    }
     if let Some((leader, task, monitor)) = lease {
         // Hand the Lease over now rather than let the next leader wait for it to expire.
         monitor.abort();
@@ -355,11 +358,25 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(webhook) = webhook {
+        // Reviews keep being answered until the endpoints have caught up with the
+        // failed readiness; a review refused at the door would fail someone's apply.
+        let mut signalled = signalled;
+        if let Ok(at) = signalled.try_recv() {
+            tokio::time::sleep_until(at + WEBHOOK_DRAIN).await;
+        }
+        webhook.stop().await;
+    }
     http.await
         .context("metrics server task")?
         .context("metrics server")?;
     Ok(())
 }
+
+/// How long the webhook keeps serving after SIGTERM: the pod is already terminating
+/// (not ready in its EndpointSlice), kube-proxy follows within about a second; the
+/// margin covers a loaded node.
+const WEBHOOK_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `--leader-elect-lease-duration`: whole seconds, at least 3 (the leader must be able to
 /// renew before the Lease expires).

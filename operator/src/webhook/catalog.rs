@@ -21,7 +21,7 @@ use api::{
 };
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::ListParams;
+use kube::api::{GetParams, ListParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::runtime::Handle;
@@ -175,7 +175,18 @@ impl ApiCatalog {
         }
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
         let what = format!("{} {name}", K::kind(&()));
-        let found = self.call(&what, api.get_opt(name))?;
+        // resourceVersion=0: served from the API server's watch cache, no etcd round
+        // trip (a quorum read took 190 ms on average under `make chaos`'s load). The
+        // answer may be milliseconds old; a check between two objects created at the
+        // same moment is a race either way, and the operator re-checks when it
+        // reconciles.
+        let found = self.call(&what, async {
+            match api.get_with(name, &GetParams::any()).await {
+                Ok(object) => Ok(Some(object)),
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
         let stored = found.clone().map(|o| Box::new(o) as Box<dyn Any + Send>);
         self.memo.lock().ok()?.objects.insert(key, stored);
         found
