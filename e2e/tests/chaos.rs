@@ -523,19 +523,30 @@ async fn kill_leader(
     )
     .await?;
     let leader = holder(&leases).await.context("a Lease holder")?;
-    let pid = operator_pid(leader.split('_').next().unwrap_or_default())?;
+    let leader_pod = leader.split('_').next().unwrap_or_default().to_owned();
+    // On the harness the container is a process of this host; elsewhere (kind, k3d) the
+    // pod is force-deleted, which kills it without a graceful shutdown too.
+    let pid = operator_pid(&leader_pod).ok();
     let (stop_probe, probe) = probe_webhook(team.api::<MCPServer>(), invalid.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let injected = Instant::now();
-    run_ok(
-        {
-            let mut kill = Command::new("kill");
-            kill.args(["-KILL", &pid.to_string()]);
-            kill
-        },
-        "kill -KILL",
-    )?;
+    match pid {
+        Some(pid) => run_ok(
+            {
+                let mut kill = Command::new("kill");
+                kill.args(["-KILL", &pid.to_string()]);
+                kill
+            },
+            "kill -KILL",
+        )
+        .map(|_| ())?,
+        None => {
+            operator_pods
+                .delete(&leader_pod, &DeleteParams::default().grace_period(0))
+                .await?;
+        }
+    }
     // The takeover is watched from the kill on, while the changes go in.
     let takeover = {
         let (leases, leader) = (leases.clone(), leader.clone());
@@ -607,16 +618,30 @@ async fn kill_leader(
 /// A refused admission request, in a few words.
 fn admission_cause(error: &kube::Error) -> String {
     let text = error.to_string();
-    if text.contains("failed calling webhook") && text.contains("connection refused") {
-        "webhook endpoint refused the connection".to_owned()
-    } else if let Some((_, why)) = text.split_once("failed to call webhook: ") {
-        format!(
-            "webhook call failed: {}",
-            why.chars().take(120).collect::<String>()
-        )
+    let cause = if !text.contains("failed calling webhook") {
+        return text.chars().take(80).collect();
+    } else if text.contains("connection refused") {
+        "webhook endpoint refused the connection"
+    } else if text.contains("server closed idle connection") {
+        "webhook connection closed by the killed replica"
+    } else if text.contains("context deadline exceeded") {
+        "webhook call timed out"
+    } else if ["write tcp", "read tcp", "EOF", "connection reset"]
+        .iter()
+        .any(|t| text.contains(t))
+    {
+        "webhook connection broken mid-call"
     } else {
-        text.chars().take(80).collect()
-    }
+        return format!(
+            "webhook call failed: {}",
+            text.split_once("failed to call webhook: ")
+                .map_or(text.as_str(), |(_, why)| why)
+                .chars()
+                .take(80)
+                .collect::<String>()
+        );
+    };
+    cause.to_owned()
 }
 
 /// Scenario 4b: the operator Deployment rolled (`kubectl rollout restart`, as a `helm
