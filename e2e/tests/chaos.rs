@@ -11,7 +11,9 @@
 //! 4. the leading operator SIGKILLed, three times, 100 MCPServers changed during each
 //!    failover, the webhook probed throughout (after a control round with no fault); then
 //!    the operator Deployment rolled, the webhook probed throughout;
-//! 5. attacks on a deployed proxy while well-behaved clients keep going;
+//! 5. attacks on a deployed proxy while well-behaved clients keep going: malformed and
+//!    oversized requests, DNS rebinding, slow clients; then forged, expired and
+//!    wrong-audience tokens and a Cedar-denied call against a proxy with OIDC and Cedar;
 //! 6. a Secret's value searched for in every ConfigMap, Event, status and log line.
 //!
 //! One test in its own binary: it installs the chart cluster-wide and takes ownership of
@@ -849,6 +851,193 @@ async fn attacks(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
     })
 }
 
+/// The harness node's address on its pod bridge (`thv0`), where pods reach this host.
+fn bridge_ip() -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "thv0"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let inet = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
+    Some(inet.split('/').next()?.to_owned())
+}
+
+/// One HTTP/1.1 exchange on a new connection: status, head and body.
+fn raw_exchange(addr: &str, request: &[u8]) -> (u16, String, String) {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new(), String::new());
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Scenario 5b: identity and policy attacks on a deployed proxy with OIDC (the suite's
+/// issuer, its JWKS fetched by the proxy pod) and Cedar (only `echo` may be called),
+/// while four sessions with a valid token keep calling `echo`. `None` off the harness
+/// (no pod bridge to serve the JWKS on).
+async fn identity_attacks(
+    client: &kube::Client,
+    team: &TestNamespace,
+) -> anyhow::Result<Option<Row>> {
+    let Some(node) = bridge_ip() else {
+        return Ok(None);
+    };
+    let issuer = e2e::chaos::Issuer::start(&format!("{node}:0")).await?;
+    let audience = "chaos-mcp";
+    let url = &issuer.url;
+    let manifests = format!(
+        r#"
+apiVersion: toolhive.stacklok.dev/v1beta1
+kind: MCPOIDCConfig
+metadata:
+  name: chaos-idp
+spec:
+  type: inline
+  inline:
+    issuer: {url}
+    jwksUrl: {url}/jwks.json
+    insecureAllowHTTP: true
+    jwksAllowPrivateIP: true
+---
+apiVersion: toolhive.stacklok.dev/v1beta1
+kind: MCPAuthzConfig
+metadata:
+  name: echo-only
+spec:
+  type: cedarv1
+  config:
+    policies:
+      - 'permit(principal, action == Action::"call_tool", resource == Tool::"echo");'
+      - 'permit(principal, action == Action::"list_tools", resource);'
+    entities_json: "[]"
+---{}"#,
+        fixture(
+            "guarded",
+            "streamable-http",
+            r#"[http, --port, "8080", --host, 0.0.0.0, --allow-any-host]"#,
+            &format!(
+                "  mcpPort: 8080\n  oidcConfigRef: {{name: chaos-idp, audience: {audience}}}\n  authzConfigRef: {{name: echo-only}}"
+            ),
+        )
+    );
+    apply_yaml(client, &team.name, &manifests).await?;
+    wait_until(
+        &team.api::<MCPServer>(),
+        "guarded",
+        Duration::from_secs(180),
+        |s| s.status.as_ref().and_then(|s| s.phase) == Some(MCPServerPhase::Ready),
+    )
+    .await?;
+    let addr = service_addr(team, "mcp-guarded-proxy").await?;
+    let valid = issuer.token("alice", audience, 3600, false);
+    let traffic = Traffic::start_as(
+        &addr,
+        "/mcp",
+        4,
+        json!({"name": "echo", "arguments": {"message": "still here"}}),
+        Some(format!("Bearer {valid}")),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let initialize = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"attacker","version":"1"}}}"#;
+    let bearer = |token: &str| format!("Authorization: Bearer {token}\r\n");
+    let mut results = Vec::new();
+    for (what, headers) in [
+        ("no token", String::new()),
+        (
+            "forged signature",
+            bearer(&issuer.token("mallory", audience, 3600, true)),
+        ),
+        (
+            "expired",
+            bearer(&issuer.token("alice", audience, -60, false)),
+        ),
+        (
+            "wrong audience",
+            bearer(&issuer.token("alice", "another-service", 3600, false)),
+        ),
+    ] {
+        let statuses: Vec<u16> = (0..5)
+            .map(|_| raw_exchange(&addr, &post_request(&addr, &headers, initialize)).0)
+            .collect();
+        results.push((
+            what.to_owned(),
+            statuses.iter().all(|s| *s == 401),
+            statuses,
+        ));
+    }
+    // A valid token, a tool the policy does not permit, in a session of its own.
+    let (status, head, _) = raw_exchange(&addr, &post_request(&addr, &bearer(&valid), initialize));
+    let session = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| value.trim().to_owned())
+        })
+        .with_context(|| format!("initialize with a valid token: HTTP {status}"))?;
+    let with_session = format!("{}Mcp-Session-Id: {session}\r\n", bearer(&valid));
+    let denied = raw_exchange(
+        &addr,
+        &post_request(
+            &addr,
+            &with_session,
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sleep","arguments":{"milliseconds":1}}}"#,
+        ),
+    );
+    let cedar_ok = denied.0 == 403 || denied.2.contains("-32001");
+    results.push((
+        "valid token, tool the Cedar policy does not permit".to_owned(),
+        cedar_ok,
+        vec![denied.0],
+    ));
+    let counts = traffic.finish().await;
+    let summary: Vec<String> = results
+        .iter()
+        .map(|(what, ok, statuses)| {
+            let mut distinct = statuses.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let shown: Vec<String> = distinct.iter().map(u16::to_string).collect();
+            format!(
+                "{what} → {}{}",
+                shown.join("/"),
+                if *ok { "" } else { " (UNEXPECTED)" }
+            )
+        })
+        .collect();
+    anyhow::ensure!(
+        results.iter().all(|(_, ok, _)| *ok),
+        "identity attacks not refused as expected: {summary:?}; the Cedar answer: {}",
+        denied.2
+    );
+    anyhow::ensure!(
+        counts.failed == 0 && counts.lost == 0 && counts.answered > 0,
+        "sessions with a valid token were disturbed: {counts:?}"
+    );
+    Ok(Some(Row {
+        scenario: "token and policy attacks on a deployed proxy (OIDC + Cedar); 4 sessions with a valid token counted".to_owned(),
+        recovery: "no disruption".to_owned(),
+        notes: format!(
+            "{} (JSON-RPC -32001 in the body: not authorized)",
+            summary.join("; ")
+        ),
+        counts,
+    }))
+}
+
 /// Scenario 6: the Secret's value in no ConfigMap, Event, MCPServer status or log line of
 /// the suite's namespaces; the number of places searched.
 async fn secret_nowhere(
@@ -1004,6 +1193,14 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     rows.push(attacks(&team, "web").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("5: attacks");
+    match identity_attacks(&client, &team).await? {
+        Some(row) => {
+            show(&row);
+            rows.push(row);
+            watch.lap("5b: token and policy attacks");
+        }
+        None => println!("5b skipped: no pod bridge thv0 on this host to serve the JWKS on"),
+    }
     let (searched, found) = secret_nowhere(&[&system, &team, &scale], &secret).await?;
     rows.push(Row {
         scenario: "a Secret's value searched for in every ConfigMap, Event, MCPServer status and pod log (current and previous) of the suite"
