@@ -465,3 +465,25 @@ impl Stopwatch {
         );
     }
 }
+
+/// Runs `command`; its stdout, or an error with `what` and both outputs when it fails.
+pub fn run_ok(mut command: Command, what: &str) -> anyhow::Result<String> {
+    let output = command.output().with_context(|| what.to_owned())?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Whether `pod` is Ready and not being deleted.
+pub fn pod_ready(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}

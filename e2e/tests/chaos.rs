@@ -28,7 +28,7 @@ use anyhow::Context;
 use api::MCPServer;
 use api::mcpserver::MCPServerPhase;
 use e2e::chaos::{Counts, Row, Traffic, table};
-use e2e::{TestNamespace, apply_yaml, client, helm, wait_until};
+use e2e::{TestNamespace, apply_yaml, client, helm, pod_ready, run_ok, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Service};
@@ -68,17 +68,6 @@ fn secret_value() -> String {
     format!("chaos-secret-{nanos:x}-{:x}", std::process::id())
 }
 
-fn run_ok(mut command: Command, what: &str) -> anyhow::Result<String> {
-    let output = command.output().with_context(|| what.to_owned())?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
 /// The chart, two operator replicas, cluster-wide, its webhook limited to the suite's
 /// namespaces (label `thv-chaos`).
 fn helm_install(system: &str, label: &str, dir: &Path) -> anyhow::Result<()> {
@@ -116,15 +105,6 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .flatten()?
         .spec?
         .holder_identity
-}
-
-fn pod_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .iter()
-            .flat_map(|s| s.conditions.iter().flatten())
-            .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// Waits until `count` pods matching `selector` are Ready; their names and UIDs.

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
-use e2e::{TestNamespace, client, helm, kubectl, wait_until};
+use e2e::{TestNamespace, client, helm, kubectl, run_ok, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -21,17 +21,6 @@ use kube::Api;
 use kube::api::ListParams;
 
 const RELEASE: &str = "toolhive";
-
-fn run_ok(mut command: Command, what: &str) -> anyhow::Result<String> {
-    let output = command.output().with_context(|| what.to_owned())?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
 
 fn helm_ok(args: &[&str]) -> anyhow::Result<String> {
     let mut command = helm();

@@ -188,15 +188,6 @@ async fn ready_with_facts(ns: &TestNamespace, name: &str) -> anyhow::Result<Stri
     ))
 }
 
-fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .iter()
-            .flat_map(|s| s.conditions.iter().flatten())
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
 /// Waits until `count` pods of the server are Ready; their names.
 async fn ready_pods(
     ns: &TestNamespace,
@@ -213,7 +204,7 @@ async fn ready_pods(
         let ready: BTreeSet<String> = pods
             .items
             .iter()
-            .filter(|p| is_ready(p))
+            .filter(|p| e2e::pod_ready(p))
             .filter_map(|p| p.metadata.name.clone())
             .collect();
         if ready.len() >= count {
