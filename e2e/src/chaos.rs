@@ -39,16 +39,19 @@ pub struct Counts {
     pub last_trouble: Option<Instant>,
     /// When the last answered request ended.
     pub last_answer: Option<Instant>,
+    /// How long each answered request took.
+    pub latencies: Vec<Duration>,
 }
 
 impl Counts {
-    fn record(&mut self, outcome: &Outcome) {
+    fn record(&mut self, outcome: &Outcome, took: Duration) {
         let now = Instant::now();
         match outcome {
             Outcome::Answered => {
                 self.sent += 1;
                 self.answered += 1;
                 self.last_answer = Some(now);
+                self.latencies.push(took);
                 return;
             }
             Outcome::Failed(cause) => {
@@ -83,6 +86,16 @@ impl Counts {
             (Some(trouble), Some(answer)) => answer > trouble,
             (Some(_), None) => false,
         }
+    }
+
+    /// The `q` quantile (0..=1) of the answered requests' latencies.
+    pub fn latency(&self, q: f64) -> Option<Duration> {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        let last = sorted.len().checked_sub(1)?;
+        sorted
+            .get(((sorted.len() as f64 * q) as usize).min(last))
+            .copied()
     }
 
     /// The three most frequent causes, for a table cell.
@@ -178,10 +191,12 @@ struct Client {
 impl Client {
     async fn run(mut self, counts: Arc<Mutex<Counts>>, stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
+            let started = Instant::now();
             let outcome = self.step().await;
+            let took = started.elapsed();
             let pause = !matches!(outcome, Outcome::Answered);
             if let Ok(mut counts) = counts.lock() {
-                counts.record(&outcome);
+                counts.record(&outcome, took);
             }
             if pause {
                 // As a client would back off before retrying.

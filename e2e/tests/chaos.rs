@@ -14,7 +14,8 @@
 //! 5. attacks on a deployed proxy while well-behaved clients keep going: malformed and
 //!    oversized requests, DNS rebinding, slow clients; then forged, expired and
 //!    wrong-audience tokens and a Cedar-denied call against a proxy with OIDC and Cedar;
-//! 6. a Secret's value searched for in every ConfigMap, Event, status and log line.
+//! 6. 1,000 concurrent sessions through one proxy pod for 60 s;
+//! 7. a Secret's value searched for in every ConfigMap, Event, status and log line.
 //!
 //! One test in its own binary: it installs the chart cluster-wide and takes ownership of
 //! the shared cluster's CRDs. The table is printed and written to `target/chaos.md`.
@@ -263,6 +264,11 @@ async fn roll_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
 /// The host PID of the operator process in pod `pod` (containers are host processes on
 /// the real node).
 fn operator_pid(pod: &str) -> anyhow::Result<u32> {
+    pid_in_pod("thv-operator", pod)
+}
+
+/// The host PID of the process called `comm` whose environment has `POD_NAME=<pod>`.
+fn pid_in_pod(comm_wanted: &str, pod: &str) -> anyhow::Result<u32> {
     let wanted = format!("POD_NAME={pod}");
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let Some(pid) = entry
@@ -273,7 +279,7 @@ fn operator_pid(pod: &str) -> anyhow::Result<u32> {
             continue;
         };
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if comm.trim() != "thv-operator" {
+        if comm.trim() != comm_wanted {
             continue;
         }
         let mut environ = Vec::new();
@@ -290,7 +296,7 @@ fn operator_pid(pod: &str) -> anyhow::Result<u32> {
             return Ok(pid);
         }
     }
-    anyhow::bail!("no thv-operator process of pod {pod} on this host")
+    anyhow::bail!("no {comm_wanted} process of pod {pod} on this host")
 }
 
 /// The webhook's answers while it is probed: a dry-run create of an invalid MCPServer
@@ -677,6 +683,75 @@ async fn roll_operator(
     })
 }
 
+/// Sessions of the load scenario.
+const LOAD_SESSIONS: usize = 1000;
+
+/// Scenario 6: 1,000 concurrent MCP sessions through one proxy pod (streamable HTTP to
+/// the fixture's pod) for `THV_CHAOS_LOAD_SECONDS` (default 60): nothing lost, latency
+/// and the proxy's memory.
+async fn load(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
+    let seconds: u64 = std::env::var("THV_CHAOS_LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let pods = team.api::<Pod>();
+    let proxy = ready_pods(
+        &pods,
+        &format!("app=mcpserver,app.kubernetes.io/instance={server}"),
+        1,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let pid = pid_in_pod("thv-proxyrunner", &proxy[0].0).ok();
+    let rss = |pid: Option<u32>| pid.and_then(|p| e2e::bench::rss_kib(p).ok());
+    let idle = rss(pid);
+    let addr = service_addr(team, &format!("mcp-{server}-proxy")).await?;
+    let started = Instant::now();
+    let traffic = Traffic::start(
+        &addr,
+        "/mcp",
+        LOAD_SESSIONS,
+        json!({"name": "echo", "arguments": {"message": "load"}}),
+    );
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let loaded = rss(pid);
+    let peak = pid.and_then(|p| e2e::bench::peak_rss_kib(p).ok());
+    let counts = traffic.finish().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ms = |q: f64| {
+        counts.latency(q).map_or("-".to_owned(), |d| {
+            format!("{:.1} ms", d.as_secs_f64() * 1e3)
+        })
+    };
+    let mib =
+        |kib: Option<u64>| kib.map_or("?".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    anyhow::ensure!(
+        counts.answered > 0,
+        "no request answered under load: {counts:?}"
+    );
+    Ok(Row {
+        scenario: format!(
+            "load: {LOAD_SESSIONS} concurrent sessions through one proxy pod (streamable HTTP), {seconds} s"
+        ),
+        recovery: "-".to_owned(),
+        notes: format!(
+            "latency p50 {}, p99 {}; {:.0} answered/s; proxy RSS {} before, {} with {LOAD_SESSIONS} sessions (peak {}){}",
+            ms(0.50),
+            ms(0.99),
+            counts.answered as f64 / elapsed,
+            mib(idle),
+            mib(loaded),
+            mib(peak),
+            if counts.causes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", counts.top_causes())
+            }
+        ),
+        counts,
+    })
+}
+
 /// One raw HTTP/1.1 exchange on a new connection: the status code (0 for none).
 fn raw_status(addr: &str, request: &[u8]) -> u16 {
     let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
@@ -1018,7 +1093,7 @@ spec:
     }))
 }
 
-/// Scenario 6: the Secret's value in no ConfigMap, Event, MCPServer status or log line of
+/// Scenario 7: the Secret's value in no ConfigMap, Event, MCPServer status or log line of
 /// the suite's namespaces; the number of places searched.
 async fn secret_nowhere(
     namespaces: &[&TestNamespace],
@@ -1181,6 +1256,9 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
         }
         None => println!("5b skipped: no pod bridge thv0 on this host to serve the JWKS on"),
     }
+    rows.push(load(&team, "web").await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("6: load");
     let (searched, found) = secret_nowhere(&[&system, &team, &scale], &secret).await?;
     rows.push(Row {
         scenario: "a Secret's value searched for in every ConfigMap, Event, MCPServer status and pod log (current and previous) of the suite"
