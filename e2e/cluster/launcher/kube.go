@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,23 +18,48 @@ import (
 	"time"
 )
 
-// freePort asks the kernel for an unused loopback TCP port. Ports are chosen
-// while nothing else of ours listens, so collisions are only possible with
-// unrelated processes racing us, and then the component fails with a clear log.
+// freePort picks an unused loopback TCP port below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range). A port from that range, even free when chosen, can
+// be taken before its component binds it by the local end of any outgoing loopback
+// connection (the API server to etcd, the kubelet to the API server, ...): CI saw
+// kube-proxy's healthz port taken that way. Below the range only listeners compete.
 func freePort(taken map[int]bool) (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !taken[port] {
-			taken[port] = true
-			return port, nil
-		}
+	low := ephemeralLow()
+	const floor = 10000
+	if low-floor < 1000 {
+		return 0, fmt.Errorf("the ephemeral port range starts at %d; no room below it for the cluster's ports", low)
 	}
-	return 0, fmt.Errorf("no free port found")
+	for range 200 {
+		port := floor + rand.IntN(low-floor)
+		if taken[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		taken[port] = true
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free port found between %d and %d", floor, low)
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low <= 0 {
+		return 32768
+	}
+	return low
 }
 
 // kubeconfig renders a self-contained kubeconfig (certificates inlined).
