@@ -34,8 +34,8 @@ struct Args {
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     leader_elect_namespace: String,
     /// How long the Lease is valid without renewal: the longest a crashed leader's
-    /// controllers stay unowned before a follower takes over. The leader renews half
-    /// of this before it expires; a leader that cannot renew in that time exits.
+    /// controllers stay unowned before a follower takes over. The leader renews it when
+    /// half of it is left; a leader that sees another holder exits.
     #[arg(
         long,
         env = "THV_LEADER_ELECT_LEASE_DURATION",
@@ -309,7 +309,16 @@ async fn main() -> anyhow::Result<()> {
             }
             tokio::select! {
                 changed = leader.changed() => changed.context("leader election stopped")?,
-                _ = stop.wait_for(|s| *s) => return Ok(()),
+                _ = stop.wait_for(|s| *s) => {
+                    // A follower stops without leading, but its webhook drains like
+                    // the leader's: it serves reviews too.
+                    drop((leader, task));
+                    drain_webhook(webhook, signalled).await;
+                    return http
+                        .await
+                        .context("metrics server task")?
+                        .context("metrics server");
+                }
             }
         }
         tracing::info!("became leader");
@@ -358,19 +367,29 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    if let Some(webhook) = webhook {
-        // Reviews keep being answered until the endpoints have caught up with the
-        // failed readiness; a review refused at the door would fail someone's apply.
-        let mut signalled = signalled;
-        if let Ok(at) = signalled.try_recv() {
-            tokio::time::sleep_until(at + WEBHOOK_DRAIN).await;
-        }
-        webhook.stop().await;
-    }
+    drain_webhook(webhook, signalled).await;
     http.await
         .context("metrics server task")?
         .context("metrics server")?;
     Ok(())
+}
+
+/// Stops the webhook once [`WEBHOOK_DRAIN`] has passed since the shutdown signal (at
+/// once when the process stops for another reason). Reviews keep being answered, each
+/// with `Connection: close`, until the endpoints have caught up with the terminating
+/// pod; a review refused at the door would fail someone's apply.
+async fn drain_webhook(
+    webhook: Option<Webhook>,
+    mut signalled: tokio::sync::oneshot::Receiver<tokio::time::Instant>,
+) {
+    let Some(webhook) = webhook else {
+        return;
+    };
+    if let Ok(at) = signalled.try_recv() {
+        webhook.start_draining();
+        tokio::time::sleep_until(at + WEBHOOK_DRAIN).await;
+    }
+    webhook.stop().await;
 }
 
 /// How long the webhook keeps serving after SIGTERM: the pod is already terminating

@@ -60,10 +60,11 @@ struct RunArgs {
     #[arg(long, env = "THV_DRAIN_DELAY", value_parser = humantime::parse_duration)]
     drain_delay: Option<std::time::Duration>,
     /// After the drain delay, how long requests in flight may take to finish before
-    /// the proxy exits (keep delay + timeout under the pod's termination grace period,
-    /// 30 s by default).
-    #[arg(long, env = "THV_DRAIN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "20s")]
-    drain_timeout: std::time::Duration,
+    /// the proxy exits (open event streams are cut then); default 20s in a cluster
+    /// (delay + timeout stay under the pod's 30 s termination grace period), 2s
+    /// elsewhere. A second SIGTERM or Ctrl-C exits at once.
+    #[arg(long, env = "THV_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
+    drain_timeout: Option<std::time::Duration>,
     /// Run the MCP server as this local command (instead of the image); the RunConfig's
     /// args are appended.
     #[arg(last = true)]
@@ -136,8 +137,14 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
     // Tests and scripts read the bound address from this line (port 0 picks one).
     println!("listening on http://{}", listener.local_addr()?);
     let exporter = proxy.metrics_export.clone();
+    let in_cluster = kubernetes::in_cluster();
+    let drain_timeout = args.drain_timeout.unwrap_or(if in_cluster {
+        DRAIN_TIMEOUT_IN_CLUSTER
+    } else {
+        DRAIN_TIMEOUT_ELSEWHERE
+    });
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let server = runner::serve_until(proxy.clone(), listener, stopping, args.drain_timeout);
+    let server = runner::serve_until(proxy.clone(), listener, stopping, drain_timeout);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.context("serving"),
@@ -145,20 +152,28 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
     }
     // Graceful drain: readiness fails and responses close their connections while the
     // endpoints catch up; then no new connections, and what is in flight finishes.
-    let delay = args.drain_delay.unwrap_or(if kubernetes::in_cluster() {
+    let delay = args.drain_delay.unwrap_or(if in_cluster {
         DRAIN_DELAY_IN_CLUSTER
     } else {
         std::time::Duration::ZERO
     });
-    tracing::info!(?delay, timeout = ?args.drain_timeout, "shutting down: draining");
+    tracing::info!(?delay, timeout = ?drain_timeout, "shutting down: draining");
     proxy.start_draining();
+    let drained = async {
+        tokio::select! {
+            result = &mut server => return result,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        let _ = stop.send(true);
+        server.await
+    };
     tokio::select! {
-        result = &mut server => return result.context("serving"),
-        _ = tokio::time::sleep(delay) => {}
+        result = drained => {
+            result.context("serving")?;
+            tracing::info!("drained");
+        }
+        _ = shutdown() => tracing::warn!("asked again to stop; exiting without waiting"),
     }
-    let _ = stop.send(true);
-    server.await.context("serving")?;
-    tracing::info!("drained");
     if let Some(exporter) = exporter {
         // The last numbers, so a short-lived proxy's are not lost.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), exporter.push()).await;
@@ -169,6 +184,11 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
 /// How long a proxy in a pod keeps serving after SIGTERM while it leaves its Service's
 /// endpoints: the readiness probe runs every 2 s, then the endpoints and kube-proxy follow.
 const DRAIN_DELAY_IN_CLUSTER: std::time::Duration = std::time::Duration::from_secs(5);
+/// Default `--drain-timeout` in a cluster.
+const DRAIN_TIMEOUT_IN_CLUSTER: std::time::Duration = std::time::Duration::from_secs(20);
+/// Default `--drain-timeout` elsewhere (`thv proxy`, a terminal): an open event stream
+/// does not keep Ctrl-C waiting.
+const DRAIN_TIMEOUT_ELSEWHERE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn bracket(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {

@@ -370,10 +370,12 @@ async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
     }
 }
 
-/// How long a client has to send a request's head once the proxy waits for one (also
-/// how long an idle keep-alive connection stays open): a slow client ("slowloris")
-/// cannot hold a connection, and its task, for ever. Go's `ReadHeaderTimeout` in
-/// ToolHive's proxy has the same effect.
+/// How long a client has to send a request's head once the proxy waits for one: a slow
+/// client ("slowloris") cannot hold a connection, and its task, for ever. hyper starts
+/// this timer whenever it waits for the next request, so an idle keep-alive connection
+/// is closed after it too (as Go's `IdleTimeout` would); a client's pool then opens a
+/// new connection. Event streams and slow calls are not affected: no head is awaited
+/// while a response is being written.
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves the proxy on `listener` for as long as the process runs.

@@ -88,3 +88,43 @@ async fn sigterm_fails_readiness_then_finishes_the_request_in_flight_and_exits()
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn a_second_sigterm_exits_without_waiting_for_the_drain() {
+    let upstream = support::upstream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = support::runconfig(&upstream.url, json!({}));
+    let path = dir.path().join("runconfig.json");
+    std::fs::write(&path, config.to_string()).expect("write RunConfig");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_thv-proxyrunner"));
+    command
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .args(["--drain-delay", "0s", "--drain-timeout", "60s"]);
+    let (mut child, url) = support::spawn_listening(command).await;
+    // A call the upstream never releases keeps the drain waiting.
+    let proxy = support::Proxy::at(url);
+    let _in_flight = tokio::spawn(async move {
+        support::post(
+            &proxy,
+            &support::call(7, "tools/call", json!({"name": "slow"})),
+            &[],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().expect("the proxy runs").to_string();
+    for _ in 0..2 {
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the second SIGTERM ends the drain")
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+}

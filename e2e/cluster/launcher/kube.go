@@ -23,15 +23,17 @@ import (
 // be taken before its component binds it by the local end of any outgoing loopback
 // connection (the API server to etcd, the kubelet to the API server, ...): CI saw
 // kube-proxy's healthz port taken that way. Below the range only listeners compete.
+// NodePorts (30000-32767) and the components' well-known ports (10248-10260) are
+// avoided too.
 func freePort(taken map[int]bool) (int, error) {
-	low := ephemeralLow()
 	const floor = 10000
-	if low-floor < 1000 {
-		return 0, fmt.Errorf("the ephemeral port range starts at %d; no room below it for the cluster's ports", low)
+	ceiling := min(ephemeralLow(), 30000)
+	if ceiling-floor < 1000 {
+		return 0, fmt.Errorf("the ephemeral port range starts at %d; no room below it for the cluster's ports", ceiling)
 	}
 	for range 200 {
-		port := floor + rand.IntN(low-floor)
-		if taken[port] {
+		port := floor + rand.IntN(ceiling-floor)
+		if taken[port] || (port >= 10248 && port <= 10260) {
 			continue
 		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -42,7 +44,7 @@ func freePort(taken map[int]bool) (int, error) {
 		taken[port] = true
 		return port, nil
 	}
-	return 0, fmt.Errorf("no free port found between %d and %d", floor, low)
+	return 0, fmt.Errorf("no free port found between %d and %d", floor, ceiling)
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (32768 when unknown).

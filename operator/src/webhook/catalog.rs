@@ -177,13 +177,14 @@ impl ApiCatalog {
         let what = format!("{} {name}", K::kind(&()));
         // resourceVersion=0: served from the API server's watch cache, no etcd round
         // trip (a quorum read took 190 ms on average under `make chaos`'s load). The
-        // answer may be milliseconds old; a check between two objects created at the
-        // same moment is a race either way, and the operator re-checks when it
-        // reconciles.
+        // answer can miss a write made milliseconds earlier: a reference created just
+        // before is then warned about as missing (a warning, not a refusal), and a
+        // name clash with an object created that moment can pass, which the operator's
+        // guard then stops (it never takes over objects another one owns).
         let found = self.call(&what, async {
             match api.get_with(name, &GetParams::any()).await {
                 Ok(object) => Ok(Some(object)),
-                Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
                 Err(e) => Err(e),
             }
         })?;

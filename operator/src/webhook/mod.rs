@@ -95,6 +95,7 @@ pub struct Webhook {
     addr: SocketAddr,
     resolver: Arc<CertResolver>,
     stop: watch::Sender<bool>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -130,6 +131,7 @@ impl Webhook {
         let resolver = CertResolver::new(initial);
         let tls = server::tls_config(resolver.clone())?;
         let (stop, stopped) = watch::channel(false);
+        let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let serving = tokio::spawn(server::serve(
             listener,
             tls,
@@ -137,6 +139,7 @@ impl Webhook {
             metrics,
             settings.request_timeout,
             stopped.clone(),
+            draining.clone(),
         ));
         let configuration = config::build(&settings.registration, ca_bundle.as_deref());
         config::apply(&client, &configuration).await?;
@@ -153,6 +156,7 @@ impl Webhook {
             addr,
             resolver,
             stop,
+            draining,
             tasks: vec![serving, keeping],
         })
     }
@@ -165,6 +169,13 @@ impl Webhook {
     /// The leaf certificate being served (DER).
     pub fn serving_certificate(&self) -> Option<Vec<u8>> {
         self.resolver.leaf()
+    }
+
+    /// From now on every answer closes its connection (the process is stopping): the
+    /// API server's next review goes to another replica.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops serving (the port closes) and stops the certificate task. The

@@ -10,9 +10,10 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -44,6 +45,7 @@ struct Shared<C> {
     catalogs: Arc<C>,
     metrics: Arc<Metrics>,
     request_timeout: Duration,
+    draining: Arc<AtomicBool>,
 }
 
 /// The TLS settings: TLS 1.2 and 1.3 with the ring provider, the certificate from
@@ -59,7 +61,10 @@ pub fn tls_config(
     Ok(config)
 }
 
-/// Serves reviews on `listener` until `stop` turns true.
+/// Serves reviews on `listener` until `stop` turns true, then lets each connection
+/// finish the review it is answering (at most the request timeout). While `draining`
+/// is set every response carries `Connection: close`, so the API server opens its next
+/// connection to another replica.
 pub async fn serve<C: Catalogs>(
     listener: TcpListener,
     tls: ServerConfig,
@@ -67,6 +72,7 @@ pub async fn serve<C: Catalogs>(
     metrics: Arc<Metrics>,
     request_timeout: Duration,
     stop: watch::Receiver<bool>,
+    draining: Arc<AtomicBool>,
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let shared = Arc::new(Shared {
@@ -74,7 +80,9 @@ pub async fn serve<C: Catalogs>(
         catalogs,
         metrics,
         request_timeout,
+        draining,
     });
+    let mut connections = tokio::task::JoinSet::new();
     let mut watching = stop.clone();
     let stopping = async move {
         let _ = watching.wait_for(|s| *s).await;
@@ -93,13 +101,22 @@ pub async fn serve<C: Catalogs>(
                 }
             },
         };
-        tokio::spawn(connection(
+        // Finished connections are reaped as new ones come.
+        while connections.try_join_next().is_some() {}
+        connections.spawn(connection(
             stream,
             peer,
             acceptor.clone(),
             shared.clone(),
             stop.clone(),
         ));
+    }
+    let finish = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(request_timeout + Duration::from_secs(1), finish)
+        .await
+        .is_err()
+    {
+        tracing::warn!("webhook: connections still open at shutdown; closing them");
     }
     tracing::info!("webhook server stopped");
 }
@@ -160,9 +177,13 @@ async fn handle<C: Catalogs>(
         answer.verdict.label(),
         elapsed.as_secs_f64(),
     );
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_TYPE, "application/json");
+    if shared.draining.load(Ordering::Relaxed) {
+        response = response.header(CONNECTION, "close");
+    }
+    response
         // Server-side latency, for the benchmark and for anyone debugging with curl.
         .header(
             "server-timing",

@@ -37,6 +37,7 @@ async fn start() -> anyhow::Result<Running> {
         Arc::new(Metrics::new()?),
         Duration::from_secs(4),
         stopped,
+        Arc::default(),
     ));
     Ok(Running {
         addr,
