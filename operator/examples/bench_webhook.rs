@@ -86,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         metrics.clone(),
         Duration::from_secs(4),
         stopped,
+        Arc::default(),
     ));
 
     let tls = Arc::new(client_config(&bundle.ca_bundle)?);
