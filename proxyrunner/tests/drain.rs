@@ -9,8 +9,16 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::json;
 
-#[tokio::test]
-async fn sigterm_fails_readiness_then_finishes_the_request_in_flight_and_exits() {
+/// The proxy binary in front of the scripted upstream, with these drain settings.
+async fn proxy_with(
+    delay: &str,
+    timeout: &str,
+) -> (
+    support::Upstream,
+    tempfile::TempDir,
+    tokio::process::Child,
+    String,
+) {
     let upstream = support::upstream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = support::runconfig(&upstream.url, json!({}));
@@ -20,8 +28,14 @@ async fn sigterm_fails_readiness_then_finishes_the_request_in_flight_and_exits()
     command
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
-        .args(["--drain-delay", "2s", "--drain-timeout", "20s"]);
-    let (mut child, url) = support::spawn_listening(command).await;
+        .args(["--drain-delay", delay, "--drain-timeout", timeout]);
+    let (child, url) = support::spawn_listening(command).await;
+    (upstream, dir, child, url)
+}
+
+#[tokio::test]
+async fn sigterm_fails_readiness_then_finishes_the_request_in_flight_and_exits() {
+    let (upstream, _dir, mut child, url) = proxy_with("2s", "20s").await;
     let proxy = support::Proxy::at(url.clone());
     let health = format!("{url}/health");
     let ready = reqwest::get(&health).await.expect("health answers");
@@ -91,17 +105,7 @@ async fn sigterm_fails_readiness_then_finishes_the_request_in_flight_and_exits()
 
 #[tokio::test]
 async fn a_second_sigterm_exits_without_waiting_for_the_drain() {
-    let upstream = support::upstream().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = support::runconfig(&upstream.url, json!({}));
-    let path = dir.path().join("runconfig.json");
-    std::fs::write(&path, config.to_string()).expect("write RunConfig");
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_thv-proxyrunner"));
-    command
-        .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .args(["--drain-delay", "0s", "--drain-timeout", "60s"]);
-    let (mut child, url) = support::spawn_listening(command).await;
+    let (_upstream, _dir, mut child, url) = proxy_with("0s", "60s").await;
     // A call the upstream never releases keeps the drain waiting.
     let proxy = support::Proxy::at(url);
     let _in_flight = tokio::spawn(async move {
