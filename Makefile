@@ -106,6 +106,18 @@ fuzz-runconfig: ## Fuzz runconfig::from_json + validate for FUZZ_SECONDS (defaul
 	cd fuzz && cargo +nightly fuzz run runconfig_from_json corpus/runconfig_from_json seeds/runconfig \
 		-- -dict=runconfig.dict -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
+.PHONY: fuzz-attach
+fuzz-attach: ## Fuzz what a stdio server's attach stream carries (wiring pings, the bridge's routing) for FUZZ_SECONDS
+	mkdir -p fuzz/corpus/attach_stream
+	cd fuzz && cargo +nightly fuzz run attach_stream corpus/attach_stream seeds/attach_stream \
+		-- -dict=attach.dict -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+
+.PHONY: fuzz-session-routing
+fuzz-session-routing: ## Fuzz session routing to pods (Mcp-Session-Id headers, ?sessionId= queries, pod changes) for FUZZ_SECONDS
+	mkdir -p fuzz/corpus/session_routing
+	cd fuzz && cargo +nightly fuzz run session_routing corpus/session_routing seeds/session_routing \
+		-- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
+
 .PHONY: fuzz-admission bench-webhook
 fuzz-admission: ## Fuzz the admission webhook handler (parse, dispatch, check) for FUZZ_SECONDS (default 600)
 	mkdir -p fuzz/corpus/admission

@@ -5,8 +5,11 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(config) = runconfig::from_json(data) else { return };
+    let Ok(config) = runconfig::from_json(data) else {
+        return;
+    };
     let _ = runconfig::validate(&config);
-    let again = runconfig::from_json(&runconfig::to_json(&config)).expect("a loaded RunConfig reloads");
+    let again =
+        runconfig::from_json(&runconfig::to_json(&config)).expect("a loaded RunConfig reloads");
     assert_eq!(again, config, "round trip changed the RunConfig");
 });

@@ -160,7 +160,20 @@ pub fn parse(bytes: &[u8]) -> Result<Body, ParseError> {
     })
 }
 
+/// Whether the JSON text is an object: serde reads a struct from an array too, field by
+/// field in order, and `["2.0", 1, "tools/call"]` must not pass for a request.
+fn is_object(bytes: &[u8]) -> bool {
+    bytes.trim_ascii_start().first() == Some(&b'{')
+}
+
 fn parse_one(bytes: &[u8]) -> Result<Message, ParseError> {
+    if !is_object(bytes) {
+        // Not JSON at all is a parse error; JSON that is not an object is a wrong shape.
+        serde_json::from_slice::<&RawValue>(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
+        return Err(ParseError::Invalid(
+            "a JSON-RPC message must be an object".to_owned(),
+        ));
+    }
     let wire: Wire<'_> = serde_json::from_slice(bytes).map_err(|e| {
         if e.is_data() {
             ParseError::Invalid(format!("not a JSON-RPC message: {e}"))
@@ -223,6 +236,9 @@ fn parse_one(bytes: &[u8]) -> Result<Message, ParseError> {
 /// The id of a JSON-RPC message from a server (the response id, or a server request's id),
 /// and whether it is a response; read without a full parse.
 pub fn peek_server_message(bytes: &[u8]) -> Option<ServerMessage> {
+    if !is_object(bytes) {
+        return None;
+    }
     let wire: Wire<'_> = serde_json::from_slice(bytes).ok()?;
     let id = wire.id.map(|raw| raw.get().to_owned());
     let progress_token = match (&wire.method, wire.params) {
@@ -304,6 +320,23 @@ mod tests {
             parse(br#"{"jsonrpc":"2.0","id":1}"#).map_err(|e| e.code()),
             Err(-32600)
         );
+    }
+
+    #[test]
+    fn an_array_is_not_a_message_though_serde_would_read_it_field_by_field() {
+        // Each would otherwise read as {"jsonrpc":"2.0","id":1,"method":"tools/call"},
+        // and the bridge's id rewrite panics on an array.
+        assert_eq!(
+            parse(br#"[["2.0",1,"tools/call"]]"#).map_err(|e| e.code()),
+            Err(-32600)
+        );
+        assert_eq!(
+            parse(br#"[ "2.0" , 1 ]"#).map_err(|e| e.code()),
+            Err(-32600)
+        );
+        assert_eq!(parse(br#"[[1,"#).map_err(|e| e.code()), Err(-32700));
+        assert_eq!(peek_server_message(br#"["2.0",1,null,null,{}]"#), None);
+        assert!(peek_server_message(br#" {"jsonrpc":"2.0","id":1,"result":{}}"#).is_some());
     }
 
     #[test]

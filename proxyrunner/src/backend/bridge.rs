@@ -399,6 +399,12 @@ impl Bridge {
 
     /// Routes one line the workload wrote.
     fn dispatch(&self, line: &[u8]) {
+        // JSON-RPC over MCP is UTF-8, and lines pass to clients as they are: the peek
+        // below skips what it does not read without checking it.
+        if std::str::from_utf8(line).is_err() {
+            tracing::warn!(line = %String::from_utf8_lossy(&line[..line.len().min(200)]), "MCP server wrote a line that is not UTF-8; dropped");
+            return;
+        }
         let Some(peek) = mcp::peek_server_message(line) else {
             tracing::warn!(line = %String::from_utf8_lossy(&line[..line.len().min(200)]), "MCP server wrote a line that is not JSON-RPC; dropped");
             return;
@@ -504,8 +510,15 @@ impl Bridge {
             );
             return;
         };
-        let Ok(mut value) = serde_json::from_slice::<Value>(line) else {
-            return;
+        let mut value = match serde_json::from_slice::<Value>(line) {
+            Ok(value) => value,
+            // Peeked but not readable in full (a lone surrogate escape, say): the client
+            // is told, not left waiting for an answer that will not come.
+            Err(error) => jsonrpc_error_value(
+                None,
+                code::INTERNAL_ERROR,
+                &format!("the MCP server's answer is not valid JSON: {error}"),
+            ),
         };
         value["id"] = pending.client_id;
         let _ = pending.sink.send(Bytes::from(value.to_string()));

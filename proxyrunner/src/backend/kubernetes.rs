@@ -672,8 +672,10 @@ async fn container_gone(pods: &Api<Pod>, pod: &str, container_id: &str) -> Strin
 /// the kubelet has wired the stream to the container's stdin is lost, and the first
 /// message the bridge writes (a client's or the replayed `initialize`) must not be.
 /// MCP servers answer `ping` at any time; one that does not is given the stream after
-/// [`WIRING_ROUNDS`] tries anyway. Returns the number of pings sent.
-async fn wait_until_wired(
+/// [`WIRING_ROUNDS`] tries anyway. Returns the number of pings sent. Public for the
+/// fuzz target `attach_stream`, which runs what the attach stream carries through it and
+/// the bridge.
+pub async fn wait_until_wired(
     stdin: &mut (impl tokio::io::AsyncWrite + Unpin),
     stdout: &mut (impl tokio::io::AsyncBufRead + Unpin),
 ) -> u32 {

@@ -59,7 +59,7 @@ pub struct PodTarget {
 }
 
 /// Why a request cannot be routed to a pod.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Unroutable {
     /// No pod is Ready.
     #[error("no MCP server pod is ready")]
@@ -330,11 +330,14 @@ impl PodRouter {
         let session = if legacy_sse {
             session_param(parts.uri.query())
         } else {
-            parts
-                .headers
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+            match parts.headers.get(SESSION_HEADER) {
+                None => None,
+                // Bytes that are not text name no session a pod gave out; before, such a
+                // request was sent on as a new session to a picked pod.
+                Some(value) => Some(value.to_str().map(str::to_owned).map_err(|_| {
+                    Unroutable::SessionGone(String::from_utf8_lossy(value.as_bytes()).into_owned())
+                })?),
+            }
         };
         match session {
             Some(id) => Ok(Route {

@@ -138,6 +138,55 @@ async fn sessions_with_the_same_request_ids_and_progress_tokens_get_only_their_o
 }
 
 #[tokio::test]
+async fn a_server_line_that_is_an_array_is_dropped_and_the_bridge_goes_on() {
+    let (bridge, mut server) = start();
+    let mut a = send(&bridge, "a", call_with_progress(1)).await;
+    let id = server.read().await["id"].clone();
+    // Read field by field, this is a response to the request in flight; rewriting its
+    // id used to panic the bridge's reader, and the server was never heard again.
+    server
+        .write(json!(["2.0", id, null, null, {"content": []}]))
+        .await;
+    server
+        .write(json!({"jsonrpc": "2.0", "id": id, "result": {"content": []}}))
+        .await;
+    assert_eq!(next(&mut a).await["id"], 1);
+}
+
+#[tokio::test]
+async fn a_server_line_that_is_not_utf8_is_dropped_not_passed_to_a_client() {
+    let (bridge, mut server) = start();
+    let mut a = send(&bridge, "a", call_with_progress(1)).await;
+    let id = server.read().await["id"].clone();
+    // A server request whose skipped params hold a byte that is not UTF-8: passed on
+    // as it was, the client's stream would carry text that is not JSON.
+    let mut line = br#"{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","x":{""#.to_vec();
+    line.extend_from_slice(b"\x93\"}}\n");
+    server.writes.write_all(&line).await.expect("writing");
+    server
+        .write(json!({"jsonrpc": "2.0", "id": id, "result": {"content": []}}))
+        .await;
+    let answer = next(&mut a).await;
+    assert_eq!(answer["id"], 1, "the next message is the answer: {answer}");
+}
+
+#[tokio::test]
+async fn an_answer_that_cannot_be_read_in_full_reaches_its_client_as_an_error() {
+    let (bridge, mut server) = start();
+    let mut a = send(&bridge, "a", call_with_progress(4)).await;
+    let id = server.read().await["id"].clone();
+    let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"text\":\"\\ud800\"}}}}\n");
+    server
+        .writes
+        .write_all(line.as_bytes())
+        .await
+        .expect("writing");
+    let answer = next(&mut a).await;
+    assert_eq!(answer["id"], 4);
+    assert_eq!(answer["error"]["code"], code::INTERNAL_ERROR, "{answer}");
+}
+
+#[tokio::test]
 async fn a_cancellation_names_the_workloads_id_and_only_reaches_its_own_sessions_request() {
     let (bridge, mut server) = start();
     let _a = send(&bridge, "a", call_with_progress(7)).await;
