@@ -9,6 +9,8 @@
 #   e2e/cluster/cluster.sh load-images [DIR]  import image archives into the running real node
 #   e2e/cluster/cluster.sh down      stop every component by PID, verify, remove state
 #   e2e/cluster/cluster.sh status    show components and health
+#   e2e/cluster/cluster.sh restart --components etcd,kube-apiserver [--signal KILL|TERM] [--down 2s]
+#                                    kill components and start them again as they ran
 #   e2e/cluster/cluster.sh bin-dir   print the directory holding kubectl and helm
 #   e2e/cluster/cluster.sh kubeconfig  print the kubeconfig path
 #   e2e/cluster/cluster.sh env       print shell exports (eval "$(e2e/cluster/cluster.sh env)")
@@ -264,6 +266,11 @@ case "$cmd" in
     GOCMD="$(find_go)"; with_lock; build_launcher; unlock
     launcher down "$@"
     ;;
+  restart)
+    if existing; then die "THV_E2E_USE_EXISTING=1: not restarting components of a cluster we did not start"; fi
+    GOCMD="$(find_go)"; with_lock; build_launcher; unlock
+    launcher restart "$@"
+    ;;
   status)
     [[ -x "$BIN/thv-e2e-cluster" ]] || { log "launcher not built yet; no cluster"; exit 3; }
     launcher status "$@"
@@ -278,7 +285,7 @@ case "$cmd" in
     printf 'export KUBECONFIG=%q\nexport THV_E2E_BIN=%q\nexport PATH=%q:"$PATH"\n' "$STATE/kubeconfig" "$BIN" "$BIN"
     ;;
   *)
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -7,6 +7,7 @@
 //	thv-e2e-cluster up     --state DIR --bin DIR --kwok-config FILE [--foreground] [--nodes N]
 //	thv-e2e-cluster down   --state DIR --bin DIR
 //	thv-e2e-cluster status --state DIR --bin DIR
+//	thv-e2e-cluster restart --state DIR --bin DIR --components etcd,kube-apiserver [--signal KILL|TERM] [--down 2s]
 package main
 
 import (
@@ -88,6 +89,9 @@ func main() {
 	fs.BoolVar(&o.foreground, "foreground", false, "stay in the foreground; Ctrl-C stops the cluster")
 	fs.IntVar(&o.nodes, "nodes", envInt("THV_E2E_NODES", 1), "number of kwok fake nodes")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "overall start-up timeout")
+	components := fs.String("components", "", "restart: the components to kill and start again, comma-separated")
+	signalName := fs.String("signal", "KILL", "restart: KILL or TERM")
+	downFor := fs.Duration("down", 0, "restart: how long the components stay down")
 	_ = fs.Parse(os.Args[2:])
 	if o.state == "" || o.bin == "" {
 		usage()
@@ -111,13 +115,24 @@ func main() {
 		}
 	case "status":
 		os.Exit(status(o))
+	case "restart":
+		sig, err := parseSignal(*signalName)
+		if err != nil {
+			fatal(err)
+		}
+		if *components == "" {
+			fatal(errors.New("restart needs --components"))
+		}
+		if err := restart(o, strings.Split(*components, ","), sig, *downFor); err != nil {
+			fatal(err)
+		}
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: thv-e2e-cluster up|down|status --state DIR --bin DIR [--kwok-config FILE] [--foreground] [--nodes N]")
+	fmt.Fprintln(os.Stderr, "usage: thv-e2e-cluster up|down|status|restart --state DIR --bin DIR [--kwok-config FILE] [--foreground] [--nodes N]")
 	os.Exit(2)
 }
 

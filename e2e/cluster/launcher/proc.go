@@ -110,6 +110,12 @@ func startProcess(state, name, bin string, args []string) (*running, error) {
 
 // startProcessEnv is startProcess with extra environment (KEY=VALUE, later wins).
 func startProcessEnv(state, name, bin string, args, env []string) (*running, error) {
+	return startProcessExact(state, name, bin, args, append(childEnv(), env...))
+}
+
+// startProcessExact is startProcess with exactly this environment (a restart
+// gives a component the one it had).
+func startProcessExact(state, name, bin string, args, env []string) (*running, error) {
 	logPath := logFile(state, name)
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -121,7 +127,7 @@ func startProcessEnv(state, name, bin string, args, env []string) (*running, err
 	cmd.Dir = state
 	cmd.Stdout = lf
 	cmd.Stderr = lf
-	cmd.Env = append(childEnv(), env...)
+	cmd.Env = env
 	// Own session: a Ctrl-C in the terminal reaches only the launcher, which
 	// then stops the children itself; in background mode they outlive it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -6,6 +6,7 @@ pub mod mcpgroup;
 pub mod mcpregistry;
 pub mod mcpremoteproxy;
 pub mod mcpserver;
+pub mod triggers;
 
 use std::fmt::Debug;
 use std::time::Duration;

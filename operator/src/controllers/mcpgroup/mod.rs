@@ -26,7 +26,9 @@ use crate::context::Context;
 use crate::controllers::conditions::{
     ConditionStatus, ConditionType, Reason, Verdict, condition, keep_transition_times,
 };
-use crate::controllers::{back_off, drain, name_of, namespace_of, patch_status, scoped_api};
+use crate::controllers::{
+    back_off, drain, name_of, namespace_of, patch_status, scoped_api, triggers,
+};
 use crate::error::Error;
 
 /// Name of this controller in metrics and logs.
@@ -43,21 +45,26 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let controller = Controller::new(
+    let (groups, trigger) = triggers::reflected(
         scoped_api::<MCPGroup>(&client, &namespace),
         watcher::Config::default(),
+        |_| {},
     );
-    let groups = controller.store();
+    let controller = Controller::for_stream(trigger, groups.clone());
     let of_proxy = groups.clone();
     let stream = controller
-        .watches(
-            scoped_api::<PartialObjectMeta<MCPServer>>(&client, &namespace),
-            watcher::Config::default(),
+        .watches_stream(
+            triggers::touched(
+                scoped_api::<PartialObjectMeta<MCPServer>>(&client, &namespace),
+                watcher::Config::default(),
+            ),
             move |server| groups_of_namespace(&groups, server.namespace().as_deref()),
         )
-        .watches(
-            scoped_api::<PartialObjectMeta<MCPRemoteProxy>>(&client, &namespace),
-            watcher::Config::default(),
+        .watches_stream(
+            triggers::touched(
+                scoped_api::<PartialObjectMeta<MCPRemoteProxy>>(&client, &namespace),
+                watcher::Config::default(),
+            ),
             move |proxy| groups_of_namespace(&of_proxy, proxy.namespace().as_deref()),
         )
         .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))

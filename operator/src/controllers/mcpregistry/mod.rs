@@ -34,7 +34,7 @@ use kube::runtime::watcher;
 
 use crate::context::Context;
 use crate::controllers::conditions::Reason;
-use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api};
+use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api, triggers};
 use crate::error::Error;
 use failure::SyncError;
 use schedule::{Decision, Facts, Trigger};
@@ -95,11 +95,18 @@ pub async fn run(
     let cfg = watcher::Config::default();
     let owned = watcher::Config::default()
         .labels("app.kubernetes.io/name=mcpregistry,app.kubernetes.io/managed-by=thv-operator");
-    let controller = Controller::new(api::<MCPRegistry>(&client, &namespace), cfg.clone());
-    let store = controller.store();
+    let (store, trigger) =
+        triggers::reflected(api::<MCPRegistry>(&client, &namespace), cfg.clone(), |_| {});
+    let controller = Controller::for_stream(trigger, store.clone());
     let stream = controller
-        .owns(api::<ConfigMap>(&client, &namespace), owned)
-        .watches(api::<ConfigMap>(&client, &namespace), cfg, reading(store))
+        .owns_stream(triggers::touched(
+            api::<ConfigMap>(&client, &namespace),
+            owned,
+        ))
+        .watches_stream(
+            triggers::touched(api::<ConfigMap>(&client, &namespace), cfg),
+            reading(store),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state);
     drain(CONTROLLER, stream).await;

@@ -24,13 +24,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::context::Context;
 use crate::controllers::conditions::Reason;
-use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api};
+use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api, triggers};
 use crate::error::Error;
 use references::{RefKind, RefState, Referencing};
 use status::Observed;
@@ -68,13 +68,11 @@ where
     R: Watched + Referencing + serde::de::DeserializeOwned,
 {
     let client = &ctx.client;
-    let (store, writer) = reflector::store::<R>();
-    let trigger = reflector(
-        writer,
-        watcher(api::<R>(client, namespace), watcher::Config::default())
-            .modify(|object| object.managed_fields_mut().clear()),
-    )
-    .applied_objects();
+    let (store, trigger) = triggers::reflected(
+        api::<R>(client, namespace),
+        watcher::Config::default(),
+        |object: &mut R| object.managed_fields_mut().clear(),
+    );
     let watches = Watches {
         client,
         namespace,
@@ -136,9 +134,11 @@ impl<R: Watched + Referencing + serde::de::DeserializeOwned> Watches<'_, R> {
     pub fn owned<K: Watched>(&self, controller: Controller<R>) -> Controller<R> {
         let managed =
             watcher::Config::default().labels("app.kubernetes.io/managed-by=thv-operator");
-        controller.watches(
-            api::<PartialObjectMeta<K>>(self.client, self.namespace),
-            managed,
+        controller.watches_stream(
+            triggers::touched(
+                api::<PartialObjectMeta<K>>(self.client, self.namespace),
+                managed,
+            ),
             owner::<_, R>(self.applied.clone()),
         )
     }
@@ -149,9 +149,11 @@ impl<R: Watched + Referencing + serde::de::DeserializeOwned> Watches<'_, R> {
         controller: Controller<R>,
         kind: RefKind,
     ) -> Controller<R> {
-        controller.watches(
-            api::<PartialObjectMeta<K>>(self.client, self.namespace),
-            watcher::Config::default(),
+        controller.watches_stream(
+            triggers::touched(
+                api::<PartialObjectMeta<K>>(self.client, self.namespace),
+                watcher::Config::default(),
+            ),
             referencing(self.store.clone(), kind),
         )
     }
