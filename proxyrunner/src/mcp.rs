@@ -324,18 +324,19 @@ mod tests {
 
     #[test]
     fn an_array_is_not_a_message_though_serde_would_read_it_field_by_field() {
-        // Each would otherwise read as {"jsonrpc":"2.0","id":1,"method":"tools/call"},
+        // With all six fields in order (jsonrpc, id, method, params, result, error),
+        // each would otherwise read as {"jsonrpc":"2.0","id":1,"method":"tools/call"},
         // and the bridge's id rewrite panics on an array.
+        assert_eq!(
+            parse(br#"[["2.0",1,"tools/call",null,null,null]]"#).map_err(|e| e.code()),
+            Err(-32600)
+        );
         assert_eq!(
             parse(br#"[["2.0",1,"tools/call"]]"#).map_err(|e| e.code()),
             Err(-32600)
         );
-        assert_eq!(
-            parse(br#"[ "2.0" , 1 ]"#).map_err(|e| e.code()),
-            Err(-32600)
-        );
         assert_eq!(parse(br#"[[1,"#).map_err(|e| e.code()), Err(-32700));
-        assert_eq!(peek_server_message(br#"["2.0",1,null,null,{}]"#), None);
+        assert_eq!(peek_server_message(br#"["2.0",1,null,null,{},null]"#), None);
         assert!(peek_server_message(br#" {"jsonrpc":"2.0","id":1,"result":{}}"#).is_some());
     }
 

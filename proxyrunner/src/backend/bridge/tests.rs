@@ -145,7 +145,7 @@ async fn a_server_line_that_is_an_array_is_dropped_and_the_bridge_goes_on() {
     // Read field by field, this is a response to the request in flight; rewriting its
     // id used to panic the bridge's reader, and the server was never heard again.
     server
-        .write(json!(["2.0", id, null, null, {"content": []}]))
+        .write(json!(["2.0", id, null, null, {"content": []}, null]))
         .await;
     server
         .write(json!({"jsonrpc": "2.0", "id": id, "result": {"content": []}}))
