@@ -98,6 +98,30 @@ impl Counts {
             .copied()
     }
 
+    /// Adds the counts of another part of the same scenario (latencies aside).
+    pub fn absorb(&mut self, other: &Counts) {
+        self.sent += other.sent;
+        self.answered += other.answered;
+        self.failed += other.failed;
+        self.not_sent += other.not_sent;
+        self.lost += other.lost;
+        for (cause, n) in &other.causes {
+            *self.causes.entry(cause.clone()).or_default() += n;
+        }
+        self.last_trouble = self.last_trouble.max(other.last_trouble);
+        self.last_answer = self.last_answer.max(other.last_answer);
+    }
+
+    /// `"; "` and the [`Counts::top_causes`], or nothing when there were none: the end
+    /// of a notes cell.
+    pub fn causes_note(&self) -> String {
+        if self.causes.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", self.top_causes())
+        }
+    }
+
     /// The three most frequent causes, for a table cell.
     pub fn top_causes(&self) -> String {
         let mut causes: Vec<_> = self.causes.iter().collect();

@@ -485,11 +485,7 @@ async fn changes_without_fault(
         notes: format!(
             "all {SCALE_SERVERS} changes admitted within {:.1} s{review_ms}{}",
             changed_after.as_secs_f64(),
-            if counts.causes.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", counts.top_causes())
-            }
+            counts.causes_note()
         ),
         counts,
     })
@@ -564,13 +560,7 @@ async fn kill_leader(
     let _ = stop_probe.send(true);
     let probes = probe.await?;
     let mut counts = probes.clone();
-    counts.sent += patches.sent;
-    counts.answered += patches.answered;
-    counts.failed += patches.failed;
-    for (cause, n) in &patches.causes {
-        *counts.causes.entry(cause.clone()).or_default() += n;
-    }
-    counts.last_trouble = counts.last_trouble.max(patches.last_trouble);
+    counts.absorb(&patches);
     let webhook = match counts.recovery(injected) {
         Some(d) => format!(
             "admission refused with an error until {:.1} s after the kill",
@@ -594,11 +584,7 @@ async fn kill_leader(
                 patches.failed,
                 probes.answered,
                 probes.sent,
-                if counts.causes.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", counts.top_causes())
-                }
+                counts.causes_note()
             ),
             counts,
         },
@@ -775,17 +761,8 @@ async fn restart_control_plane(
         "web {web:?}; pipe {pipe:?}"
     );
     let mut counts = web.clone();
-    for part in [&pipe, &patches] {
-        counts.sent += part.sent;
-        counts.answered += part.answered;
-        counts.failed += part.failed;
-        counts.not_sent += part.not_sent;
-        counts.lost += part.lost;
-        for (cause, n) in &part.causes {
-            *counts.causes.entry(cause.clone()).or_default() += n;
-        }
-        counts.last_trouble = counts.last_trouble.max(part.last_trouble);
-    }
+    counts.absorb(&pipe);
+    counts.absorb(&patches);
     let owned: usize = objects_after.iter().map(|(_, names)| names.len()).sum();
     let outage = |c: &Counts| match c.recovery(injected) {
         Some(d) => format!("errors until {:.1} s", d.as_secs_f64()),
@@ -809,11 +786,7 @@ async fn restart_control_plane(
             pipe.sent,
             changed_after.as_secs_f64(),
             patches.failed,
-            if counts.causes.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", counts.top_causes())
-            }
+            counts.causes_note()
         ),
         counts,
     })
@@ -889,11 +862,7 @@ async fn roll_operator(
             rolled.as_secs_f64(),
             counts.answered,
             counts.sent,
-            if counts.causes.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", counts.top_causes())
-            }
+            counts.causes_note()
         ),
         counts,
     })
@@ -958,11 +927,7 @@ async fn load(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
             mib(idle),
             mib(loaded),
             mib(peak),
-            if counts.causes.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", counts.top_causes())
-            }
+            counts.causes_note()
         ),
         counts,
     })

@@ -11,10 +11,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use libfuzzer_sys::fuzz_target;
-use proxyrunner::backend::pods::{Pinned, PodRouter, PodTarget, Unroutable};
+use proxyrunner::backend::pods::{Pinned, PodRouter, PodTarget, Route, Unroutable};
 use proxyrunner::transport::sse::session_param;
 
 const SLOTS: usize = 4;
@@ -142,6 +143,17 @@ fn request(
     Some(request.into_parts().0)
 }
 
+/// Routes a request: the route, and where it went (what the model checks).
+fn route(
+    router: &Arc<PodRouter>,
+    legacy_sse: bool,
+    parts: &http::request::Parts,
+) -> (Result<Route, Unroutable>, Result<SocketAddr, Unroutable>) {
+    let route = router.route(legacy_sse, parts);
+    let routed = route.as_ref().map(|r| r.address()).map_err(Clone::clone);
+    (route, routed)
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let router = PodRouter::new();
@@ -176,8 +188,7 @@ fuzz_target!(|data: &[u8]| {
                 let Some(parts) = request(Method::POST, "/mcp", None) else {
                     continue;
                 };
-                let route = router.route(false, &parts);
-                let routed = route.as_ref().map(|r| r.address()).map_err(Clone::clone);
+                let (route, routed) = route(&router, false, &parts);
                 model.expect_new(&routed);
                 let (status, answered) = (input.status(), input.bytes());
                 let Ok(route) = route else { continue };
@@ -240,8 +251,7 @@ fuzz_target!(|data: &[u8]| {
                 let Some(parts) = request(Method::POST, &uri.to_string(), None) else {
                     continue;
                 };
-                let route = router.route(true, &parts);
-                let routed = route.as_ref().map(|r| r.address()).map_err(Clone::clone);
+                let (route, routed) = route(&router, true, &parts);
                 match session_param(parts.uri.query()) {
                     Some(id) => {
                         model.expect_named(&id, routed);
@@ -257,8 +267,7 @@ fuzz_target!(|data: &[u8]| {
                 let Some(parts) = request(Method::GET, "/sse", None) else {
                     continue;
                 };
-                let route = router.route(true, &parts);
-                let routed = route.as_ref().map(|r| r.address()).map_err(Clone::clone);
+                let (route, routed) = route(&router, true, &parts);
                 model.expect_new(&routed);
                 let id = String::from_utf8_lossy(&input.bytes()).into_owned();
                 let Ok(route) = route else { continue };
