@@ -402,9 +402,14 @@ pub async fn serve_until(
         };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
+        // The request's future is boxed: hyper keeps room for the service's future in
+        // every connection for as long as it is open, and the proxy's is several KiB
+        // (the largest path, an HTTP upstream's TLS connect, sets its size), which an
+        // idle session's connection would hold for nothing.
         let service = service_fn(move |request| {
             let proxy = proxy.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
+            let handled = Box::pin(async move { proxy.handle(request, peer).await });
+            async move { Ok::<_, std::convert::Infallible>(handled.await) }
         });
         let connection = graceful.watch(
             http1::Builder::new()
