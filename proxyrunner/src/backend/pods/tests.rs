@@ -58,6 +58,20 @@ async fn body_of(response: Response<Body>) -> serde_json::Value {
 }
 
 #[test]
+fn a_session_id_that_is_not_text_is_a_session_nobody_knows() {
+    let router = three_pods();
+    let mut parts = request(Method::POST, "/mcp", None);
+    parts.headers.insert(
+        SESSION_HEADER,
+        HeaderValue::from_bytes(b"s\xff1").expect("obs-text is a valid header value"),
+    );
+    assert!(
+        matches!(router.route(false, &parts), Err(Unroutable::SessionGone(_))),
+        "refused as an unknown session, not sent to a pod as a new one"
+    );
+}
+
+#[test]
 fn new_sessions_spread_evenly_across_the_pods() {
     let router = three_pods();
     let mut per_pod: HashMap<String, usize> = HashMap::new();
