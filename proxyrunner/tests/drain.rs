@@ -33,6 +33,31 @@ async fn proxy_with(
     (upstream, dir, child, url)
 }
 
+/// A `slow` call (held by the upstream until released) sent now, answered in its task.
+fn slow_call_in_flight(
+    url: &str,
+) -> tokio::task::JoinHandle<(StatusCode, http::HeaderMap, serde_json::Value)> {
+    let proxy = support::Proxy::at(url.to_owned());
+    tokio::spawn(async move {
+        support::post(
+            &proxy,
+            &support::call(7, "tools/call", json!({"name": "slow"})),
+            &[],
+        )
+        .await
+    })
+}
+
+/// Sends SIGTERM to the proxy.
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("the proxy runs").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+}
+
 #[tokio::test]
 async fn sigterm_fails_readiness_then_finishes_the_request_in_flight_and_exits() {
     let (upstream, _dir, mut child, url) = proxy_with("2s", "20s").await;
@@ -42,24 +67,9 @@ async fn sigterm_fails_readiness_then_finishes_the_request_in_flight_and_exits()
     assert_eq!(ready.status(), StatusCode::OK);
 
     // A call the upstream holds until released, in flight when SIGTERM arrives.
-    let in_flight = {
-        let proxy = support::Proxy::at(url.clone());
-        tokio::spawn(async move {
-            support::post(
-                &proxy,
-                &support::call(7, "tools/call", json!({"name": "slow"})),
-                &[],
-            )
-            .await
-        })
-    };
+    let in_flight = slow_call_in_flight(&url);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().expect("the proxy runs").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
+    sigterm(&child);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // During the drain delay: readiness fails, requests are served and close their
@@ -107,23 +117,10 @@ async fn sigterm_fails_readiness_then_finishes_the_request_in_flight_and_exits()
 async fn a_second_sigterm_exits_without_waiting_for_the_drain() {
     let (_upstream, _dir, mut child, url) = proxy_with("0s", "60s").await;
     // A call the upstream never releases keeps the drain waiting.
-    let proxy = support::Proxy::at(url);
-    let _in_flight = tokio::spawn(async move {
-        support::post(
-            &proxy,
-            &support::call(7, "tools/call", json!({"name": "slow"})),
-            &[],
-        )
-        .await
-    });
+    let _in_flight = slow_call_in_flight(&url);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().expect("the proxy runs").to_string();
     for _ in 0..2 {
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(killed.success());
+        sigterm(&child);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
