@@ -52,6 +52,13 @@ impl Session {
 
     /// POSTs `body`; the response's session id, if any. Fails on a non-2xx answer.
     pub async fn post(&mut self, body: &'static str) -> anyhow::Result<Option<String>> {
+        let (id, _) = self.exchange(Bytes::from_static(body.as_bytes())).await?;
+        Ok(id)
+    }
+
+    /// POSTs `body`; the response's session id, if any, and its body (JSON or an SSE
+    /// stream, as the server chose). Fails on a non-2xx answer.
+    pub async fn exchange(&mut self, body: Bytes) -> anyhow::Result<(Option<String>, Bytes)> {
         let mut request = hyper::Request::post(self.path.as_str())
             .header("host", self.host.as_str())
             .header("content-type", "application/json")
@@ -63,7 +70,7 @@ impl Session {
         self.sender.ready().await?;
         let response = self
             .sender
-            .send_request(request.body(Full::new(Bytes::from_static(body.as_bytes())))?)
+            .send_request(request.body(Full::new(body))?)
             .await?;
         let status = response.status();
         let id = response
@@ -75,7 +82,7 @@ impl Session {
         if !status.is_success() {
             bail!("HTTP {status}: {}", String::from_utf8_lossy(&answer));
         }
-        Ok(id)
+        Ok((id, answer))
     }
 }
 

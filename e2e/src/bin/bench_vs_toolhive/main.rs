@@ -11,18 +11,23 @@
 //!    streamable HTTP) reached directly, through ToolHive's `thv-proxyrunner` (a
 //!    remote-URL RunConfig) and through ours: added latency at c=1, throughput at
 //!    c=32, proxy CPU per request, RSS.
+//! 3. **stdio on the real node** (`stdio.rs`): each proxy given a stdio RunConfig for the
+//!    same image creates its StatefulSet and attaches to the pod; 100 sessions at once:
+//!    messages/s, latency, proxy RSS and CPU, and answers that were wrong, failed or lost.
 //!
 //! ToolHive's binaries come from its Go module at a pinned version, built once into the
 //! harness cache (`e2e/cluster/toolhive.sh`); its CRDs from the same module.
 //!
-//! Usage: `bench_vs_toolhive [operator] [proxy]` (both by default). Environment:
+//! Usage: `bench_vs_toolhive [operator] [proxy] [stdio]` (all by default). Environment:
 //! `BENCH_ROUNDS` (3), `BENCH_SERVERS` (1000), `BENCH_QUIET_SECONDS` (300),
-//! `BENCH_PROXY_SECONDS` (10), `TOOLHIVE_BIN` (directory of ToolHive's binaries),
+//! `BENCH_PROXY_SECONDS` (10), `BENCH_STDIO_SECONDS` (10), `BENCH_STDIO_SESSIONS` (100),
+//! `TOOLHIVE_BIN` (directory of ToolHive's binaries),
 //! `TOOLHIVE_CRDS` (directory of its CRD files), `BENCH_SIDES` (`ours,toolhive`; one of
 //! them to iterate on one operator).
 
 mod operator;
 mod proxy;
+mod stdio;
 
 use std::path::PathBuf;
 
@@ -129,8 +134,8 @@ async fn main() -> anyhow::Result<()> {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
     for row in &wanted {
         anyhow::ensure!(
-            row == "operator" || row == "proxy",
-            "unknown row {row:?}: the rows are `operator` and `proxy`"
+            ["operator", "proxy", "stdio"].contains(&row.as_str()),
+            "unknown row {row:?}: the rows are `operator`, `proxy` and `stdio`"
         );
     }
     let runs = |row: &str| wanted.is_empty() || wanted.iter().any(|w| w == row);
@@ -143,6 +148,9 @@ async fn main() -> anyhow::Result<()> {
     );
     if runs("proxy") {
         proxy::run(&toolhive, rounds).await?;
+    }
+    if runs("stdio") {
+        stdio::run(&toolhive, rounds).await?;
     }
     if runs("operator") {
         operator::run(&toolhive, rounds).await?;

@@ -90,9 +90,14 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         process,
     };
     for (name, side) in [("ours", &ours), ("ToolHive", &theirs)] {
-        wait_serving(&side.addr, &side.path, &side.process)
-            .await
-            .with_context(|| format!("{name}'s proxy"))?;
+        wait_serving(
+            &side.addr,
+            &side.path,
+            &side.process,
+            Duration::from_secs(60),
+        )
+        .await
+        .with_context(|| format!("{name}'s proxy"))?;
     }
 
     println!(
@@ -162,15 +167,20 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
 }
 
 /// Waits until an MCP session can be opened through a proxy.
-async fn wait_serving(addr: &str, path: &str, process: &Running) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+pub async fn wait_serving(
+    addr: &str,
+    path: &str,
+    process: &Running,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         match Session::open(addr, path).await {
             Ok(_) => return Ok(()),
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(e).with_context(|| {
                     format!(
-                        "not serving at {addr}{path} after 60 s; its stderr:\n{}",
+                        "not serving at {addr}{path} after {within:?}; its stderr:\n{}",
                         process.stderr_tail(30)
                     )
                 });
