@@ -74,10 +74,12 @@ bench-k8s: cluster-up ## The Kubernetes path on the real node: apply->Ready, lat
 	$(CARGO) run --locked --release -p e2e --bin bench_k8s -- $(BENCH_K8S_SECONDS)
 
 BENCH_ROUNDS ?= 3
-bench-vs-toolhive: cluster-up ## ToolHive's operator and proxy side by side with ours (HTTP proxy, stdio on the real node, operator at scale), alternating, BENCH_ROUNDS rounds: medians and ours/theirs (docs/performance.md)
+bench-vs-toolhive: cluster-up ## ToolHive's operator and proxy side by side with ours (HTTP proxy, stdio on the real node, apply->served on real pods, operator at scale), alternating, BENCH_ROUNDS rounds: medians and ours/theirs (docs/performance.md)
 	e2e/cluster/toolhive.sh build
+	e2e/cluster/toolhive.sh image
 	scripts/images.sh
 	$(CLUSTER_SH) load-images
+	eval "$$(e2e/cluster/toolhive.sh env)" && $(CLUSTER_SH) load-images "$$TOOLHIVE_IMAGES"
 	$(CARGO) build --locked --release -p thv-operator -p thv-proxyrunner -p mcp-fixture
 	$(CARGO) build --locked --release -p e2e --bin bench_vs_toolhive
 	eval "$$(e2e/cluster/toolhive.sh env)" && BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_SERVERS=$(BENCH_SERVERS) target/release/bench_vs_toolhive

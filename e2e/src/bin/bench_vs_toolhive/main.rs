@@ -14,18 +14,22 @@
 //! 3. **stdio on the real node** (`stdio.rs`): each proxy given a stdio RunConfig for the
 //!    same image creates its StatefulSet and attaches to the pod; 100 sessions at once:
 //!    messages/s, latency, proxy RSS and CPU, and answers that were wrong, failed or lost.
+//! 4. **On real pods** (`pods.rs`): each operator given one stdio MCPServer; seconds from
+//!    the apply to the first `tools/list` served through its proxy Service.
 //!
 //! ToolHive's binaries come from its Go module at a pinned version, built once into the
 //! harness cache (`e2e/cluster/toolhive.sh`); its CRDs from the same module.
 //!
-//! Usage: `bench_vs_toolhive [operator] [proxy] [stdio]` (all by default). Environment:
+//! Usage: `bench_vs_toolhive [operator] [proxy] [stdio] [pods]` (all by default). Environment:
 //! `BENCH_ROUNDS` (3), `BENCH_SERVERS` (1000), `BENCH_QUIET_SECONDS` (300),
 //! `BENCH_PROXY_SECONDS` (10), `BENCH_STDIO_SECONDS` (10), `BENCH_STDIO_SESSIONS` (100),
 //! `TOOLHIVE_BIN` (directory of ToolHive's binaries),
-//! `TOOLHIVE_CRDS` (directory of its CRD files), `BENCH_SIDES` (`ours,toolhive`; one of
+//! `TOOLHIVE_CRDS` (directory of its CRD files), `TOOLHIVE_RUNNER_IMAGE` (its proxy
+//! runner's image, on the real node), `BENCH_SIDES` (`ours,toolhive`; one of
 //! them to iterate on one operator).
 
 mod operator;
+mod pods;
 mod proxy;
 mod stdio;
 
@@ -134,8 +138,8 @@ async fn main() -> anyhow::Result<()> {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
     for row in &wanted {
         anyhow::ensure!(
-            ["operator", "proxy", "stdio"].contains(&row.as_str()),
-            "unknown row {row:?}: the rows are `operator`, `proxy` and `stdio`"
+            ["operator", "proxy", "stdio", "pods"].contains(&row.as_str()),
+            "unknown row {row:?}: the rows are `operator`, `proxy`, `stdio` and `pods`"
         );
     }
     let runs = |row: &str| wanted.is_empty() || wanted.iter().any(|w| w == row);
@@ -151,6 +155,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if runs("stdio") {
         stdio::run(&toolhive, rounds).await?;
+    }
+    if runs("pods") {
+        pods::run(&toolhive, rounds).await?;
     }
     if runs("operator") {
         operator::run(&toolhive, rounds).await?;

@@ -7,7 +7,9 @@ use anyhow::Context;
 use e2e::bench::audit::{AuditLog, Identity, Requests};
 use e2e::bench::{cpu_seconds, peak_rss_kib, scale};
 use e2e::{TEST_MANAGER, TestNamespace};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 
 use crate::{Row, ToolHive, env_number, print_table};
@@ -16,13 +18,13 @@ use crate::{Row, ToolHive, env_number, print_table};
 const APPLY_IN_FLIGHT: usize = 64;
 
 #[derive(Clone, Copy, PartialEq)]
-enum Side {
+pub enum Side {
     Ours,
     ToolHive,
 }
 
 impl Side {
-    fn key(self) -> &'static str {
+    pub fn key(self) -> &'static str {
         match self {
             Side::Ours => "ours",
             Side::ToolHive => "toolhive",
@@ -158,16 +160,12 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
 
 impl Bench<'_> {
     async fn round(&self, side: Side, round: usize) -> anyhow::Result<Measured> {
-        match side {
-            Side::Ours => e2e::install_crds(&self.client).await?,
-            Side::ToolHive => {
-                e2e::apply_crds(&self.client, crd_files(&self.toolhive.crds)?).await?
-            }
-        }
+        install_crds(&self.client, self.toolhive, side).await?;
         let identity = Identity::create(&self.client, side.key(), 4).await?;
         let ns = TestNamespace::create(&self.client, &format!("bench-{}-{round}", side.key()), &[])
             .await?;
         let log = self.logs.join(format!("bench-{}.log", side.key()));
+        fresh_leases(&self.client).await?;
         let start_offset = self.audit.offset()?;
         let mut operator = self.spawn(side, &ns.name, &identity, &log)?;
         let pid = operator.id().context("operator pid")?;
@@ -254,8 +252,6 @@ impl Bench<'_> {
         })
     }
 
-    /// Starts an operator as its charts deploy it (leader election on, no webhook),
-    /// watching one namespace, authenticated as `identity`, its log to `log`.
     fn spawn(
         &self,
         side: Side,
@@ -263,48 +259,82 @@ impl Bench<'_> {
         identity: &Identity,
         log: &Path,
     ) -> anyhow::Result<tokio::process::Child> {
-        let file =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let mut command = match side {
-            Side::Ours => {
-                let binary = e2e::repo_root().join("target/release/thv-operator");
-                anyhow::ensure!(
-                    binary.exists(),
-                    "{} is missing: cargo build --release -p thv-operator",
-                    binary.display()
-                );
-                let mut command = tokio::process::Command::new(binary);
-                command
-                    .args(["--namespace", namespace, "--leader-elect"])
-                    .args(["--leader-elect-namespace", e2e::bench::audit::NAMESPACE])
-                    .args(["--metrics-addr", "127.0.0.1:0"])
-                    .env("RUST_LOG", "warn");
-                command
-            }
-            Side::ToolHive => {
-                let mut command =
-                    tokio::process::Command::new(self.toolhive.bin.join("thv-operator"));
-                command
-                    .arg("--leader-elect")
-                    .args(["--metrics-bind-address", "127.0.0.1:0"])
-                    .args(["--health-probe-bind-address", "127.0.0.1:0"])
-                    .env("WATCH_NAMESPACE", namespace)
-                    .env("POD_NAMESPACE", e2e::bench::audit::NAMESPACE)
-                    // Its update check would call updates.stacklok.com: off (and any
-                    // other request that is not to loopback goes to a closed port).
-                    .env("TOOLHIVE_SKIP_UPDATE_CHECK", "true")
-                    .env("HTTPS_PROXY", "http://127.0.0.1:9")
-                    .env("HTTP_PROXY", "http://127.0.0.1:9")
-                    .env("NO_PROXY", "127.0.0.1,localhost");
-                command
-            }
-        };
-        command
-            .env("KUBECONFIG", &identity.kubeconfig)
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .kill_on_drop(true);
-        command.spawn().context("starting the operator")
+        spawn(self.toolhive, side, namespace, identity, log, &[])
+    }
+}
+
+/// Starts an operator as its charts deploy it (leader election on, no webhook),
+/// watching one namespace, authenticated as `identity`, its log to `log`, with `env`
+/// added to its environment.
+pub fn spawn(
+    toolhive: &ToolHive,
+    side: Side,
+    namespace: &str,
+    identity: &Identity,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<tokio::process::Child> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut command = match side {
+        Side::Ours => {
+            let binary = e2e::repo_root().join("target/release/thv-operator");
+            anyhow::ensure!(
+                binary.exists(),
+                "{} is missing: cargo build --release -p thv-operator",
+                binary.display()
+            );
+            let mut command = tokio::process::Command::new(binary);
+            command
+                .args(["--namespace", namespace, "--leader-elect"])
+                .args(["--leader-elect-namespace", e2e::bench::audit::NAMESPACE])
+                .args(["--metrics-addr", "127.0.0.1:0"])
+                .env("RUST_LOG", "warn");
+            command
+        }
+        Side::ToolHive => {
+            let mut command = tokio::process::Command::new(toolhive.bin.join("thv-operator"));
+            command
+                .arg("--leader-elect")
+                .args(["--metrics-bind-address", "127.0.0.1:0"])
+                .args(["--health-probe-bind-address", "127.0.0.1:0"])
+                .env("WATCH_NAMESPACE", namespace)
+                .env("POD_NAMESPACE", e2e::bench::audit::NAMESPACE)
+                // Its update check would call updates.stacklok.com: off (and any
+                // other request that is not to loopback goes to a closed port).
+                .env("TOOLHIVE_SKIP_UPDATE_CHECK", "true")
+                .env("HTTPS_PROXY", "http://127.0.0.1:9")
+                .env("HTTP_PROXY", "http://127.0.0.1:9")
+                .env("NO_PROXY", "127.0.0.1,localhost");
+            command
+        }
+    };
+    command
+        .envs(env.iter().copied())
+        .env("KUBECONFIG", &identity.kubeconfig)
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true);
+    command.spawn().context("starting the operator")
+}
+
+/// Deletes the leader-election Leases of `thv-bench`: an operator killed in an earlier
+/// round still holds its Lease until it expires, and the next one of its side would wait
+/// that long before reconciling anything.
+pub async fn fresh_leases(client: &Client) -> anyhow::Result<()> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), e2e::bench::audit::NAMESPACE);
+    leases
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .context("deleting the leader-election Leases of the earlier rounds")?;
+    Ok(())
+}
+
+/// Puts `side`'s CRDs on the cluster (one field manager for both, so nothing of the
+/// other side's schema is left).
+pub async fn install_crds(client: &Client, toolhive: &ToolHive, side: Side) -> anyhow::Result<()> {
+    match side {
+        Side::Ours => e2e::install_crds(client).await,
+        Side::ToolHive => e2e::apply_crds(client, crd_files(&toolhive.crds)?).await,
     }
 }
 
@@ -331,7 +361,11 @@ fn crd_files(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(crds)
 }
 
-async fn wait_namespace_gone(client: &Client, name: &str, timeout: Duration) -> anyhow::Result<()> {
+pub async fn wait_namespace_gone(
+    client: &Client,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     e2e::wait_gone(&namespaces, name, timeout).await
 }
