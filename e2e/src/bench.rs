@@ -25,11 +25,18 @@ pub struct Session {
     host: String,
     path: String,
     id: Option<String>,
+    /// `Authorization: Bearer` value sent with every request, if any.
+    bearer: Option<String>,
 }
 
 impl Session {
     /// Connects to `addr` (`ip:port`) and initialises a session at `path`.
     pub async fn open(addr: &str, path: &str) -> anyhow::Result<Self> {
+        Self::open_as(addr, path, None).await
+    }
+
+    /// [`Session::open`], sending `bearer` (a token) with every request when given.
+    pub async fn open_as(addr: &str, path: &str, bearer: Option<&str>) -> anyhow::Result<Self> {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
@@ -43,6 +50,7 @@ impl Session {
             host: addr.to_owned(),
             path: path.to_owned(),
             id: None,
+            bearer: bearer.map(|t| format!("Bearer {t}")),
         };
         let id = session.post(INITIALIZE).await?;
         session.id = id;
@@ -66,6 +74,9 @@ impl Session {
             .header("mcp-protocol-version", "2025-06-18");
         if let Some(id) = &self.id {
             request = request.header("mcp-session-id", id.as_str());
+        }
+        if let Some(bearer) = &self.bearer {
+            request = request.header("authorization", bearer.as_str());
         }
         self.sender.ready().await?;
         let response = self
@@ -97,12 +108,23 @@ pub struct Run {
 
 /// `concurrency` sessions calling `echo` for `seconds` (after half a second of warm-up).
 pub async fn load(addr: &str, path: &str, concurrency: usize, seconds: u64) -> anyhow::Result<Run> {
+    load_as(addr, path, concurrency, seconds, None).await
+}
+
+/// [`load`] with `bearer` (a token) sent with every request when given.
+pub async fn load_as(
+    addr: &str,
+    path: &str,
+    concurrency: usize,
+    seconds: u64,
+    bearer: Option<&str>,
+) -> anyhow::Result<Run> {
     let warm = Instant::now() + Duration::from_millis(500);
     let end = warm + Duration::from_secs(seconds);
     let mut workers = Vec::new();
     let total = Arc::new(AtomicU64::new(0));
     for _ in 0..concurrency {
-        let mut session = Session::open(addr, path).await?;
+        let mut session = Session::open_as(addr, path, bearer).await?;
         let total = total.clone();
         workers.push(tokio::spawn(async move {
             let mut samples = Vec::new();

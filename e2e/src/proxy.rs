@@ -195,6 +195,16 @@ impl Running {
         }
     }
 
+    /// Reads and drops what it writes to stdout, so that it never blocks on a full pipe
+    /// (a proxy's audit events).
+    pub fn drain_stdout(&mut self) {
+        if let Some(stdout) = self.child.stdout.take() {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut BufReader::new(stdout), &mut std::io::sink());
+            });
+        }
+    }
+
     /// Its process id.
     pub fn id(&self) -> u32 {
         self.child.id()

@@ -174,7 +174,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
 
     let started = Instant::now();
     for side in [&ours, &theirs] {
-        wait_serving(&side.addr, side.path, &side.process, START_TIMEOUT)
+        wait_serving(&side.addr, side.path, &side.process, START_TIMEOUT, None)
             .await
             .with_context(|| format!("{}'s stdio proxy", side.name))?;
         println!(
