@@ -59,6 +59,17 @@ impl Row {
     }
 }
 
+/// Adds one round's `values` to `rows`, in order, on the side they were measured on.
+pub fn record(rows: &mut [Row], ours: bool, values: impl IntoIterator<Item = f64>) {
+    for (row, value) in rows.iter_mut().zip(values) {
+        if ours {
+            row.ours.push(value);
+        } else {
+            row.theirs.push(value);
+        }
+    }
+}
+
 /// Prints rows as a Markdown table: medians of each side and ours/theirs.
 pub fn print_table(title: &str, rounds: usize, rows: &[Row]) {
     println!("\n{title} (medians of {rounds} rounds)\n");

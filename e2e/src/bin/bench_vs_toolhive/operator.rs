@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 
-use crate::{Row, ToolHive, env_number, print_table};
+use crate::{Row, ToolHive, env_number, print_table, record};
 
 /// In-flight applies: enough that the apply client is not what is measured.
 const APPLY_IN_FLIGHT: usize = 64;
@@ -137,12 +137,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 m.idle_per_minute,
                 m.idle_last_window,
             ];
-            for (row, value) in rows.iter_mut().zip(values) {
-                match side {
-                    Side::Ours => row.ours.push(value),
-                    Side::ToolHive => row.theirs.push(value),
-                }
-            }
+            record(&mut rows, side == Side::Ours, values);
         }
     }
     print_table(

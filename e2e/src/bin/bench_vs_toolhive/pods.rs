@@ -19,7 +19,7 @@ use kube::Client;
 use kube::api::{Patch, PatchParams};
 
 use crate::operator::{Side, fresh_leases, install_crds, spawn, wait_namespace_gone};
-use crate::{Row, ToolHive, print_table};
+use crate::{Row, ToolHive, print_table, record};
 
 /// How long one side may take to serve.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -71,12 +71,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                     .map_or("never".to_owned(), |s| format!("at {s:.1} s"))
             );
             let values = [seen.served, seen.status_ready.unwrap_or(f64::NAN)];
-            for (row, value) in rows.iter_mut().zip(values) {
-                match side {
-                    Side::Ours => row.ours.push(value),
-                    Side::ToolHive => row.theirs.push(value),
-                }
-            }
+            record(&mut rows, side == Side::Ours, values);
         }
     }
     print_table("on real pods, one stdio MCPServer", rounds, &rows);

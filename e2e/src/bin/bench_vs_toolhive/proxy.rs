@@ -10,7 +10,7 @@ use bytes::Bytes;
 use e2e::bench::{Session, cpu_seconds, load, load_as, peak_rss_kib, rss_kib, us};
 use e2e::proxy::{Running, TempDir, free_port, remote_config, start_listening};
 
-use crate::{Row, ToolHive, env_number, print_table};
+use crate::{Row, ToolHive, env_number, print_table, record};
 
 /// `http://HOST:PORT/PATH` → (`HOST:PORT`, `/PATH`).
 fn split(url: &str) -> anyhow::Result<(String, String)> {
@@ -219,13 +219,7 @@ impl Variant<'_> {
                     direct32.rps,
                     peak_rss_kib(pid)? as f64 / 1024.0
                 );
-                for (row, value) in rows.iter_mut().zip(values) {
-                    if is_ours {
-                        row.ours.push(value);
-                    } else {
-                        row.theirs.push(value);
-                    }
-                }
+                record(&mut rows, is_ours, values);
             }
         }
         print_table(

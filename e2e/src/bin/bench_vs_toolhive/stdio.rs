@@ -26,7 +26,7 @@ use e2e::proxy::{Running, TempDir, free_port, start_listening};
 use serde_json::json;
 
 use crate::proxy::wait_serving;
-use crate::{Row, ToolHive, env_number, print_table};
+use crate::{Row, ToolHive, env_number, print_table, record};
 
 /// A call with no answer after this long is lost, and its session given up.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -234,13 +234,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 m.client_cpu_us,
                 (m.wrong + m.failed + m.lost) as f64,
             ];
-            for (row, value) in rows.iter_mut().zip(values) {
-                if side.name == "ours" {
-                    row.ours.push(value);
-                } else {
-                    row.theirs.push(value);
-                }
-            }
+            record(&mut rows, side.name == "ours", values);
         }
     }
     print_table(
