@@ -178,6 +178,12 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
         // The last numbers, so a short-lived proxy's are not lost.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), exporter.push()).await;
     }
+    // The last audit events, written by their own thread.
+    tokio::task::spawn_blocking(|| {
+        proxyrunner::middleware::audit::drain_stdout(std::time::Duration::from_secs(3))
+    })
+    .await
+    .ok();
     Ok(())
 }
 

@@ -70,6 +70,96 @@ pub fn event_type(method: &str) -> &'static str {
 /// Where audit lines go.
 pub type Sink = Arc<Mutex<dyn Write + Send>>;
 
+/// Lines queued for stdout before a request waits for the writer: about a second of
+/// events at the proxy's full rate.
+const STDOUT_QUEUE: usize = 16_384;
+
+/// What the stdout writer thread is sent.
+enum Queued {
+    Line(Vec<u8>),
+    /// Answered once every line queued before it is written.
+    Drained(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Audit lines to stdout, written by a thread of their own (std's `mpsc` and a thread
+/// rather than a tokio task: a line must be queued from synchronous code, and a full
+/// pipe must block that thread, not a runtime worker). A request only queues its line;
+/// the lines that are waiting go out together in one `write`. When the queue is full, a
+/// request waits: an event is never dropped.
+struct StdoutLines(std::sync::mpsc::SyncSender<Queued>);
+
+impl Write for StdoutLines {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(Queued::Line(line.to_vec()))
+            .map_err(|_| std::io::Error::other("the audit writer thread has stopped"))?;
+        Ok(line.len())
+    }
+
+    /// Lines are flushed by the writer as soon as its queue is empty; [`drain_stdout`]
+    /// waits for that.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The process's one stdout writer, once an auditor has started it.
+static STDOUT: std::sync::OnceLock<std::sync::mpsc::SyncSender<Queued>> =
+    std::sync::OnceLock::new();
+
+/// The process's one stdout writer, started on first use.
+fn stdout_queue() -> &'static std::sync::mpsc::SyncSender<Queued> {
+    STDOUT.get_or_init(|| {
+        let (queue, lines) = std::sync::mpsc::sync_channel(STDOUT_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("audit-stdout".to_owned())
+            .spawn(move || write_lines(&lines, &mut std::io::stdout()));
+        if let Err(e) = spawned {
+            // Without the thread every line is reported as not written, never dropped
+            // silently.
+            tracing::error!(error = %e, "starting the audit writer thread");
+        }
+        queue
+    })
+}
+
+/// The writer thread: every line waiting is written, then flushed, in one go.
+fn write_lines(lines: &std::sync::mpsc::Receiver<Queued>, out: &mut impl Write) {
+    let mut batch = Vec::new();
+    let mut answered = Vec::new();
+    while let Ok(first) = lines.recv() {
+        let mut next = Some(first);
+        while let Some(item) = next {
+            match item {
+                Queued::Line(line) => batch.extend_from_slice(&line),
+                Queued::Drained(done) => answered.push(done),
+            }
+            next = (batch.len() < 1 << 16)
+                .then(|| lines.try_recv().ok())
+                .flatten();
+        }
+        if let Err(e) = out.write_all(&batch).and_then(|()| out.flush()) {
+            tracing::error!(error = %e, lines = batch.iter().filter(|b| **b == b'\n').count(), "audit events could not be written");
+        }
+        batch.clear();
+        for done in answered.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Waits (at most `within`) until every audit line queued for stdout so far is written:
+/// the proxy calls it before it exits, so that no event is lost to the exit.
+pub fn drain_stdout(within: Duration) {
+    let Some(queue) = STDOUT.get() else {
+        return;
+    };
+    let (done, written) = std::sync::mpsc::sync_channel(1);
+    if queue.send(Queued::Drained(done)).is_ok() && written.recv_timeout(within).is_err() {
+        tracing::warn!(?within, "audit events were still being written at exit");
+    }
+}
+
 /// The audit log. Cloning it is cheap: an answer whose body is still streaming keeps a
 /// clone to write its events when the body has passed.
 #[derive(Clone)]
@@ -97,9 +187,12 @@ pub struct Event<'a> {
 }
 
 impl Auditor {
-    /// The auditor, writing to stdout.
+    /// The auditor, writing to stdout (through the process's one writer thread).
     pub fn new(config: &ValidatedAudit) -> Self {
-        Self::with_sink(config, Arc::new(Mutex::new(std::io::stdout())))
+        Self::with_sink(
+            config,
+            Arc::new(Mutex::new(StdoutLines(stdout_queue().clone()))),
+        )
     }
 
     /// The auditor, writing to `sink` (tests, or a file).
@@ -344,6 +437,53 @@ fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a writer was given, and how many times it was flushed.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<Mutex<(Vec<u8>, usize)>>);
+
+    impl Write for Recorded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.lock().expect("lock").1 += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_stdout_writer_writes_every_line_in_order_in_batches_and_answers_a_drain() {
+        let (queue, lines) = std::sync::mpsc::sync_channel(STDOUT_QUEUE);
+        for i in 0..1000 {
+            queue
+                .send(Queued::Line(format!("{i}\n").into_bytes()))
+                .expect("queued");
+        }
+        let (done, written) = std::sync::mpsc::sync_channel(1);
+        queue.send(Queued::Drained(done)).expect("queued");
+        drop(queue);
+        let out = Recorded::default();
+        let mut writer = out.clone();
+        // Everything was queued before the writer started: it ends when the queue closes.
+        write_lines(&lines, &mut writer);
+        written.try_recv().expect("the drain was answered");
+        let (text, flushes) = out.0.lock().expect("lock").clone();
+        let expected: String = (0..1000).map(|i| format!("{i}\n")).collect();
+        assert_eq!(String::from_utf8(text).expect("utf-8"), expected);
+        assert!(
+            flushes < 10,
+            "1,000 lines queued together, {flushes} flushes"
+        );
+    }
+
+    #[test]
+    fn an_auditor_on_stdout_only_queues_its_line() {
+        let mut lines = StdoutLines(stdout_queue().clone());
+        lines.write_all(b"").expect("queued");
+        drain_stdout(Duration::from_secs(5));
+    }
 
     /// A body whose frames the test sends one at a time.
     fn streamed() -> (tokio::sync::mpsc::UnboundedSender<Bytes>, Body) {
