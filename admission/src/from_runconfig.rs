@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use api::common::{EnvVar, LocalRef, Volume};
+use api::common::{EnvVar, LocalRef, SessionStorageConfig, SessionStorageProvider, Volume};
 use api::mcpserver::{
     AuditConfig, AuthzConfigRef, AuthzConfigSource, InlineAuthzConfig, MCPOIDCConfigReference,
     MCPTelemetryConfigReference, PermissionProfileRef, PermissionProfileType, ProxyMode, SecretRef,
@@ -197,6 +197,25 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         manifests.push(Manifest::MCPToolConfig(MCPToolConfig::new(&object, spec)));
         LocalRef { name: object }
     });
+    let session_storage = proxy.session_redis.as_ref().map(|redis| {
+        if let Some(env) = &redis.password_env {
+            problems.push(
+                Violation::new(
+                    FieldPath::parse("proxy.session_redis.password_env"),
+                    Reason::NotSupported,
+                    format!("an MCPServer takes the Redis password from a Secret, not from the variable {env}"),
+                )
+                .allowed("store the password in a Secret and set spec.sessionStorage.passwordRef {name, key}"),
+            );
+        }
+        SessionStorageConfig {
+            provider: SessionStorageProvider::Redis,
+            address: Some(redis.address.clone()),
+            db: i32::try_from(redis.db).unwrap_or_default(),
+            key_prefix: redis.key_prefix.clone(),
+            password_ref: None,
+        }
+    });
     let spec = MCPServerSpec {
         image: container.image.clone(),
         transport,
@@ -265,6 +284,7 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         replicas: None,
         backend_replicas: container.replicas.and_then(|r| i32::try_from(r).ok()),
         session_affinity: SessionAffinity::ClientIP,
+        session_storage,
     };
     manifests.insert(0, Manifest::MCPServer(MCPServer::new(&name, spec)));
     if problems.is_empty() {

@@ -4,7 +4,7 @@
 //! table ([`crate::ConfigKind`]) and the admission checks are written once, over
 //! [`Front`].
 
-use api::common::LocalRef;
+use api::common::{LocalRef, SessionStorageConfig};
 use api::mcpserver::{
     AuditConfig, AuthServerRef, AuthzConfigRef, MCPOIDCConfigReference, MCPTelemetryConfigReference,
 };
@@ -61,6 +61,8 @@ pub struct Front<'a> {
     pub trust_proxy_headers: bool,
     /// `spec.endpointPrefix`.
     pub endpoint_prefix: Option<&'a str>,
+    /// `spec.sessionStorage`.
+    pub session_storage: Option<&'a SessionStorageConfig>,
 }
 
 impl Front<'_> {
@@ -95,6 +97,7 @@ macro_rules! front_of {
             external_auth_config_ref: spec.external_auth_config_ref.as_ref(),
             trust_proxy_headers: spec.trust_proxy_headers,
             endpoint_prefix: spec.endpoint_prefix.as_deref(),
+            session_storage: spec.session_storage.as_ref(),
         }
     }};
 }

@@ -3,6 +3,7 @@
 //! Pure: referenced objects are passed in; nothing is fetched here.
 
 use api::authzconfig::AuthzBackend;
+use api::common::SessionStorageProvider;
 use api::externalauth::ExternalAuthType;
 use api::mcpserver::{
     AuthzConfigSource, PermissionProfileType, ProxyMode as CrdProxyMode, Transport as CrdTransport,
@@ -20,8 +21,8 @@ use crate::paths::{Location, PathMap, Via};
 use runconfig::config::{
     AuditConfig, AuthzConfig, CedarConfig, ContainerWorkload, EnvVar, ForwardedHeader,
     HttpAuthzConfig, KubernetesServiceAccount, OidcConfig, PermissionProfile, Profile, ProxyConfig,
-    RemoteWorkload, RunConfig, SCHEMA_VERSION, SamplingRate, SecretRef, TelemetryConfig,
-    ToolOverride, ToolsConfig, VolumeMount, Workload,
+    RemoteWorkload, RunConfig, SCHEMA_VERSION, SESSION_REDIS_PASSWORD_ENV, SamplingRate, SecretRef,
+    SessionRedis, TelemetryConfig, ToolOverride, ToolsConfig, VolumeMount, Workload,
 };
 use runconfig::error::{Reason, Violation, Violations};
 use runconfig::path::FieldPath;
@@ -535,8 +536,40 @@ impl Mapper {
             }),
             telemetry: self.telemetry(front, refs),
             tools: self.tools(front, refs),
+            session_redis: self.session_redis(front),
             ..ProxyConfig::default()
         }
+    }
+
+    /// `spec.sessionStorage` with provider `redis`; the password reaches the proxy in
+    /// [`SESSION_REDIS_PASSWORD_ENV`], set from `passwordRef` by the operator. Provider
+    /// `memory` is the proxy's default.
+    fn session_redis(&mut self, front: &Front<'_>) -> Option<SessionRedis> {
+        let storage = front.session_storage?;
+        if storage.provider != SessionStorageProvider::Redis {
+            return None;
+        }
+        for (from, to) in [
+            ("", ""),
+            (".address", ".address"),
+            (".db", ".db"),
+            (".key_prefix", ".keyPrefix"),
+            (".password_env", ".passwordRef"),
+        ] {
+            self.paths.local(
+                &format!("proxy.session_redis{from}"),
+                &format!("spec.sessionStorage{to}"),
+            );
+        }
+        Some(SessionRedis {
+            address: storage.address.clone().unwrap_or_default(),
+            db: i64::from(storage.db),
+            key_prefix: storage.key_prefix.clone().filter(|p| !p.is_empty()),
+            password_env: storage
+                .password_ref
+                .as_ref()
+                .map(|_| SESSION_REDIS_PASSWORD_ENV.to_owned()),
+        })
     }
 
     fn container(&mut self, server: &MCPServer, refs: &References<'_>) -> ContainerWorkload {

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
-use schemars::Schema;
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
 /// Reference to one key of a Secret in the same namespace.
@@ -16,6 +16,47 @@ pub struct SecretKeyRef {
     /// Key inside the Secret whose value is used.
     #[schemars(length(min = 1))]
     pub key: String,
+}
+
+/// Where the proxy keeps its MCP sessions, so that with more than one proxy pod any pod
+/// serves any session (and a session outlives the proxy pod that created it).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.provider == 'redis' ? has(self.address) : true").message("address is required").field_path(".address"),
+)]
+pub struct SessionStorageConfig {
+    /// `memory`: each proxy pod knows the sessions created through it (the default when
+    /// unset). `redis`: the proxy pods share their sessions in Redis at `address`.
+    pub provider: SessionStorageProvider,
+    /// Redis address, `host:port` (required when `provider` is `redis`), e.g.
+    /// `redis.toolhive-system.svc:6379`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub address: Option<String>,
+    /// Redis database number.
+    #[serde(default)]
+    #[schemars(range(min = 0), extend("default" = 0))]
+    pub db: i32,
+    /// Prefix of every Redis key the proxy writes, to share one Redis between
+    /// installations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    /// The Secret key holding the Redis password (given to the proxy as an environment
+    /// variable, never written to its RunConfig).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_ref: Option<SecretKeyRef>,
+}
+
+/// A session storage backend.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStorageProvider {
+    /// In the proxy pod's memory.
+    #[default]
+    Memory,
+    /// In Redis, shared by the proxy pods.
+    Redis,
 }
 
 /// Reference to one key of a ConfigMap in the same namespace.

@@ -9,7 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    EnvVar, LocalRef, ResourceRequirements, Volume, conditions_schema, preserve_unknown_object,
+    EnvVar, LocalRef, ResourceRequirements, SessionStorageConfig, Volume, conditions_schema,
+    preserve_unknown_object,
 };
 
 /// Default port of the proxy in front of the MCP server.
@@ -207,6 +208,13 @@ pub struct MCPServerSpec {
     /// MCP sessions are stateful, so `ClientIP` is the default.
     #[serde(default)]
     pub session_affinity: SessionAffinity,
+
+    /// Where the proxy pods keep MCP sessions. With `replicas` above one and no Redis
+    /// here, each session is known only to the proxy pod that created it: a request that
+    /// reaches another pod is answered "session not found" (the `SessionStorageWarning`
+    /// condition says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_storage: Option<SessionStorageConfig>,
 }
 
 fn default_proxy_port() -> i32 {

@@ -11,7 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    LocalRef, ResourceRequirements, SecretKeyRef, conditions_schema, preserve_unknown_object,
+    LocalRef, ResourceRequirements, SecretKeyRef, SessionStorageConfig, conditions_schema,
+    preserve_unknown_object,
 };
 use crate::mcpserver::{
     AuditConfig, AuthServerRef, AuthzConfigRef, BackendStatus, MCPOIDCConfigReference,
@@ -158,6 +159,13 @@ pub struct MCPRemoteProxySpec {
     /// MCP sessions are stateful, so `ClientIP` is the default.
     #[serde(default)]
     pub session_affinity: SessionAffinity,
+
+    /// Where the proxy pods keep MCP sessions. With `replicas` above one and no Redis
+    /// here, each session is known only to the proxy pod that created it: a request that
+    /// reaches another pod is answered "session not found" (the `SessionStorageWarning`
+    /// condition says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_storage: Option<SessionStorageConfig>,
 
     /// Number of proxy pods. When unset, the operator leaves the Deployment's replica
     /// count alone so an HPA can own it.

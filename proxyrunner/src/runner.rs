@@ -139,6 +139,24 @@ fn backend(
         Transport::Sse => (ProxyMode::Sse, "/sse"),
         _ => (ProxyMode::StreamableHttp, "/mcp"),
     };
+    if config.proxy.session_redis.is_some() {
+        match &config.workload {
+            ValidatedWorkload::Remote(_) => tracing::info!(
+                "session storage: a remote server keeps its own sessions and this proxy holds no state for them, so Redis is not needed and not used"
+            ),
+            ValidatedWorkload::Container(c) if c.transport == Transport::Stdio => tracing::info!(
+                "session storage: a stdio server has one proxy replica, which holds its sessions; Redis is not used"
+            ),
+            ValidatedWorkload::Container(_)
+                if !kubernetes::in_cluster() || !options.command.is_empty() =>
+            {
+                tracing::info!(
+                    "session storage: the server is not a StatefulSet in a cluster (one upstream, no pods to route to); Redis is not used"
+                )
+            }
+            ValidatedWorkload::Container(_) => {}
+        }
+    }
     match &config.workload {
         ValidatedWorkload::Remote(remote) => {
             let (mode, path) = http_mode(remote.transport);
@@ -225,8 +243,24 @@ fn backend(
                 // The server runs as the StatefulSet's pods; each session goes to its own.
                 let objects = kubernetes::ServerObjects::build(&config.source)
                     .map_err(|e| BuildError::Setting(e.to_string()))?;
+                let shared = match &config.proxy.session_redis {
+                    Some(redis) => Some(Arc::new(
+                        pods::shared::SharedSessions::new(
+                            redis,
+                            &objects.namespace,
+                            &objects.name,
+                            pods::SESSION_IDLE,
+                        )
+                        .map_err(|e| BuildError::Setting(e.to_string()))?,
+                    )),
+                    None => None,
+                };
                 let inputs = tokio::sync::watch::Sender::new(Inputs::default());
                 let router = pods::discovery::start(objects, port, inputs.clone());
+                if let Some(shared) = shared {
+                    router.share_sessions(shared.clone());
+                    tokio::spawn(async move { shared.ping().await });
+                }
                 let dialect = match container.transport {
                     Transport::Sse => probe::Dialect::Sse(path.to_owned()),
                     _ => probe::Dialect::Streamable(path.to_owned()),

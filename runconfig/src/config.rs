@@ -265,6 +265,35 @@ pub struct ProxyConfig {
     /// Tool filtering and renaming.
     #[serde(default, skip_serializing_if = "ToolsConfig::is_empty")]
     pub tools: ToolsConfig,
+    /// Redis the proxy replicas share their MCP sessions in; each replica knows only its
+    /// own sessions when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_redis: Option<SessionRedis>,
+}
+
+/// The environment variable the session Redis password is given in, ToolHive's name for
+/// it (its proxy reads no other).
+pub const SESSION_REDIS_PASSWORD_ENV: &str = "THV_SESSION_REDIS_PASSWORD";
+
+/// Redis shared by the proxy replicas for their MCP sessions.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRedis {
+    /// `host:port` of the Redis server.
+    pub address: String,
+    /// Database number.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub db: i64,
+    /// Prefix of every key the proxy writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    /// Environment variable holding the password; no password when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 fn default_host() -> String {
@@ -293,6 +322,7 @@ impl Default for ProxyConfig {
             audit: None,
             telemetry: None,
             tools: ToolsConfig::default(),
+            session_redis: None,
         }
     }
 }

@@ -72,6 +72,22 @@ prop_compose! {
     }
 }
 
+/// Boxed: one more field inlined in `run_config`'s strategy overflows the test thread's
+/// stack in debug builds.
+fn session_redis() -> BoxedStrategy<Option<SessionRedis>> {
+    option::of(
+        (text(), any::<i64>(), option::of(text()), option::of(text())).prop_map(
+            |(address, db, key_prefix, password_env)| SessionRedis {
+                address,
+                db,
+                key_prefix,
+                password_env,
+            },
+        ),
+    )
+    .boxed()
+}
+
 prop_compose! {
     fn run_config()(
         name in text(), group in option::of(text()), debug in any::<bool>(),
@@ -84,10 +100,11 @@ prop_compose! {
         audit in option::of((vec(text(), 0..2), option::of(any::<i64>())).prop_map(|(event_types, max_data_size)| AuditConfig { event_types, max_data_size, ..Default::default() })),
         telemetry in option::of(telemetry()),
         filter in vec(text(), 0..3), overrides in btree_map(text(), (option::of(text()), option::of(text())).prop_map(|(name, description)| ToolOverride { name, description }), 0..2),
+        session_redis in session_redis(),
     ) -> RunConfig {
         RunConfig { schema_version: SCHEMA_VERSION.to_owned(), name, group, debug, workload,
             proxy: ProxyConfig { host, port, mode, trust_proxy_headers: trust, endpoint_prefix: prefix, allowed_origins: origins,
-                oidc, authz, audit, telemetry, tools: ToolsConfig { filter, overrides } } }
+                oidc, authz, audit, telemetry, tools: ToolsConfig { filter, overrides }, session_redis } }
     }
 }
 

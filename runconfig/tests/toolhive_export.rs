@@ -99,3 +99,36 @@ fn what_toolhives_schema_cannot_carry_is_listed() {
         "{lost:?}"
     );
 }
+
+#[test]
+fn session_redis_and_backend_replicas_travel_in_scaling_config() {
+    let mut config =
+        runconfig::from_json(include_bytes!("data/toolhive_v0.1.0.json")).expect("reads");
+    if let Workload::Container(c) = &mut config.workload {
+        c.replicas = Some(3);
+    }
+    config.proxy.session_redis = Some(SessionRedis {
+        address: "redis.toolhive-system.svc:6379".to_owned(),
+        db: 2,
+        key_prefix: Some("team-a:".to_owned()),
+        password_env: Some("THV_SESSION_REDIS_PASSWORD".to_owned()),
+    });
+    let (bytes, lost) = runconfig::to_toolhive_json(&config);
+    assert!(lost.is_empty(), "{lost:?}");
+    let written: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(
+        written["scaling_config"],
+        serde_json::json!({
+            "backend_replicas": 3,
+            "session_redis": {"address": "redis.toolhive-system.svc:6379", "db": 2, "key_prefix": "team-a:"},
+        })
+    );
+    assert_eq!(runconfig::from_json(&bytes).expect("reads back"), config);
+
+    // ToolHive reads the password from one variable; another name cannot be carried.
+    if let Some(redis) = &mut config.proxy.session_redis {
+        redis.password_env = Some("REDIS_PASSWORD".to_owned());
+    }
+    let (_, lost) = runconfig::to_toolhive_json(&config);
+    assert_eq!(lost, vec!["proxy.session_redis.password_env".to_owned()]);
+}

@@ -29,9 +29,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 
 use super::legacy_sse;
-use super::pods::PodRouter;
+use super::pods::{PodRouter, Unroutable};
 use crate::reply::{Body, BoxError};
 use crate::rewrite::ListRewrite;
+use crate::transport::sse::session_param;
 
 /// Which `Host` header the upstream receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -284,12 +285,30 @@ impl Upstream {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         };
+        let legacy = self.client_path == "/sse";
         let route = match &self.pods {
-            Some(pods) => match pods.route(self.client_path == "/sse", &parts) {
+            Some(pods) => match pods.route(legacy, &parts) {
                 Ok(route) => Some(route),
+                // Another replica's session, when sessions are shared.
+                Err(Unroutable::SessionGone(id)) if !legacy => match pods.adopt(&parts, id).await {
+                    Ok(route) => Some(route),
+                    Err(unroutable) => return Ok(unroutable.response()),
+                },
                 Err(unroutable) => return Ok(unroutable.response()),
             },
-            None => None,
+            None => {
+                // A legacy SSE session's responses arrive on its stream, and the proxy
+                // filters them there: a POST for a stream open through another proxy
+                // replica (or closed) would have its list results pass unfiltered.
+                if self.client_path == "/sse"
+                    && parts.method == Method::POST
+                    && let Some(id) = session_param(parts.uri.query())
+                    && !self.sse_sessions.is_open(&id)
+                {
+                    return Ok(Unroutable::SessionGone(id).response());
+                }
+                None
+            }
         };
         let (authority, address) = match &route {
             Some(route) => {
@@ -314,7 +333,13 @@ impl Upstream {
             Err(_) => self.send_pooled(request).await?,
         };
         let (mut parts, mut body) = response.into_parts();
+        let change = route
+            .as_ref()
+            .and_then(|route| route.shared_change(parts.status, &parts.headers));
         let pick = route.and_then(|route| route.learn(parts.status, &parts.headers));
+        if let (Some(change), Some(pods)) = (change, &self.pods) {
+            pods.share(change).await;
+        }
         strip_hop_by_hop(&mut parts.headers);
         let event_stream = parts
             .headers

@@ -65,6 +65,11 @@ impl Sessions {
         }
     }
 
+    /// Whether the session `query` names has its stream open through this proxy.
+    pub fn is_open(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// Adds messages to the stream of the session `query` names; false when that
     /// session has no stream open through this proxy.
     pub fn inject(&self, query: Option<&str>, messages: &[Value]) -> bool {

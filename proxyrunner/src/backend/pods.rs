@@ -25,11 +25,12 @@
 //! the headless Service, which puts every session behind one proxy on one pod.
 
 pub mod discovery;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -37,6 +38,7 @@ use tokio::sync::watch;
 
 use crate::reply::{self, Body, code};
 use crate::transport::sse::session_param;
+use shared::SharedSessions;
 
 /// How long a session may go unused before the router forgets it. The MCP servers'
 /// own session lifetimes are usually shorter; after this a client is told 404 and
@@ -95,6 +97,8 @@ pub struct PodRouter {
     initialized: AtomicBool,
     /// How long a session may go unused ([`SESSION_IDLE`]; shorter in tests).
     idle: Duration,
+    /// The sessions of every proxy replica, when `spec.sessionStorage` names Redis.
+    shared: OnceLock<Arc<SharedSessions>>,
 }
 
 /// One pinned session.
@@ -105,6 +109,8 @@ struct Session {
     used: Instant,
     /// Held by an open legacy SSE stream: never idle.
     held: bool,
+    /// When its use was last reported to the shared sessions.
+    reported: Instant,
 }
 
 #[derive(Default)]
@@ -127,10 +133,12 @@ impl State {
             None => Arc::from(instance),
         };
         *self.pinned.entry(instance.clone()).or_default() += 1;
+        let now = Instant::now();
         let session = Session {
             instance,
-            used: Instant::now(),
+            used: now,
             held,
+            reported: now,
         };
         if let Some(old) = self.sessions.insert(id.to_owned(), session) {
             self.unpin(&old.instance);
@@ -200,11 +208,20 @@ impl PodRouter {
             turn: AtomicUsize::new(0),
             initialized: AtomicBool::new(false),
             idle,
+            shared: OnceLock::new(),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Shares streamable HTTP sessions with the other proxy replicas through `shared`
+    /// (set once, before serving).
+    pub fn share_sessions(&self, shared: Arc<SharedSessions>) {
+        if self.shared.set(shared).is_err() {
+            tracing::warn!("session storage was set twice; the first one is kept");
+        }
     }
 
     /// The pods requests may go to now (readiness: the MCP server is reachable when
@@ -278,22 +295,34 @@ impl PodRouter {
 
     /// The pod of an existing session; a session whose pod is gone is forgotten.
     pub fn session(&self, id: &str) -> Result<PodTarget, Unroutable> {
+        self.session_reporting(id).map(|(target, _)| target)
+    }
+
+    /// [`Self::session`], and whether its use is due to be reported to the shared
+    /// sessions (at most every quarter of the idle time, which keeps its key alive).
+    fn session_reporting(&self, id: &str) -> Result<(PodTarget, bool), Unroutable> {
         let mut state = self.lock();
         let idle = self.idle;
+        let shared = self.shared.get().is_some();
         let found = state.sessions.get_mut(id).and_then(|s| {
             let now = Instant::now();
             if !s.held && now.duration_since(s.used) >= idle {
                 return None;
             }
             s.used = now;
+            let report = shared && now.duration_since(s.reported) >= idle / 4;
+            if report {
+                s.reported = now;
+            }
             self.targets
                 .borrow()
                 .iter()
                 .find(|t| *t.instance == *s.instance)
                 .cloned()
+                .map(|target| (target, report))
         });
         match found {
-            Some(target) => Ok(target),
+            Some(found) => Ok(found),
             None => {
                 state.remove(id);
                 Err(Unroutable::SessionGone(id.to_owned()))
@@ -340,14 +369,18 @@ impl PodRouter {
             }
         };
         match session {
-            Some(id) => Ok(Route {
-                target: self.session(&id)?,
-                kind: RouteKind::Session {
-                    router: self.clone(),
-                    id,
-                    delete: parts.method == Method::DELETE,
-                },
-            }),
+            Some(id) => {
+                let (target, report) = self.session_reporting(&id)?;
+                Ok(Route {
+                    target,
+                    kind: RouteKind::Session {
+                        router: self.clone(),
+                        id,
+                        delete: parts.method == Method::DELETE,
+                        report,
+                    },
+                })
+            }
             None => {
                 let pick = self.pick()?;
                 Ok(Route {
@@ -357,6 +390,79 @@ impl PodRouter {
             }
         }
     }
+
+    /// A streamable HTTP session this replica does not know, looked up in the shared
+    /// sessions: when another replica pinned it to a pod that is routable here, it is
+    /// pinned here too and the request goes there. Anything else is the session-gone
+    /// answer a replica without shared sessions gives.
+    pub async fn adopt(
+        self: &Arc<Self>,
+        parts: &http::request::Parts,
+        id: String,
+    ) -> Result<Route, Unroutable> {
+        let Some(shared) = self.shared.get() else {
+            return Err(Unroutable::SessionGone(id));
+        };
+        let Some(instance) = shared.get(&id).await else {
+            return Err(Unroutable::SessionGone(id));
+        };
+        let Some(target) = self
+            .targets()
+            .iter()
+            .find(|t| t.instance == instance)
+            .cloned()
+        else {
+            // Its pod is gone (or not yet seen by this replica's watch): a pod's
+            // sessions die with it, and the key expires on its own.
+            return Err(Unroutable::SessionGone(id));
+        };
+        self.lock().insert(&id, &target.instance, false);
+        tracing::debug!(session = %id, pod = %target.name, "session adopted from the shared sessions");
+        Ok(Route {
+            target,
+            kind: RouteKind::Session {
+                router: self.clone(),
+                id,
+                delete: parts.method == Method::DELETE,
+                report: false,
+            },
+        })
+    }
+
+    /// Tells the other replicas what a response taught this one (see
+    /// [`Route::shared_change`]). A new session is recorded before its response goes
+    /// to the client, so the client's next request finds it on any replica; the rest
+    /// is sent without holding the response.
+    pub async fn share(&self, change: SharedChange) {
+        let Some(shared) = self.shared.get().cloned() else {
+            return;
+        };
+        match change {
+            SharedChange::Created { id, instance } => shared.put(&id, &instance).await,
+            SharedChange::Ended(id) => {
+                tokio::spawn(async move { shared.remove(&id).await });
+            }
+            SharedChange::Used(id) => {
+                tokio::spawn(async move { shared.touch(&id).await });
+            }
+        }
+    }
+}
+
+/// What the shared sessions learn from one response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SharedChange {
+    /// A new session, pinned to a pod instance.
+    Created {
+        /// Session id.
+        id: String,
+        /// Pod instance.
+        instance: String,
+    },
+    /// A session the client deleted or the server no longer knows.
+    Ended(String),
+    /// A session in use (its key is kept alive).
+    Used(String),
 }
 
 /// A pod picked for a new session, counted as loaded until the session is pinned or the
@@ -429,6 +535,8 @@ enum RouteKind {
         router: Arc<PodRouter>,
         id: String,
         delete: bool,
+        /// Its use is due to be reported to the shared sessions.
+        report: bool,
     },
 }
 
@@ -436,6 +544,34 @@ impl Route {
     /// The pod's address.
     pub fn address(&self) -> SocketAddr {
         self.target.address
+    }
+
+    /// What the other replicas should learn from the pod's response, when sessions are
+    /// shared: a new streamable HTTP session, an ended one, or one in use.
+    pub fn shared_change(&self, status: StatusCode, headers: &HeaderMap) -> Option<SharedChange> {
+        match &self.kind {
+            RouteKind::New(pick) => {
+                pick.router.shared.get()?;
+                let session = headers.get(SESSION_HEADER)?.to_str().ok()?;
+                status.is_success().then(|| SharedChange::Created {
+                    id: session.to_owned(),
+                    instance: pick.target.instance.clone(),
+                })
+            }
+            RouteKind::Session {
+                router,
+                id,
+                delete,
+                report,
+            } => {
+                router.shared.get()?;
+                if status == StatusCode::NOT_FOUND || (*delete && status.is_success()) {
+                    Some(SharedChange::Ended(id.clone()))
+                } else {
+                    report.then(|| SharedChange::Used(id.clone()))
+                }
+            }
+        }
     }
 
     /// Learns from the pod's response: a new streamable HTTP session (its
@@ -454,7 +590,9 @@ impl Route {
                     _ => Some(pick),
                 }
             }
-            RouteKind::Session { router, id, delete } => {
+            RouteKind::Session {
+                router, id, delete, ..
+            } => {
                 if status == StatusCode::NOT_FOUND || (delete && status.is_success()) {
                     router.forget(&id);
                 }

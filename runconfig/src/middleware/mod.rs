@@ -5,5 +5,6 @@ pub mod audit;
 pub mod authz;
 pub mod cedar;
 pub mod oidc;
+pub mod sessions;
 pub mod telemetry;
 pub mod tools;

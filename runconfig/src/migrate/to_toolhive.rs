@@ -53,6 +53,27 @@ pub fn from_current(config: &RunConfig) -> (Value, Vec<String>) {
     if !proxy.allowed_origins.is_empty() {
         out.insert("allowed_origins".into(), json!(proxy.allowed_origins));
     }
+    if let Some(redis) = &proxy.session_redis {
+        let mut session = Map::new();
+        session.insert("address".into(), json!(redis.address));
+        if redis.db != 0 {
+            session.insert("db".into(), json!(redis.db));
+        }
+        put(
+            &mut session,
+            "key_prefix",
+            redis.key_prefix.as_ref().map(|p| json!(p)),
+        );
+        if redis
+            .password_env
+            .as_deref()
+            .is_some_and(|env| env != crate::config::SESSION_REDIS_PASSWORD_ENV)
+        {
+            // ToolHive reads the password from one fixed variable only.
+            lost.push("proxy.session_redis.password_env".to_owned());
+        }
+        scaling(&mut out, "session_redis", Value::Object(session));
+    }
     if let Some(oidc) = &proxy.oidc {
         out.insert("oidc_config".into(), oidc_config(oidc, &mut lost));
     }
@@ -158,7 +179,19 @@ fn container(c: &ContainerWorkload, out: &mut Map<String, Value>, lost: &mut Vec
     if c.service_account.is_some() {
         lost.push(at("service_account"));
     }
-    put(out, "backend_replicas", c.replicas.map(|r| json!(r)));
+    if let Some(replicas) = c.replicas {
+        scaling(out, "backend_replicas", json!(replicas));
+    }
+}
+
+/// Sets `key` in ToolHive's `scaling_config` object.
+fn scaling(out: &mut Map<String, Value>, key: &str, value: Value) {
+    let mut scaling = match out.remove("scaling_config") {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    scaling.insert(key.to_owned(), value);
+    out.insert("scaling_config".into(), Value::Object(scaling));
 }
 
 /// ToolHive's `TokenValidatorConfig`: Go field names.

@@ -62,6 +62,7 @@ const IGNORED_KEYS: &[&str] = &[
     "k8s_pod_template_patch",
     "isolate_network",
     "backend_replicas",
+    "scaling_config",
     "name",
     "group",
     "debug",
@@ -156,6 +157,23 @@ pub fn to_current(old: &Value) -> Result<Value, Violations> {
             telemetry_config(telemetry, &root.key("telemetry_config"), &mut problems),
         );
     }
+    if let Some(redis) = old
+        .get("scaling_config")
+        .and_then(|s| s.get("session_redis"))
+        .and_then(Value::as_object)
+        .filter(|r| !r.is_empty())
+    {
+        let mut out = Map::new();
+        copy(redis, "address", &mut out, "address");
+        copy(redis, "db", &mut out, "db");
+        copy(redis, "key_prefix", &mut out, "key_prefix");
+        // ToolHive's proxy reads the password from this variable when it is set.
+        out.insert(
+            "password_env".into(),
+            json!(crate::config::SESSION_REDIS_PASSWORD_ENV),
+        );
+        proxy.insert("session_redis".into(), Value::Object(out));
+    }
     let mut tools = Map::new();
     copy(old, "tools_filter", &mut tools, "filter");
     copy(old, "tools_override", &mut tools, "overrides");
@@ -211,6 +229,9 @@ fn workload(old: &Map<String, Value>, problems: &mut Violations) -> Value {
     copy(old, "container_labels", &mut container, "labels");
     copy(old, "isolate_network", &mut container, "isolate_network");
     copy(old, "backend_replicas", &mut container, "replicas");
+    if let Some(scaling) = old.get("scaling_config").and_then(Value::as_object) {
+        copy(scaling, "backend_replicas", &mut container, "replicas");
+    }
     if let Some(env) = old.get("env_vars").and_then(Value::as_object) {
         // ToolHive keeps a map; a list keeps the order and lets validation see duplicates.
         let sorted: BTreeMap<_, _> = env.iter().collect();

@@ -20,7 +20,7 @@ use crate::config::RunConfig;
 use crate::error::Violations;
 use crate::middleware::{
     audit::ValidatedAudit, authz::ValidatedAuthz, oidc::ValidatedOidc,
-    telemetry::ValidatedTelemetry, tools::ValidatedTools,
+    sessions::ValidatedSessionRedis, telemetry::ValidatedTelemetry, tools::ValidatedTools,
 };
 use crate::path::FieldPath;
 
@@ -83,6 +83,8 @@ pub struct ValidatedProxy {
     pub telemetry: Option<ValidatedTelemetry>,
     /// Tool filter and overrides.
     pub tools: ValidatedTools,
+    /// Redis shared with the other replicas for MCP sessions, when configured.
+    pub session_redis: Option<ValidatedSessionRedis>,
 }
 
 /// One stage of the proxy's middleware chain, outermost first; see
@@ -169,7 +171,7 @@ fn validate_proxy(
     path: &FieldPath,
     check: &mut Check,
 ) -> Option<ValidatedProxy> {
-    use crate::middleware::{audit, authz, oidc, telemetry, tools};
+    use crate::middleware::{audit, authz, oidc, sessions, telemetry, tools};
     let proxy = &config.proxy;
     let port = check.port(&path.key("port"), proxy.port);
     let mode = ProxyMode::parse(&proxy.mode);
@@ -216,6 +218,10 @@ fn validate_proxy(
         .as_ref()
         .and_then(|t| telemetry::validate(t, &config.name, &path.key("telemetry"), check));
     let tools = tools::validate(&proxy.tools, &path.key("tools"), check);
+    let session_redis = proxy
+        .session_redis
+        .as_ref()
+        .and_then(|r| sessions::validate(r, &path.key("session_redis"), check));
     Some(ValidatedProxy {
         host: proxy.host.clone(),
         port: port?,
@@ -228,5 +234,6 @@ fn validate_proxy(
         audit,
         telemetry,
         tools: tools?,
+        session_redis,
     })
 }
