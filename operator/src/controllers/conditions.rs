@@ -45,6 +45,9 @@ pub enum ConditionType {
     StdioReplicaCapped,
     /// MCPGroup: its members could be listed (ToolHive's condition).
     MCPServersChecked,
+    /// MCPServer: more than one proxy replica and no shared session storage (ToolHive's
+    /// condition).
+    SessionStorageWarning,
     /// kstatus: work is in progress.
     Reconciling,
     /// kstatus: stuck until someone acts.
@@ -60,6 +63,7 @@ impl ConditionType {
             Self::BackendReady => "BackendReady",
             Self::MCPServersChecked => "MCPServersChecked",
             Self::StdioReplicaCapped => "StdioReplicaCapped",
+            Self::SessionStorageWarning => "SessionStorageWarning",
             Self::Reconciling => "Reconciling",
             Self::Stalled => "Stalled",
         }
@@ -88,6 +92,12 @@ pub enum Reason {
     StdioTransportCapAt1,
     /// No stdio replica cap applies (ToolHive's reason).
     StdioReplicaCapNotActive,
+    /// More than one proxy replica without Redis session storage (ToolHive's reason).
+    SessionStorageMissingForReplicas,
+    /// More than one proxy replica, sessions shared in Redis (ToolHive's reason).
+    SessionStorageConfigured,
+    /// One proxy replica (or left to an HPA): nothing to warn about (ToolHive's reason).
+    SessionStorageWarningNotApplicable,
     /// A registry sync is running.
     Syncing,
     /// A registry sync succeeded.
@@ -125,6 +135,9 @@ impl Reason {
             Self::BackendNotReady => "BackendNotReady",
             Self::StdioTransportCapAt1 => "StdioTransportCapAt1",
             Self::StdioReplicaCapNotActive => "StdioReplicaCapNotActive",
+            Self::SessionStorageMissingForReplicas => "SessionStorageMissingForReplicas",
+            Self::SessionStorageConfigured => "SessionStorageConfigured",
+            Self::SessionStorageWarningNotApplicable => "SessionStorageWarningNotApplicable",
             Self::Syncing => "Syncing",
             Self::Synced => "Synced",
             Self::WaitingForSource => "WaitingForSource",

@@ -172,6 +172,7 @@ pub fn objects(
         ..EnvVar::default()
     }));
     env.extend(external_auth_env(external_auth));
+    env.extend(crate::controllers::mcpserver::build::deployment::session_password_env(proxy));
     let deployment = proxy_deployment(
         ProxyPod {
             metadata: meta(name.to_owned())?,

@@ -197,7 +197,9 @@ fn missing_secrets(
     let oidc = refs
         .oidc_client_secret()
         .map(|s| ("spec.oidcConfigRef".to_owned(), s));
-    let referencing: Vec<_> = headers.chain(external).chain(oidc).collect();
+    let session = dereference::Dereferenced::session_password(proxy)
+        .map(|s| ("spec.sessionStorage.passwordRef".to_owned(), s));
+    let referencing: Vec<_> = headers.chain(external).chain(oidc).chain(session).collect();
     refs.missing_secrets
         .iter()
         .map(|(name, key)| admission::MissingReference {

@@ -66,6 +66,16 @@ impl Dereferenced {
             .or(spec.header_injection.as_ref().map(|h| &h.value_secret_ref))
     }
 
+    /// The Redis password of `spec.sessionStorage`, when Redis is the provider.
+    pub fn session_password(object: &impl Fronted) -> Option<&api::common::SecretKeyRef> {
+        object
+            .front()
+            .session_storage
+            .filter(|s| s.provider == api::common::SessionStorageProvider::Redis)?
+            .password_ref
+            .as_ref()
+    }
+
     /// The OIDC client secret reference, when the OIDC config has one.
     pub fn oidc_client_secret(&self) -> Option<&api::common::SecretKeyRef> {
         self.referenced
@@ -135,6 +145,7 @@ where
             .oidc_client_secret()
             .into_iter()
             .chain(found.external_auth_secret())
+            .chain(Dereferenced::session_password(object))
             .map(|r| (r.name.as_str(), r.key.as_str())),
     );
     let mut hasher = Sha256::new();

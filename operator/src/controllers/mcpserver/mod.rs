@@ -214,6 +214,22 @@ fn referencing<K: Resource + 'static, R: Watched + Referencing>(
     }
 }
 
+/// `spec.sessionStorage.passwordRef`, when its Secret or key does not exist.
+fn missing_session_password(
+    server: &MCPServer,
+    refs: &dereference::Dereferenced,
+) -> Option<admission::MissingReference> {
+    let secret = dereference::Dereferenced::session_password(server)?;
+    refs.missing_secrets
+        .iter()
+        .any(|(name, key)| *name == secret.name && *key == secret.key)
+        .then(|| admission::MissingReference {
+            field: "spec.sessionStorage.passwordRef".to_owned(),
+            kind: admission::ReferencedKind::Secret,
+            name: format!("{} (key {})", secret.name, secret.key),
+        })
+}
+
 /// One reconcile of one MCPServer.
 pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
@@ -226,7 +242,15 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
     let ref_states = RefState::of(server.as_ref(), |kind| refs.found(kind));
     let hashes = refs.hashes();
     let url = build::url(&server).ok();
-    let (observed, action) = match validate::check(&server, &refs) {
+    let outcome = match validate::check(&server, &refs) {
+        // The proxy's Redis password: without it the proxy pod would stay in
+        // CreateContainerConfigError; wait for the Secret, naming it.
+        Outcome::Valid(_) if let Some(missing) = missing_session_password(&server, &refs) => {
+            Outcome::Waiting(vec![missing])
+        }
+        decided => decided,
+    };
+    let (observed, action) = match outcome {
         Outcome::Invalid(findings) => {
             let first_time = server.status.as_ref().and_then(|s| s.observed_generation)
                 != server.metadata.generation

@@ -54,6 +54,7 @@ pub fn desired(
         now,
     );
     conditions.push(stdio_cap_condition(server, generation, now));
+    conditions.push(session_storage_condition(server, generation, now));
     conditions.extend(refs.iter().map(|r| r.condition(generation, now)));
     MCPServerStatus {
         conditions: keep_transition_times(
@@ -276,6 +277,50 @@ fn stdio_cap_condition(
     };
     raw_condition(
         ConditionType::StdioReplicaCapped.as_str(),
+        ConditionStatus::from_bool(holds).as_str(),
+        reason.as_str(),
+        &message,
+        generation,
+        now,
+    )
+}
+
+/// `SessionStorageWarning`, as ToolHive writes it: True when more than one proxy
+/// replica is asked for and sessions are not shared in Redis, so a request reaching
+/// another replica than its session's is answered "session not found".
+fn session_storage_condition(
+    server: &MCPServer,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let replicas = server.spec.replicas.filter(|n| *n > 1);
+    let stdio = server.spec.transport == api::mcpserver::Transport::Stdio;
+    let redis = server
+        .spec
+        .session_storage
+        .as_ref()
+        .is_some_and(|s| s.provider == api::common::SessionStorageProvider::Redis);
+    let (holds, reason, message) = match replicas {
+        Some(n) if !stdio && !redis => (
+            true,
+            Reason::SessionStorageMissingForReplicas,
+            format!(
+                "spec.replicas is {n} but spec.sessionStorage.provider is not redis: sessions are not shared across proxy replicas, and a request that reaches another replica than its session's is answered \"session not found\""
+            ),
+        ),
+        Some(_) if !stdio => (
+            false,
+            Reason::SessionStorageConfigured,
+            "Redis session storage is configured: any proxy replica serves any session".to_owned(),
+        ),
+        _ => (
+            false,
+            Reason::SessionStorageWarningNotApplicable,
+            "session storage warning is not active".to_owned(),
+        ),
+    };
+    raw_condition(
+        ConditionType::SessionStorageWarning.as_str(),
         ConditionStatus::from_bool(holds).as_str(),
         reason.as_str(),
         &message,
@@ -531,6 +576,45 @@ mod tests {
             (c.status.as_str(), c.reason.as_str()),
             ("False", "StdioReplicaCapNotActive")
         );
+    }
+
+    #[test]
+    fn replicas_without_shared_sessions_warn_with_toolhives_condition() {
+        let http = MINIMAL.replace("spec: {", "spec: {transport: streamable-http, ");
+        let reason = |yaml: &str| {
+            let status = observe(
+                &server(yaml),
+                Observed::Applied(&deployment(1, 2, 2, 1, 1, 1)),
+            );
+            let c = kstatus::condition(&status, "SessionStorageWarning");
+            (c.status.clone(), c.reason.clone(), c.message.clone())
+        };
+        let (status, why, message) = reason(&http.replace("spec: {", "spec: {replicas: 2, "));
+        assert_eq!(
+            (status.as_str(), why.as_str()),
+            ("True", "SessionStorageMissingForReplicas")
+        );
+        assert!(message.contains("session not found"), "{message}");
+        let shared = http.replace(
+            "spec: {",
+            "spec: {replicas: 2, sessionStorage: {provider: redis, address: 'redis:6379'}, ",
+        );
+        let (status, why, _) = reason(&shared);
+        assert_eq!(
+            (status.as_str(), why.as_str()),
+            ("False", "SessionStorageConfigured")
+        );
+        for one in [
+            http.clone(),
+            MINIMAL.replace("spec: {", "spec: {replicas: 3, "),
+        ] {
+            let (status, why, _) = reason(&one);
+            assert_eq!(
+                (status.as_str(), why.as_str()),
+                ("False", "SessionStorageWarningNotApplicable"),
+                "{one}"
+            );
+        }
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
             ..EnvVar::default()
         },
     ];
+    env.extend(session_password_env(server));
     if let Some(at) = restarted_at {
         env.push(EnvVar {
             name: workload_k8s::names::RESTARTED_AT_ENV.to_owned(),
@@ -91,6 +92,25 @@ pub(crate) fn restarted_at(metadata: &ObjectMeta) -> Option<&str> {
         .and_then(|a| a.get(workload_k8s::names::RESTARTED_AT_ANNOTATION))
         .map(String::as_str)
         .filter(|at| !at.is_empty())
+}
+
+/// `THV_SESSION_REDIS_PASSWORD` from `spec.sessionStorage.passwordRef` (Redis only): the
+/// proxy reads the password there, so it never enters the RunConfig.
+pub(crate) fn session_password_env(object: &impl admission::Fronted) -> Option<EnvVar> {
+    let secret =
+        crate::controllers::mcpserver::dereference::Dereferenced::session_password(object)?;
+    Some(EnvVar {
+        name: runconfig::config::SESSION_REDIS_PASSWORD_ENV.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    })
 }
 
 /// What differs between the proxy Deployments of the kinds that run one.
@@ -429,6 +449,38 @@ mod tests {
             .find(|e| e.name == workload_k8s::names::SECRETS_CHECKSUM_ENV)
             .and_then(|e| e.value.as_deref());
         assert_eq!(checksum, Some("def456"));
+    }
+
+    #[test]
+    fn the_redis_password_reaches_the_proxy_from_its_secret() {
+        let config = OperatorConfig::default();
+        let env_of = |yaml: &str| {
+            deployment(&server(yaml), &inputs(&config))
+                .expect("builds")
+                .spec
+                .and_then(|s| s.template.spec)
+                .map(|p| p.containers[0].env.clone().unwrap_or_default())
+                .unwrap_or_default()
+        };
+        let with = MINIMAL.replace(
+            "spec: {",
+            "spec: {sessionStorage: {provider: redis, address: 'redis:6379', passwordRef: {name: redis, key: password}}, ",
+        );
+        let env = env_of(&with);
+        let password = env
+            .iter()
+            .find(|e| e.name == "THV_SESSION_REDIS_PASSWORD")
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .map(|s| (s.name.as_str(), s.key.as_str()));
+        assert_eq!(password, Some(("redis", "password")));
+        // Provider memory: a password has nothing to open.
+        let memory = with.replace("provider: redis", "provider: memory");
+        assert!(
+            !env_of(&memory)
+                .iter()
+                .any(|e| e.name == "THV_SESSION_REDIS_PASSWORD")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! through an extra object in [`Objects`].
 
 mod configmap;
-mod deployment;
+pub(crate) mod deployment;
 mod rbac;
 mod service;
 
