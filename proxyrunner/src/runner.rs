@@ -245,7 +245,7 @@ fn backend(
                     .map_err(|e| BuildError::Setting(e.to_string()))?;
                 let shared = match &config.proxy.session_redis {
                     Some(redis) => Some(Arc::new(
-                        pods::shared::SharedSessions::new(
+                        pods::shared::SharedSessions::from_env(
                             redis,
                             &objects.namespace,
                             &objects.name,

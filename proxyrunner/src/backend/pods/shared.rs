@@ -49,18 +49,33 @@ pub struct SharedSessions {
 }
 
 impl SharedSessions {
-    /// Settings from the RunConfig; the connection is made on first use and remade
-    /// after it breaks.
-    pub fn new(
+    /// Settings from the RunConfig, the password from the variable it names; the
+    /// connection is made on first use and remade after it breaks.
+    pub fn from_env(
         config: &ValidatedSessionRedis,
         namespace: &str,
         server: &str,
         ttl: Duration,
     ) -> Result<Self, SharedError> {
+        let password = match &config.password_env {
+            Some(env) => {
+                Some(std::env::var(env).map_err(|_| SharedError::PasswordUnset(env.clone()))?)
+            }
+            None => None,
+        };
+        Self::new(config, password, namespace, server, ttl)
+    }
+
+    /// [`Self::from_env`] with the password given.
+    pub fn new(
+        config: &ValidatedSessionRedis,
+        password: Option<String>,
+        namespace: &str,
+        server: &str,
+        ttl: Duration,
+    ) -> Result<Self, SharedError> {
         let mut settings = redis::RedisConnectionInfo::default().set_db(config.db);
-        if let Some(env) = &config.password_env {
-            let password =
-                std::env::var(env).map_err(|_| SharedError::PasswordUnset(env.clone()))?;
+        if let Some(password) = password {
             settings = settings.set_password(password);
         }
         let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(

@@ -444,3 +444,212 @@ fn sessions_nobody_uses_are_forgotten_but_an_open_sse_stream_holds_its_own() {
     drop(stream);
     assert_eq!(router.sessions_per_pod(), [("fixture-0".to_owned(), 0)]);
 }
+
+/// A real `redis-server` on a free loopback port, stopped when dropped.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(password: Option<&str>) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut command = std::process::Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+        command.args(["--save", "", "--appendonly", "no"]);
+        if let Some(password) = password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; .ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    fn config(&self) -> runconfig::middleware::sessions::ValidatedSessionRedis {
+        runconfig::middleware::sessions::ValidatedSessionRedis {
+            host: "127.0.0.1".to_owned(),
+            port: self.port,
+            db: 0,
+            key_prefix: "test:".to_owned(),
+            password_env: None,
+        }
+    }
+
+    fn shared(&self, password: Option<&str>) -> Arc<SharedSessions> {
+        let password = password.map(str::to_owned);
+        Arc::new(
+            SharedSessions::new(
+                &self.config(),
+                password,
+                "team-a",
+                "fixture",
+                Duration::from_secs(60),
+            )
+            .expect("settings"),
+        )
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two proxy replicas watching the same pods, sharing sessions through `shared`.
+fn replicas(shared: &Arc<SharedSessions>) -> (Arc<PodRouter>, Arc<PodRouter>) {
+    let (a, b) = (three_pods(), three_pods());
+    a.share_sessions(shared.clone());
+    b.share_sessions(shared.clone());
+    (a, b)
+}
+
+/// Initializes `id` on `router` as the HTTP upstream does, sharing what it learned.
+async fn initialize_shared(router: &Arc<PodRouter>, id: &str) -> String {
+    let route = router
+        .route(false, &request(Method::POST, "/mcp", None))
+        .expect("a pod");
+    let name = route.target.name.clone();
+    let change = route.shared_change(StatusCode::OK, &session_header(id));
+    assert!(route.learn(StatusCode::OK, &session_header(id)).is_none());
+    router.share(change.expect("a new session is shared")).await;
+    name
+}
+
+#[tokio::test]
+async fn a_session_created_on_one_replica_is_routed_by_another() {
+    let redis = Redis::start(None);
+    let shared = redis.shared(None);
+    assert!(shared.ping().await);
+    let (a, b) = replicas(&shared);
+    let pod = initialize_shared(&a, "s1").await;
+
+    // Replica b has never seen s1: it finds it in Redis and sends it to the same pod.
+    let parts = request(Method::POST, "/mcp", Some("s1"));
+    assert!(matches!(
+        b.route(false, &parts),
+        Err(Unroutable::SessionGone(_))
+    ));
+    let route = b.adopt(&parts, "s1".to_owned()).await.expect("adopted");
+    assert_eq!(route.target.name, pod);
+    assert!(route.learn(StatusCode::OK, &HeaderMap::new()).is_none());
+    // Pinned on b from now on, without Redis.
+    assert_eq!(b.session("s1").expect("pinned").name, pod);
+
+    // The client deletes it through b: a forgets it too (Redis) on its next miss.
+    let delete = request(Method::DELETE, "/mcp", Some("s1"));
+    let route = b.route(false, &delete).expect("routed");
+    let change = route.shared_change(StatusCode::OK, &HeaderMap::new());
+    assert_eq!(change, Some(SharedChange::Ended("s1".to_owned())));
+    b.share(change.expect("ended")).await;
+    let c = three_pods();
+    c.share_sessions(shared.clone());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.adopt(&parts, "s1".to_owned()).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted session stayed in Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A session nobody created is unknown everywhere.
+    assert!(matches!(
+        b.adopt(
+            &request(Method::POST, "/mcp", Some("nobody")),
+            "nobody".to_owned()
+        )
+        .await,
+        Err(Unroutable::SessionGone(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_shared_session_whose_pod_is_gone_is_not_adopted() {
+    let redis = Redis::start(None);
+    let shared = redis.shared(None);
+    let (a, b) = replicas(&shared);
+    let pod = initialize_shared(&a, "s1").await;
+    // Replica b sees the pod go (deleted, restarted: its sessions died with it).
+    let left: Vec<PodTarget> = a
+        .targets()
+        .iter()
+        .filter(|t| t.name != pod)
+        .cloned()
+        .collect();
+    b.set_targets(left);
+    let parts = request(Method::POST, "/mcp", Some("s1"));
+    assert!(matches!(
+        b.adopt(&parts, "s1".to_owned()).await,
+        Err(Unroutable::SessionGone(_))
+    ));
+}
+
+#[tokio::test]
+async fn without_redis_a_replica_answers_as_it_would_alone() {
+    let redis = Redis::start(None);
+    let shared = redis.shared(None);
+    let (a, b) = replicas(&shared);
+    initialize_shared(&a, "s1").await;
+    drop(redis);
+    // Redis is gone: b cannot learn of s1 and says so (404, initialize again) within
+    // the command timeout; a still serves it from memory; new sessions still work.
+    let parts = request(Method::POST, "/mcp", Some("s1"));
+    let started = Instant::now();
+    assert!(matches!(
+        b.adopt(&parts, "s1".to_owned()).await,
+        Err(Unroutable::SessionGone(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(a.session("s1").is_ok());
+    initialize_shared(&b, "s2").await;
+    assert!(b.session("s2").is_ok());
+}
+
+#[tokio::test]
+async fn a_redis_with_a_password() {
+    let redis = Redis::start(Some("s3cret"));
+    let shared = redis.shared(Some("s3cret"));
+    assert!(shared.ping().await, "authenticated");
+    let (a, b) = replicas(&shared);
+    let pod = initialize_shared(&a, "s1").await;
+    let parts = request(Method::POST, "/mcp", Some("s1"));
+    assert_eq!(
+        b.adopt(&parts, "s1".to_owned())
+            .await
+            .expect("adopted")
+            .target
+            .name,
+        pod
+    );
+
+    // Without the password Redis refuses every command; the replica still answers.
+    assert!(!redis.shared(None).ping().await);
+    // A password variable that is not set is a start-up error naming it.
+    let config = runconfig::middleware::sessions::ValidatedSessionRedis {
+        password_env: Some("THV_TEST_UNSET_PASSWORD".to_owned()),
+        ..redis.config()
+    };
+    let error = SharedSessions::from_env(&config, "ns", "fixture", Duration::from_secs(60))
+        .err()
+        .expect("refused");
+    assert!(
+        error.to_string().contains("THV_TEST_UNSET_PASSWORD"),
+        "{error}"
+    );
+}
