@@ -17,6 +17,10 @@
 #   THV_IMAGES_REPO     repository prefix (default ghcr.io/stacklok/toolhive-rs)
 #   THV_IMAGES_LOAD     kind or k3d: also load the images into that cluster
 #   THV_IMAGES_ONLY     space-separated subset of: operator proxyrunner mcp-fixture
+#
+# The debug profile (make images-test) also packs a test-only Redis image,
+# e2e.local/redis:e2e, from Debian's redis-server: the e2e tests' shared session
+# storage on the real node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,3 +91,20 @@ for spec in "${IMAGES[@]}"; do
     *) die "THV_IMAGES_LOAD must be kind or k3d, not $THV_IMAGES_LOAD" ;;
   esac
 done
+
+# Test-only: Debian's redis-server, laid out as the product images are.
+if [[ "$PROFILE" == debug && -z "${THV_IMAGES_ONLY:-}" ]]; then
+  redis="$(command -v redis-server || true)"
+  [[ -n "$redis" ]] || die "redis-server not found: apt-get install redis-server (the e2e tests' session storage)"
+
+  root="$(mktemp -d)"
+  trap 'rm -rf "$root"' EXIT
+  scripts/image-rootfs.sh "$redis" "$root"
+  line="$("$PACK" --rootfs "$root" --tag e2e.local/redis:e2e --out "$OUT/redis.tar" \
+    --entrypoint /usr/local/bin/redis-server --user 65532:65532 --workdir /home/nonroot \
+    --env PATH=/usr/local/bin --expose 6379/tcp \
+    --label "org.opencontainers.image.title=redis-server (Debian, test-only)")"
+  rm -rf "$root"
+  trap - EXIT
+  printf '%s\t%s\t(%s archive)\n' "$line" "$(du -h "$OUT/redis.tar" | cut -f1)" "$OUT/redis.tar"
+fi

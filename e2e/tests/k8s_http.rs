@@ -485,3 +485,244 @@ async fn a_legacy_sse_server_is_served_through_the_proxy() -> anyhow::Result<()>
     }
     ns.delete().await
 }
+
+/// A Redis pod (Debian's redis-server, packed by `make images-test`) behind the Service
+/// `redis`, its password from the Secret `redis`; restricted-PodSecurity compliant.
+const REDIS: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: redis}
+stringData: {password: e2e-sessions-pw}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: redis, labels: {app: redis}}
+spec:
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: redis
+    image: e2e.local/redis:e2e
+    args: [--bind, 0.0.0.0, --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no", --requirepass, $(REDIS_PASSWORD)]
+    env:
+    - name: REDIS_PASSWORD
+      valueFrom: {secretKeyRef: {name: redis, key: password}}
+    ports: [{containerPort: 6379}]
+    readinessProbe: {tcpSocket: {port: 6379}, periodSeconds: 1}
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: redis}
+spec:
+  selector: {app: redis}
+  ports: [{port: 6379}]
+"#;
+
+/// The Ready proxy pods of MCPServer `name` (its Deployment's, not the server's), by
+/// name, with their `http://<ip>:8080/mcp`.
+async fn proxy_pods(
+    ns: &TestNamespace,
+    name: &str,
+    count: usize,
+    within: Duration,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let start = Instant::now();
+    loop {
+        let pods = ns
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&format!(
+                "app.kubernetes.io/name=mcpserver,app.kubernetes.io/instance={name}"
+            )))
+            .await?;
+        let ready: BTreeMap<String, String> = pods
+            .items
+            .iter()
+            .filter(|p| e2e::pod_ready(p) && p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "ReplicaSet")
+            })
+            .filter_map(|p| {
+                let ip = p.status.as_ref()?.pod_ip.clone()?;
+                Some((p.metadata.name.clone()?, format!("http://{ip}:8080/mcp")))
+            })
+            .collect();
+        if ready.len() == count {
+            return Ok(ready);
+        }
+        anyhow::ensure!(
+            start.elapsed() < within,
+            "{count} Ready proxy pods of {name} within {within:?}: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `SessionStorageWarning`'s status and reason on MCPServer `name`.
+async fn session_storage_condition(
+    ns: &TestNamespace,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
+    let server = ns.api::<MCPServer>().get(name).await?;
+    server
+        .status
+        .into_iter()
+        .flat_map(|s| s.conditions)
+        .find(|c| c.type_ == "SessionStorageWarning")
+        .map(|c| (c.status, c.reason))
+        .context("SessionStorageWarning condition")
+}
+
+/// Two proxy replicas behind a Service without affinity: with `sessionStorage` in Redis,
+/// a session opened through one replica is served through the other, on the same
+/// server pod, and outlives the replica that opened it. Without it (the control), the
+/// other replica answers 404 and the operator says so in `SessionStorageWarning`.
+#[tokio::test]
+async fn with_redis_session_storage_any_proxy_replica_serves_any_session() -> anyhow::Result<()> {
+    let watch = e2e::Stopwatch::start("k8s-sessions");
+    let (client, ns, _controller) =
+        e2e::controllers::real_node_with_operator("k8s-sessions").await?;
+    apply_yaml(&client, &ns.name, REDIS).await?;
+    let redis_ip = ns
+        .api::<Service>()
+        .get("redis")
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("redis ClusterIP")?;
+    // The harness runs no cluster DNS: the Service is named by its ClusterIP.
+    let shared = format!(
+        "{}  replicas: 2\n  sessionAffinity: None\n  sessionStorage:\n    provider: redis\n    address: \"{redis_ip}:6379\"\n    keyPrefix: e2e-\n    passwordRef: {{name: redis, key: password}}\n",
+        server_yaml("shared", "streamable-http", "http", 2)
+    );
+    let alone = format!(
+        "{}  replicas: 2\n  sessionAffinity: None\n",
+        server_yaml("alone", "streamable-http", "http", 1)
+    );
+    apply_yaml(&client, &ns.name, &shared).await?;
+    apply_yaml(&client, &ns.name, &alone).await?;
+    ready_pods(&ns, "redis", 1, Duration::from_secs(120)).await?;
+    let backends = ready_pods(&ns, "shared", 2, Duration::from_secs(180)).await?;
+    let proxies = proxy_pods(&ns, "shared", 2, Duration::from_secs(120)).await?;
+    let urls: Vec<String> = proxies.values().cloned().collect();
+    for url in &urls {
+        first_session(url, Duration::from_secs(60)).await?;
+    }
+    ready_with_facts(&ns, "shared").await?;
+    assert_eq!(
+        session_storage_condition(&ns, "shared").await?,
+        ("False".to_owned(), "SessionStorageConfigured".to_owned())
+    );
+    watch.lap(&format!(
+        "Redis, 2 proxy replicas {:?} and 2 server pods {backends:?} Ready",
+        proxies.keys().collect::<Vec<_>>()
+    ));
+
+    // 10 sessions, opened alternately through each replica, each used through both.
+    let mut home: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for i in 0..10 {
+        let opener = i % 2;
+        let session = open_session(&urls[opener])?;
+        let pod = whoami(&urls[opener], &session)?;
+        let other = whoami(&urls[1 - opener], &session)
+            .with_context(|| format!("session {session} through the other replica"))?;
+        anyhow::ensure!(
+            other == pod,
+            "session {session}: {pod} through one replica, {other} through the other"
+        );
+        home.insert(session, (opener, pod));
+    }
+    let pods_used: BTreeSet<&String> = home.values().map(|(_, p)| p).collect();
+    assert_eq!(
+        pods_used.len(),
+        2,
+        "both server pods serve sessions: {home:?}"
+    );
+    watch.lap("10 sessions, each served through both replicas by its own server pod");
+
+    // The replica that opened half of them is deleted: its sessions go on through the
+    // other one, and through its replacement.
+    let (victim, victim_url) = proxies.iter().next().context("a proxy pod")?;
+    let victim_index = urls
+        .iter()
+        .position(|u| u == victim_url)
+        .context("its url")?;
+    ns.api::<Pod>()
+        .delete(victim, &DeleteParams::default().grace_period(0))
+        .await?;
+    let survivor = &urls[1 - victim_index];
+    for (session, (_, pod)) in &home {
+        assert_eq!(
+            &whoami(survivor, session)?,
+            pod,
+            "session {session} after {victim} went"
+        );
+    }
+    watch.lap(&format!(
+        "{victim} deleted: all 10 sessions served by the other replica"
+    ));
+    let start = Instant::now();
+    let replacement = loop {
+        let now = proxy_pods(&ns, "shared", 2, Duration::from_secs(120)).await?;
+        if let Some((name, url)) = now
+            .into_iter()
+            .find(|(n, _)| n != victim && !proxies.contains_key(n))
+        {
+            break (name, url);
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "no replacement for {victim}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    first_session(&replacement.1, Duration::from_secs(60)).await?;
+    for (session, (_, pod)) in &home {
+        assert_eq!(
+            &whoami(&replacement.1, session)?,
+            pod,
+            "session {session} through {}",
+            replacement.0
+        );
+    }
+    watch.lap(&format!(
+        "replacement {} serves all 10 sessions it never saw",
+        replacement.0
+    ));
+
+    // The control: the same two replicas without session storage.
+    let alone_proxies = proxy_pods(&ns, "alone", 2, Duration::from_secs(180)).await?;
+    let alone_urls: Vec<String> = alone_proxies.values().cloned().collect();
+    for url in &alone_urls {
+        first_session(url, Duration::from_secs(60)).await?;
+    }
+    let session = open_session(&alone_urls[0])?;
+    whoami(&alone_urls[0], &session)?;
+    let elsewhere = post(&alone_urls[1], Some(&session), WHOAMI);
+    assert_eq!(
+        elsewhere.status, 404,
+        "without Redis the other replica does not know it: {}",
+        elsewhere.body
+    );
+    assert_eq!(
+        session_storage_condition(&ns, "alone").await?,
+        (
+            "True".to_owned(),
+            "SessionStorageMissingForReplicas".to_owned()
+        )
+    );
+    watch.lap(
+        "control without sessionStorage: 404 on the other replica, SessionStorageWarning True",
+    );
+    proxy_log(&ns, "shared");
+    if std::env::var_os("THV_E2E_KEEP").is_some() {
+        return Ok(());
+    }
+    ns.delete().await
+}
