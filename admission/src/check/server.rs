@@ -196,6 +196,21 @@ pub(super) fn check(server: &MCPServer, catalog: &dyn Catalog, report: &mut Repo
             "at most 1: one proxy attaches to the server's stdin and stdout (ToolHive caps it the same way)",
         ));
     }
+    let redis = spec
+        .session_storage
+        .as_ref()
+        .is_some_and(|s| s.provider == api::common::SessionStorageProvider::Redis);
+    if let Some(replicas) = spec
+        .replicas
+        .filter(|r| *r > 1 && spec.transport != Transport::Stdio && !redis)
+    {
+        report.warn(Finding::new(
+            "spec.replicas",
+            Reason::Ineffective,
+            format!("{replicas} proxy replicas without shared session storage: a request that reaches another replica than its session's is answered \"session not found\""),
+            "sessionStorage {provider: redis, address: host:port}, or sessionAffinity ClientIP (the default) to keep each client on one replica",
+        ));
+    }
     if let Some(replicas) = spec
         .backend_replicas
         .filter(|r| *r > 1 && spec.transport == Transport::Stdio)

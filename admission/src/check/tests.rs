@@ -234,6 +234,34 @@ fn replicas_of_a_stdio_server_are_admitted_capped_with_warnings() {
 }
 
 #[test]
+fn proxy_replicas_without_shared_sessions_are_admitted_with_a_warning() {
+    let base = "  image: a/b:1\n  transport: streamable-http\n  replicas: 2\n";
+    let report = check_alone(&server(base));
+    assert!(report.is_allowed(), "{report:?}");
+    assert_eq!(warning_paths(&report), ["spec.replicas"]);
+    assert!(
+        report.warnings[0].message.contains("session not found"),
+        "{report:?}"
+    );
+    let shared = check_alone(&server(&format!(
+        "{base}  sessionStorage: {{provider: redis, address: 'redis:6379'}}\n"
+    )));
+    assert!(
+        shared.is_allowed() && shared.warnings.is_empty(),
+        "{shared:?}"
+    );
+    // Redis without an address: refused at the field, as the CRD's rule does.
+    let refused = check_alone(&server(&format!(
+        "{base}  sessionStorage: {{provider: redis}}\n"
+    )));
+    assert_eq!(
+        error_paths(&refused),
+        ["spec.sessionStorage.address"],
+        "{refused:?}"
+    );
+}
+
+#[test]
 fn proxy_mode_of_a_streamable_http_server_is_ineffective() {
     let report = check_alone(&server(
         "  image: a/b:1\n  transport: streamable-http\n  proxyMode: sse\n",
