@@ -285,6 +285,7 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         backend_replicas: container.replicas.and_then(|r| i32::try_from(r).ok()),
         session_affinity: SessionAffinity::ClientIP,
         session_storage,
+        rate_limiting: None,
     };
     manifests.insert(0, Manifest::MCPServer(MCPServer::new(&name, spec)));
     if problems.is_empty() {

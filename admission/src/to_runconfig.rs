@@ -21,8 +21,9 @@ use crate::paths::{Location, PathMap, Via};
 use runconfig::config::{
     AuditConfig, AuthzConfig, CedarConfig, ContainerWorkload, EnvVar, ForwardedHeader,
     HttpAuthzConfig, KubernetesServiceAccount, OidcConfig, PermissionProfile, Profile, ProxyConfig,
-    RemoteWorkload, RunConfig, SCHEMA_VERSION, SESSION_REDIS_PASSWORD_ENV, SamplingRate, SecretRef,
-    SessionRedis, TelemetryConfig, ToolOverride, ToolsConfig, VolumeMount, Workload,
+    RateLimit, RateLimitBucket, RemoteWorkload, RunConfig, SCHEMA_VERSION,
+    SESSION_REDIS_PASSWORD_ENV, SamplingRate, SecretRef, SessionRedis, TelemetryConfig,
+    ToolOverride, ToolRateLimit, ToolsConfig, VolumeMount, Workload,
 };
 use runconfig::error::{Reason, Violation, Violations};
 use runconfig::path::FieldPath;
@@ -194,7 +195,8 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
             crate::transport::from_crd(transport).as_str()
         }
     };
-    let proxy = m.proxy(&server.front(), mode, refs);
+    let mut proxy = m.proxy(&server.front(), mode, refs);
+    proxy.rate_limit = spec.rate_limiting.as_ref().map(|limit| m.rate_limit(limit));
     let config = RunConfig {
         schema_version: SCHEMA_VERSION.to_owned(),
         name,
@@ -538,6 +540,65 @@ impl Mapper {
             tools: self.tools(front, refs),
             session_redis: self.session_redis(front),
             ..ProxyConfig::default()
+        }
+    }
+
+    /// `spec.rateLimiting`, its fields at their RunConfig paths.
+    fn rate_limit(&mut self, limit: &api::ratelimit::RateLimitConfig) -> RateLimit {
+        self.paths.local("proxy.rate_limit", "spec.rateLimiting");
+        let paths = &mut self.paths;
+        let mut bucket = |from: &str, to: &str, b: &api::ratelimit::RateLimitBucket| {
+            paths.local(from, to);
+            paths.local(&format!("{from}.max_tokens"), &format!("{to}.maxTokens"));
+            paths.local(
+                &format!("{from}.refill_period"),
+                &format!("{to}.refillPeriod"),
+            );
+            RateLimitBucket {
+                max_tokens: i64::from(b.max_tokens),
+                refill_period: b.refill_period.clone(),
+            }
+        };
+        let shared = limit
+            .shared
+            .as_ref()
+            .map(|b| bucket("proxy.rate_limit.shared", "spec.rateLimiting.shared", b));
+        let per_user = limit
+            .per_user
+            .as_ref()
+            .map(|b| bucket("proxy.rate_limit.per_user", "spec.rateLimiting.perUser", b));
+        let mut tools = Vec::new();
+        for (i, tool) in limit.tools.iter().enumerate() {
+            let from = format!("proxy.rate_limit.tools[{i}]");
+            let to = format!("spec.rateLimiting.tools[{i}]");
+            let shared = tool
+                .shared
+                .as_ref()
+                .map(|b| bucket(&format!("{from}.shared"), &format!("{to}.shared"), b));
+            let per_user = tool
+                .per_user
+                .as_ref()
+                .map(|b| bucket(&format!("{from}.per_user"), &format!("{to}.perUser"), b));
+            let entry = ToolRateLimit {
+                name: tool.name.clone(),
+                shared,
+                per_user,
+            };
+            tools.push((from, to, entry));
+        }
+        let tools = tools
+            .into_iter()
+            .map(|(from, to, tool)| {
+                self.paths.local(&from, &to);
+                self.paths
+                    .local(&format!("{from}.name"), &format!("{to}.name"));
+                tool
+            })
+            .collect();
+        RateLimit {
+            shared,
+            per_user,
+            tools,
         }
     }
 

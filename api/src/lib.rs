@@ -16,6 +16,7 @@ pub mod group;
 pub mod manifest;
 pub mod mcpserver;
 pub mod oidcconfig;
+pub mod ratelimit;
 pub mod registry;
 pub mod remoteproxy;
 pub mod telemetryconfig;

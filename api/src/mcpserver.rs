@@ -57,6 +57,8 @@ pub const DEFAULT_AUTHZ_CONFIGMAP_KEY: &str = "authz.json";
 )]
 #[x_kube(
     validation = Rule::new("!(has(self.authzConfig) && has(self.authzConfigRef))").message("authzConfig and authzConfigRef are mutually exclusive; use authzConfigRef to reference a shared MCPAuthzConfig").field_path(".authzConfigRef"),
+    validation = Rule::new("!has(self.rateLimiting) || (has(self.sessionStorage) && self.sessionStorage.provider == 'redis')").message("rateLimiting requires sessionStorage with provider 'redis'").field_path(".rateLimiting"),
+    validation = Rule::new("!(has(self.rateLimiting) && has(self.rateLimiting.perUser)) || has(self.oidcConfigRef) || has(self.externalAuthConfigRef)").message("rateLimiting.perUser requires authentication (oidcConfigRef or externalAuthConfigRef)").field_path(".rateLimiting.perUser"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MCPServerSpec {
@@ -215,6 +217,12 @@ pub struct MCPServerSpec {
     /// condition says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_storage: Option<SessionStorageConfig>,
+
+    /// Rate limits of `tools/call`, in token buckets kept in the Redis of
+    /// `sessionStorage` (required), so every proxy replica draws from the same buckets.
+    /// A refused call is answered HTTP 429 with JSON-RPC error 429 and `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limiting: Option<crate::ratelimit::RateLimitConfig>,
 }
 
 fn default_proxy_port() -> i32 {

@@ -41,6 +41,9 @@ pub struct Counts {
     pub last_answer: Option<Instant>,
     /// How long each answered request took.
     pub latencies: Vec<Duration>,
+    /// The first response body of each failure cause (up to 300 bytes), to tell whose
+    /// error it was.
+    pub samples: BTreeMap<String, String>,
 }
 
 impl Counts {
@@ -54,10 +57,15 @@ impl Counts {
                 self.latencies.push(took);
                 return;
             }
-            Outcome::Failed(cause) => {
+            Outcome::Failed(cause, body) => {
                 self.sent += 1;
                 self.failed += 1;
                 *self.causes.entry(cause.clone()).or_default() += 1;
+                if !self.samples.contains_key(cause) {
+                    let text = String::from_utf8_lossy(body);
+                    let end = text.char_indices().nth(300).map_or(text.len(), |(i, _)| i);
+                    self.samples.insert(cause.clone(), text[..end].to_owned());
+                }
             }
             Outcome::NotSent(cause) => {
                 self.not_sent += 1;
@@ -108,6 +116,11 @@ impl Counts {
         for (cause, n) in &other.causes {
             *self.causes.entry(cause.clone()).or_default() += n;
         }
+        for (cause, body) in &other.samples {
+            self.samples
+                .entry(cause.clone())
+                .or_insert_with(|| body.clone());
+        }
         self.last_trouble = self.last_trouble.max(other.last_trouble);
         self.last_answer = self.last_answer.max(other.last_answer);
     }
@@ -137,7 +150,8 @@ impl Counts {
 
 enum Outcome {
     Answered,
-    Failed(String),
+    /// A cause and the response body.
+    Failed(String, Bytes),
     NotSent(String),
     Lost(String),
 }
@@ -342,7 +356,10 @@ impl Client {
 
 fn classify(status: hyper::StatusCode, body: &[u8], expects_answer: bool) -> Outcome {
     if !status.is_success() {
-        return Outcome::Failed(format!("HTTP {}", status.as_u16()));
+        return Outcome::Failed(
+            format!("HTTP {}", status.as_u16()),
+            Bytes::copy_from_slice(body),
+        );
     }
     if !expects_answer {
         return Outcome::Answered;
@@ -360,10 +377,13 @@ fn classify(status: hyper::StatusCode, body: &[u8], expects_answer: bool) -> Out
     };
     match messages.iter().rev().find(|m| m.get("id").is_some()) {
         Some(m) if m.get("result").is_some() => Outcome::Answered,
-        Some(m) => Outcome::Failed(format!(
-            "JSON-RPC {}",
-            m["error"]["code"].as_i64().unwrap_or_default()
-        )),
+        Some(m) => Outcome::Failed(
+            format!(
+                "JSON-RPC {}",
+                m["error"]["code"].as_i64().unwrap_or_default()
+            ),
+            Bytes::copy_from_slice(body),
+        ),
         None => Outcome::Lost(format!("HTTP {} without an answer", status.as_u16())),
     }
 }

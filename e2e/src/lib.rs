@@ -29,6 +29,42 @@ pub mod proxy;
 /// Field manager of objects the tests apply.
 pub const TEST_MANAGER: &str = "thv-e2e";
 
+/// A Redis pod (Debian's redis-server, packed by `make images-test`) behind the Service
+/// `redis`, its password (`e2e-sessions-pw`) from the Secret `redis`; restricted-PodSecurity
+/// compliant. The harness runs no cluster DNS: MCPServers name it by its ClusterIP.
+pub const REDIS_MANIFEST: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: redis}
+stringData: {password: e2e-sessions-pw}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: redis, labels: {app: redis}}
+spec:
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: redis
+    image: e2e.local/redis:e2e
+    args: [--bind, 0.0.0.0, --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no", --requirepass, $(REDIS_PASSWORD)]
+    env:
+    - name: REDIS_PASSWORD
+      valueFrom: {secretKeyRef: {name: redis, key: password}}
+    ports: [{containerPort: 6379}]
+    readinessProbe: {tcpSocket: {port: 6379}, periodSeconds: 1}
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: redis}
+spec:
+  selector: {app: redis}
+  ports: [{port: 6379}]
+"#;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -264,6 +264,61 @@ async fn roll_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
     })
 }
 
+/// Scenario 2b: one of two proxy replicas deleted under load (SIGTERM, the default
+/// grace period), the Service without affinity, sessions shared in Redis: the sessions
+/// it served go on through the other replica, none answered "session not found".
+async fn delete_proxy_replica(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
+    let pods = team.api::<Pod>();
+    let selector = format!("app=mcpserver,app.kubernetes.io/instance={server}");
+    let before = ready_pods(&pods, &selector, 2, Duration::from_secs(60)).await?;
+    let addr = service_addr(team, &format!("mcp-{server}-proxy")).await?;
+    let traffic = Traffic::start(&addr, "/mcp", 8, sleep_call(100));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let injected = Instant::now();
+    let (victim, uid) = &before[0];
+    pods.delete(victim, &DeleteParams::default()).await?;
+    // Its replacement Ready beside the survivor, then ten more seconds of traffic.
+    let start = Instant::now();
+    let replaced = loop {
+        let now = ready_pods(&pods, &selector, 2, Duration::from_secs(120)).await?;
+        if now.len() == 2 && now.iter().all(|(_, u)| u != uid) {
+            break start.elapsed();
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "no replacement for the proxy pod {victim} within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let counts = traffic.finish().await;
+    anyhow::ensure!(counts.recovered(), "proxy replica deleted: {counts:?}");
+    let not_found = counts
+        .causes
+        .iter()
+        .filter(|(cause, _)| cause.contains("404"))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    anyhow::ensure!(
+        not_found == 0,
+        "sessions were not found on the other replica: {} sent, {} answered; {}; first bodies: {:?}",
+        counts.sent,
+        counts.answered,
+        counts.top_causes(),
+        counts.samples
+    );
+    Ok(Row {
+        scenario: "one of 2 proxy replicas deleted under load (SIGTERM), sessionAffinity None, sessions in Redis, 8 sessions".to_owned(),
+        recovery: recovery(&counts, injected),
+        notes: format!(
+            "replacement Ready after {:.1} s; 0 sessions answered 404{}",
+            replaced.as_secs_f64(),
+            counts.causes_note()
+        ),
+        counts,
+    })
+}
+
 /// The host PID of the operator process in pod `pod` (containers are host processes on
 /// the real node).
 fn operator_pid(pod: &str) -> anyhow::Result<u32> {
@@ -1370,6 +1425,10 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     }
     watch.lap("webhook answers");
 
+    apply_yaml(&client, &team.name, e2e::REDIS_MANIFEST).await?;
+    let redis = service_addr(&team, "redis")
+        .await?
+        .replace(":8080", ":6379");
     let secret = secret_value();
     let servers = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: chaos-secret\nstringData:\n  token: {secret}\n---{}---{}",
@@ -1381,6 +1440,15 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
         ),
         fixture("pipe", "stdio", "[stdio]", ""),
     );
+    let shared = fixture(
+        "shared",
+        "streamable-http",
+        r#"[http, --port, "8080", --host, 0.0.0.0, --allow-any-host]"#,
+        &format!(
+            "  mcpPort: 8080\n  replicas: 2\n  sessionAffinity: None\n  sessionStorage: {{provider: redis, address: \"{redis}\", passwordRef: {{name: redis, key: password}}}}"
+        ),
+    );
+    apply_yaml(&client, &team.name, &shared).await?;
     apply_yaml(&client, &team.name, &servers).await?;
     for name in (0..SCALE_SERVERS).map(|i| format!("s{i:03}")) {
         apply_yaml(
@@ -1390,7 +1458,7 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
         )
         .await?;
     }
-    for name in ["web", "pipe"] {
+    for name in ["web", "pipe", "shared"] {
         wait_until(
             &team.api::<MCPServer>(),
             name,
@@ -1399,7 +1467,7 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
         )
         .await?;
     }
-    watch.lap("web (streamable HTTP) and pipe (stdio) Ready");
+    watch.lap("web (streamable HTTP), pipe (stdio) and shared (2 proxy replicas, Redis) Ready");
 
     let mut rows = Vec::new();
     let show = |row: &Row| println!("{}", table(std::slice::from_ref(row)));
@@ -1409,6 +1477,9 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     rows.push(kill_server_pod(&team, "pipe", "stdio over pods/attach").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("2: stdio server pod killed");
+    rows.push(delete_proxy_replica(&team, "shared").await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("2b: a proxy replica deleted, sessions in Redis");
     rows.push(roll_proxy(&team, "web").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("3: proxy rolled");

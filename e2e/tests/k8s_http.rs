@@ -486,41 +486,6 @@ async fn a_legacy_sse_server_is_served_through_the_proxy() -> anyhow::Result<()>
     ns.delete().await
 }
 
-/// A Redis pod (Debian's redis-server, packed by `make images-test`) behind the Service
-/// `redis`, its password from the Secret `redis`; restricted-PodSecurity compliant.
-const REDIS: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: redis}
-stringData: {password: e2e-sessions-pw}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: redis, labels: {app: redis}}
-spec:
-  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: redis
-    image: e2e.local/redis:e2e
-    args: [--bind, 0.0.0.0, --port, "6379", --save, "", --appendonly, "no", --protected-mode, "no", --requirepass, $(REDIS_PASSWORD)]
-    env:
-    - name: REDIS_PASSWORD
-      valueFrom: {secretKeyRef: {name: redis, key: password}}
-    ports: [{containerPort: 6379}]
-    readinessProbe: {tcpSocket: {port: 6379}, periodSeconds: 1}
-    securityContext:
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-      capabilities: {drop: [ALL]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: redis}
-spec:
-  selector: {app: redis}
-  ports: [{port: 6379}]
-"#;
-
 /// The Ready proxy pods of MCPServer `name` (its Deployment's, not the server's), by
 /// name, with their `http://<ip>:8080/mcp`.
 async fn proxy_pods(
@@ -588,7 +553,7 @@ async fn with_redis_session_storage_any_proxy_replica_serves_any_session() -> an
     let watch = e2e::Stopwatch::start("k8s-sessions");
     let (client, ns, _controller) =
         e2e::controllers::real_node_with_operator("k8s-sessions").await?;
-    apply_yaml(&client, &ns.name, REDIS).await?;
+    apply_yaml(&client, &ns.name, e2e::REDIS_MANIFEST).await?;
     let redis_ip = ns
         .api::<Service>()
         .get("redis")

@@ -19,4 +19,6 @@ pub mod reply;
 pub mod rewrite;
 pub mod runner;
 pub mod sse;
+#[doc(hidden)]
+pub mod test_redis;
 pub mod transport;

@@ -306,6 +306,12 @@ impl Proxy {
             .flatten()
             .next()
             .map(|r| (r.code, r.message.clone()));
+        // A rate limit's refusal: the longest wait any of them asks for.
+        let retry_after = refusals
+            .iter()
+            .flatten()
+            .filter_map(|r| r.retry_after)
+            .max();
         let (first_code, first_message) = first.unwrap_or((code::FORBIDDEN, "refused".to_owned()));
         let errors: Vec<serde_json::Value> = body
             .messages
@@ -317,7 +323,11 @@ impl Proxy {
                     .as_ref()
                     .map(|r| (r.code, r.message.clone()))
                     .unwrap_or((first_code, format!("batch refused: {first_message}")));
-                reply::jsonrpc_error_value(m.id.as_deref(), c, &text)
+                let mut error = reply::jsonrpc_error_value(m.id.as_deref(), c, &text);
+                if let Some(seconds) = refusal.as_ref().and_then(|r| r.retry_after) {
+                    error["error"]["data"] = serde_json::json!({ "retryAfterSeconds": seconds });
+                }
+                error
             })
             .collect();
         if let Backend::Sse(server) = &self.backend
@@ -339,7 +349,16 @@ impl Proxy {
         } else {
             errors.into_iter().next().unwrap_or(serde_json::Value::Null)
         };
-        let mut response = reply::json(StatusCode::OK, &value);
+        let mut response = match retry_after {
+            Some(seconds) => {
+                let mut limited = reply::json(StatusCode::TOO_MANY_REQUESTS, &value);
+                limited
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+                limited
+            }
+            None => reply::json(StatusCode::OK, &value),
+        };
         if let Some(session) = parts.headers.get("mcp-session-id") {
             response
                 .headers_mut()

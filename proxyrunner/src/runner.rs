@@ -142,16 +142,16 @@ fn backend(
     if config.proxy.session_redis.is_some() {
         match &config.workload {
             ValidatedWorkload::Remote(_) => tracing::info!(
-                "session storage: a remote server keeps its own sessions and this proxy holds no state for them, so Redis is not needed and not used"
+                "session storage: a remote server keeps its own sessions and this proxy holds no state for them; no session is written to Redis"
             ),
             ValidatedWorkload::Container(c) if c.transport == Transport::Stdio => tracing::info!(
-                "session storage: a stdio server has one proxy replica, which holds its sessions; Redis is not used"
+                "session storage: a stdio server has one proxy replica, which holds its sessions; no session is written to Redis"
             ),
             ValidatedWorkload::Container(_)
                 if !kubernetes::in_cluster() || !options.command.is_empty() =>
             {
                 tracing::info!(
-                    "session storage: the server is not a StatefulSet in a cluster (one upstream, no pods to route to); Redis is not used"
+                    "session storage: the server is not a StatefulSet in a cluster (one upstream, no pods to route to); no session is written to Redis"
                 )
             }
             ValidatedWorkload::Container(_) => {}

@@ -269,6 +269,48 @@ pub struct ProxyConfig {
     /// own sessions when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_redis: Option<SessionRedis>,
+    /// Rate limits of `tools/call`, kept in `session_redis`; none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Token buckets on `tools/call`: a call takes a token from every bucket that applies.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// One bucket for every caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<RateLimitBucket>,
+    /// One bucket per authenticated caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user: Option<RateLimitBucket>,
+    /// Buckets of single tools, by the name clients call them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolRateLimit>,
+}
+
+/// A token bucket.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitBucket {
+    /// Capacity (the burst).
+    pub max_tokens: i64,
+    /// Time to refill it from empty, a Go duration (`1m0s`, `30s`).
+    pub refill_period: String,
+}
+
+/// The buckets of one tool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRateLimit {
+    /// Tool name, as clients call it.
+    pub name: String,
+    /// One bucket for every caller of the tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<RateLimitBucket>,
+    /// One bucket per authenticated caller of the tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user: Option<RateLimitBucket>,
 }
 
 /// The environment variable the session Redis password is given in, ToolHive's name for
@@ -323,6 +365,7 @@ impl Default for ProxyConfig {
             telemetry: None,
             tools: ToolsConfig::default(),
             session_redis: None,
+            rate_limit: None,
         }
     }
 }

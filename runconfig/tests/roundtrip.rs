@@ -88,6 +88,38 @@ fn session_redis() -> BoxedStrategy<Option<SessionRedis>> {
     .boxed()
 }
 
+/// Boxed for the same reason as [`session_redis`].
+fn rate_limit() -> BoxedStrategy<Option<RateLimit>> {
+    let bucket = || {
+        option::of(
+            (any::<i64>(), text()).prop_map(|(max_tokens, refill_period)| RateLimitBucket {
+                max_tokens,
+                refill_period,
+            }),
+        )
+    };
+    option::of(
+        (
+            bucket(),
+            bucket(),
+            vec(
+                (text(), bucket(), bucket()).prop_map(|(name, shared, per_user)| ToolRateLimit {
+                    name,
+                    shared,
+                    per_user,
+                }),
+                0..2,
+            ),
+        )
+            .prop_map(|(shared, per_user, tools)| RateLimit {
+                shared,
+                per_user,
+                tools,
+            }),
+    )
+    .boxed()
+}
+
 prop_compose! {
     fn run_config()(
         name in text(), group in option::of(text()), debug in any::<bool>(),
@@ -101,10 +133,11 @@ prop_compose! {
         telemetry in option::of(telemetry()),
         filter in vec(text(), 0..3), overrides in btree_map(text(), (option::of(text()), option::of(text())).prop_map(|(name, description)| ToolOverride { name, description }), 0..2),
         session_redis in session_redis(),
+        rate_limit in rate_limit(),
     ) -> RunConfig {
         RunConfig { schema_version: SCHEMA_VERSION.to_owned(), name, group, debug, workload,
             proxy: ProxyConfig { host, port, mode, trust_proxy_headers: trust, endpoint_prefix: prefix, allowed_origins: origins,
-                oidc, authz, audit, telemetry, tools: ToolsConfig { filter, overrides }, session_redis } }
+                oidc, authz, audit, telemetry, tools: ToolsConfig { filter, overrides }, session_redis, rate_limit } }
     }
 }
 

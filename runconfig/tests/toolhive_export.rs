@@ -132,3 +132,35 @@ fn session_redis_and_backend_replicas_travel_in_scaling_config() {
     let (_, lost) = runconfig::to_toolhive_json(&config);
     assert_eq!(lost, vec!["proxy.session_redis.password_env".to_owned()]);
 }
+
+#[test]
+fn rate_limits_travel_as_toolhives_crd_type() {
+    let mut config =
+        runconfig::from_json(include_bytes!("data/toolhive_v0.1.0.json")).expect("reads");
+    let bucket = |max_tokens, refill_period: &str| {
+        Some(RateLimitBucket {
+            max_tokens,
+            refill_period: refill_period.to_owned(),
+        })
+    };
+    config.proxy.rate_limit = Some(RateLimit {
+        shared: bucket(100, "1m0s"),
+        per_user: None,
+        tools: vec![ToolRateLimit {
+            name: "search".to_owned(),
+            shared: None,
+            per_user: bucket(5, "30s"),
+        }],
+    });
+    let (bytes, lost) = runconfig::to_toolhive_json(&config);
+    assert!(lost.is_empty(), "{lost:?}");
+    let written: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(
+        written["rate_limit_config"],
+        serde_json::json!({
+            "shared": {"maxTokens": 100, "refillPeriod": "1m0s"},
+            "tools": [{"name": "search", "perUser": {"maxTokens": 5, "refillPeriod": "30s"}}],
+        })
+    );
+    assert_eq!(runconfig::from_json(&bytes).expect("reads back"), config);
+}

@@ -143,9 +143,9 @@ fn identity(object: &Manifest) -> Identity {
 
 /// The object a config object is checked through.
 enum Probe {
-    Server(MCPServer),
+    Server(Box<MCPServer>),
     /// Outgoing authentication is an MCPRemoteProxy's (an MCPServer refuses it).
-    RemoteProxy(MCPRemoteProxy),
+    RemoteProxy(Box<MCPRemoteProxy>),
 }
 
 /// An MCPServer (an MCPRemoteProxy for an MCPExternalAuthConfig) that references only the
@@ -170,7 +170,7 @@ fn probe(kind: ConfigKind, name: &str, namespace: Option<&str>) -> Result<Probe,
             "spec": {"remoteUrl": "https://probe.invalid/mcp", "externalAuthConfigRef": {"name": name}},
         });
         return serde_json::from_value(probe)
-            .map(Probe::RemoteProxy)
+            .map(|proxy| Probe::RemoteProxy(Box::new(proxy)))
             .map_err(failed);
     }
     let reference = match kind {
@@ -192,6 +192,6 @@ fn probe(kind: ConfigKind, name: &str, namespace: Option<&str>) -> Result<Probe,
         "spec": spec,
     });
     serde_json::from_value(probe)
-        .map(Probe::Server)
+        .map(|server| Probe::Server(Box::new(server)))
         .map_err(failed)
 }

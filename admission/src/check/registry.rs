@@ -199,35 +199,4 @@ fn patterns(lists: &IncludeExclude, path: &FieldPath, report: &mut Report) {
     }
 }
 
-/// Parses a Go duration (`1h30m`, `1.5h`, `90s`, `500ms`): the format the Go operator
-/// and ToolHive users write. Units: ns, us (µs), ms, s, m, h; no sign, no days.
-pub fn go_duration(text: &str) -> Option<Duration> {
-    const UNITS: &[(&str, f64)] = &[
-        ("ns", 1e-9),
-        ("us", 1e-6),
-        ("µs", 1e-6),
-        ("ms", 1e-3),
-        ("s", 1.0),
-        ("m", 60.0),
-        ("h", 3600.0),
-    ];
-    let mut rest = text;
-    let mut seconds = 0.0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = UNITS.iter().find(|(u, _)| *u == &rest[..unit_len])?.1;
-        rest = &rest[unit_len..];
-        seconds += value * factor;
-    }
-    Duration::try_from_secs_f64(seconds).ok()
-}
+pub use runconfig::validate::go_duration;

@@ -159,6 +159,7 @@ impl Middleware for Authorizer {
         Verdict::Refuse(Refusal {
             code: code::FORBIDDEN,
             message,
+            retry_after: None,
         })
     }
 

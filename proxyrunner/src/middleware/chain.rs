@@ -125,6 +125,10 @@ pub struct Refusal {
     pub code: i64,
     /// Error message.
     pub message: String,
+    /// A rate limit's refusal: seconds until a retry may pass. The POST is then
+    /// answered HTTP 429 with `Retry-After`, and the error carries
+    /// `data.retryAfterSeconds` (as ToolHive answers).
+    pub retry_after: Option<u64>,
 }
 
 /// What a stage may need besides its RunConfig section.
@@ -229,6 +233,7 @@ stages! {
     Authentication => super::authn::Authentication,
     Audit => super::audit::Auditor,
     Authorization => super::authz::Authorizer,
+    RateLimit => super::ratelimit::RateLimiter,
     Tools => super::tools::ToolFilter,
 }
 

@@ -16,6 +16,7 @@
 //!    - `audit` — records what the later stages decide and how the server answered;
 //!    - `authz` — Cedar or HTTP decision (JSON-RPC error -32001 on deny); list results
 //!      filtered on the way back;
+//!    - `ratelimit` — token buckets on `tools/call` in Redis (HTTP 429, JSON-RPC 429);
 //!    - `tools` — hidden tools refused, renamed ones mapped to the server's names; list
 //!      results filtered and renamed on the way back (before authz filters them, so
 //!      policies name the tools as clients see them).
@@ -29,6 +30,7 @@ pub mod chain;
 mod fixtures;
 pub mod metrics_export;
 pub mod origin;
+pub mod ratelimit;
 pub mod telemetry;
 pub mod tools;
 pub mod tracing_export;

@@ -106,6 +106,7 @@ impl Middleware for ToolFilter {
             CallDecision::Refuse => Verdict::Refuse(Refusal {
                 code: code::INVALID_PARAMS,
                 message: format!("unknown tool: {}", call.describe()),
+                retry_after: None,
             }),
         }
     }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod authz;
 pub mod cedar;
 pub mod oidc;
+pub mod ratelimit;
 pub mod sessions;
 pub mod telemetry;
 pub mod tools;

@@ -74,6 +74,9 @@ pub fn from_current(config: &RunConfig) -> (Value, Vec<String>) {
         }
         scaling(&mut out, "session_redis", Value::Object(session));
     }
+    if let Some(limit) = &proxy.rate_limit {
+        out.insert("rate_limit_config".into(), rate_limit_config(limit));
+    }
     if let Some(oidc) = &proxy.oidc {
         out.insert("oidc_config".into(), oidc_config(oidc, &mut lost));
     }
@@ -257,4 +260,27 @@ fn telemetry_config(t: &TelemetryConfig) -> Value {
         "customAttributes": t.resource_attributes,
         "useLegacyAttributes": t.use_legacy_attributes,
     })
+}
+
+/// ToolHive's `rate_limit_config`: the CRD's type, camelCase.
+fn rate_limit_config(limit: &crate::config::RateLimit) -> Value {
+    let bucket = |b: &crate::config::RateLimitBucket| json!({"maxTokens": b.max_tokens, "refillPeriod": b.refill_period});
+    let mut out = Map::new();
+    put(&mut out, "shared", limit.shared.as_ref().map(bucket));
+    put(&mut out, "perUser", limit.per_user.as_ref().map(bucket));
+    if !limit.tools.is_empty() {
+        let tools: Vec<Value> = limit
+            .tools
+            .iter()
+            .map(|t| {
+                let mut tool = Map::new();
+                tool.insert("name".into(), json!(t.name));
+                put(&mut tool, "shared", t.shared.as_ref().map(bucket));
+                put(&mut tool, "perUser", t.per_user.as_ref().map(bucket));
+                Value::Object(tool)
+            })
+            .collect();
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    Value::Object(out)
 }

@@ -63,6 +63,8 @@ const IGNORED_KEYS: &[&str] = &[
     "isolate_network",
     "backend_replicas",
     "scaling_config",
+    "rate_limit_config",
+    "rate_limit_namespace",
     "name",
     "group",
     "debug",
@@ -173,6 +175,43 @@ pub fn to_current(old: &Value) -> Result<Value, Violations> {
             json!(crate::config::SESSION_REDIS_PASSWORD_ENV),
         );
         proxy.insert("session_redis".into(), Value::Object(out));
+    }
+    if let Some(limit) = old.get("rate_limit_config").and_then(Value::as_object) {
+        // ToolHive embeds the CRD's type: camelCase keys, Go durations.
+        let bucket = |b: &Value| {
+            b.as_object().map(|b| {
+                json!({
+                    "max_tokens": b.get("maxTokens").cloned().unwrap_or(Value::Null),
+                    "refill_period": b.get("refillPeriod").cloned().unwrap_or(Value::Null),
+                })
+            })
+        };
+        let mut out = Map::new();
+        if let Some(b) = limit.get("shared").and_then(bucket) {
+            out.insert("shared".into(), b);
+        }
+        if let Some(b) = limit.get("perUser").and_then(bucket) {
+            out.insert("per_user".into(), b);
+        }
+        if let Some(tools) = limit.get("tools").and_then(Value::as_array) {
+            let list: Vec<Value> = tools
+                .iter()
+                .filter_map(Value::as_object)
+                .map(|t| {
+                    let mut tool = Map::new();
+                    copy(t, "name", &mut tool, "name");
+                    if let Some(b) = t.get("shared").and_then(bucket) {
+                        tool.insert("shared".into(), b);
+                    }
+                    if let Some(b) = t.get("perUser").and_then(bucket) {
+                        tool.insert("per_user".into(), b);
+                    }
+                    Value::Object(tool)
+                })
+                .collect();
+            out.insert("tools".into(), Value::Array(list));
+        }
+        proxy.insert("rate_limit".into(), Value::Object(out));
     }
     let mut tools = Map::new();
     copy(old, "tools_filter", &mut tools, "filter");

@@ -10,7 +10,7 @@
 mod check;
 mod workload;
 
-pub use check::{Check, is_dns_label};
+pub use check::{Check, go_duration, is_dns_label};
 pub use workload::{
     ContainerWorkload, ForwardedHeader, HeaderValueSource, PermissionProfile, RESTRICTED_HEADERS,
     RemoteWorkload, Transport, ValidatedWorkload,
@@ -20,7 +20,8 @@ use crate::config::RunConfig;
 use crate::error::Violations;
 use crate::middleware::{
     audit::ValidatedAudit, authz::ValidatedAuthz, oidc::ValidatedOidc,
-    sessions::ValidatedSessionRedis, telemetry::ValidatedTelemetry, tools::ValidatedTools,
+    ratelimit::ValidatedRateLimit, sessions::ValidatedSessionRedis, telemetry::ValidatedTelemetry,
+    tools::ValidatedTools,
 };
 use crate::path::FieldPath;
 
@@ -85,6 +86,8 @@ pub struct ValidatedProxy {
     pub tools: ValidatedTools,
     /// Redis shared with the other replicas for MCP sessions, when configured.
     pub session_redis: Option<ValidatedSessionRedis>,
+    /// Rate limits of `tools/call`, when configured (kept in `session_redis`).
+    pub rate_limit: Option<ValidatedRateLimit>,
 }
 
 /// One stage of the proxy's middleware chain, outermost first; see
@@ -101,6 +104,8 @@ pub enum Middleware<'a> {
     Audit(&'a ValidatedAudit),
     /// Telemetry.
     Telemetry(&'a ValidatedTelemetry),
+    /// Rate limits (kept in the proxy's `session_redis`, which validation requires).
+    RateLimit(&'a ValidatedRateLimit),
 }
 
 impl ValidatedRunConfig {
@@ -121,6 +126,11 @@ impl ValidatedRunConfig {
         }
         if let Some(authz) = &proxy.authz {
             chain.push(Middleware::Authorization(authz));
+        }
+        // After authorization, so a refused call takes no token; before tool renaming,
+        // so limits name tools as clients call them.
+        if let Some(limit) = &proxy.rate_limit {
+            chain.push(Middleware::RateLimit(limit));
         }
         if !proxy.tools.is_empty() {
             chain.push(Middleware::Tools(&proxy.tools));
@@ -171,7 +181,7 @@ fn validate_proxy(
     path: &FieldPath,
     check: &mut Check,
 ) -> Option<ValidatedProxy> {
-    use crate::middleware::{audit, authz, oidc, sessions, telemetry, tools};
+    use crate::middleware::{audit, authz, oidc, ratelimit, sessions, telemetry, tools};
     let proxy = &config.proxy;
     let port = check.port(&path.key("port"), proxy.port);
     let mode = ProxyMode::parse(&proxy.mode);
@@ -222,6 +232,15 @@ fn validate_proxy(
         .session_redis
         .as_ref()
         .and_then(|r| sessions::validate(r, &path.key("session_redis"), check));
+    let rate_limit = proxy.rate_limit.as_ref().and_then(|limit| {
+        ratelimit::validate(
+            limit,
+            proxy.session_redis.is_some(),
+            proxy.oidc.is_some(),
+            &path.key("rate_limit"),
+            check,
+        )
+    });
     Some(ValidatedProxy {
         host: proxy.host.clone(),
         port: port?,
@@ -235,5 +254,6 @@ fn validate_proxy(
         telemetry,
         tools: tools?,
         session_redis,
+        rate_limit,
     })
 }

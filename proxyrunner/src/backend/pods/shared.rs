@@ -20,7 +20,7 @@ use runconfig::middleware::sessions::ValidatedSessionRedis;
 
 /// How long one Redis command may take, connecting included, before the request goes on
 /// without it.
-const COMMAND_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Why the shared sessions could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +42,87 @@ pub struct SharedSessions {
     prefix: String,
     /// Key lifetime.
     ttl: Duration,
-    /// `host:port`, for logs.
+    health: Health,
+}
+
+/// The password the RunConfig's `password_env` names; none when it names none.
+pub fn password_from_env(config: &ValidatedSessionRedis) -> Result<Option<String>, SharedError> {
+    match &config.password_env {
+        Some(env) => std::env::var(env)
+            .map(Some)
+            .map_err(|_| SharedError::PasswordUnset(env.clone())),
+        None => Ok(None),
+    }
+}
+
+/// A connection to the RunConfig's Redis, made on first use and remade after it breaks;
+/// a command that takes longer than [`COMMAND_TIMEOUT`] fails.
+pub fn connection(
+    config: &ValidatedSessionRedis,
+    password: Option<String>,
+) -> Result<ConnectionManager, SharedError> {
+    let mut settings = redis::RedisConnectionInfo::default().set_db(config.db);
+    if let Some(password) = password {
+        settings = settings.set_password(password);
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
+        config.host.clone(),
+        config.port,
+    ))?
+    .set_redis_settings(settings);
+    let client = redis::Client::open(info)?;
+    let manager = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(2));
+    Ok(ConnectionManager::new_lazy_with_config(client, manager)?)
+}
+
+/// Whether Redis answered last time: an outage is logged once, and its end.
+pub struct Health {
+    /// `host:port`.
     address: String,
-    /// Whether the last command failed (so a Redis outage is logged once, and its end).
     failing: AtomicBool,
+}
+
+impl Health {
+    /// For the RunConfig's Redis.
+    pub fn new(config: &ValidatedSessionRedis) -> Self {
+        Self {
+            address: format!("{}:{}", config.host, config.port),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// The value of a command that answered in time; `None` (logged when an outage
+    /// starts) otherwise. `consequence` says what the failure means for requests.
+    pub fn outcome<T>(
+        &self,
+        what: &str,
+        consequence: &str,
+        result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Option<T> {
+        let error = match result {
+            Ok(Ok(value)) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(redis = %self.address, "Redis answers again");
+                }
+                return Some(value);
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {COMMAND_TIMEOUT:?}"),
+        };
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(redis = %self.address, %error, "{what} failed; {consequence}");
+        }
+        None
+    }
+
+    /// `host:port`, for logs.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
 }
 
 impl SharedSessions {
@@ -57,13 +134,7 @@ impl SharedSessions {
         server: &str,
         ttl: Duration,
     ) -> Result<Self, SharedError> {
-        let password = match &config.password_env {
-            Some(env) => {
-                Some(std::env::var(env).map_err(|_| SharedError::PasswordUnset(env.clone()))?)
-            }
-            None => None,
-        };
-        Self::new(config, password, namespace, server, ttl)
+        Self::new(config, password_from_env(config)?, namespace, server, ttl)
     }
 
     /// [`Self::from_env`] with the password given.
@@ -74,28 +145,11 @@ impl SharedSessions {
         server: &str,
         ttl: Duration,
     ) -> Result<Self, SharedError> {
-        let mut settings = redis::RedisConnectionInfo::default().set_db(config.db);
-        if let Some(password) = password {
-            settings = settings.set_password(password);
-        }
-        let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
-            config.host.clone(),
-            config.port,
-        ))?
-        .set_redis_settings(settings);
-        let client = redis::Client::open(info)?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let redis = ConnectionManager::new_lazy_with_config(client, manager)?;
         Ok(Self {
-            redis,
+            redis: connection(config, password)?,
             prefix: format!("{}thv-session:{namespace}/{server}:", config.key_prefix),
             ttl,
-            address: format!("{}:{}", config.host, config.port),
-            failing: AtomicBool::new(false),
+            health: Health::new(config),
         })
     }
 
@@ -103,30 +157,16 @@ impl SharedSessions {
         format!("{}{session}", self.prefix)
     }
 
-    /// Logs the first failure of a run of failures and the first success after one.
     fn outcome<T>(
         &self,
         what: &str,
         result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
     ) -> Option<T> {
-        let error = match result {
-            Ok(Ok(value)) => {
-                if self.failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!(redis = %self.address, "session storage: Redis answers again");
-                }
-                return Some(value);
-            }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!("no answer within {COMMAND_TIMEOUT:?}"),
-        };
-        if !self.failing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                redis = %self.address,
-                %error,
-                "session storage: {what} failed; until Redis answers, each proxy replica knows only the sessions created through it"
-            );
-        }
-        None
+        self.health.outcome(
+            &format!("session storage: {what}"),
+            "until Redis answers, each proxy replica knows only the sessions created through it",
+            result,
+        )
     }
 
     /// Checks that Redis answers (logged either way); for start-up.
@@ -138,7 +178,7 @@ impl SharedSessions {
         .await;
         let answered = self.outcome("PING", result).is_some();
         if answered {
-            tracing::info!(redis = %self.address, "session storage: sessions are shared in Redis");
+            tracing::info!(redis = %self.health.address(), "session storage: sessions are shared in Redis");
         }
         answered
     }

@@ -445,46 +445,9 @@ fn sessions_nobody_uses_are_forgotten_but_an_open_sse_stream_holds_its_own() {
     assert_eq!(router.sessions_per_pod(), [("fixture-0".to_owned(), 0)]);
 }
 
-/// A real `redis-server` on a free loopback port, stopped when dropped.
-struct Redis {
-    child: std::process::Child,
-    port: u16,
-}
+use crate::test_redis::Redis;
 
 impl Redis {
-    fn start(password: Option<&str>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut command = std::process::Command::new("redis-server");
-        command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
-        command.args(["--save", "", "--appendonly", "no"]);
-        if let Some(password) = password {
-            command.args(["--requirepass", password]);
-        }
-        let child = command
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server; .ci/run installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-
-    fn config(&self) -> runconfig::middleware::sessions::ValidatedSessionRedis {
-        runconfig::middleware::sessions::ValidatedSessionRedis {
-            host: "127.0.0.1".to_owned(),
-            port: self.port,
-            db: 0,
-            key_prefix: "test:".to_owned(),
-            password_env: None,
-        }
-    }
-
     fn shared(&self, password: Option<&str>) -> Arc<SharedSessions> {
         let password = password.map(str::to_owned);
         Arc::new(
@@ -497,13 +460,6 @@ impl Redis {
             )
             .expect("settings"),
         )
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

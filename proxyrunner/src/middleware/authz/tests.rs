@@ -43,6 +43,7 @@ async fn rejects_call_denied_by_cedar_policy() {
         Verdict::Refuse(Refusal {
             code: code::FORBIDDEN,
             message: "not authorized: tools/call delete_repo".to_owned(),
+            retry_after: None,
         })
     );
 }
