@@ -285,12 +285,34 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         backend_replicas: container.replicas.and_then(|r| i32::try_from(r).ok()),
         session_affinity: SessionAffinity::ClientIP,
         session_storage,
-        rate_limiting: None,
+        rate_limiting: proxy.rate_limit.as_ref().map(rate_limiting),
     };
     manifests.insert(0, Manifest::MCPServer(MCPServer::new(&name, spec)));
     if problems.is_empty() {
         Ok(manifests)
     } else {
         Err(problems)
+    }
+}
+
+/// `proxy.rate_limit` as `spec.rateLimiting` (capacities beyond the CRD's int32 are
+/// refused by validation before this runs).
+fn rate_limiting(limit: &runconfig::config::RateLimit) -> api::ratelimit::RateLimitConfig {
+    let bucket = |b: &runconfig::config::RateLimitBucket| api::ratelimit::RateLimitBucket {
+        max_tokens: i32::try_from(b.max_tokens).unwrap_or(i32::MAX),
+        refill_period: b.refill_period.clone(),
+    };
+    api::ratelimit::RateLimitConfig {
+        shared: limit.shared.as_ref().map(bucket),
+        per_user: limit.per_user.as_ref().map(bucket),
+        tools: limit
+            .tools
+            .iter()
+            .map(|t| api::ratelimit::ToolRateLimitConfig {
+                name: t.name.clone(),
+                shared: t.shared.as_ref().map(bucket),
+                per_user: t.per_user.as_ref().map(bucket),
+            })
+            .collect(),
     }
 }

@@ -562,8 +562,9 @@ async fn with_redis_session_storage_any_proxy_replica_serves_any_session() -> an
         .and_then(|s| s.cluster_ip)
         .context("redis ClusterIP")?;
     // The harness runs no cluster DNS: the Service is named by its ClusterIP.
+    // `echo` is limited to 5 calls an hour across both replicas (the other tools are not).
     let shared = format!(
-        "{}  replicas: 2\n  sessionAffinity: None\n  sessionStorage:\n    provider: redis\n    address: \"{redis_ip}:6379\"\n    keyPrefix: e2e-\n    passwordRef: {{name: redis, key: password}}\n",
+        "{}  replicas: 2\n  sessionAffinity: None\n  sessionStorage:\n    provider: redis\n    address: \"{redis_ip}:6379\"\n    keyPrefix: e2e-\n    passwordRef: {{name: redis, key: password}}\n  rateLimiting:\n    tools:\n    - name: echo\n      shared: {{maxTokens: 5, refillPeriod: 1h}}\n",
         server_yaml("shared", "streamable-http", "http", 2)
     );
     let alone = format!(
@@ -610,6 +611,29 @@ async fn with_redis_session_storage_any_proxy_replica_serves_any_session() -> an
         "both server pods serve sessions: {home:?}"
     );
     watch.lap("10 sessions, each served through both replicas by its own server pod");
+
+    // Rate limits live in Redis too: 8 calls of `echo`, alternately through each
+    // replica, and exactly 5 pass; the others are 429 with Retry-After.
+    let echo = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"n":1}}}"#;
+    let sessions: Vec<&String> = home.keys().collect();
+    let mut passed = 0;
+    for i in 0..8 {
+        let answer = post(&urls[i % 2], Some(sessions[i % sessions.len()]), echo);
+        match answer.status {
+            200 => passed += 1,
+            429 => {
+                anyhow::ensure!(
+                    answer.header("retry-after").is_some() && answer.body.contains(r#""code":429"#),
+                    "a rate-limited call: {} {}",
+                    answer.head,
+                    answer.body
+                );
+            }
+            other => anyhow::bail!("echo: {other} {}", answer.body),
+        }
+    }
+    assert_eq!(passed, 5, "5 calls of echo an hour, across both replicas");
+    watch.lap("rate limit shared by both replicas: 5 of 8 calls of echo passed, 3 answered 429");
 
     // The replica that opened half of them is deleted: its sessions go on through the
     // other one, and through its replacement.

@@ -262,6 +262,38 @@ fn proxy_replicas_without_shared_sessions_are_admitted_with_a_warning() {
 }
 
 #[test]
+fn rate_limits_are_refused_at_the_field_that_cannot_work() {
+    let base = "  image: a/b:1\n  transport: streamable-http\n";
+    let redis = "  sessionStorage: {provider: redis, address: 'redis:6379'}\n";
+    let shared = "  rateLimiting: {shared: {maxTokens: 10, refillPeriod: 1m0s}}\n";
+    assert!(check_alone(&server(&format!("{base}{redis}{shared}"))).is_allowed());
+    // No Redis to keep the buckets in.
+    let report = check_alone(&server(&format!("{base}{shared}")));
+    assert!(
+        error_paths(&report).contains(&"spec.rateLimiting"),
+        "{report:?}"
+    );
+    // A per-tool per-user limit without authentication: no caller to count.
+    let report = check_alone(&server(&format!(
+        "{base}{redis}  rateLimiting: {{tools: [{{name: search, perUser: {{maxTokens: 2, refillPeriod: 1m}}}}]}}\n"
+    )));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.rateLimiting.tools[0].perUser"],
+        "{report:?}"
+    );
+    // A refill period that is not a duration.
+    let report = check_alone(&server(&format!(
+        "{base}{redis}  rateLimiting: {{shared: {{maxTokens: 10, refillPeriod: soon}}}}\n"
+    )));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.rateLimiting.shared.refillPeriod"],
+        "{report:?}"
+    );
+}
+
+#[test]
 fn proxy_mode_of_a_streamable_http_server_is_ineffective() {
     let report = check_alone(&server(
         "  image: a/b:1\n  transport: streamable-http\n  proxyMode: sse\n",

@@ -48,6 +48,8 @@ pub enum ConditionType {
     /// MCPServer: more than one proxy replica and no shared session storage (ToolHive's
     /// condition).
     SessionStorageWarning,
+    /// MCPServer: `rateLimiting` can work as configured (ToolHive's condition).
+    RateLimitConfigValid,
     /// kstatus: work is in progress.
     Reconciling,
     /// kstatus: stuck until someone acts.
@@ -64,6 +66,7 @@ impl ConditionType {
             Self::MCPServersChecked => "MCPServersChecked",
             Self::StdioReplicaCapped => "StdioReplicaCapped",
             Self::SessionStorageWarning => "SessionStorageWarning",
+            Self::RateLimitConfigValid => "RateLimitConfigValid",
             Self::Reconciling => "Reconciling",
             Self::Stalled => "Stalled",
         }
@@ -98,6 +101,12 @@ pub enum Reason {
     SessionStorageConfigured,
     /// One proxy replica (or left to an HPA): nothing to warn about (ToolHive's reason).
     SessionStorageWarningNotApplicable,
+    /// Rate limits configured and usable (ToolHive's reason).
+    RateLimitConfigValid,
+    /// A per-user rate limit without authentication (ToolHive's reason).
+    PerUserRequiresAuth,
+    /// No rate limits configured (ToolHive's reason).
+    RateLimitNotApplicable,
     /// A registry sync is running.
     Syncing,
     /// A registry sync succeeded.
@@ -138,6 +147,9 @@ impl Reason {
             Self::SessionStorageMissingForReplicas => "SessionStorageMissingForReplicas",
             Self::SessionStorageConfigured => "SessionStorageConfigured",
             Self::SessionStorageWarningNotApplicable => "SessionStorageWarningNotApplicable",
+            Self::RateLimitConfigValid => "RateLimitConfigValid",
+            Self::PerUserRequiresAuth => "PerUserRequiresAuth",
+            Self::RateLimitNotApplicable => "RateLimitNotApplicable",
             Self::Syncing => "Syncing",
             Self::Synced => "Synced",
             Self::WaitingForSource => "WaitingForSource",

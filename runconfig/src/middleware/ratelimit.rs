@@ -60,7 +60,7 @@ pub fn validate(
             path.clone(),
             Reason::Required,
             "rate limits are kept in Redis and no session storage Redis is configured",
-            "session storage with provider redis (proxy.session_redis)",
+            "session storage in Redis (an MCPServer's spec.sessionStorage)",
         );
     }
     if limit.shared.is_none() && limit.per_user.is_none() && limit.tools.is_empty() {

@@ -55,6 +55,7 @@ pub fn desired(
     );
     conditions.push(stdio_cap_condition(server, generation, now));
     conditions.push(session_storage_condition(server, generation, now));
+    conditions.push(rate_limit_condition(server, generation, now));
     conditions.extend(refs.iter().map(|r| r.condition(generation, now)));
     MCPServerStatus {
         conditions: keep_transition_times(
@@ -324,6 +325,45 @@ fn session_storage_condition(
         ConditionStatus::from_bool(holds).as_str(),
         reason.as_str(),
         &message,
+        generation,
+        now,
+    )
+}
+
+/// `RateLimitConfigValid`, as ToolHive writes it. The webhook refuses a per-user limit
+/// without authentication, so False is seen only on an object stored without it.
+fn rate_limit_condition(
+    server: &MCPServer,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let (holds, reason, message) = match &server.spec.rate_limiting {
+        None => (
+            true,
+            Reason::RateLimitNotApplicable,
+            "rate limiting is not configured",
+        ),
+        Some(limit)
+            if (limit.per_user.is_some() || limit.tools.iter().any(|t| t.per_user.is_some()))
+                && server.spec.oidc_config_ref.is_none() =>
+        {
+            (
+                false,
+                Reason::PerUserRequiresAuth,
+                "a perUser rate limit needs authentication (spec.oidcConfigRef): without it no caller is known",
+            )
+        }
+        Some(_) => (
+            true,
+            Reason::RateLimitConfigValid,
+            "rate limit configuration is valid; buckets are kept in the session storage's Redis",
+        ),
+    };
+    raw_condition(
+        ConditionType::RateLimitConfigValid.as_str(),
+        ConditionStatus::from_bool(holds).as_str(),
+        reason.as_str(),
+        message,
         generation,
         now,
     )
@@ -615,6 +655,35 @@ mod tests {
                 "{one}"
             );
         }
+    }
+
+    #[test]
+    fn rate_limits_report_toolhives_condition() {
+        let condition = |yaml: &str| {
+            let status = observe(
+                &server(yaml),
+                Observed::Applied(&deployment(1, 2, 2, 1, 1, 1)),
+            );
+            let c = kstatus::condition(&status, "RateLimitConfigValid");
+            (c.status.clone(), c.reason.clone())
+        };
+        assert_eq!(
+            condition(MINIMAL),
+            ("True".to_owned(), "RateLimitNotApplicable".to_owned())
+        );
+        let limited = MINIMAL.replace(
+            "spec: {",
+            "spec: {sessionStorage: {provider: redis, address: 'redis:6379'}, rateLimiting: {shared: {maxTokens: 10, refillPeriod: 1m}}, ",
+        );
+        assert_eq!(
+            condition(&limited),
+            ("True".to_owned(), "RateLimitConfigValid".to_owned())
+        );
+        let per_user = limited.replace("shared: {maxTokens", "perUser: {maxTokens");
+        assert_eq!(
+            condition(&per_user),
+            ("False".to_owned(), "PerUserRequiresAuth".to_owned())
+        );
     }
 
     #[test]
