@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 pub mod bench;
 pub mod chaos;
 pub mod controllers;
+pub mod issuer;
 pub mod parity;
 pub mod proxy;
 

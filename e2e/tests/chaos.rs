@@ -1186,7 +1186,7 @@ async fn identity_attacks(
     let Some(node) = bridge_ip() else {
         return Ok(None);
     };
-    let issuer = e2e::chaos::Issuer::start(&format!("{node}:0")).await?;
+    let issuer = e2e::issuer::Issuer::start(&format!("{node}:0")).await?;
     let audience = "chaos-mcp";
     let url = &issuer.url;
     let manifests = format!(

@@ -147,7 +147,11 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
     let server = runner::serve_until(proxy.clone(), listener, stopping, drain_timeout);
     tokio::pin!(server);
     tokio::select! {
-        result = &mut server => return result.context("serving"),
+        result = &mut server => {
+            // Serving failed: what was audited so far still reaches stdout.
+            flush_audit().await;
+            return result.context("serving");
+        }
         _ = shutdown() => {}
     }
     // Graceful drain: readiness fails and responses close their connections while the
@@ -167,24 +171,29 @@ async fn run(args: RunArgs, validated: runconfig::ValidatedRunConfig) -> anyhow:
         let _ = stop.send(true);
         server.await
     };
-    tokio::select! {
-        result = drained => {
-            result.context("serving")?;
-            tracing::info!("drained");
+    let served = tokio::select! {
+        result = drained => result.map(|()| tracing::info!("drained")),
+        _ = shutdown() => {
+            tracing::warn!("asked again to stop; exiting without waiting");
+            Ok(())
         }
-        _ = shutdown() => tracing::warn!("asked again to stop; exiting without waiting"),
-    }
+    };
     if let Some(exporter) = exporter {
         // The last numbers, so a short-lived proxy's are not lost.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), exporter.push()).await;
     }
-    // The last audit events, written by their own thread.
+    flush_audit().await;
+    served.context("serving")
+}
+
+/// Waits (at most 3 s) for the audit events still queued to reach stdout; they are
+/// written by a thread of their own.
+async fn flush_audit() {
     tokio::task::spawn_blocking(|| {
         proxyrunner::middleware::audit::drain_stdout(std::time::Duration::from_secs(3))
     })
     .await
     .ok();
-    Ok(())
 }
 
 /// How long a proxy in a pod keeps serving after SIGTERM while it leaves its Service's

@@ -51,7 +51,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
     // The same with the middleware both proxies have: a token checked against a JWKS
     // (an issuer on loopback), a Cedar policy allowing the one tool, an audit event per
     // request.
-    let issuer = e2e::chaos::Issuer::start("127.0.0.1:0").await?;
+    let issuer = e2e::issuer::Issuer::start("127.0.0.1:0").await?;
     let middleware = Middleware {
         proxy: serde_json::json!({
             "oidc": {

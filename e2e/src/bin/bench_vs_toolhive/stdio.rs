@@ -165,11 +165,14 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         .env("HTTP_PROXY", "http://127.0.0.1:9")
         .env("NO_PROXY", "127.0.0.1,localhost");
     in_namespace(&mut command, &theirs_ns.name);
+    // Its log goes to stdout: drained, so a full pipe never stalls it mid-measurement.
+    let mut process = Running::start("thv-proxyrunner (ToolHive)", command);
+    process.drain_stdout();
     let theirs = Side {
         name: "ToolHive",
         addr: format!("127.0.0.1:{port}"),
         path: "/mcp",
-        process: Running::start("thv-proxyrunner (ToolHive)", command),
+        process,
     };
 
     let started = Instant::now();
