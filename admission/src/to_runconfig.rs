@@ -51,6 +51,8 @@ pub struct References<'a> {
     pub group: Option<&'a MCPGroup>,
     /// The MCPExternalAuthConfig named by `spec.externalAuthConfigRef`.
     pub external_auth_config: Option<&'a MCPExternalAuthConfig>,
+    /// The PEM bundle in the ConfigMap key the MCPOIDCConfig's `caBundleRef` names.
+    pub oidc_ca_bundle: Option<&'a str>,
 }
 
 /// The objects an MCPServer references, owned: what the operator fetched from the
@@ -74,6 +76,8 @@ pub struct Referenced {
     pub group: Option<MCPGroup>,
     /// The MCPExternalAuthConfig named by `spec.externalAuthConfigRef`.
     pub external_auth_config: Option<MCPExternalAuthConfig>,
+    /// The PEM bundle in the ConfigMap key the MCPOIDCConfig's `caBundleRef` names.
+    pub oidc_ca_bundle: Option<String>,
 }
 
 impl Referenced {
@@ -88,6 +92,7 @@ impl Referenced {
             permission_profile_map: self.permission_profile_map.as_deref(),
             group: self.group.as_ref(),
             external_auth_config: self.external_auth_config.as_ref(),
+            oidc_ca_bundle: self.oidc_ca_bundle.as_deref(),
         }
     }
 
@@ -298,6 +303,28 @@ pub struct ConfigMapKey {
     pub name: String,
     /// The key inside it.
     pub key: String,
+}
+
+/// The ConfigMap key holding the PEM bundle an MCPOIDCConfig trusts for its provider
+/// (`spec.inline.caBundleRef`, key defaults to `ca.crt`), and whether it may be missing.
+pub fn oidc_ca_bundle_map(oidc: &MCPOIDCConfig) -> Option<(ConfigMapKey, bool)> {
+    let map = oidc
+        .spec
+        .inline
+        .as_ref()
+        .filter(|_| oidc.spec.type_ == OIDCConfigSource::Inline)?
+        .ca_bundle_ref
+        .as_ref()?
+        .config_map_ref
+        .as_ref()?;
+    Some((
+        ConfigMapKey {
+            field: "spec.oidcConfigRef",
+            name: map.name.clone(),
+            key: map.key.clone().unwrap_or_else(|| "ca.crt".to_owned()),
+        },
+        map.optional.unwrap_or(false),
+    ))
 }
 
 /// The ConfigMap key holding the server's ToolHive authorization file, when
@@ -832,12 +859,21 @@ impl Mapper {
                 ] {
                     via(self, from, &format!("spec.inline.{to}"));
                 }
-                if inline.ca_bundle_ref.is_some() {
-                    self.not_supported_yet(
-                        "proxy.oidc.ca_bundle",
-                        "a CA bundle from a ConfigMap is not supported yet",
-                        "leave caBundleRef unset: the proxy trusts the public CAs",
-                    );
+                // The PEM is inlined: the RunConfig holds no file paths, and a CA
+                // bundle is public.
+                if let Some((map, optional)) = oidc_ca_bundle_map(shared) {
+                    match refs.oidc_ca_bundle {
+                        Some(pem) => config.ca_bundle = Some(pem.to_owned()),
+                        None if optional => {}
+                        None => self.missing(
+                            map.field,
+                            ReferencedKind::ConfigMap,
+                            &format!(
+                                "{} (key {}, the caBundleRef of MCPOIDCConfig {})",
+                                map.name, map.key, reference.name
+                            ),
+                        ),
+                    }
                 }
                 config.issuer = Some(inline.issuer);
                 config.jwks_url = inline.jwks_url;

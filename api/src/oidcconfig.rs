@@ -112,9 +112,10 @@ pub struct InlineOIDCConfig {
     /// Secret key holding the OAuth client secret, used for token introspection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_ref: Option<SecretKeyRef>,
-    /// CA bundle to trust when talking to the provider. Not supported yet: refused at apply
-    /// time; the proxy trusts the public CAs (and the cluster CA with
-    /// `kubernetesServiceAccount`).
+    /// CA bundle to trust when talking to the provider (its issuer, JWKS and
+    /// introspection URLs), besides the public CAs: a ConfigMap key holding PEM
+    /// certificates (`ca.crt` by default), copied into the proxy's RunConfig. A change of
+    /// the ConfigMap reaches the proxies at the operator's next resync (within 5 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_ref: Option<CABundleSource>,
     /// Allow the JWKS URL to resolve to a private IP address (in-cluster providers).

@@ -1,6 +1,7 @@
 //! Validation and the proxy agree on remote URLs (DESIGN decision 1): every scheme
 //! validation admits is one the proxy starts with, and an `https://` upstream is reached
-//! over verified TLS.
+//! over verified TLS. An OIDC provider behind a private CA is trusted through the
+//! RunConfig's CA bundle (an MCPOIDCConfig's `caBundleRef`).
 
 mod support;
 
@@ -45,6 +46,15 @@ fn pki() -> Pki {
 
 /// An MCP server over HTTPS on loopback that answers every request with one tool.
 async fn https_upstream(pki: &Pki) -> String {
+    format!("{}/mcp", https_server(pki, answer).await)
+}
+
+/// `https://127.0.0.1:<port>` serving `handle` with `pki`'s certificate.
+async fn https_server<F, Fut>(pki: &Pki, handle: F) -> String
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -55,16 +65,17 @@ async fn https_upstream(pki: &Pki) -> String {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("https://{}/mcp", listener.local_addr().expect("addr"));
+    let url = format!("https://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
+            let handle = handle.clone();
             tokio::spawn(async move {
                 let Ok(stream) = acceptor.accept(stream).await else {
                     return;
                 };
                 let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(answer))
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
                     .await;
             });
         }
@@ -163,4 +174,60 @@ async fn an_https_upstream_no_trusted_root_vouches_for_is_a_bad_gateway() {
         support::post(&proxy, &support::call(1, "tools/list", json!({})), &[]).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["error"]["code"], -32000, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oidc_provider_behind_a_private_ca_is_trusted_through_the_ca_bundle() {
+    let pki = pki();
+    let (key, jwk) = support::es256_key("k1");
+    let jwks = Bytes::from(json!({"keys": [jwk]}).to_string());
+    let issuer = https_server(&pki, move |_request: Request<Incoming>| {
+        let jwks = jwks.clone();
+        async move {
+            Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(jwks))
+                .expect("response"))
+        }
+    })
+    .await;
+    let upstream = support::upstream().await;
+    let audience = "https://mcp.example.com";
+    let now = support::now();
+    let token = support::sign(
+        &key,
+        &json!({"iss": issuer, "aud": audience, "sub": "alice", "iat": now, "exp": now + 600}),
+    );
+    let authorization = format!("Bearer {token}");
+    let proxy_trusting = |ca: Option<&str>| {
+        let mut oidc = json!({"issuer": issuer, "audience": audience,
+            "jwks_url": format!("{issuer}/jwks.json"), "allow_private_ip": true});
+        if let Some(ca) = ca {
+            oidc["ca_bundle"] = json!(ca);
+        }
+        support::proxy(
+            support::runconfig(&upstream.url, json!({"oidc": oidc})),
+            1 << 20,
+        )
+    };
+    let list = support::call(1, "tools/list", json!({}));
+
+    let trusting = proxy_trusting(Some(&pki.ca_pem)).await;
+    let (status, _, body) = support::post(
+        &trusting,
+        &list,
+        &[("authorization", authorization.as_str())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Without the bundle the provider's certificate is not trusted: no key, no entry.
+    let public_roots_only = proxy_trusting(None).await;
+    let (status, _, body) = support::post(
+        &public_roots_only,
+        &list,
+        &[("authorization", authorization.as_str())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }

@@ -35,9 +35,15 @@ impl Referenced {
             map.and_then(|m| catalog.config_map_data(&m.name, &m.key))
         };
         let get = |kind: ConfigKind| kind.referenced_by(object);
+        let oidc_config = get(ConfigKind::OidcConfig).and_then(|n| catalog.oidc_config(n));
+        let oidc_ca_bundle = oidc_config
+            .as_ref()
+            .and_then(crate::oidc_ca_bundle_map)
+            .and_then(|(map, _)| catalog.config_map_data(&map.name, &map.key));
         Self {
             tool_config: get(ConfigKind::ToolConfig).and_then(|n| catalog.tool_config(n)),
-            oidc_config: get(ConfigKind::OidcConfig).and_then(|n| catalog.oidc_config(n)),
+            oidc_config,
+            oidc_ca_bundle,
             authz_config: get(ConfigKind::AuthzConfig).and_then(|n| catalog.authz_config(n)),
             telemetry_config: get(ConfigKind::TelemetryConfig)
                 .and_then(|n| catalog.telemetry_config(n)),

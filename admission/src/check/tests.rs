@@ -183,6 +183,71 @@ fn authorization_file_in_a_config_map_is_validated() {
 }
 
 #[test]
+fn an_oidc_ca_bundle_comes_from_its_config_map_into_the_runconfig() {
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let oidc = format!("{OIDC}    caBundleRef: {{configMapRef: {{name: idp-ca}}}}\n");
+    let server_yaml = server("  image: a/b:1\n  oidcConfigRef: {name: idp, audience: demo}\n");
+    let server = match object(&server_yaml) {
+        Manifest::MCPServer(server) => server,
+        other => panic!("{other:?}"),
+    };
+    let mut with_map = catalog(&[&kind("MCPOIDCConfig", "idp", &oidc)]);
+    with_map.add_config_map(
+        "idp-ca",
+        BTreeMap::from([("ca.crt".to_owned(), pem.to_owned())]),
+    );
+    let refs = crate::Referenced::from_catalog(&server, &with_map);
+    let mapped = crate::from_mcpserver(&server, &refs.references());
+    assert_eq!(
+        mapped
+            .config
+            .proxy
+            .oidc
+            .and_then(|o| o.ca_bundle)
+            .as_deref(),
+        Some(pem)
+    );
+    assert!(check_in(&server_yaml, &with_map).is_allowed());
+
+    // The ConfigMap missing: the server waits for it (a warning at apply time).
+    let without = catalog(&[&kind("MCPOIDCConfig", "idp", &oidc)]);
+    let report = check_in(&server_yaml, &without);
+    assert!(report.is_allowed(), "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.path == "spec.oidcConfigRef" && w.message.contains("idp-ca (key ca.crt")),
+        "{report:?}"
+    );
+    // Optional and missing: nothing to trust beyond the public CAs, no finding.
+    let optional = oidc.replace("name: idp-ca}", "name: idp-ca, optional: true}");
+    let report = check_in(
+        &server_yaml,
+        &catalog(&[&kind("MCPOIDCConfig", "idp", &optional)]),
+    );
+    assert!(
+        report.is_allowed() && report.warnings.is_empty(),
+        "{report:?}"
+    );
+
+    // Not PEM: refused inside the MCPOIDCConfig, at its caBundleRef.
+    let mut junk = catalog(&[&kind("MCPOIDCConfig", "idp", &oidc)]);
+    junk.add_config_map(
+        "idp-ca",
+        BTreeMap::from([("ca.crt".to_owned(), "junk".to_owned())]),
+    );
+    let report = check_in(&server_yaml, &junk);
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.path.contains("spec.inline.caBundleRef")),
+        "{report:?}"
+    );
+}
+
+#[test]
 fn name_too_long_for_the_proxy_service_is_refused() {
     let document = |name: &str| {
         format!(

@@ -125,10 +125,20 @@ where
         object,
     };
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let oidc_config = lookup.config(ConfigKind::OidcConfig).await?;
+    let oidc_ca_bundle = config_map_value(
+        &maps,
+        oidc_config
+            .as_ref()
+            .and_then(admission::oidc_ca_bundle_map)
+            .map(|(map, _)| map),
+    )
+    .await?;
     let mut found = Dereferenced {
         referenced: admission::Referenced {
             tool_config: lookup.config(ConfigKind::ToolConfig).await?,
-            oidc_config: lookup.config(ConfigKind::OidcConfig).await?,
+            oidc_config,
+            oidc_ca_bundle,
             authz_config: lookup.config(ConfigKind::AuthzConfig).await?,
             telemetry_config: lookup.config(ConfigKind::TelemetryConfig).await?,
             group: lookup.config(ConfigKind::Group).await?,
