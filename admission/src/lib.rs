@@ -34,5 +34,5 @@ pub use to_runconfig::{
     ConfigMapKey, DEFAULT_PERMISSION_PROFILE_KEY, EXTERNAL_AUTH_BEARER_ENV,
     EXTERNAL_AUTH_SECRET_ENV, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV, Referenced,
     ReferencedKind, References, authz_config_map, forwarded_header_env, from_mcpremoteproxy,
-    from_mcpserver, oidc_ca_bundle_map, permission_profile_config_map,
+    from_mcpserver, oidc_ca_bundle_map, permission_profile_config_map, telemetry_ca_bundle_map,
 };

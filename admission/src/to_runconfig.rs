@@ -53,6 +53,8 @@ pub struct References<'a> {
     pub external_auth_config: Option<&'a MCPExternalAuthConfig>,
     /// The PEM bundle in the ConfigMap key the MCPOIDCConfig's `caBundleRef` names.
     pub oidc_ca_bundle: Option<&'a str>,
+    /// The PEM bundle in the ConfigMap key the MCPTelemetryConfig's `caBundleRef` names.
+    pub telemetry_ca_bundle: Option<&'a str>,
 }
 
 /// The objects an MCPServer references, owned: what the operator fetched from the
@@ -78,6 +80,8 @@ pub struct Referenced {
     pub external_auth_config: Option<MCPExternalAuthConfig>,
     /// The PEM bundle in the ConfigMap key the MCPOIDCConfig's `caBundleRef` names.
     pub oidc_ca_bundle: Option<String>,
+    /// The PEM bundle in the ConfigMap key the MCPTelemetryConfig's `caBundleRef` names.
+    pub telemetry_ca_bundle: Option<String>,
 }
 
 impl Referenced {
@@ -93,6 +97,7 @@ impl Referenced {
             group: self.group.as_ref(),
             external_auth_config: self.external_auth_config.as_ref(),
             oidc_ca_bundle: self.oidc_ca_bundle.as_deref(),
+            telemetry_ca_bundle: self.telemetry_ca_bundle.as_deref(),
         }
     }
 
@@ -320,6 +325,29 @@ pub fn oidc_ca_bundle_map(oidc: &MCPOIDCConfig) -> Option<(ConfigMapKey, bool)> 
     Some((
         ConfigMapKey {
             field: "spec.oidcConfigRef",
+            name: map.name.clone(),
+            key: map.key.clone().unwrap_or_else(|| "ca.crt".to_owned()),
+        },
+        map.optional.unwrap_or(false),
+    ))
+}
+
+/// The ConfigMap key holding the PEM bundle an MCPTelemetryConfig trusts for its
+/// collector (`spec.openTelemetry.caBundleRef`, key defaults to `ca.crt`), and whether it
+/// may be missing.
+pub fn telemetry_ca_bundle_map(telemetry: &MCPTelemetryConfig) -> Option<(ConfigMapKey, bool)> {
+    let map = telemetry
+        .spec
+        .open_telemetry
+        .as_ref()
+        .filter(|o| o.enabled)?
+        .ca_bundle_ref
+        .as_ref()?
+        .config_map_ref
+        .as_ref()?;
+    Some((
+        ConfigMapKey {
+            field: "spec.telemetryConfigRef",
             name: map.name.clone(),
             key: map.key.clone().unwrap_or_else(|| "ca.crt".to_owned()),
         },
@@ -1062,12 +1090,20 @@ impl Mapper {
             );
         }
         let otel = shared.spec.open_telemetry.as_ref().filter(|o| o.enabled);
-        if otel.is_some_and(|o| o.ca_bundle_ref.is_some()) {
-            self.not_supported_yet(
-                "proxy.telemetry.ca_bundle",
-                "a CA bundle for the collector is not supported yet",
-                "leave caBundleRef unset: the exporter trusts the public CAs",
-            );
+        let mut ca_bundle = None;
+        if let Some((map, optional)) = telemetry_ca_bundle_map(shared) {
+            match refs.telemetry_ca_bundle {
+                Some(pem) => ca_bundle = Some(pem.to_owned()),
+                None if optional => {}
+                None => self.missing(
+                    map.field,
+                    ReferencedKind::ConfigMap,
+                    &format!(
+                        "{} (key {}, the caBundleRef of MCPTelemetryConfig {})",
+                        map.name, map.key, reference.name
+                    ),
+                ),
+            }
         }
         if otel.is_some_and(|o| !o.sensitive_headers.is_empty()) {
             self.not_supported_yet(
@@ -1101,6 +1137,7 @@ impl Mapper {
                 .map(|o| o.resource_attributes.clone())
                 .unwrap_or_default(),
             use_legacy_attributes: otel.is_some_and(|o| o.use_legacy_attributes),
+            ca_bundle,
         })
     }
 

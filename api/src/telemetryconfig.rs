@@ -91,8 +91,10 @@ pub struct OpenTelemetryConfig {
     /// conventions, for dashboards that still use them.
     #[serde(default = "default_true")]
     pub use_legacy_attributes: bool,
-    /// CA bundle to trust for the collector's TLS certificate. Not supported yet: refused
-    /// at apply time.
+    /// CA bundle to trust for the collector's TLS certificate, besides the public CAs: a
+    /// ConfigMap key holding PEM certificates (`ca.crt` by default), copied into the
+    /// proxy's RunConfig. A change of the ConfigMap reaches the proxies at the operator's
+    /// next resync (within 5 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_ref: Option<CABundleSource>,
 }

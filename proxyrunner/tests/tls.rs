@@ -231,3 +231,65 @@ async fn an_oidc_provider_behind_a_private_ca_is_trusted_through_the_ca_bundle()
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_behind_a_private_ca_receives_traces_through_the_ca_bundle() {
+    let pki = pki();
+    let received = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = received.clone();
+    let collector = https_server(&pki, move |request: Request<Incoming>| {
+        let seen = seen.clone();
+        async move {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(request.uri().path().to_owned());
+            }
+            Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .expect("response"))
+        }
+    })
+    .await;
+    let upstream = support::upstream().await;
+    let traced = |ca: Option<&str>| {
+        let mut telemetry = json!({"endpoint": collector, "tracing_enabled": true,
+            "sampling_rate": 1.0});
+        if let Some(ca) = ca {
+            telemetry["ca_bundle"] = json!(ca);
+        }
+        support::proxy(
+            support::runconfig(&upstream.url, json!({"telemetry": telemetry})),
+            1 << 20,
+        )
+    };
+    let exported = || {
+        received
+            .lock()
+            .map(|r| r.iter().filter(|p| *p == "/v1/traces").count())
+            .unwrap_or_default()
+    };
+    let list = support::call(1, "tools/list", json!({}));
+
+    // Without the bundle the collector's certificate is not trusted: nothing arrives.
+    let untrusting = traced(None).await;
+    let (status, _, _) = support::post(&untrusting, &list, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        exported(),
+        0,
+        "no export without trusting the collector's CA"
+    );
+
+    let trusting = traced(Some(&pki.ca_pem)).await;
+    let (status, _, _) = support::post(&trusting, &list, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while exported() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no trace reached the collector within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

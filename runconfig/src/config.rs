@@ -546,6 +546,9 @@ pub struct TelemetryConfig {
     /// Emit ToolHive's legacy attribute names too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub use_legacy_attributes: bool,
+    /// PEM CA bundle to trust for the collector, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// A sampling rate as written: a JSON number or a string (ToolHive's CRD form).

@@ -40,13 +40,19 @@ impl Referenced {
             .as_ref()
             .and_then(crate::oidc_ca_bundle_map)
             .and_then(|(map, _)| catalog.config_map_data(&map.name, &map.key));
+        let telemetry_config =
+            get(ConfigKind::TelemetryConfig).and_then(|n| catalog.telemetry_config(n));
+        let telemetry_ca_bundle = telemetry_config
+            .as_ref()
+            .and_then(crate::telemetry_ca_bundle_map)
+            .and_then(|(map, _)| catalog.config_map_data(&map.name, &map.key));
         Self {
             tool_config: get(ConfigKind::ToolConfig).and_then(|n| catalog.tool_config(n)),
             oidc_config,
             oidc_ca_bundle,
             authz_config: get(ConfigKind::AuthzConfig).and_then(|n| catalog.authz_config(n)),
-            telemetry_config: get(ConfigKind::TelemetryConfig)
-                .and_then(|n| catalog.telemetry_config(n)),
+            telemetry_config,
+            telemetry_ca_bundle,
             group: get(ConfigKind::Group).and_then(|n| catalog.group(n)),
             external_auth_config: get(ConfigKind::ExternalAuthConfig)
                 .and_then(|n| catalog.external_auth_config(n)),

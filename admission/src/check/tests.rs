@@ -248,6 +248,46 @@ fn an_oidc_ca_bundle_comes_from_its_config_map_into_the_runconfig() {
 }
 
 #[test]
+fn a_collector_ca_bundle_comes_from_its_config_map_into_the_runconfig() {
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let otel = "  openTelemetry:\n    enabled: true\n    endpoint: otel.example.com:4318\n    tracing: {enabled: true}\n    caBundleRef: {configMapRef: {name: otel-ca, key: bundle.pem}}\n";
+    let server_yaml = server("  image: a/b:1\n  telemetryConfigRef: {name: otel}\n");
+    let server = match object(&server_yaml) {
+        Manifest::MCPServer(server) => server,
+        other => panic!("{other:?}"),
+    };
+    let mut with_map = catalog(&[&kind("MCPTelemetryConfig", "otel", otel)]);
+    with_map.add_config_map(
+        "otel-ca",
+        BTreeMap::from([("bundle.pem".to_owned(), pem.to_owned())]),
+    );
+    let refs = crate::Referenced::from_catalog(&server, &with_map);
+    let mapped = crate::from_mcpserver(&server, &refs.references());
+    assert_eq!(
+        mapped
+            .config
+            .proxy
+            .telemetry
+            .and_then(|t| t.ca_bundle)
+            .as_deref(),
+        Some(pem)
+    );
+    let report = check_in(
+        &server_yaml,
+        &catalog(&[&kind("MCPTelemetryConfig", "otel", otel)]),
+    );
+    assert!(report.is_allowed(), "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.path == "spec.telemetryConfigRef"
+                && w.message.contains("otel-ca (key bundle.pem")),
+        "{report:?}"
+    );
+}
+
+#[test]
 fn name_too_long_for_the_proxy_service_is_refused() {
     let document = |name: &str| {
         format!(

@@ -58,7 +58,7 @@ impl Exporter {
             .endpoint
             .as_ref()
             .filter(|_| telemetry.metrics_enabled)?;
-        let client = otlp_client("metrics")?;
+        let client = otlp_client("metrics", telemetry.ca_bundle.as_deref())?;
         Some(Arc::new(Self {
             metrics,
             client,

@@ -79,7 +79,8 @@ impl Tracer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let resource = resource(telemetry);
         let headers = telemetry.headers.clone();
-        tokio::spawn(export(rx, url, resource, headers));
+        let client = otlp_client("trace", telemetry.ca_bundle.as_deref())?;
+        tokio::spawn(export(rx, client, url, resource, headers));
         Some(Self {
             tx,
             sampling_rate: telemetry.sampling_rate,
@@ -196,13 +197,25 @@ fn parse_traceparent(value: &str) -> Option<(String, String, bool)> {
     ))
 }
 
-/// The HTTP client of an OTLP exporter (`what`: "trace", "metrics"), or `None`, logged.
-pub(crate) fn otlp_client(what: &str) -> Option<reqwest::Client> {
+/// The HTTP client of an OTLP exporter (`what`: "trace", "metrics"), trusting
+/// `ca_bundle` besides the public roots, or `None`, logged.
+pub(crate) fn otlp_client(what: &str, ca_bundle: Option<&str>) -> Option<reqwest::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(pem) = ca_bundle {
+        match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
+            Ok(certs) => {
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "{what} export disabled: the collector's CA bundle is not PEM");
+                return None;
+            }
+        }
+    }
+    match builder.build() {
         Ok(client) => Some(client),
         Err(e) => {
             tracing::error!(error = %e, "{what} export disabled: no HTTP client");
@@ -255,13 +268,11 @@ pub fn encode(resource: &Value, spans: &[Span]) -> Value {
 
 async fn export(
     mut rx: mpsc::Receiver<Span>,
+    client: reqwest::Client,
     url: String,
     resource: Value,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
 ) {
-    let Some(client) = otlp_client("trace") else {
-        return;
-    };
     let mut batch = Vec::with_capacity(BATCH);
     let mut ticker = tokio::time::interval(FLUSH_EVERY);
     loop {

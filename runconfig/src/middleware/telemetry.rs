@@ -36,6 +36,8 @@ pub struct ValidatedTelemetry {
     pub resource_attributes: BTreeMap<String, String>,
     /// Emit legacy attribute names too.
     pub use_legacy_attributes: bool,
+    /// PEM CA bundle trusted for the collector besides the public roots.
+    pub ca_bundle: Option<String>,
 }
 
 pub fn validate(
@@ -130,6 +132,17 @@ pub fn validate(
             "a short name such as github-mcp",
         );
     }
+    if let Some(bundle) = &telemetry.ca_bundle
+        && !bundle.contains("-----BEGIN CERTIFICATE-----")
+    {
+        ok = false;
+        check.fail(
+            path.key("ca_bundle"),
+            Reason::InvalidFormat,
+            "the CA bundle holds no PEM certificate",
+            "one or more PEM certificates",
+        );
+    }
     ok.then(|| ValidatedTelemetry {
         endpoint,
         service_name,
@@ -141,6 +154,7 @@ pub fn validate(
         prometheus_enabled: telemetry.prometheus_enabled,
         resource_attributes: telemetry.resource_attributes.clone(),
         use_legacy_attributes: telemetry.use_legacy_attributes,
+        ca_bundle: telemetry.ca_bundle.clone(),
     })
 }
 

@@ -99,6 +99,11 @@ pub fn from_current(config: &RunConfig) -> (Value, Vec<String>) {
     }
     if let Some(telemetry) = &proxy.telemetry {
         out.insert("telemetry_config".into(), telemetry_config(telemetry));
+        if telemetry.ca_bundle.is_some() {
+            // ToolHive reads the collector's CA from a file path, which a RunConfig here
+            // never holds.
+            lost.push("proxy.telemetry.ca_bundle".to_owned());
+        }
     }
     if !proxy.tools.filter.is_empty() {
         out.insert("tools_filter".into(), json!(proxy.tools.filter));

@@ -134,13 +134,23 @@ where
             .map(|(map, _)| map),
     )
     .await?;
+    let telemetry_config = lookup.config(ConfigKind::TelemetryConfig).await?;
+    let telemetry_ca_bundle = config_map_value(
+        &maps,
+        telemetry_config
+            .as_ref()
+            .and_then(admission::telemetry_ca_bundle_map)
+            .map(|(map, _)| map),
+    )
+    .await?;
     let mut found = Dereferenced {
         referenced: admission::Referenced {
             tool_config: lookup.config(ConfigKind::ToolConfig).await?,
             oidc_config,
             oidc_ca_bundle,
             authz_config: lookup.config(ConfigKind::AuthzConfig).await?,
-            telemetry_config: lookup.config(ConfigKind::TelemetryConfig).await?,
+            telemetry_config,
+            telemetry_ca_bundle,
             group: lookup.config(ConfigKind::Group).await?,
             external_auth_config: lookup.config(ConfigKind::ExternalAuthConfig).await?,
             authz_config_map: config_map_value(&maps, authz_config_map(object)).await?,
