@@ -314,7 +314,7 @@ async fn delete_proxy_replica(team: &TestNamespace, server: &str) -> anyhow::Res
         scenario: "one of 2 proxy replicas deleted under load (SIGTERM), sessionAffinity None, sessions in Redis, 8 sessions".to_owned(),
         recovery: recovery(&counts, injected),
         notes: format!(
-            "replacement Ready after {:.1} s; {not_found} sessions answered 404{}",
+            "replacement Ready after {:.1} s; {not_found} requests answered 404 (session not found){}",
             replaced.as_secs_f64(),
             counts.causes_note()
         ),
