@@ -313,18 +313,26 @@ pub struct ConfigMapKey {
 /// The ConfigMap key holding the PEM bundle an MCPOIDCConfig trusts for its provider
 /// (`spec.inline.caBundleRef`, key defaults to `ca.crt`), and whether it may be missing.
 pub fn oidc_ca_bundle_map(oidc: &MCPOIDCConfig) -> Option<(ConfigMapKey, bool)> {
-    let map = oidc
+    let source = oidc
         .spec
         .inline
         .as_ref()
         .filter(|_| oidc.spec.type_ == OIDCConfigSource::Inline)?
         .ca_bundle_ref
-        .as_ref()?
-        .config_map_ref
         .as_ref()?;
+    ca_bundle_map(source, "spec.oidcConfigRef")
+}
+
+/// The ConfigMap key of a `caBundleRef` (`ca.crt` by default), as referenced through the
+/// MCPServer's `field`, and whether it may be missing.
+fn ca_bundle_map(
+    source: &api::common::CABundleSource,
+    field: &'static str,
+) -> Option<(ConfigMapKey, bool)> {
+    let map = source.config_map_ref.as_ref()?;
     Some((
         ConfigMapKey {
-            field: "spec.oidcConfigRef",
+            field,
             name: map.name.clone(),
             key: map.key.clone().unwrap_or_else(|| "ca.crt".to_owned()),
         },
@@ -336,23 +344,14 @@ pub fn oidc_ca_bundle_map(oidc: &MCPOIDCConfig) -> Option<(ConfigMapKey, bool)> 
 /// collector (`spec.openTelemetry.caBundleRef`, key defaults to `ca.crt`), and whether it
 /// may be missing.
 pub fn telemetry_ca_bundle_map(telemetry: &MCPTelemetryConfig) -> Option<(ConfigMapKey, bool)> {
-    let map = telemetry
+    let source = telemetry
         .spec
         .open_telemetry
         .as_ref()
         .filter(|o| o.enabled)?
         .ca_bundle_ref
-        .as_ref()?
-        .config_map_ref
         .as_ref()?;
-    Some((
-        ConfigMapKey {
-            field: "spec.telemetryConfigRef",
-            name: map.name.clone(),
-            key: map.key.clone().unwrap_or_else(|| "ca.crt".to_owned()),
-        },
-        map.optional.unwrap_or(false),
-    ))
+    ca_bundle_map(source, "spec.telemetryConfigRef")
 }
 
 /// The ConfigMap key holding the server's ToolHive authorization file, when

@@ -371,15 +371,7 @@ impl PodRouter {
         match session {
             Some(id) => {
                 let (target, report) = self.session_reporting(&id)?;
-                Ok(Route {
-                    target,
-                    kind: RouteKind::Session {
-                        router: self.clone(),
-                        id,
-                        delete: parts.method == Method::DELETE,
-                        report,
-                    },
-                })
+                Ok(self.session_route(target, parts, id, report))
             }
             None => {
                 let pick = self.pick()?;
@@ -418,15 +410,26 @@ impl PodRouter {
         };
         self.lock().insert(&id, &target.instance, false);
         tracing::debug!(session = %id, pod = %target.name, "session adopted from the shared sessions");
-        Ok(Route {
+        Ok(self.session_route(target, parts, id, false))
+    }
+
+    /// The route of a request of session `id`, pinned to `target`.
+    fn session_route(
+        self: &Arc<Self>,
+        target: PodTarget,
+        parts: &http::request::Parts,
+        id: String,
+        report: bool,
+    ) -> Route {
+        Route {
             target,
             kind: RouteKind::Session {
                 router: self.clone(),
                 id,
                 delete: parts.method == Method::DELETE,
-                report: false,
+                report,
             },
-        })
+        }
     }
 
     /// Tells the other replicas what a response taught this one (see

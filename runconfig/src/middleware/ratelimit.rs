@@ -199,14 +199,7 @@ mod tests {
             &FieldPath::parse("proxy.rate_limit"),
             &mut check,
         );
-        match check.into_result() {
-            Ok(()) => out.ok_or_else(Vec::new),
-            Err(problems) => Err(problems
-                .0
-                .into_iter()
-                .map(|v| (v.path.to_string(), v.reason))
-                .collect()),
-        }
+        check.outcome(out)
     }
 
     fn bucket(max_tokens: i64, refill_period: &str) -> Option<RateLimitBucket> {

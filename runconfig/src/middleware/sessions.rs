@@ -110,14 +110,7 @@ mod tests {
     fn run(redis: SessionRedis) -> Result<ValidatedSessionRedis, Vec<(String, Reason)>> {
         let mut check = Check::default();
         let out = validate(&redis, &FieldPath::parse("proxy.session_redis"), &mut check);
-        match check.into_result() {
-            Ok(()) => out.ok_or_else(Vec::new),
-            Err(problems) => Err(problems
-                .0
-                .into_iter()
-                .map(|v| (v.path.to_string(), v.reason))
-                .collect()),
-        }
+        check.outcome(out)
     }
 
     fn at(address: &str) -> SessionRedis {

@@ -25,6 +25,20 @@ impl Check {
             .push(Violation::new(path, reason, message).allowed(allowed));
     }
 
+    /// For tests: what a section returned when nothing was recorded, or the (path,
+    /// reason) of every violation.
+    #[cfg(test)]
+    pub(crate) fn outcome<T>(self, returned: Option<T>) -> Result<T, Vec<(String, Reason)>> {
+        match self.into_result() {
+            Ok(()) => returned.ok_or_else(Vec::new),
+            Err(problems) => Err(problems
+                .0
+                .into_iter()
+                .map(|v| (v.path.to_string(), v.reason))
+                .collect()),
+        }
+    }
+
     /// How many violations were recorded so far.
     pub fn len(&self) -> usize {
         self.problems.len()

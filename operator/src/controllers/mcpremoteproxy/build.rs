@@ -6,9 +6,10 @@
 use admission::{remote_endpoint_path, remote_proxy_service_name};
 use api::MCPRemoteProxy;
 use api::externalauth::{ExternalAuthType, MCPExternalAuthConfigSpec};
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector, ServiceAccount};
+use k8s_openapi::api::core::v1::{EnvVar, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
+use crate::controllers::mcpserver::build::deployment::{secret_env, session_password_env};
 use crate::controllers::mcpserver::build::{
     Inputs, Objects, ProxyPod, owned_meta_with, proxy_deployment, proxy_service, restarted_at,
     runconfig_map_with, runconfig_name,
@@ -45,18 +46,7 @@ fn external_auth_env(config: Option<&MCPExternalAuthConfigSpec>) -> Vec<EnvVar> 
     let Some(secret) = secret else {
         return Vec::new();
     };
-    let mut env = vec![EnvVar {
-        name: admission::EXTERNAL_AUTH_SECRET_ENV.to_owned(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.name.clone(),
-                key: secret.key.clone(),
-                optional: Some(false),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }];
+    let mut env = vec![secret_env(admission::EXTERNAL_AUTH_SECRET_ENV, secret)];
     if bearer {
         env.push(EnvVar {
             name: admission::EXTERNAL_AUTH_BEARER_ENV.to_owned(),
@@ -159,20 +149,14 @@ pub fn objects(
         .header_forward
         .iter()
         .flat_map(|f| f.add_headers_from_secret.iter());
-    env.extend(from_secrets.enumerate().map(|(i, header)| EnvVar {
-        name: admission::forwarded_header_env(i),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: header.value_secret_ref.name.clone(),
-                key: header.value_secret_ref.key.clone(),
-                optional: Some(false),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
+    env.extend(from_secrets.enumerate().map(|(i, header)| {
+        secret_env(
+            &admission::forwarded_header_env(i),
+            &header.value_secret_ref,
+        )
     }));
     env.extend(external_auth_env(external_auth));
-    env.extend(crate::controllers::mcpserver::build::deployment::session_password_env(proxy));
+    env.extend(session_password_env(proxy));
     let deployment = proxy_deployment(
         ProxyPod {
             metadata: meta(name.to_owned())?,

@@ -99,8 +99,17 @@ pub(crate) fn restarted_at(metadata: &ObjectMeta) -> Option<&str> {
 pub(crate) fn session_password_env(object: &impl admission::Fronted) -> Option<EnvVar> {
     let secret =
         crate::controllers::mcpserver::dereference::Dereferenced::session_password(object)?;
-    Some(EnvVar {
-        name: runconfig::config::SESSION_REDIS_PASSWORD_ENV.to_owned(),
+    Some(secret_env(
+        runconfig::config::SESSION_REDIS_PASSWORD_ENV,
+        secret,
+    ))
+}
+
+/// The environment variable `name` holding one key of a Secret (which must exist: the
+/// pod does not start without it, and the controllers wait for it first).
+pub(crate) fn secret_env(name: &str, secret: &api::common::SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
         value_from: Some(EnvVarSource {
             secret_key_ref: Some(SecretKeySelector {
                 name: secret.name.clone(),
@@ -110,7 +119,7 @@ pub(crate) fn session_password_env(object: &impl admission::Fronted) -> Option<E
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
-    })
+    }
 }
 
 /// What differs between the proxy Deployments of the kinds that run one.
@@ -200,18 +209,7 @@ pub(crate) fn proxy_deployment(
     ];
     env.extend(own_env);
     if let Some(secret) = inputs.oidc_client_secret {
-        env.push(EnvVar {
-            name: admission::OIDC_CLIENT_SECRET_ENV.to_owned(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret.name.clone(),
-                    key: secret.key.clone(),
-                    optional: Some(false),
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        });
+        env.push(secret_env(admission::OIDC_CLIENT_SECRET_ENV, secret));
     }
     env.extend(
         overrides
