@@ -371,6 +371,68 @@ pub async fn apply_yaml(
     Ok(applied)
 }
 
+/// Whether a Deployment's rollout is complete: its controller saw the current spec, and
+/// every replica runs the current template and is available (no old pod still serves
+/// behind its Service).
+pub fn rolled_out(deployment: &k8s_openapi::api::apps::v1::Deployment) -> bool {
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    deployment.status.as_ref().is_some_and(|s| {
+        s.observed_generation == deployment.metadata.generation
+            && s.updated_replicas == Some(wanted)
+            && s.available_replicas == Some(wanted)
+            && s.replicas == Some(wanted)
+    })
+}
+
+/// Waits until the only pods of `deployment` (by its selector) are its replicas, none
+/// of them terminating.
+pub async fn only_current_pods(
+    ns: &TestNamespace,
+    deployment: &k8s_openapi::api::apps::v1::Deployment,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .context("the Deployment's selector")?;
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let start = Instant::now();
+    loop {
+        let pods = ns
+            .api::<k8s_openapi::api::core::v1::Pod>()
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?;
+        let current = pods
+            .items
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p));
+        if current && pods.items.len() == usize::try_from(wanted).unwrap_or(1) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < within,
+            "pods of {selector} still rolling after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Waits until `name` exists and satisfies `ready`. On timeout, fails with the object
 /// as last seen and the recent events of its namespace.
 pub async fn wait_until<K>(

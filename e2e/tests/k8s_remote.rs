@@ -313,6 +313,18 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
         })
     })
     .await?;
+    // Ready follows the Deployment's availability, which an old pod (with the tool
+    // filter) still gives during the roll: the suite runs once only new pods serve.
+    let deployment = wait_until(
+        &ns.api::<k8s_openapi::api::apps::v1::Deployment>(),
+        "fixture",
+        Duration::from_secs(180),
+        e2e::rolled_out,
+    )
+    .await?;
+    // …and the old pod is gone, not only replaced: while it terminates it drains, still
+    // answering (with its filter) the connections kube-proxy has not moved yet.
+    e2e::only_current_pods(&ns, &deployment, Duration::from_secs(120)).await?;
     conformance_passes_through_the_cluster(&url, "the remote proxy").await?;
     watch.lap("conformance through the remote proxy");
 
