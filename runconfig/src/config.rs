@@ -272,6 +272,43 @@ pub struct ProxyConfig {
     /// Rate limits of `tools/call`, kept in `session_redis`; none when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// RFC 8693 token exchange: the caller's token traded for one the server accepts,
+    /// sent to the server instead of it; none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<TokenExchange>,
+}
+
+/// The environment variable the token exchange's client secret is given in, ToolHive's
+/// name for it.
+pub const TOKEN_EXCHANGE_CLIENT_SECRET_ENV: &str = "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET";
+
+/// RFC 8693 token exchange toward the MCP server: the proxy posts the caller's validated
+/// bearer token to `token_url` and sends the token it gets back to the server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchange {
+    /// The authorization server's token endpoint.
+    pub token_url: String,
+    /// The proxy's client ID at the authorization server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Environment variable holding the client secret; with `client_id`, the proxy
+    /// authenticates with HTTP Basic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// The audience asked for: the MCP server's identifier at the authorization server.
+    pub audience: String,
+    /// Scopes asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// What the caller's token is: `access_token` (the default), `id_token`, `jwt`, or
+    /// the RFC 8693 URN of one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_token_type: Option<String>,
+    /// Header the exchanged token is sent in (`Bearer <token>`), beside the
+    /// `Authorization` header; `Authorization` itself when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_name: Option<String>,
 }
 
 /// Token buckets on `tools/call`: a call takes a token from every bucket that applies.
@@ -366,6 +403,7 @@ impl Default for ProxyConfig {
             tools: ToolsConfig::default(),
             session_redis: None,
             rate_limit: None,
+            token_exchange: None,
         }
     }
 }

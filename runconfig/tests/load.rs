@@ -144,11 +144,44 @@ fn toolhive_secret_values_are_refused() {
 #[test]
 fn toolhive_settings_we_do_not_support_are_reported_not_dropped() {
     let problems = migration_problems(&toolhive_with(
-        "token_exchange_config",
-        serde_json::json!({"audience": "x"}),
+        "aws_sts_config",
+        serde_json::json!({"region": "eu-west-1"}),
     ));
-    assert_eq!(problems[0].0, "token_exchange_config");
+    assert_eq!(problems[0].0, "aws_sts_config");
     assert_eq!(problems[0].1, Reason::NotSupported);
+}
+
+#[test]
+fn toolhive_token_exchange_is_carried_over_with_its_secret_in_the_environment() {
+    let bytes = toolhive_with(
+        "token_exchange_config",
+        serde_json::json!({"token_url": "https://idp.example.com/token", "client_id": "thv-proxy",
+            "client_secret": "", "audience": "mcp-backend", "scopes": ["read"],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "header_strategy": "custom", "external_token_header_name": "X-Upstream-Token"}),
+    );
+    let config = from_json(&bytes).expect("imports");
+    let exchange = config
+        .proxy
+        .token_exchange
+        .as_ref()
+        .expect("token exchange");
+    assert_eq!(exchange.client_id.as_deref(), Some("thv-proxy"));
+    assert_eq!(
+        exchange.client_secret_env.as_deref(),
+        Some(runconfig::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV)
+    );
+    assert_eq!(exchange.header_name.as_deref(), Some("X-Upstream-Token"));
+    assert_eq!(exchange.scopes, ["read"]);
+
+    let with_secret = toolhive_with(
+        "token_exchange_config",
+        serde_json::json!({"token_url": "https://idp.example.com/token", "client_id": "thv-proxy",
+            "client_secret": "s3cr3t", "audience": "mcp-backend"}),
+    );
+    let problems = migration_problems(&with_secret);
+    assert_eq!(problems[0].0, "token_exchange_config.client_secret");
+    assert_eq!(problems[0].1, Reason::Forbidden);
 }
 
 #[test]

@@ -89,6 +89,31 @@ fn session_redis() -> BoxedStrategy<Option<SessionRedis>> {
 }
 
 /// Boxed for the same reason as [`session_redis`].
+fn token_exchange() -> BoxedStrategy<Option<TokenExchange>> {
+    option::of(
+        (
+            (text(), option::of(text()), option::of(text()), text()),
+            (vec(text(), 0..2), option::of(text()), option::of(text())),
+        )
+            .prop_map(
+                |(
+                    (token_url, client_id, client_secret_env, audience),
+                    (scopes, subject_token_type, header_name),
+                )| TokenExchange {
+                    token_url,
+                    client_id,
+                    client_secret_env,
+                    audience,
+                    scopes,
+                    subject_token_type,
+                    header_name,
+                },
+            ),
+    )
+    .boxed()
+}
+
+/// Boxed for the same reason as [`session_redis`].
 fn rate_limit() -> BoxedStrategy<Option<RateLimit>> {
     let bucket = || {
         option::of(
@@ -132,12 +157,11 @@ prop_compose! {
         audit in option::of((vec(text(), 0..2), option::of(any::<i64>())).prop_map(|(event_types, max_data_size)| AuditConfig { event_types, max_data_size, ..Default::default() })),
         telemetry in option::of(telemetry()),
         filter in vec(text(), 0..3), overrides in btree_map(text(), (option::of(text()), option::of(text())).prop_map(|(name, description)| ToolOverride { name, description }), 0..2),
-        session_redis in session_redis(),
-        rate_limit in rate_limit(),
+        (session_redis, rate_limit, token_exchange) in (session_redis(), rate_limit(), token_exchange()).boxed(),
     ) -> RunConfig {
         RunConfig { schema_version: SCHEMA_VERSION.to_owned(), name, group, debug, workload,
             proxy: ProxyConfig { host, port, mode, trust_proxy_headers: trust, endpoint_prefix: prefix, allowed_origins: origins,
-                oidc, authz, audit, telemetry, tools: ToolsConfig { filter, overrides }, session_redis, rate_limit } }
+                oidc, authz, audit, telemetry, tools: ToolsConfig { filter, overrides }, session_redis, rate_limit, token_exchange } }
     }
 }
 

@@ -51,6 +51,16 @@ impl Principal {
     }
 }
 
+/// The bearer token an authenticated caller presented, kept in the request's extensions
+/// for token exchange after its `Authorization` header is removed.
+#[derive(Clone)]
+pub struct CallerToken {
+    /// The token, without `Bearer `.
+    pub token: String,
+    /// Its `exp` (Unix seconds), when it has one.
+    pub expires_at: Option<u64>,
+}
+
 /// Why a request is not authenticated; each becomes a 401.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {
@@ -471,7 +481,14 @@ impl Middleware for Authentication {
                 if self.authenticator.is_enabled() {
                     // The token was issued to this proxy; passing it on would let the
                     // server replay it elsewhere (MCP authorization spec: no token
-                    // passthrough).
+                    // passthrough). Token exchange, the next stage, may trade it.
+                    if let Some(token) = bearer(&parts.headers) {
+                        let expires_at = principal.claims.get("exp").and_then(Value::as_u64);
+                        parts.extensions.insert(CallerToken {
+                            token: token.to_owned(),
+                            expires_at,
+                        });
+                    }
                     parts.headers.remove(AUTHORIZATION);
                 }
                 Ok(Some(principal))

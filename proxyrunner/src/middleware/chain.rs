@@ -231,6 +231,7 @@ macro_rules! stages {
 stages! {
     Telemetry => super::telemetry::Telemetry,
     Authentication => super::authn::Authentication,
+    TokenExchange => super::token_exchange::TokenExchange,
     Audit => super::audit::Auditor,
     Authorization => super::authz::Authorizer,
     RateLimit => super::ratelimit::RateLimiter,

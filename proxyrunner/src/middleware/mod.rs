@@ -6,7 +6,9 @@
 //!
 //! 1. recovery — a panic while handling a request is a 500, never a crash (`proxy`).
 //! 2. `origin` — Host/Origin allow-list (403), before anything else is read.
-//! 3. chain, `admit`: `authn` — who is calling (401 with RFC 9728 metadata).
+//! 3. chain, `admit`: `authn` — who is calling (401 with RFC 9728 metadata); then
+//!    `token_exchange` — the caller's token traded for one the server accepts (RFC 8693;
+//!    403 when refused, 502 when the exchange fails).
 //! 4. `body_limit` — the body is read, at most the limit (413).
 //! 5. MCP parsing (`crate::mcp`) — method, id, target (JSON-RPC parse error).
 //! 6. chain, for each parsed POST, in RunConfig order:
@@ -32,5 +34,6 @@ pub mod metrics_export;
 pub mod origin;
 pub mod ratelimit;
 pub mod telemetry;
+pub mod token_exchange;
 pub mod tools;
 pub mod tracing_export;

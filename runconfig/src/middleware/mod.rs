@@ -8,4 +8,5 @@ pub mod oidc;
 pub mod ratelimit;
 pub mod sessions;
 pub mod telemetry;
+pub mod token_exchange;
 pub mod tools;

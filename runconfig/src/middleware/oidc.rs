@@ -74,19 +74,7 @@ pub fn validate(oidc: &OidcConfig, path: &FieldPath, check: &mut Check) -> Optio
         .as_deref()
         .map(|t| check.url(&path.key("resource_url"), t, true, ""));
     for (i, scope) in oidc.scopes.iter().enumerate() {
-        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-        let valid = !scope.is_empty()
-            && scope
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-        if !valid {
-            check.fail(
-                path.key("scopes").index(i),
-                Reason::InvalidFormat,
-                format!("{scope:?} is not a valid OAuth scope"),
-                "printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)",
-            );
-        }
+        check.scope(&path.key("scopes").index(i), scope);
     }
     if let Some(env) = &oidc.client_secret_env {
         check.env_name(&path.key("client_secret_env"), env);

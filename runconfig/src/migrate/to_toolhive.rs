@@ -77,6 +77,12 @@ pub fn from_current(config: &RunConfig) -> (Value, Vec<String>) {
     if let Some(limit) = &proxy.rate_limit {
         out.insert("rate_limit_config".into(), rate_limit_config(limit));
     }
+    if let Some(exchange) = &proxy.token_exchange {
+        out.insert(
+            "token_exchange_config".into(),
+            token_exchange_config(exchange, &mut lost),
+        );
+    }
     if let Some(oidc) = &proxy.oidc {
         out.insert("oidc_config".into(), oidc_config(oidc, &mut lost));
     }
@@ -265,6 +271,46 @@ fn telemetry_config(t: &TelemetryConfig) -> Value {
         "customAttributes": t.resource_attributes,
         "useLegacyAttributes": t.use_legacy_attributes,
     })
+}
+
+/// ToolHive's `token_exchange_config`. Its proxy reads the secret from one fixed
+/// variable only; another is lost.
+fn token_exchange_config(exchange: &crate::config::TokenExchange, lost: &mut Vec<String>) -> Value {
+    if exchange
+        .client_secret_env
+        .as_deref()
+        .is_some_and(|env| env != crate::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV)
+    {
+        lost.push("proxy.token_exchange.client_secret_env".to_owned());
+    }
+    let mut out = Map::new();
+    out.insert("token_url".into(), json!(exchange.token_url));
+    out.insert(
+        "client_id".into(),
+        json!(exchange.client_id.clone().unwrap_or_default()),
+    );
+    out.insert("client_secret".into(), json!(""));
+    out.insert("audience".into(), json!(exchange.audience));
+    if !exchange.scopes.is_empty() {
+        out.insert("scopes".into(), json!(exchange.scopes));
+    }
+    put(
+        &mut out,
+        "subject_token_type",
+        exchange.subject_token_type.as_ref().map(|t| {
+            json!(crate::middleware::token_exchange::token_type_urn(t).unwrap_or(t.as_str()))
+        }),
+    );
+    match &exchange.header_name {
+        Some(name) if !name.eq_ignore_ascii_case("authorization") => {
+            out.insert("header_strategy".into(), json!("custom"));
+            out.insert("external_token_header_name".into(), json!(name));
+        }
+        _ => {
+            out.insert("header_strategy".into(), json!("replace"));
+        }
+    }
+    Value::Object(out)
 }
 
 /// ToolHive's `rate_limit_config`: the CRD's type, camelCase.

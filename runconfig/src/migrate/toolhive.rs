@@ -65,6 +65,7 @@ const IGNORED_KEYS: &[&str] = &[
     "scaling_config",
     "rate_limit_config",
     "rate_limit_namespace",
+    "token_exchange_config",
     "name",
     "group",
     "debug",
@@ -212,6 +213,16 @@ pub fn to_current(old: &Value) -> Result<Value, Violations> {
             out.insert("tools".into(), Value::Array(list));
         }
         proxy.insert("rate_limit".into(), Value::Object(out));
+    }
+    if let Some(exchange) = old
+        .get("token_exchange_config")
+        .and_then(Value::as_object)
+        .filter(|e| !e.is_empty())
+    {
+        proxy.insert(
+            "token_exchange".into(),
+            token_exchange(exchange, &root.key("token_exchange_config"), &mut problems),
+        );
     }
     let mut tools = Map::new();
     copy(old, "tools_filter", &mut tools, "filter");
@@ -601,6 +612,40 @@ fn secret_value_violation(path: FieldPath, instead: &str) -> Violation {
 }
 
 /// Copies `from[key]` to `to[new_key]` unless it is absent or empty.
+/// ToolHive's `token_exchange_config`. Its secret is read from
+/// `TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET` (ToolHive's proxy reads it there when the
+/// file has none); one written into the file is refused, not carried over.
+fn token_exchange(old: &Map<String, Value>, path: &FieldPath, problems: &mut Violations) -> Value {
+    let mut out = Map::new();
+    copy(old, "token_url", &mut out, "token_url");
+    copy(old, "client_id", &mut out, "client_id");
+    copy(old, "audience", &mut out, "audience");
+    copy(old, "scopes", &mut out, "scopes");
+    copy(old, "subject_token_type", &mut out, "subject_token_type");
+    if non_empty(old.get("client_secret")) {
+        problems.push(
+            Violation::new(
+                path.key("client_secret"),
+                Reason::Forbidden,
+                "a client secret written into the RunConfig is not carried over",
+            )
+            .allowed(format!(
+                "remove it and give it in the environment variable {}",
+                crate::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV
+            )),
+        );
+    } else if non_empty(old.get("client_id")) {
+        out.insert(
+            "client_secret_env".into(),
+            json!(crate::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV),
+        );
+    }
+    if old.get("header_strategy").and_then(Value::as_str) == Some("custom") {
+        copy(old, "external_token_header_name", &mut out, "header_name");
+    }
+    Value::Object(out)
+}
+
 fn copy(from: &Map<String, Value>, key: &str, to: &mut Map<String, Value>, new_key: &str) {
     if let Some(value) = from.get(key).filter(|v| non_empty(Some(v))) {
         to.insert(new_key.to_owned(), value.clone());

@@ -130,6 +130,23 @@ impl Check {
         }
     }
 
+    /// An OAuth scope (RFC 6749 §3.3: `1*( %x21 / %x23-5B / %x5D-7E )`).
+    pub fn scope(&mut self, path: &FieldPath, scope: &str) -> bool {
+        let valid = !scope.is_empty()
+            && scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        if !valid {
+            self.fail(
+                path.clone(),
+                Reason::InvalidFormat,
+                format!("{scope:?} is not a valid OAuth scope"),
+                "printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)",
+            );
+        }
+        valid
+    }
+
     /// A browser origin (`scheme://host[:port]`).
     pub fn origin(&mut self, path: &FieldPath, text: &str) -> Option<Url> {
         match Url::parse(text) {

@@ -9,6 +9,7 @@
 
 mod check;
 mod workload;
+pub(crate) use workload::is_token;
 
 pub use check::{Check, go_duration, is_dns_label};
 pub use workload::{
@@ -21,7 +22,7 @@ use crate::error::Violations;
 use crate::middleware::{
     audit::ValidatedAudit, authz::ValidatedAuthz, oidc::ValidatedOidc,
     ratelimit::ValidatedRateLimit, sessions::ValidatedSessionRedis, telemetry::ValidatedTelemetry,
-    tools::ValidatedTools,
+    token_exchange::ValidatedTokenExchange, tools::ValidatedTools,
 };
 use crate::path::FieldPath;
 
@@ -88,6 +89,8 @@ pub struct ValidatedProxy {
     pub session_redis: Option<ValidatedSessionRedis>,
     /// Rate limits of `tools/call`, when configured (kept in `session_redis`).
     pub rate_limit: Option<ValidatedRateLimit>,
+    /// Token exchange toward the server, when configured.
+    pub token_exchange: Option<ValidatedTokenExchange>,
 }
 
 /// One stage of the proxy's middleware chain, outermost first; see
@@ -106,6 +109,8 @@ pub enum Middleware<'a> {
     Telemetry(&'a ValidatedTelemetry),
     /// Rate limits (kept in the proxy's `session_redis`, which validation requires).
     RateLimit(&'a ValidatedRateLimit),
+    /// RFC 8693 token exchange toward the server (validation requires authentication).
+    TokenExchange(&'a ValidatedTokenExchange),
 }
 
 impl ValidatedRunConfig {
@@ -121,6 +126,10 @@ impl ValidatedRunConfig {
             chain.push(Middleware::Telemetry(telemetry));
         }
         chain.push(Middleware::Authentication(proxy.oidc.as_ref()));
+        // Right after authentication, which hands it the caller's token.
+        if let Some(exchange) = &proxy.token_exchange {
+            chain.push(Middleware::TokenExchange(exchange));
+        }
         if let Some(audit) = &proxy.audit {
             chain.push(Middleware::Audit(audit));
         }
@@ -160,6 +169,17 @@ pub fn validate(config: &RunConfig) -> Result<ValidatedRunConfig, Violations> {
     check.name(&root.key("name"), &config.name);
     let workload = workload::validate(&config.workload, &root.key("workload"), &mut check);
     let proxy = validate_proxy(config, &root.key("proxy"), &mut check);
+    if let (Some(ValidatedWorkload::Container(container)), Some(proxy)) = (&workload, &proxy)
+        && container.transport == Transport::Stdio
+        && proxy.token_exchange.is_some()
+    {
+        check.fail(
+            root.key("proxy").key("token_exchange"),
+            crate::Reason::Ineffective,
+            "token exchange sends the new token in an HTTP header, but a stdio server reads no headers",
+            "a server on sse or streamable-http, or no token exchange",
+        );
+    }
     match (workload, proxy, check.into_result()) {
         (Some(workload), Some(proxy), Ok(())) => Ok(ValidatedRunConfig {
             source: config.clone(),
@@ -181,7 +201,9 @@ fn validate_proxy(
     path: &FieldPath,
     check: &mut Check,
 ) -> Option<ValidatedProxy> {
-    use crate::middleware::{audit, authz, oidc, ratelimit, sessions, telemetry, tools};
+    use crate::middleware::{
+        audit, authz, oidc, ratelimit, sessions, telemetry, token_exchange, tools,
+    };
     let proxy = &config.proxy;
     let port = check.port(&path.key("port"), proxy.port);
     let mode = ProxyMode::parse(&proxy.mode);
@@ -241,6 +263,14 @@ fn validate_proxy(
             check,
         )
     });
+    let token_exchange = proxy.token_exchange.as_ref().and_then(|exchange| {
+        token_exchange::validate(
+            exchange,
+            proxy.oidc.is_some(),
+            &path.key("token_exchange"),
+            check,
+        )
+    });
     Some(ValidatedProxy {
         host: proxy.host.clone(),
         port: port?,
@@ -255,5 +285,6 @@ fn validate_proxy(
         tools: tools?,
         session_redis,
         rate_limit,
+        token_exchange,
     })
 }

@@ -140,7 +140,7 @@ pub const RESTRICTED_HEADERS: &[&str] = &[
 ];
 
 /// An HTTP token (RFC 9110 §5.6.2): what a header name may be.
-fn is_token(name: &str) -> bool {
+pub(crate) fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
