@@ -180,15 +180,7 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     m.paths.local("name", "metadata.name");
     m.paths.local("schema_version", "apiVersion");
     m.front(&server.front(), refs);
-    if spec.external_auth_config_ref.is_some() {
-        m.paths
-            .local("proxy.external_auth", "spec.externalAuthConfigRef");
-        m.not_supported_yet(
-            "proxy.external_auth",
-            "outgoing authentication toward an MCPServer's own server (externalAuthConfigRef) is not supported yet",
-            "reach a server that needs it through an MCPRemoteProxy, which supports bearerToken and headerInjection",
-        );
-    }
+    m.server_external_auth(&server.front(), refs);
     let workload = Workload::Container(m.container(server, refs));
     let transport = spec.transport;
     let mode = match transport {
@@ -207,6 +199,7 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     };
     let mut proxy = m.proxy(&server.front(), mode, refs);
     proxy.rate_limit = spec.rate_limiting.as_ref().map(|limit| m.rate_limit(limit));
+    proxy.token_exchange = m.token_exchange(&server.front(), refs);
     let config = RunConfig {
         schema_version: SCHEMA_VERSION.to_owned(),
         name,
@@ -266,7 +259,8 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
         },
         ..RemoteWorkload::default()
     });
-    let proxy_config = m.proxy(&front, transport, refs);
+    let mut proxy_config = m.proxy(&front, transport, refs);
+    proxy_config.token_exchange = m.token_exchange(&front, refs);
     Mapped {
         config: RunConfig {
             schema_version: SCHEMA_VERSION.to_owned(),
@@ -532,7 +526,8 @@ impl Mapper {
         let at = format!("workload.remote.headers[{index}]");
         let spec = &shared.spec;
         match spec.type_ {
-            ExternalAuthType::Unauthenticated => None,
+            // Token exchange is the proxy's own section ([`Self::token_exchange`]).
+            ExternalAuthType::Unauthenticated | ExternalAuthType::TokenExchange => None,
             ExternalAuthType::BearerToken => {
                 self.in_config(&at, kind, &reference.name, "spec.bearerToken");
                 Some(ForwardedHeader {
@@ -564,11 +559,110 @@ impl Mapper {
                         "external authentication of type {} is not supported yet",
                         other.as_str()
                     ),
-                    "bearerToken, headerInjection or unauthenticated",
+                    "tokenExchange, bearerToken, headerInjection or unauthenticated",
                 );
                 None
             }
         }
+    }
+
+    /// `spec.externalAuthConfigRef` of an MCPServer: token exchange and
+    /// `unauthenticated` are honoured; a Secret's header toward a server the proxy runs
+    /// is not supported yet (an MCPRemoteProxy sends one), nor are ToolHive's other types.
+    fn server_external_auth(&mut self, front: &Front<'_>, refs: &References<'_>) {
+        let Some(reference) = front.external_auth_config_ref else {
+            return;
+        };
+        let Some(shared) = refs.external_auth_config else {
+            self.missing_config(ConfigKind::ExternalAuthConfig, &reference.name);
+            return;
+        };
+        let kind = ConfigKind::ExternalAuthConfig;
+        let type_ = shared.spec.type_;
+        match type_ {
+            ExternalAuthType::TokenExchange | ExternalAuthType::Unauthenticated => {}
+            ExternalAuthType::BearerToken | ExternalAuthType::HeaderInjection => {
+                self.in_config("proxy.external_auth", kind, &reference.name, "spec.type");
+                self.not_supported_yet(
+                    "proxy.external_auth",
+                    &format!(
+                        "{} toward a server the proxy runs is not supported yet",
+                        type_.as_str()
+                    ),
+                    "tokenExchange or unauthenticated; or reach the server through an MCPRemoteProxy, which sends bearerToken and headerInjection",
+                );
+            }
+            other => {
+                self.in_config("proxy.external_auth", kind, &reference.name, "spec.type");
+                self.not_supported_yet(
+                    "proxy.external_auth",
+                    &format!(
+                        "external authentication of type {} is not supported yet",
+                        other.as_str()
+                    ),
+                    "tokenExchange or unauthenticated",
+                );
+            }
+        }
+    }
+
+    /// The proxy's token exchange, from an MCPExternalAuthConfig of type
+    /// `tokenExchange`; its client secret arrives in
+    /// [`TOKEN_EXCHANGE_CLIENT_SECRET_ENV`](runconfig::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV).
+    fn token_exchange(
+        &mut self,
+        front: &Front<'_>,
+        refs: &References<'_>,
+    ) -> Option<runconfig::config::TokenExchange> {
+        let reference = front.external_auth_config_ref?;
+        let shared = refs.external_auth_config?;
+        if shared.spec.type_ != ExternalAuthType::TokenExchange {
+            return None;
+        }
+        let exchange = shared.spec.token_exchange.as_ref()?;
+        // Token exchange without authentication is refused at `proxy.oidc`: the
+        // object's own oidcConfigRef, whether or not it has one.
+        self.paths.local("proxy.oidc", "spec.oidcConfigRef");
+        let kind = ConfigKind::ExternalAuthConfig;
+        let name = &reference.name;
+        self.in_config("proxy.token_exchange", kind, name, "spec.tokenExchange");
+        for (field, crd) in [
+            ("token_url", "tokenUrl"),
+            ("client_id", "clientId"),
+            ("client_secret_env", "clientSecretRef"),
+            ("audience", "audience"),
+            ("scopes", "scopes"),
+            ("subject_token_type", "subjectTokenType"),
+            ("header_name", "externalTokenHeaderName"),
+        ] {
+            self.in_config(
+                &format!("proxy.token_exchange.{field}"),
+                kind,
+                name,
+                &format!("spec.tokenExchange.{crd}"),
+            );
+        }
+        if exchange.subject_provider_name.is_some() {
+            let at = "proxy.token_exchange.subject_provider_name";
+            self.in_config(at, kind, name, "spec.tokenExchange.subjectProviderName");
+            self.not_supported_yet(
+                at,
+                "subjectProviderName names an upstream provider of an embedded authorization server, which is not supported yet",
+                "leave subjectProviderName unset: the caller's own token is exchanged",
+            );
+        }
+        Some(runconfig::config::TokenExchange {
+            token_url: exchange.token_url.clone(),
+            client_id: exchange.client_id.clone(),
+            client_secret_env: exchange
+                .client_secret_ref
+                .as_ref()
+                .map(|_| runconfig::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV.to_owned()),
+            audience: exchange.audience.clone(),
+            scopes: exchange.scopes.clone(),
+            subject_token_type: exchange.subject_token_type.clone(),
+            header_name: exchange.external_token_header_name.clone(),
+        })
     }
 
     /// How the proxy serves clients (`mode`) and the middleware it applies.

@@ -2,7 +2,8 @@
 //! it (outgoing authentication), shared by the MCPRemoteProxies that reference it
 //! through `spec.externalAuthConfigRef`.
 //!
-//! Supported here: `bearerToken` and `headerInjection` (a value from a Secret, sent in a
+//! Supported here: `tokenExchange` (RFC 8693: the caller's token traded for one the server
+//! accepts), `bearerToken` and `headerInjection` (a value from a Secret, sent in a
 //! header) and `unauthenticated`. ToolHive's other types are in the schema, so their
 //! manifests are read, and refused at apply time as not supported yet, naming the type.
 
@@ -25,7 +26,7 @@ use crate::common::{ConfigStatus, SecretKeyRef, preserve_unknown_object};
     shortname = "extauth",
     shortname = "mcpextauth",
     category = "toolhive",
-    doc = "MCPExternalAuthConfig says how the proxy authenticates to the MCP server behind it: a bearer token or a header from a Secret, or no authentication.",
+    doc = "MCPExternalAuthConfig says how the proxy authenticates to the MCP server behind it: the caller's token exchanged for one the server accepts (RFC 8693), a bearer token or a header from a Secret, or no authentication.",
     derive = "PartialEq",
     derive = "Default",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
@@ -54,9 +55,9 @@ use crate::common::{ConfigStatus, SecretKeyRef, preserve_unknown_object};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MCPExternalAuthConfigSpec {
-    /// How the proxy authenticates: `bearerToken`, `headerInjection` or
-    /// `unauthenticated`. ToolHive's `tokenExchange`, `embeddedAuthServer`, `awsSts`,
-    /// `upstreamInject`, `obo` and `xaa` are refused at apply time as not supported yet.
+    /// How the proxy authenticates: `tokenExchange`, `bearerToken`, `headerInjection` or
+    /// `unauthenticated`. ToolHive's `embeddedAuthServer`, `awsSts`, `upstreamInject`,
+    /// `obo` and `xaa` are refused at apply time as not supported yet.
     #[serde(rename = "type")]
     pub type_: ExternalAuthType,
 
@@ -68,10 +69,11 @@ pub struct MCPExternalAuthConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_injection: Option<HeaderInjectionConfig>,
 
-    /// RFC 8693 token exchange (ToolHive's). Not supported yet: refused at apply time.
+    /// RFC 8693 token exchange: the caller's validated token is traded at the
+    /// authorization server for one whose audience is the MCP server. Needs
+    /// authentication (`oidcConfigRef`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_unknown_object")]
-    pub token_exchange: Option<serde_json::Value>,
+    pub token_exchange: Option<TokenExchangeConfig>,
 
     /// An embedded OAuth 2.0 authorization server (ToolHive's). Not supported yet:
     /// refused at apply time.
@@ -104,7 +106,7 @@ pub struct MCPExternalAuthConfigSpec {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub enum ExternalAuthType {
-    /// RFC 8693 token exchange: not supported yet.
+    /// RFC 8693 token exchange.
     TokenExchange,
     /// A header with a value from a Secret.
     HeaderInjection,
@@ -140,6 +142,54 @@ impl ExternalAuthType {
             Self::Xaa => "xaa",
         }
     }
+}
+
+/// RFC 8693 token exchange (ToolHive's fields).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenExchangeConfig {
+    /// The authorization server's token endpoint. https, or http to loopback or an
+    /// in-cluster Service name (the request carries the caller's token and the secret).
+    #[schemars(length(min = 1))]
+    pub token_url: String,
+
+    /// The proxy's client ID at the authorization server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+
+    /// The Secret and key holding the client secret; with `clientId`, the proxy
+    /// authenticates with HTTP Basic. It reaches the proxy as an environment variable,
+    /// never through the RunConfig.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_ref: Option<SecretKeyRef>,
+
+    /// The audience asked for: the MCP server's identifier at the authorization server.
+    #[schemars(length(min = 1))]
+    pub audience: String,
+
+    /// OAuth scopes asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub scopes: Vec<String>,
+
+    /// What the caller's token is: `access_token` (the default), `id_token` or `jwt`, or
+    /// the `urn:ietf:params:oauth:token-type:` URN of one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(access_token|id_token|jwt|urn:ietf:params:oauth:token-type:(access_token|id_token|jwt))?$"
+    ))]
+    pub subject_token_type: Option<String>,
+
+    /// A header to send the exchanged token in (`Bearer <token>`), e.g.
+    /// `X-Upstream-Token`; it replaces `Authorization` when unset. The caller's own token
+    /// is never passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_token_header_name: Option<String>,
+
+    /// ToolHive's: an embedded authorization server's upstream provider whose token is
+    /// exchanged. Not supported yet (no embedded authorization server): refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_provider_name: Option<String>,
 }
 
 /// A bearer token from a Secret.

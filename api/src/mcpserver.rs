@@ -522,6 +522,9 @@ pub struct MCPServerStatus {
     /// Hash of the referenced MCPTelemetryConfig's spec at the last reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_config_hash: Option<String>,
+    /// Hash of the referenced MCPExternalAuthConfig's spec at the last reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_auth_config_hash: Option<String>,
     /// Hash of the referenced Secrets' data; a change rolls the proxy and server pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_hash: Option<String>,

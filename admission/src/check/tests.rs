@@ -849,21 +849,21 @@ fn a_remote_proxy_authenticates_with_a_bearer_token_or_a_header() {
 
 #[test]
 fn external_auth_types_not_supported_yet_are_refused_naming_the_type() {
-    let exchange = kind(
+    let sts = kind(
         "MCPExternalAuthConfig",
         "auth",
-        "  type: tokenExchange\n  tokenExchange:\n    tokenUrl: https://idp.example.com/token\n    audience: backend\n",
+        "  type: awsSts\n  awsSts: {region: eu-west-1}\n",
     );
-    let report = check_alone(&exchange);
+    let report = check_alone(&sts);
     assert_eq!(error_paths(&report), ["spec.type"], "{report:?}");
     assert!(
         report.errors[0]
             .message
-            .contains("tokenExchange is not supported yet"),
+            .contains("awsSts is not supported yet"),
         "{report:?}"
     );
     let proxy = remote("  externalAuthConfigRef: {name: auth}\n");
-    let report = check_in(&proxy, &catalog(&[&exchange]));
+    let report = check_in(&proxy, &catalog(&[&sts]));
     assert_eq!(
         error_paths(&report),
         ["spec.externalAuthConfigRef (MCPExternalAuthConfig auth): spec.type"]
@@ -884,14 +884,54 @@ fn external_auth_types_not_supported_yet_are_refused_naming_the_type() {
     );
 }
 
+const EXCHANGE: &str = "  type: tokenExchange\n  tokenExchange:\n    tokenUrl: https://idp.example.com/token\n    clientId: thv-proxy\n    clientSecretRef: {name: exchange, key: secret}\n    audience: backend\n";
+
 #[test]
-fn an_mcpserver_refuses_external_auth_as_not_supported_yet() {
+fn token_exchange_is_checked_where_each_part_is_written() {
+    let exchange = kind("MCPExternalAuthConfig", "auth", EXCHANGE);
+    let oidc = kind("MCPOIDCConfig", "idp", OIDC);
+    assert_eq!(check_alone(&exchange), Report::default());
+    // Through a remote proxy and an MCPServer on HTTP, both authenticating callers.
+    let refs =
+        "  externalAuthConfigRef: {name: auth}\n  oidcConfigRef: {name: idp, audience: demo}\n";
+    let both = catalog(&[&exchange, &oidc]);
+    assert_eq!(check_in(&remote(refs), &both), Report::default());
+    let http_server = format!("  image: a/b:1\n  transport: streamable-http\n{refs}");
+    assert_eq!(check_in(&server(&http_server), &both), Report::default());
+    // Nothing to exchange without authentication: the server's oidcConfigRef is named.
+    let report = check_in(
+        &remote("  externalAuthConfigRef: {name: auth}\n"),
+        &catalog(&[&exchange]),
+    );
+    assert_eq!(error_paths(&report), ["spec.oidcConfigRef"], "{report:?}");
+    // A stdio server reads no header.
+    let report = check_in(&server(&format!("  image: a/b:1\n{refs}")), &both);
+    assert_eq!(error_paths(&report), ["spec.transport"], "{report:?}");
+    // The config's own mistakes, in the config.
+    let plain_http = EXCHANGE.replace("https://idp.example.com", "http://idp.example.com");
+    let report = check_alone(&kind("MCPExternalAuthConfig", "auth", &plain_http));
+    assert_eq!(error_paths(&report), ["spec.tokenExchange.tokenUrl"]);
+    assert_eq!(report.errors[0].reason, Reason::InsecureUrl);
+    let provider = format!("{EXCHANGE}    subjectProviderName: github\n");
+    let report = check_alone(&kind("MCPExternalAuthConfig", "auth", &provider));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.tokenExchange.subjectProviderName"]
+    );
+    assert_eq!(report.errors[0].reason, Reason::NotSupported);
+}
+
+#[test]
+fn an_mcpserver_refuses_a_header_from_a_secret_as_not_supported_yet() {
     let auth = kind("MCPExternalAuthConfig", "auth", BEARER);
     let report = check_in(
         &server("  image: a/b:1\n  externalAuthConfigRef: {name: auth}\n"),
         &catalog(&[&auth]),
     );
-    assert_eq!(error_paths(&report), ["spec.externalAuthConfigRef"]);
+    assert_eq!(
+        error_paths(&report),
+        ["spec.externalAuthConfigRef (MCPExternalAuthConfig auth): spec.type"]
+    );
     assert_eq!(report.errors[0].reason, Reason::NotSupported);
 }
 

@@ -44,22 +44,13 @@ pub fn token_type_urn(text: &str) -> Option<&'static str> {
     })
 }
 
-/// Checks the token exchange settings. `authenticated`: the proxy validates callers'
-/// tokens (there is nothing to exchange otherwise).
+/// Checks the token exchange settings (that the proxy authenticates callers, whose
+/// tokens it trades, is checked with `oidc`).
 pub fn validate(
     exchange: &TokenExchange,
-    authenticated: bool,
     path: &FieldPath,
     check: &mut Check,
 ) -> Option<ValidatedTokenExchange> {
-    if !authenticated {
-        check.fail(
-            path.clone(),
-            Reason::Conflict,
-            "token exchange trades the caller's token, but the proxy does not authenticate callers",
-            "configure oidc (oidcConfigRef) so that callers present a token to exchange",
-        );
-    }
     let token_url = token_url(exchange.token_url.trim(), &path.key("token_url"), check);
     let audience = exchange.audience.trim();
     if audience.is_empty() {
@@ -112,7 +103,7 @@ pub fn validate(
         None | Some("") => Some(None),
         Some(name) => header_name(name, &path.key("header_name"), check),
     };
-    if !scopes_valid || audience.is_empty() || !authenticated {
+    if !scopes_valid || audience.is_empty() {
         return None;
     }
     Some(ValidatedTokenExchange {
@@ -189,17 +180,9 @@ fn header_name(name: &str, path: &FieldPath, check: &mut Check) -> Option<Option
 mod tests {
     use super::*;
 
-    fn run(
-        exchange: &TokenExchange,
-        authenticated: bool,
-    ) -> Result<ValidatedTokenExchange, Vec<(String, Reason)>> {
+    fn run(exchange: &TokenExchange) -> Result<ValidatedTokenExchange, Vec<(String, Reason)>> {
         let mut check = Check::default();
-        let out = validate(
-            exchange,
-            authenticated,
-            &FieldPath::parse("token_exchange"),
-            &mut check,
-        );
+        let out = validate(exchange, &FieldPath::parse("token_exchange"), &mut check);
         check.outcome(out)
     }
 
@@ -223,10 +206,10 @@ mod tests {
                 subject_token_type: Some(short.to_owned()),
                 ..base()
             };
-            assert_eq!(run(&exchange, true).expect("valid").subject_token_type, urn);
+            assert_eq!(run(&exchange).expect("valid").subject_token_type, urn);
         }
         assert_eq!(
-            run(&base(), true).expect("valid").subject_token_type,
+            run(&base()).expect("valid").subject_token_type,
             ACCESS_TOKEN
         );
     }
@@ -243,14 +226,14 @@ mod tests {
                 token_url: url.to_owned(),
                 ..base()
             };
-            assert!(run(&exchange, true).is_ok(), "{url}");
+            assert!(run(&exchange).is_ok(), "{url}");
         }
         let exchange = TokenExchange {
             token_url: "http://idp.example.com/token".to_owned(),
             ..base()
         };
         assert_eq!(
-            run(&exchange, true).expect_err("refused"),
+            run(&exchange).expect_err("refused"),
             [("token_exchange.token_url".to_owned(), Reason::InsecureUrl)]
         );
     }
@@ -266,12 +249,11 @@ mod tests {
             header_name: Some("Content-Length".to_owned()),
             ..TokenExchange::default()
         };
-        let problems = run(&exchange, false).expect_err("refused");
+        let problems = run(&exchange).expect_err("refused");
         let paths: Vec<&str> = problems.iter().map(|(path, _)| path.as_str()).collect();
         assert_eq!(
             paths,
             [
-                "token_exchange",
                 "token_exchange.token_url",
                 "token_exchange.audience",
                 "token_exchange.client_id",
@@ -288,13 +270,13 @@ mod tests {
             header_name: Some("Authorization".to_owned()),
             ..base()
         };
-        assert_eq!(run(&exchange, true).expect("valid").header_name, None);
+        assert_eq!(run(&exchange).expect("valid").header_name, None);
         let exchange = TokenExchange {
             header_name: Some("X-Upstream-Token".to_owned()),
             ..base()
         };
         assert_eq!(
-            run(&exchange, true).expect("valid").header_name.as_deref(),
+            run(&exchange).expect("valid").header_name.as_deref(),
             Some("x-upstream-token")
         );
     }

@@ -174,7 +174,7 @@ pub fn validate(config: &RunConfig) -> Result<ValidatedRunConfig, Violations> {
         && proxy.token_exchange.is_some()
     {
         check.fail(
-            root.key("proxy").key("token_exchange"),
+            root.key("workload").key("container").key("transport"),
             crate::Reason::Ineffective,
             "token exchange sends the new token in an HTTP header, but a stdio server reads no headers",
             "a server on sse or streamable-http, or no token exchange",
@@ -264,12 +264,15 @@ fn validate_proxy(
         )
     });
     let token_exchange = proxy.token_exchange.as_ref().and_then(|exchange| {
-        token_exchange::validate(
-            exchange,
-            proxy.oidc.is_some(),
-            &path.key("token_exchange"),
-            check,
-        )
+        if proxy.oidc.is_none() {
+            check.fail(
+                path.key("oidc"),
+                crate::Reason::Required,
+                "token exchange trades the caller's token, but the proxy does not authenticate callers",
+                "configure oidc (oidcConfigRef) so that callers present a token to exchange",
+            );
+        }
+        token_exchange::validate(exchange, &path.key("token_exchange"), check)
     });
     Some(ValidatedProxy {
         host: proxy.host.clone(),

@@ -105,6 +105,7 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
                 runconfig: &rendered,
                 secrets_checksum: &refs.secrets_checksum,
                 oidc_client_secret: refs.oidc_client_secret(),
+                token_exchange_secret: refs.token_exchange_secret(),
                 config: &ctx.config,
             };
             let external = refs.referenced.external_auth_config.as_ref();

@@ -57,13 +57,24 @@ impl Dereferenced {
         }
     }
 
-    /// The Secret key an MCPExternalAuthConfig's token or header value is read from.
+    /// The Secret key an MCPExternalAuthConfig's token, header value or token exchange
+    /// client secret is read from.
     pub fn external_auth_secret(&self) -> Option<&api::common::SecretKeyRef> {
         let spec = &self.referenced.external_auth_config.as_ref()?.spec;
         spec.bearer_token
             .as_ref()
             .map(|b| &b.token_secret_ref)
             .or(spec.header_injection.as_ref().map(|h| &h.value_secret_ref))
+            .or(self.token_exchange_secret())
+    }
+
+    /// The client secret of an MCPExternalAuthConfig's token exchange.
+    pub fn token_exchange_secret(&self) -> Option<&api::common::SecretKeyRef> {
+        let spec = &self.referenced.external_auth_config.as_ref()?.spec;
+        if spec.type_ != api::externalauth::ExternalAuthType::TokenExchange {
+            return None;
+        }
+        spec.token_exchange.as_ref()?.client_secret_ref.as_ref()
     }
 
     /// The Redis password of `spec.sessionStorage`, when Redis is the provider.

@@ -214,19 +214,30 @@ fn referencing<K: Resource + 'static, R: Watched + Referencing>(
     }
 }
 
-/// `spec.sessionStorage.passwordRef`, when its Secret or key does not exist.
-fn missing_session_password(
+/// A Secret the proxy reads through its environment (`spec.sessionStorage.passwordRef`,
+/// the token exchange client secret of `spec.externalAuthConfigRef`), when it or its key
+/// does not exist: the pod would stay in CreateContainerConfigError.
+fn missing_proxy_secret(
     server: &MCPServer,
     refs: &dereference::Dereferenced,
 ) -> Option<admission::MissingReference> {
-    let secret = dereference::Dereferenced::session_password(server)?;
-    refs.missing_secrets
-        .iter()
-        .any(|(name, key)| *name == secret.name && *key == secret.key)
-        .then(|| admission::MissingReference {
-            field: "spec.sessionStorage.passwordRef".to_owned(),
-            kind: admission::ReferencedKind::Secret,
-            name: format!("{} (key {})", secret.name, secret.key),
+    let session = dereference::Dereferenced::session_password(server)
+        .map(|s| ("spec.sessionStorage.passwordRef", s));
+    let exchange = refs
+        .token_exchange_secret()
+        .map(|s| ("spec.externalAuthConfigRef", s));
+    session
+        .into_iter()
+        .chain(exchange)
+        .find_map(|(field, secret)| {
+            refs.missing_secrets
+                .iter()
+                .any(|(name, key)| *name == secret.name && *key == secret.key)
+                .then(|| admission::MissingReference {
+                    field: field.to_owned(),
+                    kind: admission::ReferencedKind::Secret,
+                    name: format!("{} (key {})", secret.name, secret.key),
+                })
         })
 }
 
@@ -245,7 +256,7 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
     let outcome = match validate::check(&server, &refs) {
         // The proxy's Redis password: without it the proxy pod would stay in
         // CreateContainerConfigError; wait for the Secret, naming it.
-        Outcome::Valid(_) if let Some(missing) = missing_session_password(&server, &refs) => {
+        Outcome::Valid(_) if let Some(missing) = missing_proxy_secret(&server, &refs) => {
             Outcome::Waiting(vec![missing])
         }
         decided => decided,
@@ -287,6 +298,7 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
                 runconfig: &rendered,
                 secrets_checksum: &refs.secrets_checksum,
                 oidc_client_secret: refs.oidc_client_secret(),
+                token_exchange_secret: refs.token_exchange_secret(),
                 config: &ctx.config,
             };
             let objects = build::objects(&server, &inputs)?;

@@ -75,6 +75,7 @@ pub fn desired(
         oidc_config_hash: hashes.oidc_config.clone(),
         authz_config_hash: hashes.authz_config.clone(),
         telemetry_config_hash: hashes.telemetry_config.clone(),
+        external_auth_config_hash: hashes.external_auth_config.clone(),
         secrets_hash: hashes.secrets.clone(),
         // The proxy's to write; kept as it is so an unchanged status compares equal.
         backend: current_backend(server).cloned(),

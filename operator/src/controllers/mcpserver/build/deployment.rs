@@ -211,6 +211,12 @@ pub(crate) fn proxy_deployment(
     if let Some(secret) = inputs.oidc_client_secret {
         env.push(secret_env(admission::OIDC_CLIENT_SECRET_ENV, secret));
     }
+    if let Some(secret) = inputs.token_exchange_secret {
+        env.push(secret_env(
+            runconfig::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV,
+            secret,
+        ));
+    }
     env.extend(
         overrides
             .into_iter()

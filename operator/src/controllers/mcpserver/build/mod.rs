@@ -45,6 +45,9 @@ pub struct Inputs<'a> {
     pub secrets_checksum: &'a str,
     /// The OIDC client secret, passed to the proxy as an environment variable.
     pub oidc_client_secret: Option<&'a SecretKeyRef>,
+    /// The token exchange client secret of an MCPExternalAuthConfig, passed to the
+    /// proxy as an environment variable.
+    pub token_exchange_secret: Option<&'a SecretKeyRef>,
     /// Operator settings.
     pub config: &'a OperatorConfig,
 }
@@ -130,6 +133,7 @@ pub(crate) mod fixtures {
             runconfig: &RUNCONFIG,
             secrets_checksum: "def456",
             oidc_client_secret: None,
+            token_exchange_secret: None,
             config,
         }
     }
