@@ -3,6 +3,8 @@
 #   - npm: e2e/peers/package-lock.json -> e2e/peers/node_modules (Node 22 binary,
 #     server-everything, the TypeScript SDK, the conformance suite)
 #   - PyPI: e2e/peers/requirements.txt -> e2e/peers/.venv (the Python SDK, mcp-server-time)
+#   - Maven Central: Keycloak's server distribution -> $THV_E2E_CACHE/keycloak-<version>
+#     (the identity provider of the token exchange tests)
 # Idempotent: each half is skipped while its stamp (a hash of its lock file, plus the
 # interpreter for the venv) matches and the install is still there. Needs only the
 # machine's node/npm and python3 (with the venv module). Safe to run concurrently
@@ -69,7 +71,48 @@ else
   echo "$py_want" >"$py_stamp"
 fi
 
+# --- Keycloak (Maven Central) ---------------------------------------------------
+# The identity provider token exchange (RFC 8693) is tested against: its server
+# distribution, pinned by version and SHA-256, unpacked into the e2e cache (outside
+# the repository: 180 MB). It runs on the machine's JDK (17 or newer).
+keycloak_version=26.7.3
+keycloak_sha256=27a6535553c3cdcd083872ba40629efafb3475e3b758e0c6f691395561dd0f1f
+cache="${THV_E2E_CACHE:-${HOME:-/tmp}/.cache/thv-e2e}"
+keycloak_home="$cache/keycloak-$keycloak_version"
+if [[ "${PEERS_FORCE:-}" != 1 && -x "$keycloak_home/bin/kc.sh" ]]; then
+  log "Keycloak $keycloak_version in $keycloak_home"
+else
+  command -v unzip >/dev/null || die "unzip is required to unpack Keycloak (apt-get install -y unzip)"
+  mkdir -p "$cache"
+  zip="$cache/keycloak-quarkus-dist-$keycloak_version.zip"
+  if [[ ! -f "$zip" ]] || ! echo "$keycloak_sha256  $zip" | sha256sum -c --status; then
+    log "downloading Keycloak $keycloak_version from Maven Central"
+    curl -fsSL --retry 3 -o "$zip.part" \
+      "https://repo1.maven.org/maven2/org/keycloak/keycloak-quarkus-dist/$keycloak_version/keycloak-quarkus-dist-$keycloak_version.zip"
+    echo "$keycloak_sha256  $zip.part" | sha256sum -c --status \
+      || die "the Keycloak download does not match its pinned SHA-256"
+    mv "$zip.part" "$zip"
+  fi
+  rm -rf "$keycloak_home" "$cache/keycloak-unpack"
+  mkdir -p "$cache/keycloak-unpack"
+  unzip -q "$zip" -d "$cache/keycloak-unpack"
+  mv "$cache/keycloak-unpack/keycloak-$keycloak_version" "$keycloak_home"
+  rmdir "$cache/keycloak-unpack"
+fi
+# A JDK of 17 or newer: the newest installed, else the one on PATH.
+keycloak_java=""
+for candidate in /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/java-21-openjdk-amd64 \
+                 /usr/lib/jvm/java-17-openjdk-amd64 "${JAVA_HOME:-}"; do
+  if [[ -n "$candidate" && -x "$candidate/bin/java" ]]; then keycloak_java="$candidate"; break; fi
+done
+if [[ -z "$keycloak_java" ]] && command -v java >/dev/null; then
+  keycloak_java="$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"
+fi
+[[ -n "$keycloak_java" ]] || die "Keycloak needs a JDK 17 or newer (apt-get install -y openjdk-17-jre-headless)"
+
 cat <<EOF
+KEYCLOAK_HOME=$keycloak_home
+KEYCLOAK_JAVA_HOME=$keycloak_java
 NODE22=$node22
 NODE22_BIN=$(dirname "$node22")
 NODE22_VERSION=$node22_version

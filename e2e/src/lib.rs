@@ -24,6 +24,7 @@ pub mod bench;
 pub mod chaos;
 pub mod controllers;
 pub mod issuer;
+pub mod keycloak;
 pub mod parity;
 pub mod proxy;
 

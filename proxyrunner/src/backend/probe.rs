@@ -492,7 +492,7 @@ pub fn keep_probing_remote(
                 Err(why) if refused_credentials(&why) => LinkState::Failed(Problem::new(
                     Reason::AuthenticationRequired,
                     format!(
-                        "the remote server {url} answered the proxy's initialize with {why}: it wants credentials the proxy does not send (externalAuthConfigRef or headerForward give them; if every client brings its own, this stays so while they are served)"
+                        "the remote server {url} answered the proxy's initialize with {why}: it wants credentials the proxy does not send on its own (externalAuthConfigRef or headerForward give them; with token exchange, or when every client brings its own, only callers' requests carry them, and this stays so while they are served)"
                     ),
                 )),
                 Err(why) => LinkState::Failed(Problem::new(
