@@ -583,29 +583,39 @@ mod tests {
     }
 
     #[test]
-    fn oidc_client_secret_arrives_by_secret_reference_only() {
+    fn client_secrets_arrive_by_secret_reference_only() {
         let config = OperatorConfig::default();
-        let secret = api::common::SecretKeyRef {
+        let oidc = api::common::SecretKeyRef {
             name: "idp".to_owned(),
             key: "client-secret".to_owned(),
         };
+        let exchange = api::common::SecretKeyRef {
+            name: "exchange".to_owned(),
+            key: "proxy-secret".to_owned(),
+        };
         let mut i = inputs(&config);
-        i.oidc_client_secret = Some(&secret);
+        i.oidc_client_secret = Some(&oidc);
+        i.token_exchange_secret = Some(&exchange);
         let env = proxy(&deployment(&server(MINIMAL), &i).expect("builds"))
             .env
             .unwrap_or_default();
-        let var = env
-            .iter()
-            .find(|e| e.name == admission::OIDC_CLIENT_SECRET_ENV)
-            .expect("env var");
-        assert!(var.value.is_none());
-        assert_eq!(
-            var.value_from
-                .as_ref()
-                .and_then(|v| v.secret_key_ref.as_ref())
-                .map(|s| s.key.as_str()),
-            Some("client-secret")
-        );
+        for (name, key) in [
+            (admission::OIDC_CLIENT_SECRET_ENV, "client-secret"),
+            (
+                runconfig::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV,
+                "proxy-secret",
+            ),
+        ] {
+            let var = env.iter().find(|e| e.name == name).expect("env var");
+            assert!(var.value.is_none());
+            assert_eq!(
+                var.value_from
+                    .as_ref()
+                    .and_then(|v| v.secret_key_ref.as_ref())
+                    .map(|s| s.key.as_str()),
+                Some(key)
+            );
+        }
     }
 
     #[test]
