@@ -230,12 +230,18 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
     m.paths.local("name", "metadata.name");
     m.paths.local("schema_version", "apiVersion");
     m.front(&front, refs);
-    if spec.pod_template_spec.is_some() {
+    if let Some(template) = &spec.pod_template_spec {
+        // Merged into the proxy's pod by the operator, not part of the RunConfig: checked
+        // here as the MCP server's pod template is, so a pod the namespace would refuse
+        // is refused at apply time.
         m.paths.local("proxy.pod_template", "spec.podTemplateSpec");
-        m.not_supported_yet(
-            "proxy.pod_template",
-            "a pod template for the proxy's pod is not supported yet",
-            "leave podTemplateSpec unset; resourceOverrides sets the proxy's labels, annotations and environment",
+        let (_, findings) =
+            workload_k8s::pod_template(template, &FieldPath::parse("proxy.pod_template"));
+        m.problems.0.extend(
+            findings
+                .into_iter()
+                .filter(|f| f.severity == workload_k8s::Severity::Error)
+                .map(|f| f.violation),
         );
     }
     m.paths.local("workload.remote", "spec");

@@ -49,3 +49,33 @@ pub enum BuildError {
 pub fn check(run: &RunConfig) -> Vec<Finding> {
     statefulset::build(run, &Placement::new("default")).1
 }
+
+/// Reads a pod template given as JSON (an MCPRemoteProxy's `podTemplateSpec`, merged into
+/// the proxy's own pod) with the checks a `pod_template_patch` gets: it must be a
+/// PodTemplateSpec (misspelt fields are notes), and its pod, with the `restricted`
+/// defaults this crate fills into every pod and container (as for the server's pod),
+/// must meet the `restricted` Pod Security Standard (errors). Returns the template with
+/// those defaults filled; findings are located under `path`.
+pub fn pod_template(
+    value: &serde_json::Value,
+    path: &runconfig::FieldPath,
+) -> (k8s_openapi::api::core::v1::PodTemplateSpec, Vec<Finding>) {
+    let mut findings = findings::Findings::default();
+    let mut template = patch::parse(Some(value), path, &mut findings);
+    if let Some(spec) = template.spec.as_mut() {
+        security::fill_pod(&mut spec.security_context, None);
+        for container in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            security::fill_container(container);
+        }
+        let annotations = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref());
+        security::check(spec, annotations, path, &mut findings);
+    }
+    (template, findings.0)
+}

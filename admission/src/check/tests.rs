@@ -759,13 +759,23 @@ fn forwarded_headers_are_checked_where_they_are_written() {
 }
 
 #[test]
+fn a_remote_proxys_pod_template_is_checked_as_a_servers() {
+    let sidecar = "  podTemplateSpec:\n    spec:\n      nodeSelector: {pool: edge}\n      containers:\n        - name: toolhive\n          volumeMounts: [{name: ca, mountPath: /etc/ca}]\n      volumes: [{name: ca, configMap: {name: corp-ca}}]\n";
+    assert_eq!(check_alone(&remote(sidecar)), Report::default());
+    let privileged = "  podTemplateSpec:\n    spec:\n      containers:\n        - name: debug\n          image: busybox\n          securityContext: {privileged: true}\n";
+    let report = check_alone(&remote(privileged));
+    assert_eq!(
+        error_paths(&report),
+        ["spec.podTemplateSpec.spec.containers[0].securityContext.privileged"]
+    );
+    let dangling = "  podTemplateSpec:\n    spec:\n      containers:\n        - name: toolhive\n          volumeMounts: [{name: nowhere, mountPath: /x}]\n";
+    assert!(!check_alone(&remote(dangling)).is_allowed());
+}
+
+#[test]
 fn remote_settings_the_proxy_cannot_honour_are_refused_not_ignored() {
-    let report = check_alone(&remote(
-        "  podTemplateSpec:\n    spec: {}\n  authServerRef: {name: embedded}\n",
-    ));
-    let mut paths = error_paths(&report);
-    paths.sort_unstable();
-    assert_eq!(paths, ["spec.authServerRef", "spec.podTemplateSpec"]);
+    let report = check_alone(&remote("  authServerRef: {name: embedded}\n"));
+    assert_eq!(error_paths(&report), ["spec.authServerRef"]);
     assert!(
         report
             .errors

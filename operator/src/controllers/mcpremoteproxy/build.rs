@@ -6,7 +6,7 @@
 use admission::{remote_endpoint_path, remote_proxy_service_name};
 use api::MCPRemoteProxy;
 use api::externalauth::{ExternalAuthType, MCPExternalAuthConfigSpec};
-use k8s_openapi::api::core::v1::{EnvVar, ServiceAccount};
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
 use crate::controllers::mcpserver::build::deployment::{secret_env, session_password_env};
@@ -55,6 +55,67 @@ fn external_auth_env(config: Option<&MCPExternalAuthConfigSpec>) -> Vec<EnvVar> 
         });
     }
     env
+}
+
+/// `spec.podTemplateSpec` under the proxy's pod (ToolHive merges it too): the user's pod
+/// spec is the start — node selector, tolerations, affinity, volumes, sidecars, init
+/// containers — and the operator's settings are laid over it. The container `toolhive`
+/// is the proxy: the user's volume mounts (a CA bundle, say), `envFrom` and variables of
+/// names the operator does not set are added to it; its image, arguments, ports, probes,
+/// resources and security context stay the operator's. Labels and annotations the
+/// operator sets win. Admission refused a template whose pod would break the
+/// `restricted` Pod Security Standard, the defaults of which are filled in.
+///
+/// Written here rather than with a strategic-merge-patch crate: none is maintained for
+/// k8s-openapi types, and only these few lists need merging by key.
+fn under_pod_template(ours: &mut PodTemplateSpec, theirs: PodTemplateSpec) {
+    let mut spec = theirs.spec.unwrap_or_default();
+    let own = ours.spec.take().unwrap_or_default();
+    let mut own_containers = own.containers.into_iter();
+    if let Some(mut proxy) = own_containers.next() {
+        match spec.containers.iter().position(|c| c.name == proxy.name) {
+            Some(i) => {
+                let theirs = spec.containers.remove(i);
+                let mounts = proxy.volume_mounts.get_or_insert_with(Vec::new);
+                mounts.extend(theirs.volume_mounts.unwrap_or_default());
+                let env = proxy.env.get_or_insert_with(Vec::new);
+                let set: Vec<String> = env.iter().map(|e| e.name.clone()).collect();
+                env.extend(
+                    theirs
+                        .env
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|e| !set.contains(&e.name)),
+                );
+                proxy.env_from = theirs.env_from;
+                spec.containers.insert(i, proxy);
+            }
+            // The proxy first, the sidecars after it.
+            None => spec.containers.insert(0, proxy),
+        }
+    }
+    spec.containers.extend(own_containers);
+    let volumes = spec.volumes.get_or_insert_with(Vec::new);
+    volumes.extend(own.volumes.unwrap_or_default());
+    spec.service_account_name = own.service_account_name;
+    spec.automount_service_account_token = own.automount_service_account_token;
+    if own.image_pull_secrets.is_some() {
+        spec.image_pull_secrets = own.image_pull_secrets;
+    }
+    if spec.security_context.is_none() {
+        spec.security_context = own.security_context;
+    }
+    ours.spec = Some(spec);
+    let theirs_meta = theirs.metadata.unwrap_or_default();
+    let meta = ours.metadata.get_or_insert_with(Default::default);
+    for (mine, given) in [
+        (&mut meta.labels, theirs_meta.labels),
+        (&mut meta.annotations, theirs_meta.annotations),
+    ] {
+        let mut merged = given.unwrap_or_default();
+        merged.extend(mine.take().unwrap_or_default());
+        *mine = Some(merged);
+    }
 }
 
 /// In-cluster URL of the remote server through the proxy.
@@ -157,7 +218,7 @@ pub fn objects(
     }));
     env.extend(external_auth_env(external_auth));
     env.extend(session_password_env(proxy));
-    let deployment = proxy_deployment(
+    let mut deployment = proxy_deployment(
         ProxyPod {
             metadata: meta(name.to_owned())?,
             labels: labels.clone(),
@@ -173,6 +234,14 @@ pub fn objects(
         },
         inputs,
     )?;
+    if let (Some(template), Some(spec)) = (&proxy.spec.pod_template_spec, deployment.spec.as_mut())
+    {
+        let (theirs, _) = workload_k8s::pod_template(
+            template,
+            &runconfig::FieldPath::parse("spec.podTemplateSpec"),
+        );
+        under_pod_template(&mut spec.template, theirs);
+    }
     let service = proxy_service(
         meta(remote_proxy_service_name(name))?,
         crate::labels::remote_proxy_selector(name),
@@ -393,5 +462,80 @@ mod tests {
             .and_then(|r| r.limits.clone())
             .unwrap_or_default();
         assert_eq!(limits.get("cpu").map(|q| q.0.as_str()), Some("200m"));
+    }
+
+    #[test]
+    fn the_pod_template_is_under_the_proxys_own_settings() {
+        let config = OperatorConfig::default();
+        let template = "  podTemplateSpec:
+    metadata:
+      labels: {team: search, app.kubernetes.io/name: mine}
+    spec:
+      nodeSelector: {pool: edge}
+      tolerations: [{key: dedicated, operator: Exists}]
+      volumes: [{name: corp-ca, configMap: {name: corp-ca}}]
+      containers:
+        - name: toolhive
+          image: evil/proxy:latest
+          env: [{name: SSL_CERT_FILE, value: /etc/corp-ca/ca.crt}, {name: TOOLHIVE_RUNTIME, value: docker}]
+          volumeMounts: [{name: corp-ca, mountPath: /etc/corp-ca, readOnly: true}]
+        - name: log-shipper
+          image: fluent/fluent-bit:3.2
+";
+        let objects = objects(&proxy(template), &inputs(&config), None).expect("builds");
+        let template = objects.deployment.spec.expect("spec").template;
+        let pod = template.spec.expect("pod");
+        assert_eq!(
+            pod.node_selector
+                .unwrap_or_default()
+                .get("pool")
+                .map(String::as_str),
+            Some("edge")
+        );
+        assert_eq!(pod.tolerations.unwrap_or_default().len(), 1);
+        let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["toolhive", "log-shipper"]);
+        let proxy = &pod.containers[0];
+        // The operator's image and environment win; the user's mount and variable join.
+        assert_eq!(proxy.image.as_deref(), Some(config.proxy_image.as_str()));
+        let env = proxy.env.clone().unwrap_or_default();
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(value("TOOLHIVE_RUNTIME").as_deref(), Some("kubernetes"));
+        assert_eq!(
+            value("SSL_CERT_FILE").as_deref(),
+            Some("/etc/corp-ca/ca.crt")
+        );
+        let mounts: Vec<&str> = proxy
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert!(mounts.contains(&"/etc/corp-ca"), "{mounts:?}");
+        let volumes: Vec<String> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect();
+        assert_eq!(volumes, ["corp-ca", "runconfig"]);
+        // The sidecar gets the restricted defaults the operator's own container has.
+        let sidecar = pod.containers[1].security_context.clone().expect("filled");
+        assert_eq!(sidecar.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("gh-remote-proxy-runner")
+        );
+        // Labels: the user's join, the operator's win.
+        let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+        assert_eq!(labels.get("team").map(String::as_str), Some("search"));
+        assert_ne!(
+            labels.get("app.kubernetes.io/name").map(String::as_str),
+            Some("mine")
+        );
     }
 }
