@@ -98,7 +98,6 @@ fn unknown_fields_are_preserved_only_where_intended() {
         "MCPRemoteProxy.spec.podTemplateSpec".to_owned(),
         // ToolHive's external authentication types not supported yet: read (so the
         // manifest is refused naming the type, not for an unknown field), never used.
-        "MCPExternalAuthConfig.spec.tokenExchange".to_owned(),
         "MCPExternalAuthConfig.spec.embeddedAuthServer".to_owned(),
         "MCPExternalAuthConfig.spec.awsSts".to_owned(),
         "MCPExternalAuthConfig.spec.upstreamInject".to_owned(),
