@@ -558,9 +558,8 @@ impl Mapper {
                 })
             }
             other => {
-                self.in_config("proxy.external_auth", kind, &reference.name, "spec.type");
-                self.not_supported_yet(
-                    "proxy.external_auth",
+                self.external_auth_refused(
+                    &reference.name,
                     &format!(
                         "external authentication of type {} is not supported yet",
                         other.as_str()
@@ -583,33 +582,32 @@ impl Mapper {
             self.missing_config(ConfigKind::ExternalAuthConfig, &reference.name);
             return;
         };
-        let kind = ConfigKind::ExternalAuthConfig;
         let type_ = shared.spec.type_;
-        match type_ {
-            ExternalAuthType::TokenExchange | ExternalAuthType::Unauthenticated => {}
-            ExternalAuthType::BearerToken | ExternalAuthType::HeaderInjection => {
-                self.in_config("proxy.external_auth", kind, &reference.name, "spec.type");
-                self.not_supported_yet(
-                    "proxy.external_auth",
-                    &format!(
-                        "{} toward a server the proxy runs is not supported yet",
-                        type_.as_str()
-                    ),
-                    "tokenExchange or unauthenticated; or reach the server through an MCPRemoteProxy, which sends bearerToken and headerInjection",
-                );
-            }
-            other => {
-                self.in_config("proxy.external_auth", kind, &reference.name, "spec.type");
-                self.not_supported_yet(
-                    "proxy.external_auth",
-                    &format!(
-                        "external authentication of type {} is not supported yet",
-                        other.as_str()
-                    ),
-                    "tokenExchange or unauthenticated",
-                );
-            }
-        }
+        let (message, allowed) = match type_ {
+            ExternalAuthType::TokenExchange | ExternalAuthType::Unauthenticated => return,
+            ExternalAuthType::BearerToken | ExternalAuthType::HeaderInjection => (
+                format!(
+                    "{} toward a server the proxy runs is not supported yet",
+                    type_.as_str()
+                ),
+                "tokenExchange or unauthenticated; or reach the server through an MCPRemoteProxy, which sends bearerToken and headerInjection",
+            ),
+            other => (
+                format!(
+                    "external authentication of type {} is not supported yet",
+                    other.as_str()
+                ),
+                "tokenExchange or unauthenticated",
+            ),
+        };
+        self.external_auth_refused(&reference.name, &message, allowed);
+    }
+
+    /// The MCPExternalAuthConfig `name`'s `spec.type` is refused for this object.
+    fn external_auth_refused(&mut self, name: &str, message: &str, allowed: &str) {
+        let kind = ConfigKind::ExternalAuthConfig;
+        self.in_config("proxy.external_auth", kind, name, "spec.type");
+        self.not_supported_yet("proxy.external_auth", message, allowed);
     }
 
     /// The proxy's token exchange, from an MCPExternalAuthConfig of type
