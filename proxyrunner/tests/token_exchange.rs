@@ -88,7 +88,8 @@ async fn start(exchange: Value) -> Setup {
     let proxy = support::proxy(
         support::runconfig(
             &upstream.url,
-            json!({"oidc": oidc, "token_exchange": exchange}),
+            json!({"oidc": oidc, "token_exchange": exchange,
+                   "telemetry": {"prometheus_enabled": true}}),
         ),
         1 << 20,
     )
@@ -177,6 +178,15 @@ async fn an_exchanged_token_is_reused_until_it_nearly_expires() {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     assert_eq!(received.lock().expect("lock").len(), 1);
+    let text = exchanges(&setup);
+    assert!(
+        text.contains("outcome=\"issued\",server=\"scripted\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("outcome=\"cached\",server=\"scripted\"} 2"),
+        "{text}"
+    );
     let seen = setup.upstream.seen.lock().expect("lock");
     assert!(seen.headers.iter().all(|h| {
         h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer exchanged-1")
@@ -199,11 +209,14 @@ async fn a_refused_token_is_the_callers_403_and_a_failed_exchange_a_502() {
         "{text}"
     );
 
+    assert!(exchanges(&setup).contains("outcome=\"refused\",server=\"scripted\"} 1"));
+
     let (url, _) = token_endpoint(401, json!({"error": "invalid_client"})).await;
     let setup = start(json!({"token_url": url, "audience": "mcp-backend"})).await;
     let (status, body) = list(&setup).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(!body.to_string().contains("invalid_client"), "{body}");
+    assert!(exchanges(&setup).contains("outcome=\"failed\",server=\"scripted\"} 1"));
 
     // Nothing listens there.
     let closed = format!("http://127.0.0.1:{}/token", support_closed_port());
@@ -214,6 +227,15 @@ async fn a_refused_token_is_the_callers_403_and_a_failed_exchange_a_502() {
         setup.upstream.seen.lock().expect("lock").headers.is_empty(),
         "a request reached the server without an exchanged token"
     );
+}
+
+/// The `toolhive_token_exchanges_total` lines of the proxy's metrics.
+fn exchanges(setup: &Setup) -> String {
+    let text = setup.proxy.metrics.as_ref().expect("metrics").render();
+    text.lines()
+        .filter(|line| line.starts_with("toolhive_token_exchanges_total"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A loopback port nothing listens on (bound, then released).

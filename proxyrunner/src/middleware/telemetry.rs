@@ -77,6 +77,31 @@ pub struct Metrics {
     duration: HistogramVec,
     tool_calls: IntCounterVec,
     active: IntGaugeVec,
+    token_exchanges: IntCounterVec,
+}
+
+/// What became of a caller's token at the token exchange stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeOutcome {
+    /// Exchanged at the authorization server.
+    Issued,
+    /// An earlier exchange of the same token was reused.
+    Cached,
+    /// The authorization server refused the caller's token (403).
+    Refused,
+    /// The exchange failed: the proxy's client refused, no answer (502).
+    Failed,
+}
+
+impl ExchangeOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Cached => "cached",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 impl Metrics {
@@ -112,7 +137,15 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(tool_calls.clone()))?;
+        let token_exchanges = IntCounterVec::new(
+            Opts::new(
+                "toolhive_token_exchanges_total",
+                "Callers' tokens at the token exchange stage, by outcome (issued, cached, refused, failed)",
+            ),
+            &["server", "outcome"],
+        )?;
         registry.register(Box::new(active.clone()))?;
+        registry.register(Box::new(token_exchanges.clone()))?;
         Ok(Self {
             registry,
             server: server.to_owned(),
@@ -121,7 +154,15 @@ impl Metrics {
             duration,
             tool_calls,
             active,
+            token_exchanges,
         })
+    }
+
+    /// Counts one caller's token at the token exchange stage.
+    pub fn token_exchange(&self, outcome: ExchangeOutcome) {
+        self.token_exchanges
+            .with_label_values(&[&self.server, outcome.label()])
+            .inc();
     }
 
     /// Counts one handled message.

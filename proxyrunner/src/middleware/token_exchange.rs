@@ -16,7 +16,7 @@
 //! sends an MCP client back to log in for nothing).
 
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::AUTHORIZATION;
@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::authn::{CallerToken, Principal};
 use super::chain::{BuildContext, Middleware};
+use super::telemetry::{ExchangeOutcome, Metrics};
 use crate::reply::{self, Body};
 use crate::runner::BuildError;
 
@@ -48,6 +49,7 @@ pub struct TokenExchange {
     client_secret: Option<String>,
     http: reqwest::Client,
     cache: Mutex<LruCache<[u8; 32], (HeaderValue, u64)>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Why an exchange gave no token.
@@ -93,7 +95,10 @@ struct OauthError {
 impl TokenExchange {
     /// The stage for `config`, reading the client secret from its environment variable
     /// now (a missing variable is a start-up error, not a 502 on every request).
-    pub fn new(config: &ValidatedTokenExchange) -> Result<Self, BuildError> {
+    pub fn new(
+        config: &ValidatedTokenExchange,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Self, BuildError> {
         let client_secret = match &config.client_secret_env {
             Some(env) => Some(std::env::var(env).map_err(|_| {
                 BuildError::Setting(format!(
@@ -122,6 +127,7 @@ impl TokenExchange {
             cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(CACHED).unwrap_or(NonZeroUsize::MIN),
             )),
+            metrics,
         })
     }
 
@@ -131,16 +137,28 @@ impl TokenExchange {
         let now = now();
         if let Ok(mut cache) = self.cache.lock() {
             match cache.get(&key) {
-                Some((value, until)) if *until > now => return Ok(value.clone()),
+                Some((value, until)) if *until > now => {
+                    self.count(ExchangeOutcome::Cached);
+                    return Ok(value.clone());
+                }
                 Some(_) => {
                     cache.pop(&key);
                 }
                 None => {}
             }
         }
-        let issued = self.request(&caller.token).await?;
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", issued.access_token))
-            .map_err(|_| self.failed("the issued token is not a valid header value"))?;
+        let issued = self.request(&caller.token).await.inspect_err(|e| {
+            self.count(match e {
+                ExchangeError::Refused { .. } => ExchangeOutcome::Refused,
+                ExchangeError::Failed { .. } => ExchangeOutcome::Failed,
+            });
+        })?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", issued.access_token)).map_err(|_| {
+                self.count(ExchangeOutcome::Failed);
+                self.failed("the issued token is not a valid header value")
+            })?;
+        self.count(ExchangeOutcome::Issued);
         value.set_sensitive(true);
         // Kept until the sooner of the two expiries, less a margin; not kept when the
         // answer does not say when the token expires.
@@ -216,6 +234,12 @@ impl TokenExchange {
         }
     }
 
+    fn count(&self, outcome: ExchangeOutcome) {
+        if let Some(metrics) = &self.metrics {
+            metrics.token_exchange(outcome);
+        }
+    }
+
     fn failed(&self, detail: &str) -> ExchangeError {
         ExchangeError::Failed {
             url: self.config.token_url.to_string(),
@@ -248,9 +272,9 @@ impl Middleware for TokenExchange {
 
     fn build(
         config: Self::Config<'_>,
-        _context: &BuildContext<'_>,
+        context: &BuildContext<'_>,
     ) -> Result<Option<Self>, BuildError> {
-        Self::new(config).map(Some)
+        Self::new(config, context.metrics.clone()).map(Some)
     }
 
     async fn admit(&self, parts: &mut Parts) -> Result<Option<Principal>, Response<Body>> {
