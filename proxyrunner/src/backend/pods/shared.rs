@@ -183,28 +183,55 @@ impl SharedSessions {
         answered
     }
 
-    /// The pod instance `session` is pinned to, if a replica recorded it.
+    /// The pod instance `session` is pinned to, if a replica recorded it. A command that
+    /// fails is tried once more before the session counts as unknown (the answer a
+    /// replica alone gives, 404): a blip — a command lost while the connection is
+    /// remade, one slow answer under load — must not end a client's session.
     pub async fn get(&self, session: &str) -> Option<String> {
-        let mut redis = self.redis.clone();
-        let key = self.key(session);
-        let result = tokio::time::timeout(COMMAND_TIMEOUT, async move {
-            redis.get::<_, Option<String>>(key).await
-        })
-        .await;
-        self.outcome("reading a session", result).flatten()
+        let mut answer = self.read(session).await;
+        if !matches!(answer, Ok(Ok(_))) {
+            answer = self.read(session).await;
+        }
+        self.outcome("reading a session", answer).flatten()
     }
 
-    /// Records that `session` is pinned to `instance`.
+    async fn read(
+        &self,
+        session: &str,
+    ) -> Result<redis::RedisResult<Option<String>>, tokio::time::error::Elapsed> {
+        let mut redis = self.redis.clone();
+        let key = self.key(session);
+        tokio::time::timeout(COMMAND_TIMEOUT, async move {
+            redis.get::<_, Option<String>>(key).await
+        })
+        .await
+    }
+
+    /// Records that `session` is pinned to `instance`; a command that fails (a broken
+    /// connection) is tried once more, as in [`Self::get`]: unrecorded, the session
+    /// would be unknown to the other replicas. (One that times out has usually been
+    /// queued, and Redis still runs it.)
     pub async fn put(&self, session: &str, instance: &str) {
+        let mut answer = self.write(session, instance).await;
+        if !matches!(answer, Ok(Ok(()))) {
+            answer = self.write(session, instance).await;
+        }
+        self.outcome("recording a session", answer);
+    }
+
+    async fn write(
+        &self,
+        session: &str,
+        instance: &str,
+    ) -> Result<redis::RedisResult<()>, tokio::time::error::Elapsed> {
         let mut redis = self.redis.clone();
         let key = self.key(session);
         let ttl = self.ttl.as_secs().max(1);
         let instance = instance.to_owned();
-        let result = tokio::time::timeout(COMMAND_TIMEOUT, async move {
+        tokio::time::timeout(COMMAND_TIMEOUT, async move {
             redis.set_ex::<_, _, ()>(key, instance, ttl).await
         })
-        .await;
-        self.outcome("recording a session", result);
+        .await
     }
 
     /// Keeps `session` for another key lifetime.

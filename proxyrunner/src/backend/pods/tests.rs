@@ -531,6 +531,40 @@ async fn a_session_created_on_one_replica_is_routed_by_another() {
     ));
 }
 
+/// Makes the Redis on `port` hold every client's commands for `millis` (`CLIENT PAUSE`,
+/// sent on a connection of its own).
+fn pause_redis(port: u16, millis: u64) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    let millis = millis.to_string();
+    let command = format!(
+        "*4\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n${}\r\n{millis}\r\n$3\r\nALL\r\n",
+        millis.len()
+    );
+    stream.write_all(command.as_bytes()).expect("sends");
+    let mut reply = [0u8; 5];
+    stream.read_exact(&mut reply).expect("answers");
+    assert_eq!(&reply, b"+OK\r\n");
+}
+
+#[tokio::test]
+async fn a_lookup_redis_answers_too_late_once_is_tried_again() {
+    let redis = Redis::start(None);
+    let shared = redis.shared(None);
+    let (a, b) = replicas(&shared);
+    let pod = initialize_shared(&a, "s1").await;
+    // Longer than one command's timeout, shorter than two: the first lookup gets no
+    // answer in time, the second does. Without the retry the client would be told its
+    // session is gone (404) and to start over.
+    pause_redis(redis.port, 2_000);
+    let parts = request(Method::POST, "/mcp", Some("s1"));
+    let route = b
+        .adopt(&parts, "s1".to_owned())
+        .await
+        .expect("adopted on the second lookup");
+    assert_eq!(route.target.name, pod);
+}
+
 #[tokio::test]
 async fn a_shared_session_whose_pod_is_gone_is_not_adopted() {
     let redis = Redis::start(None);
