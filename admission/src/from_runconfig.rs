@@ -71,7 +71,27 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
             None
         }
     };
+    if !container.headers.is_empty() {
+        problems.push(
+            Violation::new(
+                FieldPath::parse("workload.container.headers"),
+                Reason::NotSupported,
+                "headers toward the server come from an MCPExternalAuthConfig's Secret",
+            )
+            .allowed("an MCPExternalAuthConfig (bearerToken or headerInjection) referenced by externalAuthConfigRef"),
+        );
+    }
     let proxy = &config.proxy;
+    if proxy.token_exchange.is_some() {
+        problems.push(
+            Violation::new(
+                FieldPath::parse("proxy.token_exchange"),
+                Reason::NotSupported,
+                "token exchange is an MCPExternalAuthConfig of its own",
+            )
+            .allowed("an MCPExternalAuthConfig of type tokenExchange referenced by externalAuthConfigRef"),
+        );
+    }
     let authz_config = match &proxy.authz {
         None => None,
         Some(AuthzConfig::Cedar(cedar)) => Some(AuthzConfigRef {

@@ -180,7 +180,6 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     m.paths.local("name", "metadata.name");
     m.paths.local("schema_version", "apiVersion");
     m.front(&server.front(), refs);
-    m.server_external_auth(&server.front(), refs);
     let workload = Workload::Container(m.container(server, refs));
     let transport = spec.transport;
     let mode = match transport {
@@ -258,8 +257,10 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
         // The external authentication header first: a header of `headerForward` that
         // repeats it is reported where the user wrote it.
         headers: {
-            let mut headers: Vec<ForwardedHeader> =
-                m.external_auth(&front, refs, 0).into_iter().collect();
+            let mut headers: Vec<ForwardedHeader> = m
+                .external_auth(&front, refs, "workload.remote.headers", 0)
+                .into_iter()
+                .collect();
             headers.extend(m.forwarded_headers(spec.header_forward.as_ref(), headers.len()));
             headers
         },
@@ -521,6 +522,7 @@ impl Mapper {
         &mut self,
         front: &Front<'_>,
         refs: &References<'_>,
+        headers: &str,
         index: usize,
     ) -> Option<ForwardedHeader> {
         let reference = front.external_auth_config_ref?;
@@ -529,7 +531,7 @@ impl Mapper {
             return None;
         };
         let kind = ConfigKind::ExternalAuthConfig;
-        let at = format!("workload.remote.headers[{index}]");
+        let at = format!("{headers}[{index}]");
         let spec = &shared.spec;
         match spec.type_ {
             // Token exchange is the proxy's own section ([`Self::token_exchange`]).
@@ -569,38 +571,6 @@ impl Mapper {
                 None
             }
         }
-    }
-
-    /// `spec.externalAuthConfigRef` of an MCPServer: token exchange and
-    /// `unauthenticated` are honoured; a Secret's header toward a server the proxy runs
-    /// is not supported yet (an MCPRemoteProxy sends one), nor are ToolHive's other types.
-    fn server_external_auth(&mut self, front: &Front<'_>, refs: &References<'_>) {
-        let Some(reference) = front.external_auth_config_ref else {
-            return;
-        };
-        let Some(shared) = refs.external_auth_config else {
-            self.missing_config(ConfigKind::ExternalAuthConfig, &reference.name);
-            return;
-        };
-        let type_ = shared.spec.type_;
-        let (message, allowed) = match type_ {
-            ExternalAuthType::TokenExchange | ExternalAuthType::Unauthenticated => return,
-            ExternalAuthType::BearerToken | ExternalAuthType::HeaderInjection => (
-                format!(
-                    "{} toward a server the proxy runs is not supported yet",
-                    type_.as_str()
-                ),
-                "tokenExchange or unauthenticated; or reach the server through an MCPRemoteProxy, which sends bearerToken and headerInjection",
-            ),
-            other => (
-                format!(
-                    "external authentication of type {} is not supported yet",
-                    other.as_str()
-                ),
-                "tokenExchange or unauthenticated",
-            ),
-        };
-        self.external_auth_refused(&reference.name, &message, allowed);
     }
 
     /// The MCPExternalAuthConfig `name`'s `spec.type` is refused for this object.
@@ -826,6 +796,14 @@ impl Mapper {
         }
         let transport = crate::transport::from_crd(spec.transport).as_str();
         let http = spec.transport != CrdTransport::Stdio;
+        // An MCPExternalAuthConfig's bearer token or header, toward the server's pods; a
+        // stdio server is refused at the reference (it reads no headers).
+        self.paths
+            .local("workload.container.headers", "spec.externalAuthConfigRef");
+        let headers = self
+            .external_auth(&server.front(), refs, "workload.container.headers", 0)
+            .into_iter()
+            .collect();
         ContainerWorkload {
             image: spec.image.clone(),
             args: spec.args.clone(),
@@ -868,6 +846,7 @@ impl Mapper {
                 format!("{}-sa", server.metadata.name.as_deref().unwrap_or_default())
             })),
             replicas: spec.backend_replicas.map(i64::from),
+            headers,
         }
     }
 

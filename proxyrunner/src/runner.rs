@@ -168,7 +168,10 @@ fn backend(
             )
             .map_err(BuildError::Setting)?
             .with_endpoint_prefix(prefix)
-            .with_headers(forwarded_headers(&remote.headers)?);
+            .with_headers(forwarded_headers(
+                &remote.headers,
+                "workload.remote.headers",
+            )?);
             if kubernetes::in_cluster()
                 && report::SubjectKind::from_env() == report::SubjectKind::RemoteProxy
             {
@@ -238,7 +241,11 @@ fn backend(
                 trust,
             )
             .map_err(BuildError::Setting)?
-            .with_endpoint_prefix(prefix);
+            .with_endpoint_prefix(prefix)
+            .with_headers(forwarded_headers(
+                &container.headers,
+                "workload.container.headers",
+            )?);
             if options.command.is_empty() && kubernetes::in_cluster() {
                 // The server runs as the StatefulSet's pods; each session goes to its own.
                 let objects = kubernetes::ServerObjects::build(&config.source)
@@ -266,7 +273,7 @@ fn backend(
                     _ => probe::Dialect::Streamable(path.to_owned()),
                 };
                 // Ready once a pod answered the proxy's own initialize.
-                probe::keep_probing(router.clone(), dialect, inputs);
+                probe::keep_probing(router.clone(), dialect, upstream.headers(), inputs);
                 upstream = upstream.with_pods(router);
             }
             Ok((Backend::Http(upstream), mode))
@@ -274,16 +281,18 @@ fn backend(
     }
 }
 
-/// The headers added toward a remote server, their values read now: a literal, or an
-/// environment variable the platform set (from a Secret, in Kubernetes).
+/// The headers added toward the server (the RunConfig's list at `path`), their values
+/// read now: a literal, or an environment variable the platform set (from a Secret, in
+/// Kubernetes).
 fn forwarded_headers(
     headers: &[runconfig::validate::ForwardedHeader],
+    path: &str,
 ) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, BuildError> {
     headers
         .iter()
         .enumerate()
         .map(|(i, header)| {
-            let at = format!("workload.remote.headers[{i}]");
+            let at = format!("{path}[{i}]");
             let name = http::HeaderName::from_bytes(header.name.as_bytes())
                 .map_err(|e| BuildError::Setting(format!("{at}.name {:?}: {e}", header.name)))?;
             let text = match &header.value {

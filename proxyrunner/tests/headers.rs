@@ -84,6 +84,38 @@ async fn configured_headers_reach_the_remote_server_and_the_client_cannot_overri
 }
 
 #[tokio::test]
+async fn configured_headers_reach_a_container_servers_http_endpoint_too() {
+    let upstream = header_echo().await;
+    let address: std::net::SocketAddr = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .parse()
+        .expect("host:port");
+    let config = json!({
+        "schema_version": "v1",
+        "name": "scripted",
+        "workload": {"container": {
+            "image": "local/echo", "transport": "streamable-http",
+            "target_host": address.ip().to_string(), "target_port": address.port(),
+            "headers": [{"name": "Authorization", "value": "Bearer from-a-secret"}],
+        }},
+        "proxy": {"host": "127.0.0.1", "port": 8080},
+    });
+    let proxy = support::proxy(config, 1 << 20).await;
+    let (status, _, body) = support::post(
+        &proxy,
+        &support::call(1, "tools/list", json!({})),
+        &[("authorization", "Bearer the-callers")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["result"]["headers"]["authorization"], "Bearer from-a-secret",
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_header_whose_environment_variable_is_missing_stops_the_proxy_with_its_name() {
     let upstream = header_echo().await;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -78,6 +78,10 @@ pub struct ContainerWorkload {
     /// What the server may read, write and reach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission_profile: Option<PermissionProfile>,
+    /// Headers the proxy adds to every request it sends to an HTTP server (sse,
+    /// streamable-http), as toward a remote one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ForwardedHeader>,
     /// Kubernetes only: ServiceAccount of the server's pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,

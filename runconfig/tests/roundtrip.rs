@@ -31,9 +31,10 @@ prop_compose! {
             })),
         ]),
         service_account in option::of(text()), replicas in option::of(any::<i64>()),
+        headers in forwarded_headers(),
     ) -> ContainerWorkload {
         ContainerWorkload { image, args, transport, target_host, target_port, env, secrets, volumes, labels,
-            pod_template_patch: None, isolate_network, permission_profile: profile, service_account, replicas }
+            pod_template_patch: None, isolate_network, permission_profile: profile, service_account, replicas, headers }
     }
 }
 
@@ -84,6 +85,21 @@ fn session_redis() -> BoxedStrategy<Option<SessionRedis>> {
                 password_env,
             },
         ),
+    )
+    .boxed()
+}
+
+/// Boxed for the same reason as [`session_redis`].
+fn forwarded_headers() -> BoxedStrategy<Vec<ForwardedHeader>> {
+    vec(
+        (text(), option::of(text()), option::of(text())).prop_map(|(name, value, value_env)| {
+            ForwardedHeader {
+                name,
+                value,
+                value_env,
+            }
+        }),
+        0..2,
     )
     .boxed()
 }

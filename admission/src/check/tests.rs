@@ -932,12 +932,28 @@ fn token_exchange_is_checked_where_each_part_is_written() {
 }
 
 #[test]
-fn an_mcpserver_refuses_a_header_from_a_secret_as_not_supported_yet() {
+fn an_mcpserver_sends_a_header_from_a_secret_to_an_http_server() {
     let auth = kind("MCPExternalAuthConfig", "auth", BEARER);
+    let http =
+        "  image: a/b:1\n  transport: streamable-http\n  externalAuthConfigRef: {name: auth}\n";
+    assert_eq!(
+        check_in(&server(http), &catalog(&[&auth])),
+        Report::default()
+    );
+    // A stdio server reads no headers: refused at the reference.
     let report = check_in(
         &server("  image: a/b:1\n  externalAuthConfigRef: {name: auth}\n"),
         &catalog(&[&auth]),
     );
+    assert_eq!(error_paths(&report), ["spec.externalAuthConfigRef"]);
+    assert_eq!(report.errors[0].reason, Reason::Ineffective);
+    // A type not supported yet, named.
+    let sts = kind(
+        "MCPExternalAuthConfig",
+        "auth",
+        "  type: awsSts\n  awsSts: {region: eu-west-1}\n",
+    );
+    let report = check_in(&server(http), &catalog(&[&sts]));
     assert_eq!(
         error_paths(&report),
         ["spec.externalAuthConfigRef (MCPExternalAuthConfig auth): spec.type"]

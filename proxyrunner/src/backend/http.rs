@@ -213,6 +213,11 @@ impl Upstream {
         self
     }
 
+    /// The headers added to every request (for the proxy's own handshakes).
+    pub fn headers(&self) -> Arc<Vec<(HeaderName, HeaderValue)>> {
+        self.added.clone()
+    }
+
     /// Where the proxy's own handshake reaches this upstream, the `Host` it sends and
     /// the MCP endpoint's path.
     pub fn probe_target(&self) -> (super::probe::Target, String, String) {

@@ -424,7 +424,12 @@ async fn legacy_sse(target: &Target, host: &str, path: &str) -> Result<ServerFac
 /// pods change (at once) and, while the handshake fails, every [`RETRY`]. The router is
 /// ready only while the last handshake succeeded. No routable pod for
 /// [`NO_ENDPOINTS_AFTER`] is reported as `NoEndpoints`; shorter, as starting.
-pub fn keep_probing(router: Arc<PodRouter>, dialect: Dialect, inputs: watch::Sender<Inputs>) {
+pub fn keep_probing(
+    router: Arc<PodRouter>,
+    dialect: Dialect,
+    headers: Arc<Vec<(http::HeaderName, http::HeaderValue)>>,
+    inputs: watch::Sender<Inputs>,
+) {
     tokio::spawn(async move {
         let mut targets = router.subscribe();
         let mut without_since = Some(tokio::time::Instant::now());
@@ -447,7 +452,12 @@ pub fn keep_probing(router: Arc<PodRouter>, dialect: Dialect, inputs: watch::Sen
                 Some(target) => {
                     without_since = None;
                     let host = target.address.to_string();
-                    match handshake(target.address, &host, &dialect).await {
+                    let probe = Target {
+                        address: host.clone(),
+                        tls: None,
+                        headers: headers.clone(),
+                    };
+                    match handshake_with(&probe, &host, &dialect).await {
                         Ok(facts) => LinkState::Up(facts),
                         Err(why) => LinkState::Failed(Problem::new(
                             Reason::InitializeFailed,

@@ -193,6 +193,10 @@ fn container(c: &ContainerWorkload, out: &mut Map<String, Value>, lost: &mut Vec
     if c.service_account.is_some() {
         lost.push(at("service_account"));
     }
+    // ToolHive adds headers only toward remote servers.
+    if !c.headers.is_empty() {
+        lost.push(at("headers"));
+    }
     if let Some(replicas) = c.replicas {
         scaling(out, "backend_replicas", json!(replicas));
     }

@@ -68,6 +68,8 @@ pub struct ContainerWorkload {
     pub target_port: Option<u16>,
     /// Permission profile.
     pub permission_profile: Option<PermissionProfile>,
+    /// Headers added to every request toward an HTTP server.
+    pub headers: Vec<ForwardedHeader>,
 }
 
 /// A validated permission profile.
@@ -358,11 +360,21 @@ fn container(
             permission_profile(profile, &path.key("permission_profile"), check).map(Some)
         }
     };
+    let headers = headers(&c.headers, &path.key("headers"), check);
+    if !c.headers.is_empty() && transport == Some(Transport::Stdio) {
+        check.fail(
+            path.key("headers"),
+            Reason::Ineffective,
+            "headers are sent to a server over HTTP, but a stdio server reads no headers",
+            "a server on sse or streamable-http, or no headers",
+        );
+    }
     Some(ContainerWorkload {
         image: image?,
         transport: transport?,
         target_port: target_port?,
         permission_profile: permission_profile?,
+        headers,
     })
 }
 

@@ -5,11 +5,13 @@
 
 use admission::{remote_endpoint_path, remote_proxy_service_name};
 use api::MCPRemoteProxy;
-use api::externalauth::{ExternalAuthType, MCPExternalAuthConfigSpec};
+use api::externalauth::MCPExternalAuthConfigSpec;
 use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
-use crate::controllers::mcpserver::build::deployment::{secret_env, session_password_env};
+use crate::controllers::mcpserver::build::deployment::{
+    external_auth_env, secret_env, session_password_env,
+};
 use crate::controllers::mcpserver::build::{
     Inputs, Objects, ProxyPod, owned_meta_with, proxy_deployment, proxy_service, restarted_at,
     runconfig_map_with, runconfig_name,
@@ -20,41 +22,6 @@ use crate::error::Error;
 /// `<name>-remote-proxy-runner` (ToolHive's name), unless `spec.serviceAccount` names one.
 pub fn remote_proxy_service_account_name(name: &str) -> String {
     format!("{name}-remote-proxy-runner")
-}
-
-/// The environment an MCPExternalAuthConfig gives the proxy: its Secret's value by
-/// `secretKeyRef`, and for a bearer token `Bearer <token>` composed by the kubelet
-/// (dependent variable expansion), so the value never enters the RunConfig.
-fn external_auth_env(config: Option<&MCPExternalAuthConfigSpec>) -> Vec<EnvVar> {
-    let Some(config) = config else {
-        return Vec::new();
-    };
-    let (secret, bearer) = match config.type_ {
-        ExternalAuthType::BearerToken => (
-            config.bearer_token.as_ref().map(|b| &b.token_secret_ref),
-            true,
-        ),
-        ExternalAuthType::HeaderInjection => (
-            config
-                .header_injection
-                .as_ref()
-                .map(|h| &h.value_secret_ref),
-            false,
-        ),
-        _ => (None, false),
-    };
-    let Some(secret) = secret else {
-        return Vec::new();
-    };
-    let mut env = vec![secret_env(admission::EXTERNAL_AUTH_SECRET_ENV, secret)];
-    if bearer {
-        env.push(EnvVar {
-            name: admission::EXTERNAL_AUTH_BEARER_ENV.to_owned(),
-            value: Some(format!("Bearer $({})", admission::EXTERNAL_AUTH_SECRET_ENV)),
-            ..EnvVar::default()
-        });
-    }
-    env
 }
 
 /// `spec.podTemplateSpec` under the proxy's pod (ToolHive merges it too): the user's pod

@@ -106,6 +106,11 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
                 secrets_checksum: &refs.secrets_checksum,
                 oidc_client_secret: refs.oidc_client_secret(),
                 token_exchange_secret: refs.token_exchange_secret(),
+                external_auth: refs
+                    .referenced
+                    .external_auth_config
+                    .as_ref()
+                    .map(|e| &e.spec),
                 config: &ctx.config,
             };
             let external = refs.referenced.external_auth_config.as_ref();

@@ -215,7 +215,7 @@ fn referencing<K: Resource + 'static, R: Watched + Referencing>(
 }
 
 /// A Secret the proxy reads through its environment (`spec.sessionStorage.passwordRef`,
-/// the token exchange client secret of `spec.externalAuthConfigRef`), when it or its key
+/// the token, header value or client secret of `spec.externalAuthConfigRef`), when it or its key
 /// does not exist: the pod would stay in CreateContainerConfigError.
 fn missing_proxy_secret(
     server: &MCPServer,
@@ -224,7 +224,7 @@ fn missing_proxy_secret(
     let session = dereference::Dereferenced::session_password(server)
         .map(|s| ("spec.sessionStorage.passwordRef", s));
     let exchange = refs
-        .token_exchange_secret()
+        .external_auth_secret()
         .map(|s| ("spec.externalAuthConfigRef", s));
     session
         .into_iter()
@@ -299,6 +299,11 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
                 secrets_checksum: &refs.secrets_checksum,
                 oidc_client_secret: refs.oidc_client_secret(),
                 token_exchange_secret: refs.token_exchange_secret(),
+                external_auth: refs
+                    .referenced
+                    .external_auth_config
+                    .as_ref()
+                    .map(|e| &e.spec),
                 config: &ctx.config,
             };
             let objects = build::objects(&server, &inputs)?;

@@ -50,6 +50,7 @@ pub fn deployment(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Deployment,
         },
     ];
     env.extend(session_password_env(server));
+    env.extend(external_auth_env(inputs.external_auth));
     if let Some(at) = restarted_at {
         env.push(EnvVar {
             name: workload_k8s::names::RESTARTED_AT_ENV.to_owned(),
@@ -103,6 +104,43 @@ pub(crate) fn session_password_env(object: &impl admission::Fronted) -> Option<E
         runconfig::config::SESSION_REDIS_PASSWORD_ENV,
         secret,
     ))
+}
+
+/// The environment an MCPExternalAuthConfig gives the proxy: its Secret's value by
+/// `secretKeyRef`, and for a bearer token `Bearer <token>` composed by the kubelet
+/// (dependent variable expansion), so the value never enters the RunConfig.
+pub(crate) fn external_auth_env(
+    config: Option<&api::externalauth::MCPExternalAuthConfigSpec>,
+) -> Vec<EnvVar> {
+    let Some(config) = config else {
+        return Vec::new();
+    };
+    let (secret, bearer) = match config.type_ {
+        api::externalauth::ExternalAuthType::BearerToken => (
+            config.bearer_token.as_ref().map(|b| &b.token_secret_ref),
+            true,
+        ),
+        api::externalauth::ExternalAuthType::HeaderInjection => (
+            config
+                .header_injection
+                .as_ref()
+                .map(|h| &h.value_secret_ref),
+            false,
+        ),
+        _ => (None, false),
+    };
+    let Some(secret) = secret else {
+        return Vec::new();
+    };
+    let mut env = vec![secret_env(admission::EXTERNAL_AUTH_SECRET_ENV, secret)];
+    if bearer {
+        env.push(EnvVar {
+            name: admission::EXTERNAL_AUTH_BEARER_ENV.to_owned(),
+            value: Some(format!("Bearer $({})", admission::EXTERNAL_AUTH_SECRET_ENV)),
+            ..EnvVar::default()
+        });
+    }
+    env
 }
 
 /// The environment variable `name` holding one key of a Secret (which must exist: the
@@ -579,6 +617,33 @@ mod tests {
         assert_eq!(
             (limits["memory"].0.as_str(), limits["cpu"].0.as_str()),
             ("1Gi", "500m")
+        );
+    }
+
+    #[test]
+    fn an_external_auth_bearer_token_is_composed_by_the_kubelet() {
+        let config = OperatorConfig::default();
+        let auth: api::externalauth::MCPExternalAuthConfigSpec =
+            serde_json::from_value(serde_json::json!({"type": "bearerToken",
+                "bearerToken": {"tokenSecretRef": {"name": "api", "key": "token"}}}))
+            .expect("spec");
+        let mut i = inputs(&config);
+        i.external_auth = Some(&auth);
+        let env = proxy(&deployment(&server(MINIMAL), &i).expect("builds"))
+            .env
+            .unwrap_or_default();
+        let secret = env
+            .iter()
+            .find(|e| e.name == admission::EXTERNAL_AUTH_SECRET_ENV)
+            .expect("the Secret's value");
+        assert!(secret.value.is_none());
+        let bearer = env
+            .iter()
+            .find(|e| e.name == admission::EXTERNAL_AUTH_BEARER_ENV)
+            .expect("the header's value");
+        assert_eq!(
+            bearer.value.as_deref(),
+            Some("Bearer $(TOOLHIVE_EXTERNAL_AUTH_SECRET)")
         );
     }
 

@@ -48,6 +48,9 @@ pub struct Inputs<'a> {
     /// The token exchange client secret of an MCPExternalAuthConfig, passed to the
     /// proxy as an environment variable.
     pub token_exchange_secret: Option<&'a SecretKeyRef>,
+    /// The referenced MCPExternalAuthConfig (its bearer token or header arrive as
+    /// environment variables).
+    pub external_auth: Option<&'a api::externalauth::MCPExternalAuthConfigSpec>,
     /// Operator settings.
     pub config: &'a OperatorConfig,
 }
@@ -134,6 +137,7 @@ pub(crate) mod fixtures {
             secrets_checksum: "def456",
             oidc_client_secret: None,
             token_exchange_secret: None,
+            external_auth: None,
             config,
         }
     }
