@@ -101,18 +101,7 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
         }
         Outcome::Valid(runconfig) => {
             let rendered = server_build::render(&runconfig);
-            let inputs = server_build::Inputs {
-                runconfig: &rendered,
-                secrets_checksum: &refs.secrets_checksum,
-                oidc_client_secret: refs.oidc_client_secret(),
-                token_exchange_secret: refs.token_exchange_secret(),
-                external_auth: refs
-                    .referenced
-                    .external_auth_config
-                    .as_ref()
-                    .map(|e| &e.spec),
-                config: &ctx.config,
-            };
+            let inputs = server_build::Inputs::new(&rendered, &refs, &ctx.config);
             let external = refs.referenced.external_auth_config.as_ref();
             let objects = build::objects(&proxy, &inputs, external.map(|e| &e.spec))?;
             if let Some(owner) = taken(&ctx.client, namespace, &objects, &proxy).await? {

@@ -294,18 +294,7 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
         }
         Outcome::Valid(runconfig) => {
             let rendered = build::render(&runconfig);
-            let inputs = build::Inputs {
-                runconfig: &rendered,
-                secrets_checksum: &refs.secrets_checksum,
-                oidc_client_secret: refs.oidc_client_secret(),
-                token_exchange_secret: refs.token_exchange_secret(),
-                external_auth: refs
-                    .referenced
-                    .external_auth_config
-                    .as_ref()
-                    .map(|e| &e.spec),
-                config: &ctx.config,
-            };
+            let inputs = build::Inputs::new(&rendered, &refs, &ctx.config);
             let objects = build::objects(&server, &inputs)?;
             let deployment = apply::apply(&ctx.client, namespace, &objects, &ctx.applied).await?;
             apply::stop_server(&ctx.client, namespace, &server, &deployment).await?;

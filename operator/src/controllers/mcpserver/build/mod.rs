@@ -55,6 +55,28 @@ pub struct Inputs<'a> {
     pub config: &'a OperatorConfig,
 }
 
+impl<'a> Inputs<'a> {
+    /// The inputs of a build from what the dereference stage found.
+    pub fn new(
+        runconfig: &'a RenderedRunConfig,
+        refs: &'a super::dereference::Dereferenced,
+        config: &'a OperatorConfig,
+    ) -> Self {
+        Self {
+            runconfig,
+            secrets_checksum: &refs.secrets_checksum,
+            oidc_client_secret: refs.oidc_client_secret(),
+            token_exchange_secret: refs.token_exchange_secret(),
+            external_auth: refs
+                .referenced
+                .external_auth_config
+                .as_ref()
+                .map(|e| &e.spec),
+            config,
+        }
+    }
+}
+
 /// Every object one MCPServer owns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Objects {
