@@ -166,9 +166,10 @@ pub struct MCPServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_config_ref: Option<MCPTelemetryConfigReference>,
 
-    /// Outgoing authentication toward the MCP server (ToolHive's MCPExternalAuthConfig).
-    /// Not supported yet on an MCPServer: refused at apply time; an MCPRemoteProxy
-    /// supports it.
+    /// Outgoing authentication toward the MCP server: an MCPExternalAuthConfig in the same
+    /// namespace — the caller's token exchanged for one of the server's audience, or a
+    /// bearer token or header from a Secret. For servers on `sse` or `streamable-http`
+    /// (a stdio server reads no headers). The server waits until it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_auth_config_ref: Option<LocalRef>,
 

@@ -79,7 +79,8 @@ pub struct MCPRemoteProxySpec {
     pub oidc_config_ref: Option<MCPOIDCConfigReference>,
 
     /// How the proxy authenticates to the remote server: an MCPExternalAuthConfig in the
-    /// same namespace (a bearer token or a header from a Secret). The proxy waits
+    /// same namespace (the caller's token exchanged for one of the server's audience, or
+    /// a bearer token or a header from a Secret). The proxy waits
     /// (condition `ExternalAuthConfigValidated`) until it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_auth_config_ref: Option<LocalRef>,
