@@ -459,6 +459,15 @@ pub fn keep_probing(
                     };
                     match handshake_with(&probe, &host, &dialect).await {
                         Ok(facts) => LinkState::Up(facts),
+                        // The server answers, and wants each caller's credentials (with
+                        // token exchange, a token of the server's audience per caller).
+                        Err(why) if refused_credentials(&why) => LinkState::Failed(Problem::new(
+                            Reason::AuthenticationRequired,
+                            format!(
+                                "pod {} answered the proxy's initialize with {why}: the server authenticates each caller (token exchange), and the proxy has no credentials of its own; callers' requests are served",
+                                target.name
+                            ),
+                        )),
                         Err(why) => LinkState::Failed(Problem::new(
                             Reason::InitializeFailed,
                             format!("pod {}: {why}", target.name),
@@ -467,7 +476,11 @@ pub fn keep_probing(
                 }
             };
             let up = matches!(link, LinkState::Up(_));
-            router.set_initialized(up);
+            // Routable when it answered: `initialize`, or a refusal of the proxy's
+            // own (missing) credentials.
+            let answering = up
+                || matches!(&link, LinkState::Failed(p) if p.reason == Reason::AuthenticationRequired);
+            router.set_initialized(answering);
             inputs.send_if_modified(|i| {
                 let changed = i.link != link;
                 i.link = link;
@@ -478,7 +491,8 @@ pub fn keep_probing(
                     return;
                 }
             } else {
-                let _ = tokio::time::timeout(RETRY, targets.changed()).await;
+                let wait = if answering { RECHECK } else { RETRY };
+                let _ = tokio::time::timeout(wait, targets.changed()).await;
             }
         }
     });
@@ -596,6 +610,96 @@ mod tests {
     fn init_result() -> Value {
         serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
                            "serverInfo": {"name": "probed", "version": "3.1"}})
+    }
+
+    /// A server that answers only requests bearing `Authorization: Bearer caller`.
+    async fn authenticating_server() -> SocketAddr {
+        serve(|request: Request<Incoming>| async move {
+            let authorized = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .is_some_and(|v| v.as_bytes() == b"Bearer caller");
+            if !authorized {
+                return hyper::Response::builder()
+                    .status(401)
+                    .body(full(String::new()))
+                    .expect("response");
+            }
+            let message = json_body(request).await;
+            let id = message["id"].clone();
+            let body = match message["method"].as_str() {
+                Some("initialize") => answer(&id, init_result()),
+                Some("tools/list") => answer(&id, serde_json::json!({"tools": []})),
+                _ => String::new(),
+            };
+            hyper::Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(full(body))
+                .expect("response")
+        })
+        .await
+    }
+
+    /// Probes `address` as the only pod of a router, with `headers`; the router's
+    /// readiness and the link once the first handshake is over.
+    async fn probed_pod(
+        address: SocketAddr,
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    ) -> (bool, LinkState) {
+        let router = PodRouter::new();
+        router.set_targets(vec![super::super::pods::PodTarget {
+            name: "server-0".to_owned(),
+            instance: "server-0/uid".to_owned(),
+            address,
+        }]);
+        let inputs = watch::Sender::new(Inputs::default());
+        let mut seen = inputs.subscribe();
+        keep_probing(
+            router.clone(),
+            Dialect::Streamable("/mcp".to_owned()),
+            Arc::new(headers),
+            inputs,
+        );
+        let link = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                seen.changed().await.expect("probing");
+                let link = seen.borrow_and_update().link.clone();
+                if link != LinkState::Connecting {
+                    return link;
+                }
+            }
+        })
+        .await
+        .expect("a handshake within 10 s");
+        (router.is_ready(), link)
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_wants_each_callers_credentials_is_routable_not_initialized() {
+        let address = authenticating_server().await;
+        // Token exchange: the proxy has no token of its own; the pod refuses it, so it
+        // answers, and callers' requests (with their exchanged tokens) are routed to it.
+        let (ready, link) = probed_pod(address, Vec::new()).await;
+        assert!(ready, "the proxy serves while the pod answers");
+        match link {
+            LinkState::Failed(problem) => {
+                assert_eq!(problem.reason, Reason::AuthenticationRequired);
+                assert!(
+                    problem.message.contains("token exchange"),
+                    "{}",
+                    problem.message
+                );
+            }
+            other => panic!("expected AuthenticationRequired, got {other:?}"),
+        }
+        // A bearer token from a Secret: the proxy's own handshake carries it.
+        let bearer = (
+            header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer caller"),
+        );
+        let (ready, link) = probed_pod(address, vec![bearer]).await;
+        assert!(ready);
+        assert!(matches!(link, LinkState::Up(_)), "{link:?}");
     }
 
     #[tokio::test]
