@@ -102,8 +102,7 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
         Outcome::Valid(runconfig) => {
             let rendered = server_build::render(&runconfig);
             let inputs = server_build::Inputs::new(&rendered, &refs, &ctx.config);
-            let external = refs.referenced.external_auth_config.as_ref();
-            let objects = build::objects(&proxy, &inputs, external.map(|e| &e.spec))?;
+            let objects = build::objects(&proxy, &inputs, inputs.external_auth)?;
             if let Some(owner) = taken(&ctx.client, namespace, &objects, &proxy).await? {
                 let finding = admission::Finding::new(
                     "metadata.name",
