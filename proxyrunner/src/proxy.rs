@@ -220,6 +220,7 @@ impl Proxy {
         // finished (the client went away, or a panic), the exchange is abandoned, so
         // nothing handled goes unrecorded.
         let mut exchange = Exchange::new(self.chain.clone(), principal, body, bytes, started);
+        exchange.peer = Some(peer);
         self.chain.begin(&mut exchange, &mut parts.headers);
         let renames = self.chain.decide(&mut exchange).await;
         if exchange.refused() {

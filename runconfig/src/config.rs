@@ -280,6 +280,58 @@ pub struct ProxyConfig {
     /// sent to the server instead of it; none when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_exchange: Option<TokenExchange>,
+    /// HTTP webhooks that may change each MCP request before it is checked, in order;
+    /// none when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mutating_webhooks: Vec<Webhook>,
+    /// HTTP webhooks that allow or deny each MCP request, in order; none when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validating_webhooks: Vec<Webhook>,
+}
+
+/// One HTTP request webhook (ToolHive's protocol `v0.1.0`): the proxy POSTs each MCP
+/// request with the caller's identity to `url` and follows the answer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Unique among the webhooks of its list; logs and metrics name it.
+    pub name: String,
+    /// The endpoint: https, or http with `tls.insecure_skip_verify`.
+    pub url: String,
+    /// How long to wait for an answer, a Go duration between `1s` and `30s`; `10s`
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// What a webhook that fails (no answer, an error status, nonsense) means: `fail`
+    /// refuses the request (the default), `ignore` lets it through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_policy: Option<String>,
+    /// Environment variable holding the HMAC-SHA256 key the payload is signed with
+    /// (`X-ToolHive-Signature`, `X-ToolHive-Timestamp`); unsigned when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret_env: Option<String>,
+    /// TLS toward the webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<WebhookTls>,
+}
+
+/// TLS toward a webhook: the CA its certificate is checked against and the proxy's
+/// client certificate (mTLS), each a PEM value in an environment variable.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTls {
+    /// Environment variable holding the PEM CA bundle; the platform's roots when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_env: Option<String>,
+    /// Environment variable holding the PEM client certificate (with `client_key_env`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_env: Option<String>,
+    /// Environment variable holding the PEM private key of the client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_env: Option<String>,
+    /// Skip checking the webhook's certificate, and allow `http`: development only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
 }
 
 /// The environment variable the token exchange's client secret is given in, ToolHive's
@@ -408,6 +460,8 @@ impl Default for ProxyConfig {
             session_redis: None,
             rate_limit: None,
             token_exchange: None,
+            mutating_webhooks: Vec::new(),
+            validating_webhooks: Vec::new(),
         }
     }
 }

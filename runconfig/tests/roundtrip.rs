@@ -105,6 +105,45 @@ fn forwarded_headers() -> BoxedStrategy<Vec<ForwardedHeader>> {
 }
 
 /// Boxed for the same reason as [`session_redis`].
+fn webhooks() -> BoxedStrategy<Vec<Webhook>> {
+    let tls = (
+        option::of(text()),
+        option::of(text()),
+        option::of(text()),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(ca_bundle_env, client_cert_env, client_key_env, insecure_skip_verify)| WebhookTls {
+                ca_bundle_env,
+                client_cert_env,
+                client_key_env,
+                insecure_skip_verify,
+            },
+        );
+    vec(
+        (
+            text(),
+            text(),
+            option::of(text()),
+            option::of(text()),
+            option::of(text()),
+            option::of(tls),
+        )
+            .prop_map(
+                |(name, url, timeout, failure_policy, hmac_secret_env, tls)| Webhook {
+                    name,
+                    url,
+                    timeout,
+                    failure_policy,
+                    hmac_secret_env,
+                    tls,
+                },
+            ),
+        0..2,
+    )
+    .boxed()
+}
+
 fn token_exchange() -> BoxedStrategy<Option<TokenExchange>> {
     option::of(
         (
@@ -174,10 +213,11 @@ prop_compose! {
         telemetry in option::of(telemetry()),
         filter in vec(text(), 0..3), overrides in btree_map(text(), (option::of(text()), option::of(text())).prop_map(|(name, description)| ToolOverride { name, description }), 0..2),
         (session_redis, rate_limit, token_exchange) in (session_redis(), rate_limit(), token_exchange()).boxed(),
+        (mutating_webhooks, validating_webhooks) in (webhooks(), webhooks()).boxed(),
     ) -> RunConfig {
         RunConfig { schema_version: SCHEMA_VERSION.to_owned(), name, group, debug, workload,
             proxy: ProxyConfig { host, port, mode, trust_proxy_headers: trust, endpoint_prefix: prefix, allowed_origins: origins,
-                oidc, authz, audit, telemetry, tools: ToolsConfig { filter, overrides }, session_redis, rate_limit, token_exchange } }
+                oidc, authz, audit, telemetry, tools: ToolsConfig { filter, overrides }, session_redis, rate_limit, token_exchange, mutating_webhooks, validating_webhooks } }
     }
 }
 

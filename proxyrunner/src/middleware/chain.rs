@@ -8,6 +8,7 @@
 //! | [`serve`](Middleware::serve) | before any check, for paths the middleware owns | chain |
 //! | [`admit`](Middleware::admit) | after Host/Origin, from the headers (401) | chain |
 //! | [`begin`](Middleware::begin) | a POST's messages are parsed | chain |
+//! | [`amend`](Middleware::amend) | before any call is decided: change or refuse messages | chain |
 //! | [`decide`](Middleware::decide) | each MCP call; the first refusal wins | chain |
 //! | [`rewrite`](Middleware::rewrite) | each list result on its way back | reversed |
 //! | [`finish`](Middleware::finish) | the answer, as the client gets it | reversed |
@@ -76,6 +77,13 @@ pub trait Middleware: Send + Sync {
 
     /// A POST's messages are parsed; `headers` are those the server will receive.
     fn begin(&self, _exchange: &mut Exchange, _headers: &mut HeaderMap) {}
+
+    /// Changes the POST's messages (`exchange.request` and `exchange.body` together) or
+    /// refuses some (`exchange.refusals`), before any call is decided; later stages see
+    /// the changed messages.
+    fn amend(&self, _exchange: &mut Exchange) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// Decides one MCP call (a request or notification) of `principal`.
     fn decide(&self, _principal: &Principal, _call: &Call) -> impl Future<Output = Verdict> + Send {
@@ -195,6 +203,12 @@ macro_rules! stages {
                 }
             }
 
+            async fn amend(&self, exchange: &mut Exchange) {
+                match self {
+                    $(Self::$variant(m) => m.amend(exchange).await,)*
+                }
+            }
+
             async fn decide(&self, principal: &Principal, call: &Call) -> Verdict {
                 match self {
                     $(Self::$variant(m) => m.decide(principal, call).await,)*
@@ -233,6 +247,8 @@ stages! {
     Authentication => super::authn::Authentication,
     TokenExchange => super::token_exchange::TokenExchange,
     Audit => super::audit::Auditor,
+    MutatingWebhooks => super::webhooks::Webhooks,
+    ValidatingWebhooks => super::webhooks::Webhooks,
     Authorization => super::authz::Authorizer,
     RateLimit => super::ratelimit::RateLimiter,
     Tools => super::tools::ToolFilter,
@@ -286,12 +302,18 @@ impl Chain {
         }
     }
 
-    /// Decides every call of the exchange: refusals are recorded in it, renames
-    /// (message index, server's tool name) returned.
+    /// Decides every call of the exchange, after every stage amended it: refusals are
+    /// recorded in it, renames (message index, server's tool name) returned.
     pub async fn decide(&self, exchange: &mut Exchange) -> Vec<(usize, String)> {
+        for stage in &self.stages {
+            stage.amend(exchange).await;
+        }
         let mut renames = Vec::new();
         for (i, message) in exchange.body.messages.iter().enumerate() {
             let Some(call) = message.call() else { continue };
+            if exchange.refusals.get(i).is_some_and(Option::is_some) {
+                continue; // refused while amended
+            }
             for stage in &self.stages {
                 match stage.decide(&exchange.principal, call).await {
                     Verdict::Pass => {}
@@ -346,6 +368,8 @@ pub struct Exchange {
     pub refusals: Vec<Option<Refusal>>,
     /// Per-exchange state of middleware (e.g. the trace span); empty costs nothing.
     pub extensions: http::Extensions,
+    /// The client's address, when known.
+    pub peer: Option<std::net::SocketAddr>,
     chain: Arc<Chain>,
     armed: bool,
 }
@@ -366,6 +390,7 @@ impl Exchange {
             request,
             started,
             extensions: http::Extensions::new(),
+            peer: None,
             chain,
             armed: true,
         }

@@ -16,6 +16,8 @@
 //!      span per POST (`tracing_export`); `metrics_export` pushes the metrics over OTLP;
 //!    - `authn` — (admitted above);
 //!    - `audit` — records what the later stages decide and how the server answered;
+//!    - `webhooks` — mutating request webhooks may change each MCP request, then
+//!      validating ones allow or deny it (HTTP POSTs, ToolHive's protocol, HMAC-signed);
 //!    - `authz` — Cedar or HTTP decision (JSON-RPC error -32001 on deny); list results
 //!      filtered on the way back;
 //!    - `ratelimit` — token buckets on `tools/call` in Redis (HTTP 429, JSON-RPC 429);
@@ -37,3 +39,4 @@ pub mod telemetry;
 pub mod token_exchange;
 pub mod tools;
 pub mod tracing_export;
+pub mod webhooks;

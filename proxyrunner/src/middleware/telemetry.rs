@@ -78,6 +78,7 @@ pub struct Metrics {
     tool_calls: IntCounterVec,
     active: IntGaugeVec,
     token_exchanges: IntCounterVec,
+    webhooks: IntCounterVec,
 }
 
 /// What became of a caller's token at the token exchange stage.
@@ -146,6 +147,14 @@ impl Metrics {
         )?;
         registry.register(Box::new(active.clone()))?;
         registry.register(Box::new(token_exchanges.clone()))?;
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "toolhive_webhook_calls_total",
+                "MCP requests sent to request webhooks, by outcome (allowed, mutated, denied, failed)",
+            ),
+            &["server", "kind", "webhook", "outcome"],
+        )?;
+        registry.register(Box::new(webhooks.clone()))?;
         Ok(Self {
             registry,
             server: server.to_owned(),
@@ -155,7 +164,15 @@ impl Metrics {
             tool_calls,
             active,
             token_exchanges,
+            webhooks,
         })
+    }
+
+    /// Counts one MCP request sent to a request webhook (`kind` mutating or validating).
+    pub fn webhook(&self, kind: &str, webhook: &str, outcome: &str) {
+        self.webhooks
+            .with_label_values(&[&self.server, kind, webhook, outcome])
+            .inc();
     }
 
     /// Counts one caller's token at the token exchange stage.

@@ -10,3 +10,4 @@ pub mod sessions;
 pub mod telemetry;
 pub mod token_exchange;
 pub mod tools;
+pub mod webhooks;

@@ -22,7 +22,7 @@ use crate::error::Violations;
 use crate::middleware::{
     audit::ValidatedAudit, authz::ValidatedAuthz, oidc::ValidatedOidc,
     ratelimit::ValidatedRateLimit, sessions::ValidatedSessionRedis, telemetry::ValidatedTelemetry,
-    token_exchange::ValidatedTokenExchange, tools::ValidatedTools,
+    token_exchange::ValidatedTokenExchange, tools::ValidatedTools, webhooks::ValidatedWebhooks,
 };
 use crate::path::FieldPath;
 
@@ -91,6 +91,10 @@ pub struct ValidatedProxy {
     pub rate_limit: Option<ValidatedRateLimit>,
     /// Token exchange toward the server, when configured.
     pub token_exchange: Option<ValidatedTokenExchange>,
+    /// Mutating request webhooks, when configured.
+    pub mutating_webhooks: Option<ValidatedWebhooks>,
+    /// Validating request webhooks, when configured.
+    pub validating_webhooks: Option<ValidatedWebhooks>,
 }
 
 /// One stage of the proxy's middleware chain, outermost first; see
@@ -111,6 +115,10 @@ pub enum Middleware<'a> {
     RateLimit(&'a ValidatedRateLimit),
     /// RFC 8693 token exchange toward the server (validation requires authentication).
     TokenExchange(&'a ValidatedTokenExchange),
+    /// HTTP webhooks that may change each MCP request.
+    MutatingWebhooks(&'a ValidatedWebhooks),
+    /// HTTP webhooks that allow or deny each MCP request.
+    ValidatingWebhooks(&'a ValidatedWebhooks),
 }
 
 impl ValidatedRunConfig {
@@ -132,6 +140,15 @@ impl ValidatedRunConfig {
         }
         if let Some(audit) = &proxy.audit {
             chain.push(Middleware::Audit(audit));
+        }
+        // Webhooks see the request as the caller sent it (mutating ones change it,
+        // then validating ones judge the result), before authorization, which decides
+        // on the request as the server will receive it (ToolHive's order).
+        if let Some(webhooks) = &proxy.mutating_webhooks {
+            chain.push(Middleware::MutatingWebhooks(webhooks));
+        }
+        if let Some(webhooks) = &proxy.validating_webhooks {
+            chain.push(Middleware::ValidatingWebhooks(webhooks));
         }
         if let Some(authz) = &proxy.authz {
             chain.push(Middleware::Authorization(authz));
@@ -202,7 +219,7 @@ fn validate_proxy(
     check: &mut Check,
 ) -> Option<ValidatedProxy> {
     use crate::middleware::{
-        audit, authz, oidc, ratelimit, sessions, telemetry, token_exchange, tools,
+        audit, authz, oidc, ratelimit, sessions, telemetry, token_exchange, tools, webhooks,
     };
     let proxy = &config.proxy;
     let port = check.port(&path.key("port"), proxy.port);
@@ -274,6 +291,18 @@ fn validate_proxy(
         }
         token_exchange::validate(exchange, &path.key("token_exchange"), check)
     });
+    let mutating_webhooks = webhooks::validate(
+        &proxy.mutating_webhooks,
+        webhooks::WebhookKind::Mutating,
+        &path.key("mutating_webhooks"),
+        check,
+    );
+    let validating_webhooks = webhooks::validate(
+        &proxy.validating_webhooks,
+        webhooks::WebhookKind::Validating,
+        &path.key("validating_webhooks"),
+        check,
+    );
     Some(ValidatedProxy {
         host: proxy.host.clone(),
         port: port?,
@@ -289,5 +318,7 @@ fn validate_proxy(
         session_redis,
         rate_limit,
         token_exchange,
+        mutating_webhooks,
+        validating_webhooks,
     })
 }
