@@ -23,7 +23,7 @@ use std::fmt;
 
 use api::{
     MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer,
-    MCPTelemetryConfig, MCPToolConfig, Manifest, ManifestError,
+    MCPTelemetryConfig, MCPToolConfig, MCPWebhookConfig, Manifest, ManifestError,
 };
 use serde::Serialize;
 
@@ -55,17 +55,20 @@ pub enum ConfigKind {
     Group,
     /// `spec.externalAuthConfigRef` → MCPExternalAuthConfig.
     ExternalAuthConfig,
+    /// `spec.webhookConfigRef` → MCPWebhookConfig (MCPServer only).
+    WebhookConfig,
 }
 
 impl ConfigKind {
     /// Every config kind, in the order the status lists their conditions.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::ToolConfig,
         Self::OidcConfig,
         Self::AuthzConfig,
         Self::TelemetryConfig,
         Self::Group,
         Self::ExternalAuthConfig,
+        Self::WebhookConfig,
     ];
 
     /// The Kubernetes kind.
@@ -77,6 +80,7 @@ impl ConfigKind {
             Self::TelemetryConfig => "MCPTelemetryConfig",
             Self::Group => "MCPGroup",
             Self::ExternalAuthConfig => "MCPExternalAuthConfig",
+            Self::WebhookConfig => "MCPWebhookConfig",
         }
     }
 
@@ -89,6 +93,7 @@ impl ConfigKind {
             Self::TelemetryConfig => "spec.telemetryConfigRef",
             Self::Group => "spec.groupRef",
             Self::ExternalAuthConfig => "spec.externalAuthConfigRef",
+            Self::WebhookConfig => "spec.webhookConfigRef",
         }
     }
 
@@ -102,6 +107,7 @@ impl ConfigKind {
             Self::TelemetryConfig => front.telemetry_config_ref.map(|r| r.name.as_str()),
             Self::Group => front.group_ref.map(|r| r.name.as_str()),
             Self::ExternalAuthConfig => front.external_auth_config_ref.map(|r| r.name.as_str()),
+            Self::WebhookConfig => front.webhook_config_ref.map(|r| r.name.as_str()),
         }
     }
 
@@ -114,6 +120,7 @@ impl ConfigKind {
             Manifest::MCPTelemetryConfig(_) => Some(Self::TelemetryConfig),
             Manifest::MCPGroup(_) => Some(Self::Group),
             Manifest::MCPExternalAuthConfig(_) => Some(Self::ExternalAuthConfig),
+            Manifest::MCPWebhookConfig(_) => Some(Self::WebhookConfig),
             Manifest::MCPServer(_) | Manifest::MCPRemoteProxy(_) | Manifest::MCPRegistry(_) => None,
         }
     }
@@ -141,6 +148,8 @@ pub trait Catalog {
     fn group(&self, name: &str) -> Option<MCPGroup>;
     /// The MCPExternalAuthConfig called `name`.
     fn external_auth_config(&self, name: &str) -> Option<MCPExternalAuthConfig>;
+    /// The MCPWebhookConfig called `name`.
+    fn webhook_config(&self, name: &str) -> Option<MCPWebhookConfig>;
     /// Whether an MCPServer called `name` exists.
     fn server_exists(&self, name: &str) -> bool;
     /// Whether an MCPRemoteProxy called `name` exists.
@@ -306,7 +315,8 @@ pub fn check_manifest(object: &Manifest, api_version: &str, catalog: &dyn Catalo
         | Manifest::MCPAuthzConfig(_)
         | Manifest::MCPTelemetryConfig(_)
         | Manifest::MCPGroup(_)
-        | Manifest::MCPExternalAuthConfig(_) => config::check(object, catalog, &mut report),
+        | Manifest::MCPExternalAuthConfig(_)
+        | Manifest::MCPWebhookConfig(_) => config::check(object, catalog, &mut report),
     }
     report
 }

@@ -92,6 +92,21 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
             .allowed("an MCPExternalAuthConfig of type tokenExchange referenced by externalAuthConfigRef"),
         );
     }
+    for (list, field) in [
+        (&proxy.mutating_webhooks, "proxy.mutating_webhooks"),
+        (&proxy.validating_webhooks, "proxy.validating_webhooks"),
+    ] {
+        if !list.is_empty() {
+            problems.push(
+                Violation::new(
+                    FieldPath::parse(field),
+                    Reason::NotSupported,
+                    "request webhooks are an MCPWebhookConfig of their own",
+                )
+                .allowed("an MCPWebhookConfig referenced by webhookConfigRef"),
+            );
+        }
+    }
     let authz_config = match &proxy.authz {
         None => None,
         Some(AuthzConfig::Cedar(cedar)) => Some(AuthzConfigRef {
@@ -299,6 +314,7 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         group_ref: None,
         auth_server_ref: None,
         external_auth_config_ref: None,
+        webhook_config_ref: None,
         trust_proxy_headers: proxy.trust_proxy_headers,
         endpoint_prefix: proxy.endpoint_prefix.clone(),
         replicas: None,

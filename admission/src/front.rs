@@ -57,6 +57,8 @@ pub struct Front<'a> {
     pub group_ref: Option<&'a LocalRef>,
     /// `spec.externalAuthConfigRef`.
     pub external_auth_config_ref: Option<&'a LocalRef>,
+    /// `spec.webhookConfigRef` (MCPServer only).
+    pub webhook_config_ref: Option<&'a LocalRef>,
     /// `spec.trustProxyHeaders`.
     pub trust_proxy_headers: bool,
     /// `spec.endpointPrefix`.
@@ -80,7 +82,7 @@ pub trait Fronted {
 
 /// A [`Front`] of an object whose spec has the shared fields under the same names.
 macro_rules! front_of {
-    ($object:expr, $kind:expr) => {{
+    ($object:expr, $kind:expr, $webhooks:expr) => {{
         let spec = &$object.spec;
         Front {
             kind: $kind,
@@ -95,6 +97,7 @@ macro_rules! front_of {
             auth_server_ref: spec.auth_server_ref.as_ref(),
             group_ref: spec.group_ref.as_ref(),
             external_auth_config_ref: spec.external_auth_config_ref.as_ref(),
+            webhook_config_ref: $webhooks,
             trust_proxy_headers: spec.trust_proxy_headers,
             endpoint_prefix: spec.endpoint_prefix.as_deref(),
             session_storage: spec.session_storage.as_ref(),
@@ -104,13 +107,17 @@ macro_rules! front_of {
 
 impl Fronted for MCPServer {
     fn front(&self) -> Front<'_> {
-        front_of!(self, FrontKind::Server)
+        front_of!(
+            self,
+            FrontKind::Server,
+            self.spec.webhook_config_ref.as_ref()
+        )
     }
 }
 
 impl Fronted for MCPRemoteProxy {
     fn front(&self) -> Front<'_> {
-        front_of!(self, FrontKind::RemoteProxy)
+        front_of!(self, FrontKind::RemoteProxy, None)
     }
 }
 

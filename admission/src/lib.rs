@@ -35,4 +35,5 @@ pub use to_runconfig::{
     EXTERNAL_AUTH_SECRET_ENV, Mapped, MissingReference, OIDC_CLIENT_SECRET_ENV, Referenced,
     ReferencedKind, References, authz_config_map, forwarded_header_env, from_mcpremoteproxy,
     from_mcpserver, oidc_ca_bundle_map, permission_profile_config_map, telemetry_ca_bundle_map,
+    webhook_secret_env, webhook_secrets,
 };

@@ -12,7 +12,7 @@ use api::oidcconfig::OIDCConfigSource;
 use api::remoteproxy::{HeaderForwardConfig, RemoteTransport};
 use api::{
     MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer,
-    MCPTelemetryConfig, MCPToolConfig,
+    MCPTelemetryConfig, MCPToolConfig, MCPWebhookConfig,
 };
 
 use crate::ConfigKind;
@@ -51,6 +51,8 @@ pub struct References<'a> {
     pub group: Option<&'a MCPGroup>,
     /// The MCPExternalAuthConfig named by `spec.externalAuthConfigRef`.
     pub external_auth_config: Option<&'a MCPExternalAuthConfig>,
+    /// The MCPWebhookConfig named by `spec.webhookConfigRef`.
+    pub webhook_config: Option<&'a MCPWebhookConfig>,
     /// The PEM bundle in the ConfigMap key the MCPOIDCConfig's `caBundleRef` names.
     pub oidc_ca_bundle: Option<&'a str>,
     /// The PEM bundle in the ConfigMap key the MCPTelemetryConfig's `caBundleRef` names.
@@ -78,6 +80,8 @@ pub struct Referenced {
     pub group: Option<MCPGroup>,
     /// The MCPExternalAuthConfig named by `spec.externalAuthConfigRef`.
     pub external_auth_config: Option<MCPExternalAuthConfig>,
+    /// The MCPWebhookConfig named by `spec.webhookConfigRef`.
+    pub webhook_config: Option<MCPWebhookConfig>,
     /// The PEM bundle in the ConfigMap key the MCPOIDCConfig's `caBundleRef` names.
     pub oidc_ca_bundle: Option<String>,
     /// The PEM bundle in the ConfigMap key the MCPTelemetryConfig's `caBundleRef` names.
@@ -96,6 +100,7 @@ impl Referenced {
             permission_profile_map: self.permission_profile_map.as_deref(),
             group: self.group.as_ref(),
             external_auth_config: self.external_auth_config.as_ref(),
+            webhook_config: self.webhook_config.as_ref(),
             oidc_ca_bundle: self.oidc_ca_bundle.as_deref(),
             telemetry_ca_bundle: self.telemetry_ca_bundle.as_deref(),
         }
@@ -110,6 +115,7 @@ impl Referenced {
             ConfigKind::TelemetryConfig => self.telemetry_config.is_some(),
             ConfigKind::Group => self.group.is_some(),
             ConfigKind::ExternalAuthConfig => self.external_auth_config.is_some(),
+            ConfigKind::WebhookConfig => self.webhook_config.is_some(),
         }
     }
 }
@@ -199,6 +205,7 @@ pub fn from_mcpserver(server: &MCPServer, refs: &References<'_>) -> Mapped {
     let mut proxy = m.proxy(&server.front(), mode, refs);
     proxy.rate_limit = spec.rate_limiting.as_ref().map(|limit| m.rate_limit(limit));
     proxy.token_exchange = m.token_exchange(&server.front(), refs);
+    (proxy.mutating_webhooks, proxy.validating_webhooks) = m.webhooks(&server.front(), refs);
     let config = RunConfig {
         schema_version: SCHEMA_VERSION.to_owned(),
         name,
@@ -281,6 +288,65 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
         missing: m.missing,
         problems: m.problems,
     }
+}
+
+/// What a webhook's Secret holds, for [`webhook_secret_env`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookSecret {
+    /// `hmacSecretRef`.
+    Hmac,
+    /// `tlsConfig.caSecretRef`.
+    Ca,
+    /// `tlsConfig.clientCertSecretRef`.
+    ClientCert,
+    /// `tlsConfig.clientKeySecretRef`.
+    ClientKey,
+}
+
+/// The environment variable through which the proxy receives one Secret value of the
+/// `index`th webhook of the MCPWebhookConfig's `mutating` (or `validating`) list.
+pub fn webhook_secret_env(mutating: bool, index: usize, secret: WebhookSecret) -> String {
+    let list = if mutating { "MUTATING" } else { "VALIDATING" };
+    let what = match secret {
+        WebhookSecret::Hmac => "HMAC",
+        WebhookSecret::Ca => "CA",
+        WebhookSecret::ClientCert => "CLIENT_CERT",
+        WebhookSecret::ClientKey => "CLIENT_KEY",
+    };
+    format!("TOOLHIVE_WEBHOOK_{list}_{index}_{what}")
+}
+
+/// Every Secret key an MCPWebhookConfig reads, each with the environment variable that
+/// carries its value to the proxy ([`webhook_secret_env`]), in the order of the lists.
+pub fn webhook_secrets(
+    spec: &api::MCPWebhookConfigSpec,
+) -> Vec<(String, &api::common::SecretKeyRef)> {
+    let mut secrets = Vec::new();
+    for (mutating, list) in [(true, &spec.mutating), (false, &spec.validating)] {
+        for (i, webhook) in list.iter().enumerate() {
+            let tls = webhook.tls_config.as_ref();
+            for (secret, reference) in [
+                (WebhookSecret::Hmac, webhook.hmac_secret_ref.as_ref()),
+                (
+                    WebhookSecret::Ca,
+                    tls.and_then(|t| t.ca_secret_ref.as_ref()),
+                ),
+                (
+                    WebhookSecret::ClientCert,
+                    tls.and_then(|t| t.client_cert_secret_ref.as_ref()),
+                ),
+                (
+                    WebhookSecret::ClientKey,
+                    tls.and_then(|t| t.client_key_secret_ref.as_ref()),
+                ),
+            ] {
+                if let Some(reference) = reference {
+                    secrets.push((webhook_secret_env(mutating, i, secret), reference));
+                }
+            }
+        }
+    }
+    secrets
 }
 
 /// The environment variable holding the Secret value of an MCPRemoteProxy's
@@ -571,6 +637,92 @@ impl Mapper {
                 None
             }
         }
+    }
+
+    /// The proxy's request webhooks (mutating, validating) from the MCPWebhookConfig
+    /// named by `spec.webhookConfigRef`; Secret values arrive in the environment
+    /// variables [`webhook_secret_env`] names.
+    fn webhooks(
+        &mut self,
+        front: &Front<'_>,
+        refs: &References<'_>,
+    ) -> (
+        Vec<runconfig::config::Webhook>,
+        Vec<runconfig::config::Webhook>,
+    ) {
+        let Some(reference) = front.webhook_config_ref else {
+            return (Vec::new(), Vec::new());
+        };
+        let Some(shared) = refs.webhook_config else {
+            self.missing_config(ConfigKind::WebhookConfig, &reference.name);
+            return (Vec::new(), Vec::new());
+        };
+        let name = &reference.name;
+        let list = |m: &mut Self, mutating: bool, specs: &[api::webhookconfig::WebhookSpec]| {
+            let (runconfig_list, crd_list) = if mutating {
+                ("proxy.mutating_webhooks", "spec.mutating")
+            } else {
+                ("proxy.validating_webhooks", "spec.validating")
+            };
+            specs
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| {
+                    let at = format!("{runconfig_list}[{i}]");
+                    let crd = format!("{crd_list}[{i}]");
+                    let kind = ConfigKind::WebhookConfig;
+                    m.in_config(&at, kind, name, &crd);
+                    for (field, crd_field) in [
+                        ("name", "name"),
+                        ("url", "url"),
+                        ("timeout", "timeout"),
+                        ("failure_policy", "failurePolicy"),
+                        ("hmac_secret_env", "hmacSecretRef"),
+                        ("tls", "tlsConfig"),
+                        ("tls.ca_bundle_env", "tlsConfig.caSecretRef"),
+                        ("tls.client_cert_env", "tlsConfig.clientCertSecretRef"),
+                        ("tls.client_key_env", "tlsConfig.clientKeySecretRef"),
+                        ("tls.insecure_skip_verify", "tlsConfig.insecureSkipVerify"),
+                    ] {
+                        m.in_config(
+                            &format!("{at}.{field}"),
+                            kind,
+                            name,
+                            &format!("{crd}.{crd_field}"),
+                        );
+                    }
+                    let env = |present: bool, secret| {
+                        present.then(|| webhook_secret_env(mutating, i, secret))
+                    };
+                    let tls = spec
+                        .tls_config
+                        .as_ref()
+                        .map(|tls| runconfig::config::WebhookTls {
+                            ca_bundle_env: env(tls.ca_secret_ref.is_some(), WebhookSecret::Ca),
+                            client_cert_env: env(
+                                tls.client_cert_secret_ref.is_some(),
+                                WebhookSecret::ClientCert,
+                            ),
+                            client_key_env: env(
+                                tls.client_key_secret_ref.is_some(),
+                                WebhookSecret::ClientKey,
+                            ),
+                            insecure_skip_verify: tls.insecure_skip_verify,
+                        });
+                    runconfig::config::Webhook {
+                        name: spec.name.clone(),
+                        url: spec.url.clone(),
+                        timeout: spec.timeout.clone(),
+                        failure_policy: Some(spec.failure_policy.as_str().to_owned()),
+                        hmac_secret_env: env(spec.hmac_secret_ref.is_some(), WebhookSecret::Hmac),
+                        tls,
+                    }
+                })
+                .collect()
+        };
+        let mutating = list(self, true, &shared.spec.mutating);
+        let validating = list(self, false, &shared.spec.validating);
+        (mutating, validating)
     }
 
     /// The MCPExternalAuthConfig `name`'s `spec.type` is refused for this object.

@@ -5,7 +5,8 @@ use kube::CustomResourceExt;
 
 use crate::{
     DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig,
-    MCPRegistry, MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, VERSION,
+    MCPRegistry, MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, MCPWebhookConfig,
+    VERSION,
 };
 
 /// Every CRD of the group, each serving `v1beta1` (storage) and the deprecated `v1alpha1`.
@@ -20,6 +21,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         MCPGroup::crd(),
         MCPRemoteProxy::crd(),
         MCPExternalAuthConfig::crd(),
+        MCPWebhookConfig::crd(),
     ]
     .into_iter()
     .map(with_deprecated_v1alpha1)

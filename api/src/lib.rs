@@ -21,6 +21,7 @@ pub mod registry;
 pub mod remoteproxy;
 pub mod telemetryconfig;
 pub mod toolconfig;
+pub mod webhookconfig;
 
 pub use authzconfig::{MCPAuthzConfig, MCPAuthzConfigSpec};
 pub use externalauth::{MCPExternalAuthConfig, MCPExternalAuthConfigSpec};
@@ -32,6 +33,7 @@ pub use registry::{MCPRegistry, MCPRegistrySpec, MCPRegistryStatus};
 pub use remoteproxy::{MCPRemoteProxy, MCPRemoteProxySpec, MCPRemoteProxyStatus};
 pub use telemetryconfig::{MCPTelemetryConfig, MCPTelemetryConfigSpec};
 pub use toolconfig::{MCPToolConfig, MCPToolConfigSpec};
+pub use webhookconfig::{MCPWebhookConfig, MCPWebhookConfigSpec};
 
 /// The API group of every kind in this crate.
 pub const GROUP: &str = "toolhive.stacklok.dev";

@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     DEPRECATED_VERSION, GROUP, MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig,
-    MCPRegistry, MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, VERSION,
+    MCPRegistry, MCPRemoteProxy, MCPServer, MCPTelemetryConfig, MCPToolConfig, MCPWebhookConfig,
+    VERSION,
 };
 
 /// Why a manifest could not be read.
@@ -42,6 +43,7 @@ pub const KINDS: &[&str] = &[
     "MCPGroup",
     "MCPRemoteProxy",
     "MCPExternalAuthConfig",
+    "MCPWebhookConfig",
 ];
 
 /// One object of this API group, of any kind.
@@ -66,6 +68,8 @@ pub enum Manifest {
     MCPRemoteProxy(MCPRemoteProxy),
     /// An MCPExternalAuthConfig.
     MCPExternalAuthConfig(MCPExternalAuthConfig),
+    /// An MCPWebhookConfig.
+    MCPWebhookConfig(MCPWebhookConfig),
 }
 
 impl Manifest {
@@ -102,6 +106,7 @@ impl Manifest {
             "MCPGroup" => Self::MCPGroup(from_value(value)?),
             "MCPRemoteProxy" => Self::MCPRemoteProxy(from_value(value)?),
             "MCPExternalAuthConfig" => Self::MCPExternalAuthConfig(from_value(value)?),
+            "MCPWebhookConfig" => Self::MCPWebhookConfig(from_value(value)?),
             _ => {
                 return Err(ManifestError::UnknownKind {
                     api_version: api_version.to_owned(),
@@ -131,6 +136,7 @@ impl Manifest {
             Self::MCPGroup(o) => &o.metadata,
             Self::MCPRemoteProxy(o) => &o.metadata,
             Self::MCPExternalAuthConfig(o) => &o.metadata,
+            Self::MCPWebhookConfig(o) => &o.metadata,
         }
     }
 
@@ -146,6 +152,7 @@ impl Manifest {
             Self::MCPGroup(o) => &mut o.metadata,
             Self::MCPRemoteProxy(o) => &mut o.metadata,
             Self::MCPExternalAuthConfig(o) => &mut o.metadata,
+            Self::MCPWebhookConfig(o) => &mut o.metadata,
         }
     }
 
@@ -161,6 +168,7 @@ impl Manifest {
             Self::MCPGroup(_) => ApiResource::erase::<MCPGroup>(&()),
             Self::MCPRemoteProxy(_) => ApiResource::erase::<MCPRemoteProxy>(&()),
             Self::MCPExternalAuthConfig(_) => ApiResource::erase::<MCPExternalAuthConfig>(&()),
+            Self::MCPWebhookConfig(_) => ApiResource::erase::<MCPWebhookConfig>(&()),
         }
     }
 
@@ -176,6 +184,7 @@ impl Manifest {
             Self::MCPGroup(o) => serde_json::to_value(o),
             Self::MCPRemoteProxy(o) => serde_json::to_value(o),
             Self::MCPExternalAuthConfig(o) => serde_json::to_value(o),
+            Self::MCPWebhookConfig(o) => serde_json::to_value(o),
         };
         // These derived types serialise to JSON objects; no map has a non-string key.
         value.unwrap_or_default()
@@ -193,6 +202,7 @@ impl Manifest {
             Self::MCPGroup(_) => "MCPGroup",
             Self::MCPRemoteProxy(_) => "MCPRemoteProxy",
             Self::MCPExternalAuthConfig(_) => "MCPExternalAuthConfig",
+            Self::MCPWebhookConfig(_) => "MCPWebhookConfig",
         }
     }
 }

@@ -173,6 +173,12 @@ pub struct MCPServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_auth_config_ref: Option<LocalRef>,
 
+    /// Request webhooks from an MCPWebhookConfig in the same namespace: mutating ones may
+    /// change each MCP request, validating ones allow or deny it. Secrets reach the proxy
+    /// by `secretKeyRef`. The server waits until it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_config_ref: Option<LocalRef>,
+
     /// An embedded OAuth 2.0 authorization server for MCP clients (ToolHive's
     /// `embeddedAuthServer`). Not supported yet: refused at apply time; authenticate
     /// clients with `oidcConfigRef`.
@@ -526,6 +532,9 @@ pub struct MCPServerStatus {
     /// Hash of the referenced MCPExternalAuthConfig's spec at the last reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_auth_config_hash: Option<String>,
+    /// Hash of the referenced MCPWebhookConfig's spec at the last reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_config_hash: Option<String>,
     /// Hash of the referenced Secrets' data; a change rolls the proxy and server pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_hash: Option<String>,

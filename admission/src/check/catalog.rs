@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use api::{
     MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer,
-    MCPTelemetryConfig, MCPToolConfig, Manifest,
+    MCPTelemetryConfig, MCPToolConfig, MCPWebhookConfig, Manifest,
 };
 
 use super::{Catalog, ConfigKind, references};
@@ -108,6 +108,13 @@ impl Catalog for InMemoryCatalog {
     fn external_auth_config(&self, name: &str) -> Option<MCPExternalAuthConfig> {
         self.find(name, |m| match m {
             Manifest::MCPExternalAuthConfig(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn webhook_config(&self, name: &str) -> Option<MCPWebhookConfig> {
+        self.find(name, |m| match m {
+            Manifest::MCPWebhookConfig(o) => Some(o),
             _ => None,
         })
     }

@@ -180,6 +180,7 @@ fn probe(kind: ConfigKind, name: &str, namespace: Option<&str>) -> Result<Probe,
         ConfigKind::TelemetryConfig => json!({"telemetryConfigRef": {"name": name}}),
         ConfigKind::Group => json!({"groupRef": {"name": name}}),
         ConfigKind::ExternalAuthConfig => json!({"externalAuthConfigRef": {"name": name}}),
+        ConfigKind::WebhookConfig => json!({"webhookConfigRef": {"name": name}}),
     };
     let mut spec = json!({"image": "registry.invalid/probe:latest"});
     if let (Some(spec), Some(reference)) = (spec.as_object_mut(), reference.as_object()) {

@@ -56,6 +56,7 @@ impl Referenced {
             group: get(ConfigKind::Group).and_then(|n| catalog.group(n)),
             external_auth_config: get(ConfigKind::ExternalAuthConfig)
                 .and_then(|n| catalog.external_auth_config(n)),
+            webhook_config: get(ConfigKind::WebhookConfig).and_then(|n| catalog.webhook_config(n)),
             authz_config_map: data(authz_config_map(object)),
             permission_profile_map: None,
         }
@@ -70,6 +71,7 @@ impl Referenced {
             Manifest::MCPTelemetryConfig(o) => self.telemetry_config = Some(o.clone()),
             Manifest::MCPGroup(o) => self.group = Some(o.clone()),
             Manifest::MCPExternalAuthConfig(o) => self.external_auth_config = Some(o.clone()),
+            Manifest::MCPWebhookConfig(o) => self.webhook_config = Some(o.clone()),
             Manifest::MCPServer(_) | Manifest::MCPRemoteProxy(_) | Manifest::MCPRegistry(_) => {}
         }
         self

@@ -961,6 +961,63 @@ fn an_mcpserver_sends_a_header_from_a_secret_to_an_http_server() {
     assert_eq!(report.errors[0].reason, Reason::NotSupported);
 }
 
+const WEBHOOKS: &str = "  mutating:\n  - name: redact\n    url: https://redact.policy.svc/mutate\n    hmacSecretRef: {name: hooks, key: hmac}\n  validating:\n  - name: opa\n    url: http://opa.policy.svc/check\n    timeout: 5s\n    failurePolicy: ignore\n    tlsConfig: {insecureSkipVerify: true}\n";
+
+#[test]
+fn request_webhooks_are_checked_where_each_is_written() {
+    let hooks = kind("MCPWebhookConfig", "hooks", WEBHOOKS);
+    assert_eq!(check_alone(&hooks), Report::default());
+    // Through an MCPServer, stdio included: webhooks read the MCP request, not headers.
+    let refs = "  image: a/b:1\n  webhookConfigRef: {name: hooks}\n";
+    assert_eq!(
+        check_in(&server(refs), &catalog(&[&hooks])),
+        Report::default()
+    );
+    // A missing one is waited for, with a warning naming the reference.
+    let report = check_alone(&server(refs));
+    assert!(report.is_allowed());
+    assert_eq!(warning_paths(&report), ["spec.webhookConfigRef"]);
+    // Each mistake at the field the user wrote.
+    let wrong = WEBHOOKS
+        .replace("https://redact", "http://redact")
+        .replace("timeout: 5s", "timeout: 45s")
+        .replace(
+            "tlsConfig: {insecureSkipVerify: true}",
+            "tlsConfig: {insecureSkipVerify: true, clientCertSecretRef: {name: c, key: tls.crt}}",
+        );
+    let report = check_alone(&kind("MCPWebhookConfig", "hooks", &wrong));
+    assert_eq!(
+        error_paths(&report),
+        [
+            "spec.mutating[0].url",
+            "spec.validating[0].timeout",
+            "spec.validating[0].tlsConfig.clientKeySecretRef",
+        ],
+        "{report:?}"
+    );
+    assert_eq!(report.errors[0].reason, Reason::InsecureUrl);
+    // Two webhooks of one list with one name.
+    let twice = format!("{WEBHOOKS}  - name: opa\n    url: https://opa2.policy.svc/check\n");
+    let report = check_alone(&kind("MCPWebhookConfig", "hooks", &twice));
+    assert_eq!(error_paths(&report), ["spec.validating[1].name"]);
+    // None at all: the CRD's rule.
+    let report = check_alone(&kind("MCPWebhookConfig", "hooks", "  {}\n"));
+    assert_eq!(error_paths(&report), ["spec"], "{report:?}");
+    // An update that would break a server referencing it names the server.
+    let server_yaml = server(refs);
+    let report = check_in(
+        &kind("MCPWebhookConfig", "hooks", &wrong),
+        &catalog(&[&hooks, &server_yaml]),
+    );
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.message.contains("MCPServer demo")),
+        "{report:?}"
+    );
+}
+
 #[test]
 fn unreadable_manifests_are_findings_at_the_field_the_parser_names() {
     use super::Finding;
@@ -971,7 +1028,7 @@ fn unreadable_manifests_are_findings_at_the_field_the_parser_names() {
     let version =
         Manifest::from_yaml(&server("  image: x\n").replace("v1beta1", "v9")).unwrap_err();
     assert_eq!(Finding::from(version).path, "apiVersion");
-    let unknown = Manifest::from_yaml(&kind("MCPWebhookConfig", "p", "  {}\n")).unwrap_err();
+    let unknown = Manifest::from_yaml(&kind("VirtualMCPServer", "p", "  {}\n")).unwrap_err();
     let finding = Finding::from(unknown);
     assert_eq!(
         (finding.path.as_str(), finding.reason),

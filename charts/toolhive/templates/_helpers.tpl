@@ -25,10 +25,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
      permission it grants the proxy's Role (Kubernetes refuses to let it escalate). */}}
 {{- define "toolhive.rules" -}}
 - apiGroups: [toolhive.stacklok.dev]
-  resources: [mcpservers, mcpremoteproxies, mcpregistries, mcptoolconfigs, mcpoidcconfigs, mcpauthzconfigs, mcptelemetryconfigs, mcpgroups, mcpexternalauthconfigs]
+  resources: [mcpservers, mcpremoteproxies, mcpregistries, mcptoolconfigs, mcpoidcconfigs, mcpauthzconfigs, mcptelemetryconfigs, mcpgroups, mcpexternalauthconfigs, mcpwebhookconfigs]
   verbs: [get, list, watch]
 - apiGroups: [toolhive.stacklok.dev]
-  resources: [mcpservers/status, mcpremoteproxies/status, mcpregistries/status, mcptoolconfigs/status, mcpoidcconfigs/status, mcpauthzconfigs/status, mcptelemetryconfigs/status, mcpgroups/status, mcpexternalauthconfigs/status]
+  resources: [mcpservers/status, mcpremoteproxies/status, mcpregistries/status, mcptoolconfigs/status, mcpoidcconfigs/status, mcpauthzconfigs/status, mcptelemetryconfigs/status, mcpgroups/status, mcpexternalauthconfigs/status, mcpwebhookconfigs/status]
   verbs: [get, patch, update]
 # Owner references with blockOwnerDeletion (needed where OwnerReferencesPermissionEnforcement is on).
 - apiGroups: [toolhive.stacklok.dev]

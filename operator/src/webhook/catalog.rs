@@ -17,7 +17,7 @@ use std::time::Instant;
 use admission::{Catalog, ConfigKind, InMemoryCatalog, references};
 use api::{
     MCPAuthzConfig, MCPExternalAuthConfig, MCPGroup, MCPOIDCConfig, MCPRemoteProxy, MCPServer,
-    MCPTelemetryConfig, MCPToolConfig,
+    MCPTelemetryConfig, MCPToolConfig, MCPWebhookConfig,
 };
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -216,6 +216,10 @@ impl Catalog for ApiCatalog {
     }
 
     fn external_auth_config(&self, name: &str) -> Option<MCPExternalAuthConfig> {
+        self.get(name)
+    }
+
+    fn webhook_config(&self, name: &str) -> Option<MCPWebhookConfig> {
         self.get(name)
     }
 

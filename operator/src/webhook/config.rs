@@ -21,7 +21,7 @@ pub const WEBHOOK_NAME: &str = "validate.toolhive.stacklok.dev";
 /// The path the handler serves.
 pub const PATH: &str = "/validate";
 /// Resources validated, in both served versions.
-pub const RESOURCES: [&str; 9] = [
+pub const RESOURCES: [&str; 10] = [
     "mcpservers",
     "mcpremoteproxies",
     "mcptoolconfigs",
@@ -30,6 +30,7 @@ pub const RESOURCES: [&str; 9] = [
     "mcptelemetryconfigs",
     "mcpgroups",
     "mcpexternalauthconfigs",
+    "mcpwebhookconfigs",
     "mcpregistries",
 ];
 

@@ -53,6 +53,7 @@ impl Dereferenced {
                 .external_auth_config
                 .as_ref()
                 .and_then(|o| hash(&o.spec)),
+            webhook_config: found.webhook_config.as_ref().and_then(|o| hash(&o.spec)),
             secrets: Some(self.secrets_checksum.clone()),
         }
     }
@@ -66,6 +67,16 @@ impl Dereferenced {
             .map(|b| &b.token_secret_ref)
             .or(spec.header_injection.as_ref().map(|h| &h.value_secret_ref))
             .or(self.token_exchange_secret())
+    }
+
+    /// The Secret keys of the MCPWebhookConfig's HMAC keys and TLS material, each with
+    /// the environment variable that carries it to the proxy.
+    pub fn webhook_secrets(&self) -> Vec<(String, &api::common::SecretKeyRef)> {
+        self.referenced
+            .webhook_config
+            .as_ref()
+            .map(|w| admission::webhook_secrets(&w.spec))
+            .unwrap_or_default()
     }
 
     /// The client secret of an MCPExternalAuthConfig's token exchange.
@@ -164,29 +175,34 @@ where
             telemetry_ca_bundle,
             group: lookup.config(ConfigKind::Group).await?,
             external_auth_config: lookup.config(ConfigKind::ExternalAuthConfig).await?,
+            webhook_config: lookup.config(ConfigKind::WebhookConfig).await?,
             authz_config_map: config_map_value(&maps, authz_config_map(object)).await?,
             permission_profile_map: config_map_value(&maps, permission_profile).await?,
         },
         ..Dereferenced::default()
     };
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut wanted: Vec<(&str, &str)> = secrets.into_iter().collect();
+    let mut wanted: Vec<(String, String)> = secrets
+        .into_iter()
+        .map(|(name, key)| (name.to_owned(), key.to_owned()))
+        .collect();
     wanted.extend(
         found
             .oidc_client_secret()
             .into_iter()
             .chain(found.external_auth_secret())
             .chain(Dereferenced::session_password(object))
-            .map(|r| (r.name.as_str(), r.key.as_str())),
+            .chain(found.webhook_secrets().into_iter().map(|(_, r)| r))
+            .map(|r| (r.name.clone(), r.key.clone())),
     );
     let mut hasher = Sha256::new();
     let mut missing = Vec::new();
     for (name, key) in wanted {
         let value = secrets_api
-            .get_opt(name)
+            .get_opt(&name)
             .await?
             .and_then(|s| s.data)
-            .and_then(|d| d.get(key).cloned());
+            .and_then(|d| d.get(&key).cloned());
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(key.as_bytes());
@@ -195,7 +211,7 @@ where
             Some(bytes) => hasher.update(&bytes.0),
             None => {
                 hasher.update(b"\xffmissing");
-                missing.push((name.to_owned(), key.to_owned()));
+                missing.push((name, key));
             }
         }
     }

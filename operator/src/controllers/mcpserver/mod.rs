@@ -100,6 +100,8 @@ where
         controller,
         config(ConfigKind::ExternalAuthConfig),
     );
+    let controller =
+        watches.referenced::<api::MCPWebhookConfig>(controller, config(ConfigKind::WebhookConfig));
     let controller = watches.referenced::<ConfigMap>(controller, RefKind::ConfigMap);
     watches.referenced::<Secret>(controller, RefKind::Secret)
 }
@@ -226,9 +228,14 @@ fn missing_proxy_secret(
     let exchange = refs
         .external_auth_secret()
         .map(|s| ("spec.externalAuthConfigRef", s));
+    let webhooks = refs
+        .webhook_secrets()
+        .into_iter()
+        .map(|(_, s)| ("spec.webhookConfigRef", s));
     session
         .into_iter()
         .chain(exchange)
+        .chain(webhooks)
         .find_map(|(field, secret)| {
             refs.missing_secrets
                 .iter()

@@ -134,6 +134,7 @@ fn condition_prefix(kind: ConfigKind) -> &'static str {
         ConfigKind::Group => "GroupRef",
         // ToolHive's MCPRemoteProxy condition: ExternalAuthConfigValidated.
         ConfigKind::ExternalAuthConfig => "ExternalAuthConfig",
+        ConfigKind::WebhookConfig => "WebhookConfigRef",
     }
 }
 

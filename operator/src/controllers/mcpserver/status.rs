@@ -76,6 +76,7 @@ pub fn desired(
         authz_config_hash: hashes.authz_config.clone(),
         telemetry_config_hash: hashes.telemetry_config.clone(),
         external_auth_config_hash: hashes.external_auth_config.clone(),
+        webhook_config_hash: hashes.webhook_config.clone(),
         secrets_hash: hashes.secrets.clone(),
         // The proxy's to write; kept as it is so an unchanged status compares equal.
         backend: current_backend(server).cloned(),
@@ -415,6 +416,8 @@ pub struct Hashes {
     pub telemetry_config: Option<String>,
     /// MCPExternalAuthConfig spec (an MCPRemoteProxy's).
     pub external_auth_config: Option<String>,
+    /// MCPWebhookConfig spec (an MCPServer's).
+    pub webhook_config: Option<String>,
     /// Secret values.
     pub secrets: Option<String>,
 }

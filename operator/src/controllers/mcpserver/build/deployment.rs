@@ -255,6 +255,15 @@ pub(crate) fn proxy_deployment(
             secret,
         ));
     }
+    // Request webhooks' HMAC keys and TLS material, each by `secretKeyRef`.
+    env.extend(
+        inputs
+            .webhooks
+            .map(admission::webhook_secrets)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, secret)| secret_env(&name, secret)),
+    );
     env.extend(
         overrides
             .into_iter()
@@ -658,9 +667,14 @@ mod tests {
             name: "exchange".to_owned(),
             key: "proxy-secret".to_owned(),
         };
+        let hooks: api::MCPWebhookConfig = api::manifest::from_yaml(
+            "apiVersion: toolhive.stacklok.dev/v1beta1\nkind: MCPWebhookConfig\nmetadata: {name: hooks}\nspec:\n  validating:\n  - name: opa\n    url: https://opa.policy.svc/check\n    hmacSecretRef: {name: hooks, key: hmac}\n    tlsConfig:\n      clientCertSecretRef: {name: hooks-tls, key: tls.crt}\n      clientKeySecretRef: {name: hooks-tls, key: tls.key}\n",
+        )
+        .expect("fixture");
         let mut i = inputs(&config);
         i.oidc_client_secret = Some(&oidc);
         i.token_exchange_secret = Some(&exchange);
+        i.webhooks = Some(&hooks.spec);
         let env = proxy(&deployment(&server(MINIMAL), &i).expect("builds"))
             .env
             .unwrap_or_default();
@@ -670,6 +684,9 @@ mod tests {
                 runconfig::config::TOKEN_EXCHANGE_CLIENT_SECRET_ENV,
                 "proxy-secret",
             ),
+            ("TOOLHIVE_WEBHOOK_VALIDATING_0_HMAC", "hmac"),
+            ("TOOLHIVE_WEBHOOK_VALIDATING_0_CLIENT_CERT", "tls.crt"),
+            ("TOOLHIVE_WEBHOOK_VALIDATING_0_CLIENT_KEY", "tls.key"),
         ] {
             let var = env.iter().find(|e| e.name == name).expect("env var");
             assert!(var.value.is_none());

@@ -51,6 +51,9 @@ pub struct Inputs<'a> {
     /// The referenced MCPExternalAuthConfig (its bearer token or header arrive as
     /// environment variables).
     pub external_auth: Option<&'a api::externalauth::MCPExternalAuthConfigSpec>,
+    /// The referenced MCPWebhookConfig (its HMAC keys and TLS material arrive as
+    /// environment variables).
+    pub webhooks: Option<&'a api::MCPWebhookConfigSpec>,
     /// Operator settings.
     pub config: &'a OperatorConfig,
 }
@@ -72,6 +75,7 @@ impl<'a> Inputs<'a> {
                 .external_auth_config
                 .as_ref()
                 .map(|e| &e.spec),
+            webhooks: refs.referenced.webhook_config.as_ref().map(|w| &w.spec),
             config,
         }
     }
@@ -160,6 +164,7 @@ pub(crate) mod fixtures {
             oidc_client_secret: None,
             token_exchange_secret: None,
             external_auth: None,
+            webhooks: None,
             config,
         }
     }
