@@ -7,6 +7,8 @@
 //!   HTTP+SSE transport (`GET /sse`, `POST /messages?sessionId=`).
 //! - `mcp-fixture echo --port N` or `echo --stdio`: a minimal, fast upstream for
 //!   benchmarks.
+//! - `mcp-fixture webhook --port N [--deny-tool T] [--hmac-key-env E]`: a request
+//!   webhook server (ToolHive's protocol) for MCPWebhookConfig tests.
 //!
 //! The server passes every scenario of the `@modelcontextprotocol/conformance` 0.1.16
 //! server suite (`npx conformance server --url http://127.0.0.1:PORT/mcp --suite all`):
@@ -30,6 +32,7 @@ mod jsonrpc;
 mod server;
 mod sse;
 mod stdio;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 
@@ -89,6 +92,22 @@ enum Mode {
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
     },
+    /// A request webhook server (ToolHive's protocol v0.1.0): `POST /validate` denies
+    /// calls of `--deny-tool`, `POST /mutate` upper-cases `echo`'s message.
+    Webhook {
+        /// Port to listen on; 0 picks a free one (printed once bound).
+        #[arg(long)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// A tool whose calls `/validate` denies. Repeatable.
+        #[arg(long)]
+        deny_tool: Vec<String>,
+        /// Environment variable holding the HMAC key requests must be signed with.
+        #[arg(long)]
+        hmac_key_env: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -138,6 +157,12 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                 sse::serve(&host, port, hosts).await
             }
             Mode::Echo { port, host, .. } => echo::serve(&host, port.unwrap_or(0)).await,
+            Mode::Webhook {
+                port,
+                host,
+                deny_tool,
+                hmac_key_env,
+            } => webhook::serve(&host, port, deny_tool, hmac_key_env).await,
         }
     };
     tokio::select! {
