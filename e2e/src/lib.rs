@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 pub mod bench;
 pub mod chaos;
 pub mod controllers;
+pub mod curl;
 pub mod issuer;
 pub mod keycloak;
 pub mod parity;

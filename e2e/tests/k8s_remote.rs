@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use api::MCPRemoteProxy;
 use api::remoteproxy::MCPRemoteProxyPhase;
+use e2e::curl::call_tool;
 use e2e::proxy::{Driver, FIXTURE_STEPS, conformance_passes_through_the_cluster};
 use e2e::{TestNamespace, apply_yaml, wait_until};
 use k8s_openapi::api::core::v1::Service;
@@ -88,58 +89,6 @@ fn status_of(proxy: &MCPRemoteProxy) -> String {
         "{:?} {:?} backend={:?}",
         status.phase, status.message, status.backend
     )
-}
-
-/// One POST to `url` with curl: the response head and body.
-fn post(url: &str, session: Option<&str>, body: &str) -> anyhow::Result<(String, String)> {
-    let mut command = std::process::Command::new("curl");
-    command.args([
-        "-sS",
-        "-i",
-        "-m",
-        "10",
-        "-H",
-        "content-type: application/json",
-        "-H",
-        "accept: application/json, text/event-stream",
-        "-H",
-        "mcp-protocol-version: 2025-06-18",
-        "-d",
-        body,
-    ]);
-    if let Some(session) = session {
-        command.args(["-H", &format!("mcp-session-id: {session}")]);
-    }
-    let out = command.arg(url).output()?;
-    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
-    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-    Ok((head.to_owned(), body.to_owned()))
-}
-
-/// Calls `tool` in a new session through `url`; the answer's body.
-fn call_tool(url: &str, tool: &str) -> anyhow::Result<String> {
-    let (head, body) = post(
-        url,
-        None,
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}"#,
-    )?;
-    let session = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("mcp-session-id")
-                .then(|| value.trim().to_owned())
-        })
-        .with_context(|| format!("no session from initialize: {head}\n{body}"))?;
-    post(
-        url,
-        Some(&session),
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    )?;
-    let call = format!(
-        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
-    );
-    Ok(post(url, Some(&session), &call)?.1)
 }
 
 #[tokio::test]

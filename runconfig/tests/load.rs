@@ -185,6 +185,41 @@ fn toolhive_token_exchange_is_carried_over_with_its_secret_in_the_environment() 
 }
 
 #[test]
+fn toolhive_webhooks_are_carried_over_and_their_files_refused() {
+    let bytes = toolhive_with(
+        "validating_webhooks",
+        serde_json::json!([{"name": "opa", "url": "http://opa.policy.svc/check",
+            "timeout": 5_000_000_000_u64, "failure_policy": "ignore",
+            "tls_config": {"insecure_skip_verify": true}}]),
+    );
+    let config = from_json(&bytes).expect("imports");
+    let webhook = &config.proxy.validating_webhooks[0];
+    assert_eq!(webhook.name, "opa");
+    assert_eq!(webhook.timeout.as_deref(), Some("5000ms"));
+    assert_eq!(webhook.failure_policy.as_deref(), Some("ignore"));
+    assert!(webhook.tls.as_ref().is_some_and(|t| t.insecure_skip_verify));
+    runconfig::validate(&config).expect("the imported webhook is valid");
+
+    let with_files = toolhive_with(
+        "mutating_webhooks",
+        serde_json::json!([{"name": "redact", "url": "https://redact.example.com",
+            "timeout": "5s", "failure_policy": "fail",
+            "hmac_secret_ref": "/etc/toolhive/webhooks/hmac",
+            "tls_config": {"ca_bundle_path": "/etc/ca.crt"}}]),
+    );
+    let problems = migration_problems(&with_files);
+    let paths: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "mutating_webhooks[0].hmac_secret_ref",
+            "mutating_webhooks[0].tls_config.ca_bundle_path"
+        ]
+    );
+    assert!(problems.iter().all(|p| p.1 == Reason::FilePathNotAllowed));
+}
+
+#[test]
 fn unknown_newer_version_is_a_clear_error() {
     let error = from_json(br#"{"schema_version": "v7", "name": "x"}"#).expect_err("v7 is unknown");
     let text = error.to_string();

@@ -212,8 +212,7 @@ prop_compose! {
         audit in option::of((vec(text(), 0..2), option::of(any::<i64>())).prop_map(|(event_types, max_data_size)| AuditConfig { event_types, max_data_size, ..Default::default() })),
         telemetry in option::of(telemetry()),
         filter in vec(text(), 0..3), overrides in btree_map(text(), (option::of(text()), option::of(text())).prop_map(|(name, description)| ToolOverride { name, description }), 0..2),
-        (session_redis, rate_limit, token_exchange) in (session_redis(), rate_limit(), token_exchange()).boxed(),
-        (mutating_webhooks, validating_webhooks) in (webhooks(), webhooks()).boxed(),
+        (session_redis, rate_limit, token_exchange, (mutating_webhooks, validating_webhooks)) in (session_redis(), rate_limit(), token_exchange(), (webhooks(), webhooks())).boxed(),
     ) -> RunConfig {
         RunConfig { schema_version: SCHEMA_VERSION.to_owned(), name, group, debug, workload,
             proxy: ProxyConfig { host, port, mode, trust_proxy_headers: trust, endpoint_prefix: prefix, allowed_origins: origins,

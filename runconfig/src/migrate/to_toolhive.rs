@@ -83,6 +83,19 @@ pub fn from_current(config: &RunConfig) -> (Value, Vec<String>) {
             token_exchange_config(exchange, &mut lost),
         );
     }
+    for (key, list) in [
+        ("mutating_webhooks", &proxy.mutating_webhooks),
+        ("validating_webhooks", &proxy.validating_webhooks),
+    ] {
+        if !list.is_empty() {
+            let converted = list
+                .iter()
+                .enumerate()
+                .map(|(i, w)| webhook(w, &format!("proxy.{key}[{i}]"), &mut lost))
+                .collect();
+            out.insert(key.into(), Value::Array(converted));
+        }
+    }
     if let Some(oidc) = &proxy.oidc {
         out.insert("oidc_config".into(), oidc_config(oidc, &mut lost));
     }
@@ -318,6 +331,40 @@ fn token_exchange_config(exchange: &crate::config::TokenExchange, lost: &mut Vec
 }
 
 /// ToolHive's `rate_limit_config`: the CRD's type, camelCase.
+/// One webhook in ToolHive's form. Its secrets are environment variables here and files
+/// (or secrets-provider entries) there: they are reported lost.
+fn webhook(w: &crate::config::Webhook, at: &str, lost: &mut Vec<String>) -> Value {
+    let mut out = Map::new();
+    out.insert("name".into(), json!(w.name));
+    out.insert("url".into(), json!(w.url));
+    out.insert(
+        "timeout".into(),
+        json!(w.timeout.as_deref().unwrap_or("10s")),
+    );
+    out.insert(
+        "failure_policy".into(),
+        json!(w.failure_policy.as_deref().unwrap_or("fail")),
+    );
+    if w.hmac_secret_env.is_some() {
+        lost.push(format!("{at}.hmac_secret_env"));
+    }
+    if let Some(tls) = &w.tls {
+        for (env, field) in [
+            (&tls.ca_bundle_env, "ca_bundle_env"),
+            (&tls.client_cert_env, "client_cert_env"),
+            (&tls.client_key_env, "client_key_env"),
+        ] {
+            if env.is_some() {
+                lost.push(format!("{at}.tls.{field}"));
+            }
+        }
+        if tls.insecure_skip_verify {
+            out.insert("tls_config".into(), json!({"insecure_skip_verify": true}));
+        }
+    }
+    Value::Object(out)
+}
+
 fn rate_limit_config(limit: &crate::config::RateLimit) -> Value {
     let bucket = |b: &crate::config::RateLimitBucket| json!({"maxTokens": b.max_tokens, "refillPeriod": b.refill_period});
     let mut out = Map::new();

@@ -66,6 +66,8 @@ const IGNORED_KEYS: &[&str] = &[
     "rate_limit_config",
     "rate_limit_namespace",
     "token_exchange_config",
+    "mutating_webhooks",
+    "validating_webhooks",
     "name",
     "group",
     "debug",
@@ -223,6 +225,20 @@ pub fn to_current(old: &Value) -> Result<Value, Violations> {
             "token_exchange".into(),
             token_exchange(exchange, &root.key("token_exchange_config"), &mut problems),
         );
+    }
+    for key in ["mutating_webhooks", "validating_webhooks"] {
+        if let Some(list) = old
+            .get(key)
+            .and_then(Value::as_array)
+            .filter(|l| !l.is_empty())
+        {
+            let converted = list
+                .iter()
+                .enumerate()
+                .map(|(i, w)| webhook(w, &root.key(key).index(i), &mut problems))
+                .collect();
+            proxy.insert(key.into(), Value::Array(converted));
+        }
     }
     let mut tools = Map::new();
     copy(old, "tools_filter", &mut tools, "filter");
@@ -642,6 +658,76 @@ fn token_exchange(old: &Map<String, Value>, path: &FieldPath, problems: &mut Vio
     }
     if old.get("header_strategy").and_then(Value::as_str) == Some("custom") {
         copy(old, "external_token_header_name", &mut out, "header_name");
+    }
+    Value::Object(out)
+}
+
+/// One of ToolHive's `mutating_webhooks` / `validating_webhooks`. Its timeout is a
+/// duration string or nanoseconds; its HMAC key and TLS files are paths (or a ToolHive
+/// secrets-provider name), which a RunConfig does not carry: refused with advice to
+/// name an environment variable, never dropped.
+fn webhook(old: &Value, path: &FieldPath, problems: &mut Violations) -> Value {
+    let Some(old) = old.as_object() else {
+        problems.push(Violation::new(
+            path.clone(),
+            Reason::InvalidFormat,
+            "a webhook is a JSON object",
+        ));
+        return Value::Null;
+    };
+    let mut out = Map::new();
+    copy(old, "name", &mut out, "name");
+    copy(old, "url", &mut out, "url");
+    copy(old, "failure_policy", &mut out, "failure_policy");
+    match old.get("timeout") {
+        Some(Value::String(t)) if !t.is_empty() => {
+            out.insert("timeout".into(), json!(t));
+        }
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
+            let nanos = n.as_u64().unwrap_or_default();
+            out.insert("timeout".into(), json!(format!("{}ms", nanos / 1_000_000)));
+        }
+        _ => {}
+    }
+    if non_empty(old.get("hmac_secret_ref")) {
+        problems.push(
+            Violation::new(
+                path.key("hmac_secret_ref"),
+                Reason::FilePathNotAllowed,
+                "the HMAC key is named by a file path or a ToolHive secrets-provider entry",
+            )
+            .allowed("name the environment variable that holds the key in hmac_secret_env"),
+        );
+    }
+    if let Some(tls) = old.get("tls_config").and_then(Value::as_object) {
+        let mut out_tls = Map::new();
+        copy(
+            tls,
+            "insecure_skip_verify",
+            &mut out_tls,
+            "insecure_skip_verify",
+        );
+        for (key, instead) in [
+            ("ca_bundle_path", "tls.ca_bundle_env"),
+            ("client_cert_path", "tls.client_cert_env"),
+            ("client_key_path", "tls.client_key_env"),
+        ] {
+            if non_empty(tls.get(key)) {
+                problems.push(
+                    Violation::new(
+                        path.key("tls_config").key(key),
+                        Reason::FilePathNotAllowed,
+                        "file paths are not allowed in a RunConfig",
+                    )
+                    .allowed(format!(
+                        "name the environment variable that holds the PEM in {instead}"
+                    )),
+                );
+            }
+        }
+        if !out_tls.is_empty() {
+            out.insert("tls".into(), Value::Object(out_tls));
+        }
     }
     Value::Object(out)
 }

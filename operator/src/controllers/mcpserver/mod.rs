@@ -217,7 +217,8 @@ fn referencing<K: Resource + 'static, R: Watched + Referencing>(
 }
 
 /// A Secret the proxy reads through its environment (`spec.sessionStorage.passwordRef`,
-/// the token, header value or client secret of `spec.externalAuthConfigRef`), when it or its key
+/// the token, header value or client secret of `spec.externalAuthConfigRef`, the HMAC keys
+/// and TLS material of `spec.webhookConfigRef`), when it or its key
 /// does not exist: the pod would stay in CreateContainerConfigError.
 fn missing_proxy_secret(
     server: &MCPServer,
