@@ -53,17 +53,21 @@ pub async fn serve(
 }
 
 /// The request's payload, once its signature (when a key is set) is checked.
-fn payload(settings: &Settings, headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
+fn payload(
+    settings: &Settings,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Value, (StatusCode, String)> {
     if let Some(key) = &settings.key {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let (Some(signature), Some(timestamp)) = (
             header("x-toolhive-signature"),
             header("x-toolhive-timestamp"),
         ) else {
-            return Err((StatusCode::UNAUTHORIZED, "unsigned").into_response());
+            return Err((StatusCode::UNAUTHORIZED, "unsigned".to_owned()));
         };
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-            return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "bad key".to_owned()));
         };
         mac.update(timestamp.as_bytes());
         mac.update(b".");
@@ -76,11 +80,10 @@ fn payload(settings: &Settings, headers: &HeaderMap, body: &Bytes) -> Result<Val
             .collect();
         if signature.strip_prefix("sha256=") != Some(expected.as_str()) {
             tracing::warn!("bad signature");
-            return Err((StatusCode::UNAUTHORIZED, "bad signature").into_response());
+            return Err((StatusCode::UNAUTHORIZED, "bad signature".to_owned()));
         }
     }
-    serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response())
+    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 async fn validate(
@@ -90,7 +93,7 @@ async fn validate(
 ) -> Response {
     let payload = match payload(&settings, &headers, &body) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let request = &payload["mcp_request"];
     let tool = request["params"]["name"].as_str().unwrap_or_default();
@@ -114,7 +117,7 @@ async fn mutate(
 ) -> Response {
     let payload = match payload(&settings, &headers, &body) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let request = &payload["mcp_request"];
     let mut answer = json!({"version": "v0.1.0", "uid": payload["uid"], "allowed": true});
