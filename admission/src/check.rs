@@ -55,7 +55,7 @@ pub enum ConfigKind {
     Group,
     /// `spec.externalAuthConfigRef` → MCPExternalAuthConfig.
     ExternalAuthConfig,
-    /// `spec.webhookConfigRef` → MCPWebhookConfig (MCPServer only).
+    /// `spec.webhookConfigRef` → MCPWebhookConfig.
     WebhookConfig,
 }
 

@@ -57,7 +57,7 @@ pub struct Front<'a> {
     pub group_ref: Option<&'a LocalRef>,
     /// `spec.externalAuthConfigRef`.
     pub external_auth_config_ref: Option<&'a LocalRef>,
-    /// `spec.webhookConfigRef` (MCPServer only).
+    /// `spec.webhookConfigRef`.
     pub webhook_config_ref: Option<&'a LocalRef>,
     /// `spec.trustProxyHeaders`.
     pub trust_proxy_headers: bool,
@@ -82,7 +82,7 @@ pub trait Fronted {
 
 /// A [`Front`] of an object whose spec has the shared fields under the same names.
 macro_rules! front_of {
-    ($object:expr, $kind:expr, $webhooks:expr) => {{
+    ($object:expr, $kind:expr) => {{
         let spec = &$object.spec;
         Front {
             kind: $kind,
@@ -97,7 +97,7 @@ macro_rules! front_of {
             auth_server_ref: spec.auth_server_ref.as_ref(),
             group_ref: spec.group_ref.as_ref(),
             external_auth_config_ref: spec.external_auth_config_ref.as_ref(),
-            webhook_config_ref: $webhooks,
+            webhook_config_ref: spec.webhook_config_ref.as_ref(),
             trust_proxy_headers: spec.trust_proxy_headers,
             endpoint_prefix: spec.endpoint_prefix.as_deref(),
             session_storage: spec.session_storage.as_ref(),
@@ -107,17 +107,13 @@ macro_rules! front_of {
 
 impl Fronted for MCPServer {
     fn front(&self) -> Front<'_> {
-        front_of!(
-            self,
-            FrontKind::Server,
-            self.spec.webhook_config_ref.as_ref()
-        )
+        front_of!(self, FrontKind::Server)
     }
 }
 
 impl Fronted for MCPRemoteProxy {
     fn front(&self) -> Front<'_> {
-        front_of!(self, FrontKind::RemoteProxy, None)
+        front_of!(self, FrontKind::RemoteProxy)
     }
 }
 

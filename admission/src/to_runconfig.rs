@@ -275,6 +275,10 @@ pub fn from_mcpremoteproxy(proxy: &MCPRemoteProxy, refs: &References<'_>) -> Map
     });
     let mut proxy_config = m.proxy(&front, transport, refs);
     proxy_config.token_exchange = m.token_exchange(&front, refs);
+    (
+        proxy_config.mutating_webhooks,
+        proxy_config.validating_webhooks,
+    ) = m.webhooks(&front, refs);
     Mapped {
         config: RunConfig {
             schema_version: SCHEMA_VERSION.to_owned(),

@@ -85,6 +85,12 @@ pub struct MCPRemoteProxySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_auth_config_ref: Option<LocalRef>,
 
+    /// Request webhooks from an MCPWebhookConfig in the same namespace: mutating ones may
+    /// change each MCP request, validating ones allow or deny it (ours: ToolHive's
+    /// MCPRemoteProxy has no such field). The proxy waits until it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_config_ref: Option<LocalRef>,
+
     /// An embedded OAuth 2.0 authorization server for MCP clients (ToolHive's
     /// `embeddedAuthServer`). Not supported yet: refused at apply time; authenticate
     /// clients with `oidcConfigRef`.
@@ -272,6 +278,9 @@ pub struct MCPRemoteProxyStatus {
     /// Hash of the referenced MCPExternalAuthConfig's spec at the last reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_auth_config_hash: Option<String>,
+    /// Hash of the referenced MCPWebhookConfig's spec at the last reconcile (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_config_hash: Option<String>,
     /// Hash of the referenced Secrets' data; a change rolls the proxy pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_hash: Option<String>,

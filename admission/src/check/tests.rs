@@ -973,6 +973,14 @@ fn request_webhooks_are_checked_where_each_is_written() {
         check_in(&server(refs), &catalog(&[&hooks])),
         Report::default()
     );
+    // And through a remote proxy (ours: ToolHive's has no webhookConfigRef).
+    assert_eq!(
+        check_in(
+            &remote("  webhookConfigRef: {name: hooks}\n"),
+            &catalog(&[&hooks])
+        ),
+        Report::default()
+    );
     // A missing one is waited for, with a warning naming the reference.
     let report = check_alone(&server(refs));
     assert!(report.is_allowed());

@@ -193,7 +193,16 @@ fn missing_secrets(
         .map(|s| ("spec.oidcConfigRef".to_owned(), s));
     let session = dereference::Dereferenced::session_password(proxy)
         .map(|s| ("spec.sessionStorage.passwordRef".to_owned(), s));
-    let referencing: Vec<_> = headers.chain(external).chain(oidc).chain(session).collect();
+    let webhooks = refs
+        .webhook_secrets()
+        .into_iter()
+        .map(|(_, s)| ("spec.webhookConfigRef".to_owned(), s));
+    let referencing: Vec<_> = headers
+        .chain(external)
+        .chain(oidc)
+        .chain(session)
+        .chain(webhooks)
+        .collect();
     refs.missing_secrets
         .iter()
         .map(|(name, key)| admission::MissingReference {
@@ -274,6 +283,7 @@ fn desired(
         authz_config_hash: hashes.authz_config,
         telemetry_config_hash: hashes.telemetry_config,
         external_auth_config_hash: hashes.external_auth_config,
+        webhook_config_hash: hashes.webhook_config,
         secrets_hash: hashes.secrets,
         // The proxy's to write; kept as it is so an unchanged status compares equal.
         backend: backend.cloned(),
