@@ -315,6 +315,7 @@ pub fn to_manifests(config: &RunConfig) -> Result<Vec<Manifest>, Violations> {
         auth_server_ref: None,
         external_auth_config_ref: None,
         webhook_config_ref: None,
+        network_policy: None,
         trust_proxy_headers: proxy.trust_proxy_headers,
         endpoint_prefix: proxy.endpoint_prefix.clone(),
         replicas: None,

@@ -185,6 +185,12 @@ pub struct MCPServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_server_ref: Option<AuthServerRef>,
 
+    /// A NetworkPolicy letting only this server's proxy reach the MCP server's pods (ours:
+    /// ToolHive builds none). Unset: the operator's default (`--network-policies`, on in
+    /// the Helm chart). Needs a network plugin that enforces NetworkPolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyConfig>,
+
     /// The MCPGroup of this namespace the server belongs to; the group's status lists it.
     /// The server waits (condition `GroupRefValidated`) until the group exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -459,6 +465,16 @@ pub struct InlineAuthzConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub primary_upstream_provider: Option<String>,
+}
+
+/// Whether the operator isolates the MCP server's pods with a NetworkPolicy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicyConfig {
+    /// `true`: only the proxy's pods may connect to the MCP server's pods (a stdio
+    /// server, reached through the kubelet, accepts no connection at all); egress is not
+    /// restricted. `false`: no policy (one the operator made earlier is deleted).
+    pub enabled: bool,
 }
 
 /// A reference to the object configuring an embedded authorization server.

@@ -14,6 +14,8 @@ pub struct OperatorConfig {
     pub proxy_image: String,
     /// Pull policy of the proxy runner image.
     pub proxy_image_pull_policy: Option<String>,
+    /// Isolate MCP server pods with a NetworkPolicy unless an MCPServer says otherwise.
+    pub network_policies: bool,
 }
 
 impl Default for OperatorConfig {
@@ -21,6 +23,7 @@ impl Default for OperatorConfig {
         Self {
             proxy_image: DEFAULT_PROXY_IMAGE.to_owned(),
             proxy_image_pull_policy: None,
+            network_policies: false,
         }
     }
 }

@@ -52,6 +52,11 @@ struct Args {
     /// Pull policy of the proxy runner image.
     #[arg(long, env = "THV_PROXY_IMAGE_PULL_POLICY")]
     proxy_image_pull_policy: Option<String>,
+    /// Give every MCPServer a NetworkPolicy that lets only its proxy reach the MCP
+    /// server's pods, unless its `spec.networkPolicy` says otherwise (needs a network
+    /// plugin that enforces NetworkPolicy; the Helm chart turns it on).
+    #[arg(long, env = "THV_NETWORK_POLICIES", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    network_policies: bool,
     /// Log format.
     #[arg(long, env = "THV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -226,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
     let config = OperatorConfig {
         proxy_image: args.proxy_image.clone(),
         proxy_image_pull_policy: args.proxy_image_pull_policy.clone(),
+        network_policies: args.network_policies,
     };
     let ctx = Context::new(client.clone(), metrics.clone(), config);
 

@@ -223,6 +223,8 @@ pub fn objects(
         runconfig: runconfig_map_with(meta(runconfig_name(name))?, inputs),
         deployment,
         service,
+        // No MCP server pods of ours to isolate.
+        network_policy: crate::controllers::mcpserver::build::Isolation::Unmanaged,
     })
 }
 

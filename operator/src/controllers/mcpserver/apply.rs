@@ -22,13 +22,14 @@ use std::sync::Mutex;
 use api::MCPServer;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::build::Objects;
+use super::build::{Isolation, Objects};
 use crate::FIELD_MANAGER;
 use crate::controllers::name_of;
 use crate::error::Error;
@@ -102,6 +103,7 @@ pub async fn apply(
         apply_one(client, namespace, &objects.role, applied),
         apply_one(client, namespace, &objects.runconfig, applied),
         apply_one(client, namespace, &objects.service, applied),
+        isolate(client, namespace, &objects.network_policy, applied),
     )?;
     apply_one(client, namespace, &objects.role_binding, applied).await?;
     match apply_one(client, namespace, &objects.deployment, applied).await? {
@@ -150,6 +152,43 @@ pub async fn stop_server(
         api.patch(name, &params, &Patch::Merge(patch)).await?;
     }
     Ok(())
+}
+
+/// Applies the MCP server pods' NetworkPolicy, or deletes it. A deletion is recorded as
+/// done (the empty resourceVersion no watch event carries), so it is not repeated on
+/// every reconcile; a policy appearing under that name later (any watch event) makes the
+/// next reconcile delete it again.
+async fn isolate(
+    client: &Client,
+    namespace: &str,
+    isolation: &Isolation,
+    applied: &Applied,
+) -> Result<(), Error> {
+    const ABSENT: &str = "absent";
+    match isolation {
+        Isolation::Unmanaged => Ok(()),
+        Isolation::Apply(policy) => apply_one(client, namespace, policy.as_ref(), applied)
+            .await
+            .map(|_| ()),
+        Isolation::Remove(name) => {
+            let key: Key = (
+                <NetworkPolicy as k8s_openapi::Resource>::KIND.to_owned(),
+                namespace.to_owned(),
+                name.clone(),
+            );
+            if applied.unchanged(&key, ABSENT) {
+                return Ok(());
+            }
+            let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
+            match api.delete(name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            applied.record(key, ABSENT.to_owned(), Some(String::new()));
+            Ok(())
+        }
+    }
 }
 
 /// Server-side applies `object` unless [`Applied`] knows it is already in place; returns

@@ -19,6 +19,7 @@ use api::MCPServer;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
@@ -86,6 +87,7 @@ where
     let controller = watches.owned::<ServiceAccount>(controller);
     let controller = watches.owned::<Role>(controller);
     let controller = watches.owned::<RoleBinding>(controller);
+    let controller = watches.owned::<NetworkPolicy>(controller);
     let config = |kind| RefKind::Config(kind);
     let controller =
         watches.referenced::<api::MCPToolConfig>(controller, config(ConfigKind::ToolConfig));

@@ -8,6 +8,7 @@
 
 mod configmap;
 pub(crate) mod deployment;
+pub(crate) mod network_policy;
 mod rbac;
 mod service;
 
@@ -15,6 +16,7 @@ use api::MCPServer;
 use api::common::SecretKeyRef;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -96,6 +98,32 @@ pub struct Objects {
     pub deployment: Deployment,
     /// `mcp-<name>-proxy`.
     pub service: Service,
+    /// `mcp-<name>-ingress`, the MCP server pods' isolation.
+    pub network_policy: Isolation,
+}
+
+/// What becomes of the server's NetworkPolicy.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Isolation {
+    /// Apply it.
+    Apply(Box<NetworkPolicy>),
+    /// None may be left (`spec.networkPolicy.enabled: false`, or unset while the
+    /// operator's default is off but it manages policies): delete the one named, if any.
+    Remove(String),
+    /// Not the operator's business: policies are off by default and the spec says
+    /// nothing, so none was ever made for this server.
+    Unmanaged,
+}
+
+fn isolation(server: &MCPServer, config: &OperatorConfig) -> Result<Isolation, Error> {
+    let default = config.network_policies;
+    Ok(if network_policy::wanted(server, default) {
+        Isolation::Apply(Box::new(network_policy::network_policy(server)?))
+    } else if default || server.spec.network_policy.is_some() {
+        Isolation::Remove(network_policy::network_policy_name(name_of(server)?))
+    } else {
+        Isolation::Unmanaged
+    })
 }
 
 /// Builds every owned object.
@@ -107,6 +135,7 @@ pub fn objects(server: &MCPServer, inputs: &Inputs<'_>) -> Result<Objects, Error
         runconfig: runconfig_map(server, inputs)?,
         deployment: deployment(server, inputs)?,
         service: service(server)?,
+        network_policy: isolation(server, inputs.config)?,
     })
 }
 
