@@ -16,6 +16,7 @@ use e2e::{TestNamespace, client, helm, kubectl, run_ok, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::ListParams;
@@ -183,6 +184,42 @@ async fn helm_install_runs_the_operator_and_its_webhook_on_the_real_node() -> an
     .await?;
 
     watch.lap("MCPServer reconciled");
+    // The chart turns NetworkPolicies on: only the proxy may reach the MCP server's pods
+    // (applied with the chart's RBAC); an MCPServer that opts out gets its policy deleted.
+    let policies = team.api::<NetworkPolicy>();
+    let policy = wait_until(
+        &policies,
+        "mcp-everything-ingress",
+        Duration::from_secs(60),
+        |_| true,
+    )
+    .await?;
+    let selected = policy
+        .spec
+        .and_then(|s| s.pod_selector)
+        .and_then(|s| s.match_labels)
+        .unwrap_or_default();
+    assert_eq!(selected.get("app").map(String::as_str), Some("everything"));
+    e2e::kubectl_ok(&[
+        "patch",
+        "mcpserver",
+        "everything",
+        "-n",
+        &team.name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"networkPolicy":{"enabled":false}}}"#,
+    ])?;
+    let mut gone = false;
+    for _ in 0..60 {
+        if policies.get_opt("mcp-everything-ingress").await?.is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(gone, "the opted-out server's NetworkPolicy is deleted");
+    watch.lap("NetworkPolicy applied by default, deleted when the server opts out");
     // Its metrics answer, counting that reconcile (through the API server's proxy to the metrics Service).
     let metrics = e2e::kubectl_ok(&[
         "get",
