@@ -328,6 +328,18 @@ impl TestNamespace {
     {
         Api::namespaced(self.client.clone(), &self.name)
     }
+
+    /// The ClusterIP of Service `service` (the harness node has no cluster DNS, so
+    /// tests and in-cluster clients reach Services by address).
+    pub async fn cluster_ip(&self, service: &str) -> anyhow::Result<String> {
+        use anyhow::Context as _;
+        self.api::<k8s_openapi::api::core::v1::Service>()
+            .get(service)
+            .await?
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .with_context(|| format!("Service {service}'s ClusterIP"))
+    }
 }
 
 async fn wait_for_default_service_account(client: &Client, namespace: &str) -> anyhow::Result<()> {

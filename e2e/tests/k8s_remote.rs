@@ -15,8 +15,7 @@ use api::MCPRemoteProxy;
 use api::remoteproxy::MCPRemoteProxyPhase;
 use e2e::curl::call_tool;
 use e2e::proxy::{Driver, FIXTURE_STEPS, conformance_passes_through_the_cluster};
-use e2e::{TestNamespace, apply_yaml, wait_until};
-use k8s_openapi::api::core::v1::Service;
+use e2e::{apply_yaml, wait_until};
 
 /// The fixture as `name`, run as a remote server would be: no MCPServer, no proxy of
 /// ours. `args` after the mode's own: how it speaks and what it requires.
@@ -62,15 +61,6 @@ spec:
     )
 }
 
-async fn cluster_ip(ns: &TestNamespace, service: &str) -> anyhow::Result<String> {
-    ns.api::<Service>()
-        .get(service)
-        .await?
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .with_context(|| format!("Service {service}'s ClusterIP"))
-}
-
 /// The remote server's API key (`headerForward`) and bearer token
 /// (MCPExternalAuthConfig `bearer`), both from the Secret `api-key`.
 const KEY_FROM_SECRET: &str = "  headerForward:\n    addHeadersFromSecret:\n      - headerName: X-API-Key\n        valueSecretRef: {name: api-key, key: token}\n  externalAuthConfigRef: {name: bearer}\n";
@@ -104,7 +94,7 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
         &remote_server_yaml("remote-fixture", keyed),
     )
     .await?;
-    let remote_ip = cluster_ip(&ns, "remote-fixture").await?;
+    let remote_ip = ns.cluster_ip("remote-fixture").await?;
     // No cluster DNS on the harness node: the remote server by its ClusterIP.
     let remote_url = format!("http://{remote_ip}:8080/mcp");
 
@@ -217,7 +207,7 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     );
     let url = format!(
         "http://{}:8080/mcp",
-        cluster_ip(&ns, "mcp-fixture-remote-proxy").await?
+        ns.cluster_ip("mcp-fixture-remote-proxy").await?
     );
     anyhow::ensure!(
         ready.status.and_then(|s| s.url).as_deref()
@@ -287,7 +277,7 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
         ),
     )
     .await?;
-    let sse_ip = cluster_ip(&ns, "remote-sse").await?;
+    let sse_ip = ns.cluster_ip("remote-sse").await?;
     apply_yaml(
         &client,
         &ns.name,
@@ -311,7 +301,7 @@ async fn a_remote_server_is_served_only_through_the_remote_proxy() -> anyhow::Re
     );
     let sse_url = format!(
         "http://{}:8080/sse",
-        cluster_ip(&ns, "mcp-sse-remote-proxy").await?
+        ns.cluster_ip("mcp-sse-remote-proxy").await?
     );
     tokio::task::spawn_blocking(move || {
         for driver in Driver::BOTH {

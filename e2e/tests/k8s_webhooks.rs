@@ -12,9 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use api::MCPServer;
 use api::mcpserver::MCPServerPhase;
-use e2e::{TestNamespace, apply_yaml, wait_until};
+use e2e::{apply_yaml, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
 
 /// The fixture's webhook mode as a Deployment and Service `hooks`, its HMAC key from the
 /// Secret `hooks`.
@@ -113,15 +112,6 @@ spec:
     )
 }
 
-async fn cluster_ip(ns: &TestNamespace, service: &str) -> anyhow::Result<String> {
-    ns.api::<Service>()
-        .get(service)
-        .await?
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .with_context(|| format!("Service {service}'s ClusterIP"))
-}
-
 #[tokio::test]
 async fn request_webhooks_in_the_cluster_change_and_judge_each_call() -> anyhow::Result<()> {
     let watch = e2e::Stopwatch::start("k8s-webhooks");
@@ -129,7 +119,7 @@ async fn request_webhooks_in_the_cluster_change_and_judge_each_call() -> anyhow:
         e2e::controllers::real_node_with_operator("k8s-webhooks").await?;
     apply_yaml(&client, &ns.name, &webhook_server_yaml()).await?;
     // No cluster DNS on the harness node: the webhook server by its ClusterIP.
-    let base = format!("http://{}:8080", cluster_ip(&ns, "hooks").await?);
+    let base = format!("http://{}:8080", ns.cluster_ip("hooks").await?);
     apply_yaml(
         &client,
         &ns.name,
@@ -165,7 +155,7 @@ async fn request_webhooks_in_the_cluster_change_and_judge_each_call() -> anyhow:
 
     let url = format!(
         "http://{}:8080/mcp",
-        cluster_ip(&ns, "mcp-guarded-proxy").await?
+        ns.cluster_ip("mcp-guarded-proxy").await?
     );
     let session = e2e::curl::open_session(&url)?;
     let echoed = e2e::curl::call(&url, &session, "echo", r#"{"message":"hello webhooks"}"#)?;

@@ -86,28 +86,39 @@ fn payload(
     serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
 }
 
+/// Answers a webhook request with `decide`'s answer to its payload, once checked.
+fn answer(
+    settings: &Settings,
+    headers: &HeaderMap,
+    body: &Bytes,
+    decide: fn(&Settings, &Value) -> Value,
+) -> Response {
+    match payload(settings, headers, body) {
+        Ok(payload) => axum::Json(decide(settings, &payload)).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 async fn validate(
     State(settings): State<Arc<Settings>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let payload = match payload(&settings, &headers, &body) {
-        Ok(p) => p,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let request = &payload["mcp_request"];
-    let tool = request["params"]["name"].as_str().unwrap_or_default();
-    let denied = request["method"] == "tools/call" && settings.deny.iter().any(|d| d == tool);
-    let mut answer = json!({"version": "v0.1.0", "uid": payload["uid"], "allowed": !denied});
-    if denied {
-        answer["code"] = json!(403);
-        answer["reason"] = json!("ToolDenied");
-        answer["message"] = json!(format!(
-            "{tool} is not allowed for {}",
-            payload["principal"]["sub"].as_str().unwrap_or("anyone")
-        ));
-    }
-    axum::Json(answer).into_response()
+    answer(&settings, &headers, &body, |settings, payload| {
+        let request = &payload["mcp_request"];
+        let tool = request["params"]["name"].as_str().unwrap_or_default();
+        let denied = request["method"] == "tools/call" && settings.deny.iter().any(|d| d == tool);
+        let mut answer = json!({"version": "v0.1.0", "uid": payload["uid"], "allowed": !denied});
+        if denied {
+            answer["code"] = json!(403);
+            answer["reason"] = json!("ToolDenied");
+            answer["message"] = json!(format!(
+                "{tool} is not allowed for {}",
+                payload["principal"]["sub"].as_str().unwrap_or("anyone")
+            ));
+        }
+        answer
+    })
 }
 
 async fn mutate(
@@ -115,18 +126,16 @@ async fn mutate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let payload = match payload(&settings, &headers, &body) {
-        Ok(p) => p,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let request = &payload["mcp_request"];
-    let mut answer = json!({"version": "v0.1.0", "uid": payload["uid"], "allowed": true});
-    if request["method"] == "tools/call"
-        && let Some(message) = request["params"]["arguments"]["message"].as_str()
-    {
-        answer["patch_type"] = json!("json_patch");
-        answer["patch"] = json!([{"op": "replace", "path": "/mcp_request/params/arguments/message",
-            "value": message.to_uppercase()}]);
-    }
-    axum::Json(answer).into_response()
+    answer(&settings, &headers, &body, |_, payload| {
+        let request = &payload["mcp_request"];
+        let mut answer = json!({"version": "v0.1.0", "uid": payload["uid"], "allowed": true});
+        if request["method"] == "tools/call"
+            && let Some(message) = request["params"]["arguments"]["message"].as_str()
+        {
+            answer["patch_type"] = json!("json_patch");
+            answer["patch"] = json!([{"op": "replace", "path": "/mcp_request/params/arguments/message",
+                "value": message.to_uppercase()}]);
+        }
+        answer
+    })
 }
