@@ -79,12 +79,23 @@ impl Replica {
             .is_some_and(|m| m.lines().any(|l| l == "thv_operator_leader 1"))
     }
 
-    fn terminate(&mut self) {
-        // SIGTERM: the graceful path that releases the Lease.
+    /// SIGTERM: the graceful path that releases the Lease. The replica must exit within
+    /// 30 s (its controllers get 10 s to finish); one that does not is killed and the
+    /// test fails, rather than waiting for ever.
+    fn terminate(&mut self) -> anyhow::Result<()> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(30) {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
         let _ = self.child.wait();
+        anyhow::bail!("{} did not exit within 30 s of SIGTERM", self.name)
     }
 }
 
@@ -147,7 +158,7 @@ async fn one_replica_leads_and_hands_over_on_shutdown() -> anyhow::Result<()> {
 
     // A graceful shutdown releases the Lease (the operator logs it); the follower's lease
     // manager notices on its next check, at most one lease duration (10 s) later.
-    replicas[leader].terminate();
+    replicas[leader].terminate()?;
     let handover = Instant::now();
     wait_for_holder(&leases, replicas[follower].name).await?;
     let took = handover.elapsed();

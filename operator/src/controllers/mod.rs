@@ -149,18 +149,38 @@ pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     }
 }
 
-/// Runs a controller's reconcile stream to its end (shutdown), logging what it reports.
+/// How long a controller may take to finish its reconciles once shutdown began.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs a controller's reconcile stream to its end (shutdown), logging what it reports,
+/// for at most [`SHUTDOWN_GRACE`] once `shutdown` resolved (give it the future that
+/// started the controller's graceful shutdown). kube-runtime holds a controller's runner
+/// until its store has listed once; a controller told to stop during that first list
+/// (a replica that became leader and got SIGTERM within the same second) has its
+/// watches dropped, so the store never lists and its stream never ended: the process
+/// hung, still holding the leader Lease (seen in the `leader` e2e test).
 pub(crate) async fn drain<T, E: std::fmt::Display>(
     controller: &'static str,
     stream: impl futures::Stream<Item = Result<T, E>>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) {
-    stream
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "{controller} reconcile stream");
-            }
-        })
-        .await;
+    let drained = stream.for_each(|result| async move {
+        if let Err(error) = result {
+            tracing::debug!(%error, "{controller} reconcile stream");
+        }
+    });
+    tokio::select! {
+        () = drained => {}
+        () = async {
+            shutdown.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(
+                controller,
+                "still running {SHUTDOWN_GRACE:?} after shutdown began (reconciles in flight, or a first list never finished); stopping it"
+            );
+        }
+    }
 }
 
 /// Backs off on errors; every failure is counted by reason.
@@ -173,4 +193,35 @@ pub(crate) fn back_off<K: Resource>(
     ctx.metrics.error(controller, error.metric_label());
     tracing::warn!(name = %object.name_any(), namespace = ?object.namespace(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::{Context, OperatorConfig};
+
+    /// A controller told to stop before its store ever listed (here: no API server at
+    /// all, and the stop already given) used to wait for ever; it now ends once
+    /// [`super::SHUTDOWN_GRACE`] has passed.
+    #[tokio::test]
+    async fn a_controller_stopped_before_its_first_list_still_ends() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("URL"));
+        let client = kube::Client::try_from(config).expect("client");
+        let metrics = Arc::new(crate::metrics::Metrics::new().expect("metrics"));
+        let ctx = Context::new(client, metrics, OperatorConfig::default());
+        let started = Instant::now();
+        let ended = tokio::time::timeout(
+            super::SHUTDOWN_GRACE + Duration::from_secs(20),
+            super::mcpserver::run(ctx, Some("ns".to_owned()), async {}),
+        )
+        .await;
+        assert!(
+            ended.is_ok(),
+            "still running {:?} after shutdown",
+            started.elapsed()
+        );
+    }
 }

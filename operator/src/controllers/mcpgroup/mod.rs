@@ -44,6 +44,8 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // One shutdown for the graceful stop and for `drain`'s deadline.
+    let shutdown = futures::FutureExt::shared(shutdown);
     let client = ctx.client.clone();
     let (groups, trigger) = triggers::reflected(
         scoped_api::<MCPGroup>(&client, &namespace),
@@ -68,9 +70,9 @@ pub async fn run(
             move |proxy| groups_of_namespace(&of_proxy, proxy.namespace().as_deref()),
         )
         .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx);
-    drain(CONTROLLER, stream).await;
+    drain(CONTROLLER, stream, shutdown).await;
 }
 
 /// Every group of `namespace`: any of them may have gained or lost the server.

@@ -84,6 +84,8 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // One shutdown for the graceful stop and for `drain`'s deadline.
+    let shutdown = futures::FutureExt::shared(shutdown);
     let state = match State::new(ctx) {
         Ok(state) => state,
         Err(error) => {
@@ -107,9 +109,9 @@ pub async fn run(
             triggers::touched(api::<ConfigMap>(&client, &namespace), cfg),
             reading(store),
         )
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, state);
-    drain(CONTROLLER, stream).await;
+    drain(CONTROLLER, stream, shutdown).await;
 }
 
 /// Maps a changed ConfigMap to the registries of its namespace that read it.

@@ -45,11 +45,13 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // One shutdown for the graceful stop and for `drain`'s deadline.
+    let shutdown = futures::FutureExt::shared(shutdown);
     let stream = proxied_controller::<MCPRemoteProxy>(&ctx, &namespace)
         .with_config(controller_config())
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx);
-    drain(CONTROLLER, stream).await;
+    drain(CONTROLLER, stream, shutdown).await;
 }
 
 /// One reconcile of one MCPRemoteProxy.

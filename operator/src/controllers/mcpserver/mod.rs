@@ -52,12 +52,14 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // One shutdown for the graceful stop and for `drain`'s deadline.
+    let shutdown = futures::FutureExt::shared(shutdown);
     let controller = proxied_controller::<MCPServer>(&ctx, &namespace);
     let stream = controller
         .with_config(controller_config())
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx);
-    drain(CONTROLLER, stream).await;
+    drain(CONTROLLER, stream, shutdown).await;
 }
 
 /// The controller of `R` (MCPServer or MCPRemoteProxy) with every watch both kinds
