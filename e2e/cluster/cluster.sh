@@ -43,7 +43,8 @@ KWOK_CONFIG="$ROOT/kwok/kwok.yaml"
 TOOLS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl helm kubelet kube-proxy)
 # The real node's container runtime and the image packer, from node/go.mod (a
 # module of their own: containerd's dependencies need not agree with Kubernetes').
-NODE_TOOLS=(containerd containerd-shim-runc-v2 ctr bridge host-local loopback pause thv-image)
+# kube-network-policies (sigs.k8s.io) enforces NetworkPolicy on the real node.
+NODE_TOOLS=(containerd containerd-shim-runc-v2 ctr bridge host-local loopback pause thv-image kube-network-policies)
 
 log() { printf 'cluster.sh: %s\n' "$*" >&2; }
 die() { printf 'cluster.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -173,10 +174,12 @@ build_node_tools() {
   (
     cd "$HERE/node"
     go_env
-    # containerd, its runc shim, ctr and the CNI plugins (tool directives),
-    # the pause process and the image packer.
+    # containerd, its runc shim, ctr, the CNI plugins and kube-network-policies
+    # (tool directives), the pause process and the image packer.
     "$GOCMD" build -trimpath -buildvcs=false -tags no_btrfs,no_devmapper,no_zfs \
-      -ldflags '-s -w' -o "$out/" tool ./cmd/pause ./cmd/thv-image
+      -ldflags '-s -w' -o "$out/" tool ./cmd/pause ./cmd/thv-image &&
+      # Its main package is sigs.k8s.io/kube-network-policies/cmd.
+      mv "$out/cmd" "$out/kube-network-policies"
   ) >"$blog" 2>&1 || rc=$?
   local missing=() t
   for t in "${NODE_TOOLS[@]}"; do [[ -x "$out/$t" ]] || missing+=("$t"); done

@@ -123,6 +123,25 @@ impl Drop for InProcess {
 pub async fn real_node_with_operator(
     prefix: &str,
 ) -> anyhow::Result<(kube::Client, crate::TestNamespace, InProcess)> {
+    real_node_with_operator_config(prefix, real_node_config()).await
+}
+
+/// The same set-up with NetworkPolicies per MCPServer on, as the chart installs the
+/// operator (`networkPolicy.enabled: true`, the `--network-policies` flag).
+pub async fn real_node_with_isolating_operator(
+    prefix: &str,
+) -> anyhow::Result<(kube::Client, crate::TestNamespace, InProcess)> {
+    let config = OperatorConfig {
+        network_policies: true,
+        ..real_node_config()
+    };
+    real_node_with_operator_config(prefix, config).await
+}
+
+async fn real_node_with_operator_config(
+    prefix: &str,
+    config: OperatorConfig,
+) -> anyhow::Result<(kube::Client, crate::TestNamespace, InProcess)> {
     let client = crate::client().await?;
     crate::install_crds(&client).await?;
     let ns = crate::TestNamespace::on_real_node(
@@ -131,6 +150,8 @@ pub async fn real_node_with_operator(
         &[("pod-security.kubernetes.io/enforce", "restricted")],
     )
     .await?;
-    let controller = InProcess::mcpserver_with_real_proxy(&client, &ns.name)?;
+    let controller = InProcess::start(&client, &ns.name, config, |ctx, ns, stop| {
+        operator::controllers::mcpserver::run(ctx, ns, stop)
+    })?;
     Ok((client, ns, controller))
 }

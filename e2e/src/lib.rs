@@ -27,6 +27,7 @@ pub mod curl;
 pub mod issuer;
 pub mod keycloak;
 pub mod parity;
+pub mod probe;
 pub mod proxy;
 
 /// Field manager of objects the tests apply.

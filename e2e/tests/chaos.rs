@@ -17,8 +17,10 @@
 //! 6. attacks on a deployed proxy while well-behaved clients keep going: malformed and
 //!    oversized requests, DNS rebinding, slow clients; then forged, expired and
 //!    wrong-audience tokens and a Cedar-denied call against a proxy with OIDC and Cedar;
-//! 7. 1,000 concurrent sessions through one proxy pod for 60 s;
-//! 8. a Secret's value searched for in every ConfigMap, Event, status and log line.
+//! 7. pods that are not the proxy connect to an MCP server's pod: the chart's
+//!    NetworkPolicy drops them (enforced by kube-network-policies on the real node);
+//! 8. 1,000 concurrent sessions through one proxy pod for 60 s;
+//! 9. a Secret's value searched for in every ConfigMap, Event, status and log line.
 //!
 //! One test in its own binary: it installs the chart cluster-wide and takes ownership of
 //! the shared cluster's CRDs. The table is printed and written to `target/chaos.md`.
@@ -1145,6 +1147,60 @@ async fn attacks(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
     })
 }
 
+/// Scenario 8, isolation: while four sessions call through the proxy, pods of the same
+/// namespace that are not the proxy try to connect to the MCP server's pod. The chart's
+/// NetworkPolicy (enforced on the real node by kube-network-policies) must drop every
+/// attempt, the same pod must reach the proxy, and the sessions must not notice.
+async fn isolation(
+    client: &kube::Client,
+    team: &TestNamespace,
+    server: &str,
+) -> anyhow::Result<Row> {
+    const ATTEMPTS: usize = 3;
+    let addr = service_addr(team, &format!("mcp-{server}-proxy")).await?;
+    let traffic = Traffic::start(
+        &addr,
+        "/mcp",
+        4,
+        json!({"name": "echo", "arguments": {"message": "still here"}}),
+    );
+    let backend = e2e::probe::backend_addr(team, server, 8080).await?;
+    let mut dropped = 0;
+    for attempt in 0..ATTEMPTS {
+        let probe =
+            e2e::probe::connect_from_pod(client, team, &format!("intruder-{attempt}"), &backend, 5)
+                .await?;
+        // Dropped, not refused: a refusal would mean nothing listens there.
+        anyhow::ensure!(
+            !probe.connected && probe.output.contains("no answer within"),
+            "a pod that is not the proxy must not reach the MCP server's pod {backend}: {}",
+            probe.output
+        );
+        dropped += 1;
+    }
+    let reached = e2e::probe::connect_from_pod(client, team, "visitor", &addr, 5).await?;
+    anyhow::ensure!(
+        reached.connected,
+        "the same kind of pod must reach the proxy {addr}: {}",
+        reached.output
+    );
+    let counts = traffic.finish().await;
+    anyhow::ensure!(
+        counts.failed == 0 && counts.lost == 0 && counts.answered > 0,
+        "sessions through the proxy were disturbed: {counts:?}"
+    );
+    Ok(Row {
+        scenario: format!(
+            "isolation: {ATTEMPTS} pods that are not the proxy connect to the MCP server's pod (chart NetworkPolicy); 4 sessions through the proxy counted"
+        ),
+        recovery: "no disruption".to_owned(),
+        notes: format!(
+            "{dropped}/{ATTEMPTS} connections dropped (no answer within 5 s); the same pod reached the proxy"
+        ),
+        counts,
+    })
+}
+
 /// The harness node's address on its pod bridge (`thv0`), where pods reach this host.
 fn bridge_ip() -> Option<String> {
     let out = Command::new("ip")
@@ -1518,6 +1574,9 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
         }
         None => println!("5b skipped: no pod bridge thv0 on this host to serve the JWKS on"),
     }
+    rows.push(isolation(&client, &team, "web").await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("8: isolation");
     rows.push(load(&team, "web").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("6: load");

@@ -108,6 +108,16 @@ enum Mode {
         #[arg(long)]
         hmac_key_env: Option<String>,
     },
+    /// Open a TCP connection to `ADDR` (`host:port`) and report whether it was
+    /// accepted; exits 1 if not. A pod running this shows what a NetworkPolicy lets
+    /// through.
+    Probe {
+        /// Where to connect.
+        addr: String,
+        /// Seconds to wait for the connection (a dropped SYN never answers).
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -163,6 +173,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                 deny_tool,
                 hmac_key_env,
             } => webhook::serve(&host, port, deny_tool, hmac_key_env).await,
+            Mode::Probe { addr, timeout } => probe(&addr, timeout).await,
         }
     };
     tokio::select! {
@@ -170,6 +181,19 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         // Exit now: a runtime being dropped waits for its blocking stdin read, which
         // never ends while a stdio server's stdin stays open (pods/attach keeps it so).
         () = shutdown_signal() => std::process::exit(0),
+    }
+}
+
+/// The `probe` mode: one line on stdout, `connected to ADDR` or why not.
+async fn probe(addr: &str, timeout: u64) -> anyhow::Result<()> {
+    let attempt = tokio::net::TcpStream::connect(addr);
+    match tokio::time::timeout(std::time::Duration::from_secs(timeout), attempt).await {
+        Ok(Ok(_)) => {
+            println!("connected to {addr}");
+            Ok(())
+        }
+        Ok(Err(e)) => anyhow::bail!("not connected to {addr}: {e}"),
+        Err(_) => anyhow::bail!("not connected to {addr}: no answer within {timeout}s"),
     }
 }
 

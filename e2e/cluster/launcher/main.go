@@ -225,6 +225,9 @@ func healthy(ctx context.Context, o options, st *clusterState) error {
 		if err := realNodeReady(ctx, c); err != nil {
 			return fmt.Errorf("node %s: %w", st.RealNode, err)
 		}
+		if !queueListened(netpolQueue) {
+			return fmt.Errorf("node %s: no NetworkPolicy enforcer listens on nfqueue %s", st.RealNode, netpolQueue)
+		}
 	}
 	return nil
 }
@@ -639,7 +642,7 @@ func up(o options) int {
 		if err := startRealNode(ctx, o, p, server, ports, api, abort, remaining, func(p *running) { started = append(started, p) }); err != nil {
 			return fail(err)
 		}
-		say("node %s Ready: kubelet, containerd, kube-proxy (%.1fs)", nodeName, time.Since(begin).Seconds())
+		say("node %s Ready: kubelet, containerd, kube-proxy, kube-network-policies (%.1fs)", nodeName, time.Since(begin).Seconds())
 	}
 
 	b, _ := json.MarshalIndent(st, "", "  ")

@@ -69,7 +69,7 @@ func nodePreflight(bin string) error {
 			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", tool, pkg))
 		}
 	}
-	for _, t := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "bridge", "host-local", "loopback", "kubelet", "kube-proxy"} {
+	for _, t := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "bridge", "host-local", "loopback", "kubelet", "kube-proxy", netpolName, "thv-image"} {
 		if _, err := os.Stat(filepath.Join(bin, t)); err != nil {
 			missing = append(missing, t+" in "+bin+" (run e2e/cluster/cluster.sh build)")
 		}
@@ -148,7 +148,7 @@ func nodeNetworkUp(state string) error {
 			return err
 		}
 	}
-	return nil
+	return netpolNetworkUp()
 }
 
 // nodeFiles writes the CNI, containerd, kubelet and kube-proxy configuration.
@@ -378,6 +378,9 @@ func nodeTeardown(state, bin string) error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	if err := netpolNetworkDown(); err != nil {
+		errs = append(errs, err)
 	}
 	removeCgroups()
 	savedPath := filepath.Join(nodeDir(state), "sysctl.json")
@@ -646,6 +649,10 @@ func startRealNode(ctx context.Context, o options, p *pki, server string, ports 
 	})
 	if err != nil {
 		return &componentError{name: "kube-proxy", log: logFile(o.state, "kube-proxy"), err: err}
+	}
+	// NetworkPolicy enforcement, as a pod on the node (netpol.go).
+	if err := startNetpol(ctx, o, api, abort, remaining); err != nil {
+		return &componentError{name: "kubelet", log: logFile(o.state, "kubelet"), err: err}
 	}
 	return nil
 }
