@@ -8,11 +8,51 @@ pub const RUNCONFIG_CHECKSUM: &str = "toolhive.stacklok.dev/runconfig-checksum";
 /// Annotation carrying the SHA-256 of referenced Secret values; rolls pods on change.
 pub const SECRETS_CHECKSUM: &str = "toolhive.stacklok.dev/secrets-checksum";
 
+/// Labels the operator's watches find the objects of one kind's controller by
+/// ([`owned_selector`]): a user's `resourceOverrides` never replace them ([`overlay`]).
+const OWNERSHIP: [&str; 2] = ["app.kubernetes.io/managed-by", "app.kubernetes.io/name"];
+
+/// A kind whose controller owns proxy objects, and the `app.kubernetes.io/name` they carry.
+pub trait Owner {
+    /// The `app.kubernetes.io/name` of every object this kind's controller applies.
+    const APP_NAME: &'static str;
+}
+
+impl Owner for api::MCPServer {
+    const APP_NAME: &'static str = "mcpserver";
+}
+
+impl Owner for api::MCPRemoteProxy {
+    const APP_NAME: &'static str = "mcpremoteproxy";
+}
+
+/// The label selector of the objects the controller of `O` applies: its watches see only
+/// those, not the other controllers' (which the API server filters out).
+pub fn owned_selector<O: Owner>() -> String {
+    format!(
+        "app.kubernetes.io/managed-by=thv-operator,app.kubernetes.io/name={}",
+        O::APP_NAME
+    )
+}
+
+/// Lays a user's labels over the operator's, keeping the ownership labels.
+pub fn overlay(ours: &mut BTreeMap<String, String>, theirs: &BTreeMap<String, String>) {
+    ours.extend(
+        theirs
+            .iter()
+            .filter(|(key, _)| !OWNERSHIP.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
+}
+
 /// Labels of every object belonging to one MCPServer.
 pub fn mcpserver(name: &str) -> BTreeMap<String, String> {
     [
         ("app", "mcpserver"),
-        ("app.kubernetes.io/name", "mcpserver"),
+        (
+            "app.kubernetes.io/name",
+            <api::MCPServer as Owner>::APP_NAME,
+        ),
         ("app.kubernetes.io/instance", name),
         ("app.kubernetes.io/managed-by", "thv-operator"),
         ("toolhive", "true"),
@@ -39,7 +79,10 @@ pub fn proxy_selector(name: &str) -> BTreeMap<String, String> {
 pub fn mcpremoteproxy(name: &str) -> BTreeMap<String, String> {
     [
         ("app", "mcpremoteproxy"),
-        ("app.kubernetes.io/name", "mcpremoteproxy"),
+        (
+            "app.kubernetes.io/name",
+            <api::MCPRemoteProxy as Owner>::APP_NAME,
+        ),
         ("app.kubernetes.io/instance", name),
         ("app.kubernetes.io/managed-by", "thv-operator"),
         ("toolhive", "true"),
@@ -60,4 +103,39 @@ pub fn remote_proxy_selector(name: &str) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_labels_join_but_never_hide_an_object_from_its_controllers_watch() {
+        let mut ours = mcpserver("fetch");
+        let theirs = BTreeMap::from([
+            ("team".to_owned(), "search".to_owned()),
+            ("app".to_owned(), "fetcher".to_owned()),
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                "argocd".to_owned(),
+            ),
+            ("app.kubernetes.io/name".to_owned(), "fetcher".to_owned()),
+        ]);
+        overlay(&mut ours, &theirs);
+        assert_eq!(ours["team"], "search");
+        assert_eq!(ours["app"], "fetcher");
+        assert_eq!(ours["app.kubernetes.io/managed-by"], "thv-operator");
+        assert_eq!(ours["app.kubernetes.io/name"], "mcpserver");
+        // What the watch selects by is what every owned object carries.
+        assert_eq!(
+            owned_selector::<api::MCPServer>(),
+            "app.kubernetes.io/managed-by=thv-operator,app.kubernetes.io/name=mcpserver"
+        );
+        let remote = mcpremoteproxy("fetch");
+        assert!(
+            owned_selector::<api::MCPRemoteProxy>()
+                .split(',')
+                .all(|pair| pair.split_once('=').is_some_and(|(k, v)| remote[k] == v))
+        );
+    }
 }

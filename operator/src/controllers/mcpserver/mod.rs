@@ -33,6 +33,7 @@ use crate::context::Context;
 use crate::controllers::conditions::Reason;
 use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api, triggers};
 use crate::error::Error;
+use crate::labels::{Owner, owned_selector};
 use references::{RefKind, RefState, Referencing};
 use status::Observed;
 use validate::Outcome;
@@ -68,7 +69,7 @@ pub async fn run(
 /// for them, and every kind they reference (metadata only).
 pub(crate) fn proxied_controller<R>(ctx: &Context, namespace: &Option<String>) -> Controller<R>
 where
-    R: Watched + Referencing + serde::de::DeserializeOwned,
+    R: Watched + Referencing + Owner + serde::de::DeserializeOwned,
 {
     let client = &ctx.client;
     let (store, trigger) = triggers::reflected(
@@ -135,11 +136,12 @@ pub(crate) struct Watches<'a, R: Watched> {
     pub store: &'a Store<R>,
 }
 
-impl<R: Watched + Referencing + serde::de::DeserializeOwned> Watches<'_, R> {
-    /// Watches the `K` objects this operator manages, mapped to their owning `R`.
+impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_, R> {
+    /// Watches the `K` objects this operator applies for `R`s, mapped to their owner. The
+    /// API server leaves out other controllers' objects (by label), so an MCPServer's
+    /// Deployment never reaches the MCPRemoteProxy controller, nor the other way round.
     pub fn owned<K: Watched>(&self, controller: Controller<R>) -> Controller<R> {
-        let managed =
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=thv-operator");
+        let managed = watcher::Config::default().labels(&owned_selector::<R>());
         controller.watches_stream(
             triggers::touched(
                 api::<PartialObjectMeta<K>>(self.client, self.namespace),

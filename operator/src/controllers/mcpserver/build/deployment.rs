@@ -207,10 +207,7 @@ pub(crate) fn proxy_deployment(
         runconfig,
     } = pod;
     if let Some(o) = overrides {
-        metadata
-            .labels
-            .get_or_insert_with(BTreeMap::new)
-            .extend(o.labels.clone());
+        crate::labels::overlay(metadata.labels.get_or_insert_with(BTreeMap::new), &o.labels);
         if !o.annotations.is_empty() {
             metadata.annotations = Some(o.annotations.clone());
         }

@@ -50,10 +50,10 @@ pub(crate) fn proxy_service(
     overrides: Option<&ResourceMetadataOverrides>,
 ) -> Service {
     if let Some(overrides) = overrides {
-        metadata
-            .labels
-            .get_or_insert_with(BTreeMap::new)
-            .extend(overrides.labels.clone());
+        crate::labels::overlay(
+            metadata.labels.get_or_insert_with(BTreeMap::new),
+            &overrides.labels,
+        );
         if !overrides.annotations.is_empty() {
             metadata.annotations = Some(overrides.annotations.clone());
         }
