@@ -47,6 +47,11 @@ func allComponents() []string { return append(slices.Clone(componentOrder), node
 const (
 	serviceCIDR = "10.96.0.0/16"
 	podCIDR     = "10.244.0.0/16"
+	// kwok's fake pods take their IPs from here, apart from the real node's
+	// 10.244.0.0/24: a pod IP must name one pod, or NetworkPolicy enforcement
+	// (which finds a packet's pod by its IP) may judge a real pod's packet by a
+	// fake pod's policies.
+	kwokPodCIDR = "10.244.128.0/17"
 	saIssuer    = "https://kubernetes.default.svc.cluster.local"
 )
 
@@ -518,7 +523,7 @@ func up(o options) int {
 				// The fake kubelet's address: loopback, so anything that
 				// dials "the node" stays on this machine.
 				"--node-ip=127.0.0.1",
-				"--cidr=" + podCIDR,
+				"--cidr=" + kwokPodCIDR,
 				"--node-lease-duration-seconds=40",
 				fmt.Sprintf("--server-address=127.0.0.1:%d", ports["kwok"]),
 			},
