@@ -1576,7 +1576,7 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     }
     rows.push(isolation(&client, &team, "web").await?);
     show(&rows[rows.len() - 1]);
-    watch.lap("8: isolation");
+    watch.lap("isolation: NetworkPolicy");
     rows.push(load(&team, "web").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("6: load");
