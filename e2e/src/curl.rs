@@ -23,7 +23,13 @@ pub fn post(url: &str, session: Option<&str>, body: &str) -> anyhow::Result<(Str
     if let Some(session) = session {
         command.args(["-H", &format!("mcp-session-id: {session}")]);
     }
-    let out = command.arg(url).output()?;
+    let out = command.arg(url).output().context("running curl")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "curl POST {url}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
     let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
     Ok((head.to_owned(), body.to_owned()))
@@ -50,6 +56,23 @@ pub fn open_session(url: &str) -> anyhow::Result<String> {
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     )?;
     Ok(session)
+}
+
+/// A new session through a Service that just became routable: retried every 500 ms
+/// until `within`. The MCPServer turns Ready when its proxy pod is Ready; kube-proxy
+/// programs the Service's ClusterIP from the EndpointSlice a moment later, and until then
+/// the node rejects the connection. The last error names what was tried.
+pub async fn first_session(url: &str, within: std::time::Duration) -> anyhow::Result<String> {
+    let start = std::time::Instant::now();
+    loop {
+        match open_session(url) {
+            Ok(session) => return Ok(session),
+            Err(e) if start.elapsed() >= within => {
+                return Err(e.context(format!("no session through {url} within {within:?}")));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
 }
 
 /// Calls `tool` with `arguments` (a JSON object) in `session`: the answer's body.

@@ -55,12 +55,13 @@ async fn only_the_proxy_reaches_the_mcp_server_pods() -> anyhow::Result<()> {
         "http://{}:8080/mcp",
         ns.cluster_ip(&format!("mcp-{SERVER}-proxy")).await?
     );
-    let session = e2e::curl::open_session(&url)?;
+    let session = e2e::curl::first_session(&url, Duration::from_secs(30)).await?;
     let echoed = e2e::curl::call(&url, &session, "echo", r#"{"message":"through the proxy"}"#)?;
     anyhow::ensure!(
         echoed.contains("through the proxy"),
         "served through the proxy: {echoed}"
     );
+    watch.lap("a call served through the proxy");
 
     // The MCP server's pod, by its IP (what the policy selects; not the proxy's pods).
     let backend = backend_addr(&ns, SERVER, 8080).await?;

@@ -157,7 +157,7 @@ async fn request_webhooks_in_the_cluster_change_and_judge_each_call() -> anyhow:
         "http://{}:8080/mcp",
         ns.cluster_ip("mcp-guarded-proxy").await?
     );
-    let session = e2e::curl::open_session(&url)?;
+    let session = e2e::curl::first_session(&url, Duration::from_secs(30)).await?;
     let echoed = e2e::curl::call(&url, &session, "echo", r#"{"message":"hello webhooks"}"#)?;
     anyhow::ensure!(
         echoed.contains("HELLO WEBHOOKS"),
