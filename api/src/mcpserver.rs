@@ -329,7 +329,9 @@ pub struct ResourceOverrides {
     /// Overrides for the proxy Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_deployment: Option<ProxyDeploymentOverrides>,
-    /// Overrides for the proxy Service.
+    /// Overrides for the proxy Service. Its labels `app.kubernetes.io/managed-by` and
+    /// `app.kubernetes.io/name` keep the operator's values (its watches find the Service
+    /// by them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_service: Option<ResourceMetadataOverrides>,
 }
@@ -341,10 +343,14 @@ pub struct ProxyDeploymentOverrides {
     /// Annotations added to the Deployment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-    /// Labels added to the Deployment.
+    /// Labels added to the Deployment. `app.kubernetes.io/managed-by` and
+    /// `app.kubernetes.io/name` keep the operator's values (its watches find the
+    /// Deployment by them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Labels and annotations added to the proxy pods.
+    /// Labels and annotations added to the proxy pods. The labels of the Deployment's
+    /// selector (`app.kubernetes.io/name`, `app.kubernetes.io/instance`, `toolhive-name`)
+    /// and the operator's checksum annotations keep the operator's values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template_metadata_overrides: Option<ResourceMetadataOverrides>,
     /// Environment of the proxy container itself (not the MCP server), e.g. `TOOLHIVE_DEBUG=true`.

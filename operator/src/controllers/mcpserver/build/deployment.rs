@@ -212,25 +212,29 @@ pub(crate) fn proxy_deployment(
             metadata.annotations = Some(o.annotations.clone());
         }
     }
-    let mut pod_annotations = BTreeMap::from([
-        (
-            RUNCONFIG_CHECKSUM.to_owned(),
-            inputs.runconfig.checksum.clone(),
-        ),
-        (
-            SECRETS_CHECKSUM.to_owned(),
-            inputs.secrets_checksum.to_owned(),
-        ),
-    ]);
+    // A user's pod labels and annotations go first; the operator's own keys are laid over
+    // them: the selector's labels (or the Deployment would be refused for a selector its
+    // template does not match, and the Service and NetworkPolicy would lose the pods)
+    // and the checksums that roll the pods when their inputs change.
+    let mut pod_annotations = BTreeMap::new();
+    if let Some(pod) = overrides.and_then(|o| o.pod_template_metadata_overrides.as_ref()) {
+        pod_labels.extend(pod.labels.clone());
+        pod_annotations.extend(pod.annotations.clone());
+    }
+    pod_labels.extend(selector.clone());
+    pod_annotations.insert(
+        RUNCONFIG_CHECKSUM.to_owned(),
+        inputs.runconfig.checksum.clone(),
+    );
+    pod_annotations.insert(
+        SECRETS_CHECKSUM.to_owned(),
+        inputs.secrets_checksum.to_owned(),
+    );
     if let Some(at) = restarted_at {
         pod_annotations.insert(
             workload_k8s::names::RESTARTED_AT_ANNOTATION.to_owned(),
             at.to_owned(),
         );
-    }
-    if let Some(pod) = overrides.and_then(|o| o.pod_template_metadata_overrides.as_ref()) {
-        pod_labels.extend(pod.labels.clone());
-        pod_annotations.extend(pod.annotations.clone());
     }
 
     let mut env = vec![
@@ -481,6 +485,27 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(annotations[RUNCONFIG_CHECKSUM], "abc123");
         assert_eq!(annotations[SECRETS_CHECKSUM], "def456");
+    }
+
+    #[test]
+    fn a_users_pod_labels_and_annotations_join_but_never_replace_the_selector_or_checksums() {
+        let config = OperatorConfig::default();
+        let yaml = MINIMAL.replace(
+            "spec: {",
+            "spec: {resourceOverrides: {proxyDeployment: {podTemplateMetadataOverrides: {labels: {team: search, toolhive-name: other, app.kubernetes.io/instance: other}, annotations: {note: kept, toolhive.stacklok.dev/runconfig-checksum: frozen}}}}, ",
+        );
+        let d = deployment(&server(&yaml), &inputs(&config)).expect("builds");
+        let spec = d.spec.expect("spec");
+        let selector = spec.selector.match_labels.expect("selector");
+        let template = spec.template.metadata.expect("template metadata");
+        let labels = template.labels.expect("labels");
+        for (key, value) in &selector {
+            assert_eq!(labels.get(key), Some(value), "selector label {key}");
+        }
+        assert_eq!(labels["team"], "search");
+        let annotations = template.annotations.expect("annotations");
+        assert_eq!(annotations["note"], "kept");
+        assert_eq!(annotations[RUNCONFIG_CHECKSUM], "abc123");
     }
 
     #[test]
