@@ -207,13 +207,19 @@ impl Manifest {
     }
 }
 
-/// Splits a YAML stream into its non-empty documents.
+/// Splits a YAML stream into its non-empty documents, at `---` and `...` lines.
+///
+/// Written here rather than iterating `serde_yaml_ng::Deserializer::from_str`: that
+/// iterator stops at the first document with a syntax error, so one broken document would
+/// hide the findings of the ones after it, and its line numbers count from the top of the
+/// stream. Split first, each document is read (and reported) on its own.
 pub fn split_documents(stream: &str) -> Vec<&str> {
     let mut documents = Vec::new();
     let mut start = 0;
     let mut offset = 0;
     for line in stream.split_inclusive('\n') {
-        if line.trim_end() == "---" || line.starts_with("--- ") {
+        let marker = line.trim_end();
+        if marker == "---" || marker == "..." || line.starts_with("--- ") {
             documents.push(&stream[start..offset]);
             start = offset + line.len();
         }
@@ -253,4 +259,23 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ma
 /// redundant field prefix some messages carry.
 fn strip_location(message: &str) -> String {
     message.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_documents;
+
+    #[test]
+    fn documents_split_at_markers_and_empty_or_comment_only_ones_are_dropped() {
+        let stream = "# a comment\n---\nkind: A\n--- # second\nkind: B\n...\n---\n# only a comment\n---\nkind: C\ndata: |\n  --- not a marker\n";
+        let documents = split_documents(stream);
+        assert_eq!(
+            documents,
+            [
+                "kind: A\n",
+                "kind: B\n",
+                "kind: C\ndata: |\n  --- not a marker\n"
+            ]
+        );
+    }
 }
