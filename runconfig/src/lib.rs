@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod error;
+pub mod image;
 mod io;
 pub mod middleware;
 mod migrate;

@@ -2,12 +2,10 @@
 //! the permission profile.
 
 use std::collections::BTreeSet;
-use std::str::FromStr;
-
-use oci_spec::distribution::Reference;
 
 use crate::config::{self, Workload};
 use crate::error::Reason;
+use crate::image::ImageReference;
 use crate::path::FieldPath;
 use crate::validate::Check;
 
@@ -61,7 +59,7 @@ pub enum ValidatedWorkload {
 #[derive(Clone, Debug)]
 pub struct ContainerWorkload {
     /// The parsed image reference.
-    pub image: Reference,
+    pub image: ImageReference,
     /// Transport of the server.
     pub transport: Transport,
     /// Port of an HTTP server (defaults to 8080 for HTTP transports).
@@ -379,7 +377,7 @@ fn container(
 }
 
 /// An OCI image reference: `[registry/]repository[:tag][@digest]`.
-fn image(text: &str, path: &FieldPath, check: &mut Check) -> Option<Reference> {
+fn image(text: &str, path: &FieldPath, check: &mut Check) -> Option<ImageReference> {
     if text.trim().is_empty() {
         check.fail(
             path.clone(),
@@ -389,7 +387,7 @@ fn image(text: &str, path: &FieldPath, check: &mut Check) -> Option<Reference> {
         );
         return None;
     }
-    match Reference::from_str(text) {
+    match ImageReference::parse(text) {
         Ok(reference) => Some(reference),
         Err(e) => {
             check.fail(
