@@ -374,10 +374,13 @@ mod tests {
         }
     }
 
+    /// Whether an error is the one expected.
+    type Expect = fn(&ImageReferenceError) -> bool;
+
     #[test]
     fn each_broken_part_is_named() {
         use ImageReferenceError as E;
-        let cases: Vec<(String, fn(&E) -> bool)> = vec![
+        let cases: Vec<(String, Expect)> = vec![
             (String::new(), |e| *e == E::Empty),
             (
                 "ghcr.io/org/server:bad tag".into(),
