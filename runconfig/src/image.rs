@@ -19,7 +19,8 @@ const DOCKER_HUB_LEGACY: &str = "index.docker.io";
 const DOCKER_HUB_OFFICIAL: &str = "library";
 /// The tag of a reference with neither tag nor digest.
 const DEFAULT_TAG: &str = "latest";
-/// The longest name (registry and repository), as the distribution project allows.
+/// The longest name (registry and repository), as the distribution project, Docker and
+/// containerd allow (`oci-spec` counted only the repository).
 const NAME_MAX: usize = 255;
 /// The longest tag.
 const TAG_MAX: usize = 128;

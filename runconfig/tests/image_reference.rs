@@ -1,9 +1,11 @@
 //! `runconfig::image` accepts exactly what `oci-spec`'s reference parser (which it
 //! replaced, see the module's docs) accepts over ASCII, and splits it the same way.
-//! One difference on purpose: a first component with an uppercase letter
+//! Two differences on purpose. A name (registry and repository) over 255 characters is
+//! refused, as the distribution project, Docker and containerd refuse it; oci-spec counts
+//! only the repository. And a first component with an uppercase letter
 //! (`Registry/app`) is a registry to us, as to Docker and containerd, and part of a Docker
-//! Hub repository to oci-spec. Generated from the characters and pieces references are made of, so that most cases
-//! come close to valid ones.
+//! Hub repository to oci-spec. Generated from the characters and pieces references are
+//! made of, so that most cases come close to valid ones.
 
 use std::str::FromStr;
 
@@ -34,7 +36,11 @@ fn piece() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(20_000))]
+    #![proptest_config(ProptestConfig {
+        cases: 20_000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn agrees_with_oci_spec(pieces in proptest::collection::vec(piece(), 1..8)) {
@@ -42,6 +48,8 @@ proptest! {
         let ours = ImageReference::parse(&text);
         let theirs = Reference::from_str(&text);
         match (&ours, &theirs) {
+            (Err(runconfig::image::ImageReferenceError::NameTooLong(_)), Ok(_))
+            | (Ok(_), Err(oci_spec::distribution::ParseError::NameTooLong)) => {}
             (Ok(ours), Ok(_)) if ours.registry().bytes().any(|b| b.is_ascii_uppercase()) => {}
             (Ok(ours), Ok(theirs)) => {
                 prop_assert_eq!(ours.registry(), theirs.registry(), "{}", text);
