@@ -343,6 +343,15 @@ mod tests {
                 Some("latest"),
                 None,
             ),
+            // Not a valid host, yet valid path components: accepted (as oci-spec and
+            // Docker do), and the dot makes it the registry.
+            (
+                "0_0index.docker.io/aaa".to_owned(),
+                "0_0index.docker.io",
+                "aaa",
+                Some("latest"),
+                None,
+            ),
             (
                 "index.docker.io/library/redis".to_owned(),
                 "docker.io",
