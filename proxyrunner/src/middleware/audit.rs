@@ -18,7 +18,7 @@ use http::{Response, StatusCode};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use runconfig::middleware::audit::ValidatedAudit;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::reply::{Body, BoxError};
 
@@ -123,11 +123,32 @@ fn stdout_queue() -> &'static std::sync::mpsc::SyncSender<Queued> {
     })
 }
 
+/// How long the writer lets lines gather after the first one woke it from an empty
+/// queue. Waking the thread once per line cost the proxy about a tenth of its CPU at
+/// 15,000 events/s (a futex wake and two context switches each, measured with `perf`);
+/// gathering makes that one wake-up and one `write` per batch, and delays an event on
+/// stdout by at most this much. A writer that is behind does not wait.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// The writer thread: every line waiting is written, then flushed, in one go.
 fn write_lines(lines: &std::sync::mpsc::Receiver<Queued>, out: &mut impl Write) {
     let mut batch = Vec::new();
     let mut answered = Vec::new();
-    while let Ok(first) = lines.recv() {
+    loop {
+        let first = match lines.try_recv() {
+            Ok(first) => first,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            Err(std::sync::mpsc::TryRecvError::Empty) => match lines.recv() {
+                // Woken by a line: let the lines of the next moments join it. A drain
+                // (the proxy is exiting) is answered at once.
+                Ok(first @ Queued::Line(_)) => {
+                    std::thread::sleep(GATHER);
+                    first
+                }
+                Ok(first) => first,
+                Err(_) => return,
+            },
+        };
         let mut next = Some(first);
         while let Some(item) = next {
             match item {
@@ -186,6 +207,49 @@ pub struct Event<'a> {
     pub response: Option<&'a [u8]>,
 }
 
+/// One audit line, in ToolHive's field order. Serialized straight from borrowed fields:
+/// building it as a `serde_json::Value` first allocated every key and value again, per
+/// event.
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    component: &'a str,
+    outcome: &'static str,
+    subjects: Subjects<'a>,
+    target: Target<'a>,
+    status: u16,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Data::is_empty")]
+    data: Data,
+}
+
+#[derive(Serialize)]
+struct Subjects<'a> {
+    user: &'a str,
+}
+
+#[derive(Serialize)]
+struct Target<'a> {
+    method: &'a str,
+    name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Data {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<String>,
+}
+
+impl Data {
+    fn is_empty(&self) -> bool {
+        self.request.is_none() && self.response.is_none()
+    }
+}
+
 impl Auditor {
     /// The auditor, writing to stdout (through the process's one writer thread).
     pub fn new(config: &ValidatedAudit) -> Self {
@@ -222,29 +286,42 @@ impl Auditor {
         if !self.config.audits(kind) {
             return;
         }
-        let mut line = json!({
-            "time": now_rfc3339(),
-            "type": kind,
-            "component": self.config.component,
-            "outcome": event.outcome.as_str(),
-            "subjects": { "user": event.principal.subject },
-            "target": { "method": call.method, "name": call.target },
-            "status": event.status,
-            "duration_ms": event.duration.as_secs_f64() * 1000.0,
-        });
-        if self.config.include_request_data {
-            line["data"]["request"] = Value::String(self.excerpt(event.request));
-        }
-        if self.config.include_response_data
-            && let Some(response) = event.response
-        {
-            line["data"]["response"] = Value::String(self.excerpt(response));
-        }
-        let mut text = line.to_string();
-        text.push('\n');
+        let line = Line {
+            time: now_rfc3339(),
+            kind,
+            component: &self.config.component,
+            outcome: event.outcome.as_str(),
+            subjects: Subjects {
+                user: &event.principal.subject,
+            },
+            target: Target {
+                method: &call.method,
+                name: call.target.as_deref(),
+            },
+            status: event.status,
+            duration_ms: event.duration.as_secs_f64() * 1000.0,
+            data: Data {
+                request: self
+                    .config
+                    .include_request_data
+                    .then(|| self.excerpt(event.request)),
+                response: event
+                    .response
+                    .filter(|_| self.config.include_response_data)
+                    .map(|response| self.excerpt(response)),
+            },
+        };
+        let mut text = match serde_json::to_vec(&line) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(error = %e, "audit event could not be serialized");
+                return;
+            }
+        };
+        text.push(b'\n');
         // An audit line that cannot be written is reported, never silently lost.
         let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = sink.write_all(text.as_bytes()).and_then(|()| sink.flush()) {
+        if let Err(e) = sink.write_all(&text).and_then(|()| sink.flush()) {
             tracing::error!(error = %e, "audit event could not be written");
         }
     }
@@ -476,6 +553,50 @@ mod tests {
             flushes < 10,
             "1,000 lines queued together, {flushes} flushes"
         );
+    }
+
+    #[test]
+    fn an_event_is_one_line_with_toolhives_fields_in_toolhives_order() {
+        let out = Recorded::default();
+        let config = ValidatedAudit {
+            component: "github".to_owned(),
+            event_types: Default::default(),
+            exclude_event_types: Default::default(),
+            include_request_data: true,
+            include_response_data: false,
+            max_data_size: 12,
+        };
+        let auditor = Auditor::with_sink(&config, Arc::new(Mutex::new(out.clone())));
+        let request = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        let body = crate::mcp::parse(request).expect("parsed");
+        let principal = Principal {
+            subject: "alice".to_owned(),
+            claims: Default::default(),
+        };
+        auditor.record(&Event {
+            principal: &principal,
+            message: &body.messages[0],
+            outcome: Outcome::Denied,
+            status: 200,
+            duration: Duration::from_micros(1500),
+            request,
+            response: Some(b"not recorded: response data is off"),
+        });
+        let (text, _) = out.0.lock().expect("lock").clone();
+        let text = String::from_utf8(text).expect("utf-8");
+        let (line, rest) = text.split_once('\n').expect("one line");
+        assert_eq!(rest, "");
+        let time = line
+            .strip_prefix(r#"{"time":""#)
+            .and_then(|l| l.split_once('"'))
+            .map(|(time, _)| time)
+            .expect("time first");
+        assert!(
+            time.len() >= 20 && time.as_bytes()[10] == b'T' && time.ends_with('Z'),
+            "RFC 3339 in UTC: {time}"
+        );
+        let expected = r#","type":"mcp_tool_call","component":"github","outcome":"denied","subjects":{"user":"alice"},"target":{"method":"tools/call","name":"echo"},"status":200,"duration_ms":1.5,"data":{"request":"{\"jsonrpc\":\""}}"#;
+        assert!(line.ends_with(expected), "{line}");
     }
 
     #[test]
