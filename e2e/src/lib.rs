@@ -218,6 +218,7 @@ pub async fn apply_crds(client: &Client, bodies: Vec<serde_json::Value>) -> anyh
             .and_then(|n| n.as_str())
             .context("a CRD without metadata.name")?
             .to_owned();
+        forget_dropped_versions(&crds, &name, &body).await?;
         crds.patch(&name, &params, &Patch::Apply(body))
             .await
             .with_context(|| format!("applying CRD {name}"))?;
@@ -236,6 +237,77 @@ pub async fn apply_crds(client: &Client, bodies: Vec<serde_json::Value>) -> anyh
             },
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// Before `body` replaces the CRD `name`: the API server refuses a CRD that drops a
+/// version its objects were once stored at (`status.storedVersions`), e.g. ours (serving
+/// `v1beta1`) replaced by an older ToolHive's that only has `v1alpha1`. With no object of
+/// the kind left, the old CRD is deleted first (its stored versions go with it); with
+/// objects left, an error says so.
+async fn forget_dropped_versions(
+    crds: &Api<CustomResourceDefinition>,
+    name: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let Some(existing) = crds.get_opt(name).await? else {
+        return Ok(());
+    };
+    let versions = body
+        .pointer("/spec/versions")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let stored = existing
+        .status
+        .as_ref()
+        .and_then(|s| s.stored_versions.clone())
+        .unwrap_or_default();
+    let kept = |old: &String| {
+        versions
+            .iter()
+            .any(|v| v.get("name").and_then(serde_json::Value::as_str) == Some(old))
+    };
+    if stored.iter().all(kept) {
+        return Ok(());
+    }
+    // Any version the existing CRD serves lists every object of the kind.
+    let spec = &existing.spec;
+    let served = spec
+        .versions
+        .iter()
+        .find(|v| v.served)
+        .with_context(|| format!("CRD {name} serves no version"))?;
+    let resource = ApiResource {
+        group: spec.group.clone(),
+        version: served.name.clone(),
+        api_version: format!("{}/{}", spec.group, served.name),
+        kind: spec.names.kind.clone(),
+        plural: spec.names.plural.clone(),
+    };
+    let objects: Api<DynamicObject> = Api::all_with(crds.clone().into_client(), &resource);
+    let left = objects
+        .list_metadata(&ListParams::default().limit(1))
+        .await?;
+    if let Some(object) = left.items.first() {
+        bail!(
+            "CRD {name}: the new definition drops the stored version(s) {stored:?}, and {} \
+             objects are left (e.g. {}/{}); delete them first",
+            spec.names.kind,
+            object.namespace().unwrap_or_default(),
+            object.name_any()
+        );
+    }
+    crds.delete(name, &DeleteParams::default())
+        .await
+        .with_context(|| format!("deleting CRD {name}, which stored {stored:?}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while crds.get_opt(name).await?.is_some() {
+        if Instant::now() > deadline {
+            bail!("CRD {name} was not deleted within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
 }
