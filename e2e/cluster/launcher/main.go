@@ -325,7 +325,19 @@ func up(o options) int {
 	}
 
 	started := []*running{}
+	// Set once no other cluster's real node runs: only then may a failed
+	// start remove the bridge and the rest (they are this cluster's).
+	nodeClaimed := false
+	var nodeLock *nodeLock // held from the claim until the node's processes run
 	fail := func(err error) int {
+		if nodeClaimed && nodeLock.f == nil {
+			// Our node's processes stop below: keep another `up` from
+			// claiming the bridge before the teardown is through.
+			if l, lerr := lockRealNode(); lerr == nil {
+				nodeLock = l
+			}
+		}
+		defer nodeLock.release()
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "thv-e2e-cluster: interrupted; stopping what had started")
 		} else {
@@ -338,7 +350,7 @@ func up(o options) int {
 		if serr := stopInTiers(recs); serr != nil {
 			fmt.Fprintln(os.Stderr, "thv-e2e-cluster: "+serr.Error())
 		}
-		if linkExists(bridgeName) || dirExists(nodeDir(o.state)) {
+		if nodeClaimed && (linkExists(bridgeName) || dirExists(nodeDir(o.state))) {
 			if terr := nodeTeardown(o.state, o.bin); terr != nil {
 				fmt.Fprintln(os.Stderr, "thv-e2e-cluster: real node teardown: "+terr.Error())
 			}
@@ -390,6 +402,11 @@ func up(o options) int {
 		if err := nodePreflight(o.bin); err != nil {
 			return fail(err)
 		}
+		lock, err := claimRealNode(ctx, o)
+		if err != nil {
+			return fail(fmt.Errorf("real node: %w", err))
+		}
+		nodeLock, nodeClaimed = lock, true
 		st.RealNode = nodeName
 		if err := os.MkdirAll(nodeDir(o.state), 0o700); err != nil {
 			return fail(err)
@@ -647,6 +664,7 @@ func up(o options) int {
 		if err := startRealNode(ctx, o, p, server, ports, api, abort, remaining, func(p *running) { started = append(started, p) }); err != nil {
 			return fail(err)
 		}
+		nodeLock.release()
 		say("node %s Ready: kubelet, containerd, kube-proxy, kube-network-policies (%.1fs)", nodeName, time.Since(begin).Seconds())
 	}
 
@@ -738,6 +756,15 @@ loop:
 // process of ours that still mentions the state dir), verifies that none is
 // left, and removes the state except the logs.
 func down(o options) error {
+	// Stopping the node's processes and tearing it down is one step to any
+	// other cluster's `up` waiting for the node.
+	if os.Geteuid() == 0 { // only root has a real node (and may write /run)
+		lock, err := lockRealNode()
+		if err != nil {
+			return err
+		}
+		defer lock.release()
+	}
 	recs := records(o.state)
 	if err := stopInTiers(recs); err != nil {
 		return err
@@ -759,7 +786,10 @@ func down(o options) error {
 	if len(left) > 0 {
 		return errors.New("processes still running: " + strings.Join(left, ", "))
 	}
-	if linkExists(bridgeName) || dirExists(nodeDir(o.state)) || dirExists(nodeRun) {
+	if others := otherRealNode(o.state); len(others) > 0 {
+		// The bridge and /run/thv-e2e are that cluster's: leave them.
+		say("the real node on this machine is another cluster's (%s); left running", describeOwners(others))
+	} else if linkExists(bridgeName) || dirExists(nodeDir(o.state)) || dirExists(nodeRun) {
 		if err := nodeTeardown(o.state, o.bin); err != nil {
 			return fmt.Errorf("real node teardown (run down again to retry): %w", err)
 		}

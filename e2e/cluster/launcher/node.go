@@ -702,3 +702,172 @@ func cgroupV2() bool {
 	const cgroup2Magic = 0x63677270
 	return syscall.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == cgroup2Magic
 }
+
+// nodeOwner is a live containerd, kubelet or kube-proxy of some checkout's
+// real node; state is the state directory its command line names.
+type nodeOwner struct {
+	name  string
+	pid   int
+	state string
+}
+
+// realNodeOwners lists the live node components of every harness cluster on
+// this machine. The bridge, nodeRun, the iptables chains and the pod subnet
+// exist once per machine, so only one cluster's real node can run.
+func realNodeOwners() []nodeOwner {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []nodeOwner
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		name := filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
+		if err != nil || !slices.Contains(nodeComponents, name) {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		state := ""
+		for arg := range strings.SplitSeq(string(cmdline), "\x00") {
+			// --config <state>/node/... or --config=<state>/node/...
+			_, v, found := strings.Cut(arg, "=")
+			if !found {
+				v = arg
+			}
+			if i := strings.Index(v, "/node/"); i > 0 && filepath.IsAbs(v) {
+				state = v[:i]
+				break
+			}
+		}
+		if st, _, ok := procStat(pid); state == "" || !ok || st == 'Z' {
+			continue
+		}
+		out = append(out, nodeOwner{name: name, pid: pid, state: state})
+	}
+	return out
+}
+
+// otherRealNode: the live node components of clusters other than state's.
+func otherRealNode(state string) []nodeOwner {
+	var out []nodeOwner
+	for _, w := range realNodeOwners() {
+		if w.state != state {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func describeOwners(ws []nodeOwner) string {
+	var parts []string
+	for _, w := range ws {
+		parts = append(parts, fmt.Sprintf("%s pid %d of %s", w.name, w.pid, w.state))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// nodeWaitLimit is how long `up` waits for another cluster's real node to
+// stop: THV_E2E_NODE_WAIT (a Go duration), 30 minutes by default.
+func nodeWaitLimit() (time.Duration, error) {
+	v := os.Getenv("THV_E2E_NODE_WAIT")
+	if v == "" {
+		return 30 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("THV_E2E_NODE_WAIT=%q: want a duration such as 10m, or 0 not to wait", v)
+	}
+	return d, nil
+}
+
+// nodeLockPath serializes, machine-wide, what makes or removes the real node:
+// `up` from its claim until the node's processes run, `down` from stopping
+// them to the end of the teardown. Between the two, the node's live processes
+// say whose it is. (flock by hand: golang.org/x/sys adds nothing over
+// syscall.Flock here.)
+const nodeLockPath = "/run/thv-e2e-node.lock"
+
+// nodeLock is a held flock on nodeLockPath; release is idempotent, and the
+// lock goes with the process (the descriptor is close-on-exec, so no
+// component inherits it).
+type nodeLock struct{ f *os.File }
+
+func lockRealNode() (*nodeLock, error) {
+	f, err := os.OpenFile(nodeLockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("real node lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("real node lock %s: %w", nodeLockPath, err)
+	}
+	return &nodeLock{f: f}, nil
+}
+
+func (l *nodeLock) release() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+// claimRealNode makes the machine's real node this cluster's and returns the
+// held node lock. While another cluster's node runs, it waits for it (a
+// second CI run or checkout on the same machine) rather than breaking it.
+// Then it removes what a node that no longer runs left behind (a killed run
+// leaves the bridge, mounts, iptables rules and cgroups; creating the bridge
+// again would fail with "File exists").
+func claimRealNode(ctx context.Context, o options) (*nodeLock, error) {
+	limit, err := nodeWaitLimit()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	told := false
+	var lock *nodeLock
+	for {
+		if lock, err = lockRealNode(); err != nil {
+			return nil, err
+		}
+		others := otherRealNode(o.state)
+		if len(others) == 0 {
+			break
+		}
+		lock.release()
+		if time.Since(start) >= limit {
+			return nil, fmt.Errorf("another cluster's real node is running on this machine (%s), and a machine runs one: "+
+				"stop it with `e2e/cluster/cluster.sh down` in that checkout, or start this cluster without one "+
+				"(THV_E2E_REAL_NODE=0); waited %s (THV_E2E_NODE_WAIT)", describeOwners(others), limit.Round(time.Second))
+		}
+		if !told {
+			say("another cluster's real node is running on this machine (%s); a machine runs one: waiting up to %s for it to stop (THV_E2E_NODE_WAIT)",
+				describeOwners(others), limit)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	left := nodeLeftovers(o.state)
+	if dirExists(nodeRun) {
+		left = append(left, nodeRun)
+	}
+	if len(left) == 0 {
+		return lock, nil
+	}
+	say("a real node that no longer runs left %s; removing it", strings.Join(left, "; "))
+	if err := nodeTeardown(o.state, o.bin); err != nil {
+		lock.release()
+		return nil, fmt.Errorf("removing what an earlier real node left: %w", err)
+	}
+	return lock, nil
+}
