@@ -25,7 +25,7 @@ use cedar_policy::{
     RestrictedExpression,
 };
 use runconfig::middleware::authz::{ValidatedAuthz, ValidatedCedar, ValidatedHttpAuthz};
-use runconfig::middleware::cedar::Action;
+use runconfig::middleware::cedar::{ACTIONS, Action};
 use serde_json::{Map, Value};
 
 use super::authn::Principal;
@@ -64,9 +64,42 @@ pub fn operation(call: &Call) -> Option<Operation<'_>> {
 /// Authorization as configured.
 pub enum Authorizer {
     /// Cedar policies.
-    Cedar(Box<ValidatedCedar>),
+    Cedar(Box<CedarAuthorizer>),
     /// A decision service.
     Http(HttpAuthorizer),
+}
+
+/// Cedar policies with the entity type names a decision uses, parsed once: parsing
+/// `Client`, `Action`, `Tool`, ... with Cedar's parser on every call was a visible
+/// part of the proxy's CPU under load (perf).
+pub struct CedarAuthorizer {
+    cedar: ValidatedCedar,
+    type_names: HashMap<String, EntityTypeName>,
+}
+
+impl CedarAuthorizer {
+    fn new(cedar: ValidatedCedar) -> Result<Self, String> {
+        let mut type_names = HashMap::new();
+        let fixed = ["Client", "Action"]
+            .into_iter()
+            .chain(ACTIONS.iter().map(|a| a.resource_type))
+            .chain([cedar.compiled.group_entity_type.as_str()]);
+        for ty in fixed {
+            let name = EntityTypeName::from_str(ty)
+                .map_err(|e| format!("Cedar entity type {ty:?}: {e}"))?;
+            type_names.insert(ty.to_owned(), name);
+        }
+        Ok(Self { cedar, type_names })
+    }
+
+    /// `ty::"id"`; a type outside the fixed vocabulary is parsed on the spot.
+    fn uid(&self, ty: &str, id: &str) -> Result<EntityUid, String> {
+        let ty = match self.type_names.get(ty) {
+            Some(name) => name.clone(),
+            None => EntityTypeName::from_str(ty).map_err(|e| e.to_string())?,
+        };
+        Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+    }
 }
 
 /// A decision service client.
@@ -79,7 +112,9 @@ impl Authorizer {
     /// Builds the authorizer.
     pub fn new(config: &ValidatedAuthz) -> Result<Self, String> {
         match config {
-            ValidatedAuthz::Cedar(cedar) => Ok(Self::Cedar(cedar.clone())),
+            ValidatedAuthz::Cedar(cedar) => Ok(Self::Cedar(Box::new(CedarAuthorizer::new(
+                (**cedar).clone(),
+            )?))),
             ValidatedAuthz::Http(http) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 let client = reqwest::Client::builder()
@@ -174,16 +209,14 @@ impl Middleware for Authorizer {
 
 /// Cedar's decision and whether a `forbid` policy determined a deny.
 fn cedar_decide(
-    cedar: &ValidatedCedar,
+    authorizer: &CedarAuthorizer,
     principal: &Principal,
     op: &Operation<'_>,
     arguments: Option<&Map<String, Value>>,
 ) -> Result<(bool, bool), String> {
+    let cedar = &authorizer.cedar;
     let compiled = &cedar.compiled;
-    let uid = |ty: &str, id: &str| -> Result<EntityUid, String> {
-        let ty = EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
-        Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
-    };
+    let uid = |ty: &str, id: &str| authorizer.uid(ty, id);
     let mut parents = HashSet::new();
     let mut new_entities = Vec::new();
     for claim in [

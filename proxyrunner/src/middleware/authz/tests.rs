@@ -70,6 +70,26 @@ async fn admits_members_of_a_group_named_in_the_token() {
 }
 
 #[tokio::test]
+async fn a_configured_group_entity_type_names_the_groups() {
+    let authz = authorizer_for(json!({"authz": {"type": "cedarv1",
+        "group_entity_type": "Team", "policies": [
+        r#"permit(principal in Team::"admins", action == Action::"call_tool", resource);"#]}}));
+    let delete = call("tools/call", Some("delete_repo"));
+    assert_eq!(
+        authz
+            .decide(&alice(json!({"roles": ["admins"]})), &delete)
+            .await,
+        Verdict::Pass
+    );
+    assert_ne!(
+        authz
+            .decide(&alice(json!({"groups": ["devs"]})), &delete)
+            .await,
+        Verdict::Pass
+    );
+}
+
+#[tokio::test]
 async fn decides_on_call_arguments_and_token_claims() {
     let authz = authorizer(&[
         r#"permit(principal, action == Action::"call_tool", resource == Tool::"weather")
