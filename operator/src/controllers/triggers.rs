@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store, reflector};
@@ -82,11 +82,30 @@ pub fn touched<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
+    touched_relisted(api, config, || ())
+}
+
+/// [`touched`], calling `relisted` whenever the watch lists the objects anew (at its
+/// start, and after its resourceVersion expired): a deletion while it was down is never
+/// reported as an event, so what was known of the objects may be stale.
+pub fn touched_relisted<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    mut relisted: impl FnMut() + Send + 'static,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
     let kind = K::kind(&()).into_owned();
     quiet(
         kind,
         watcher(api, config)
             .backoff(WatchBackoff::default())
+            .inspect_ok(move |event| {
+                if matches!(event, watcher::Event::Init) {
+                    relisted();
+                }
+            })
             .touched_objects(),
     )
 }
@@ -111,16 +130,65 @@ where
         + Sync
         + 'static,
 {
+    let (store, events) = reflect(api, config, modify);
+    (
+        store,
+        quiet(K::kind(&()).into_owned(), events.applied_objects()),
+    )
+}
+
+/// An owned kind the reconcile reads: a store of it, kept as in [`reflected`], and the
+/// objects as they change or go (a deletion must bring the owner back to re-create it),
+/// for `Controller::watches_stream`.
+pub fn reflected_touched<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    modify: impl FnMut(&mut K) + Send + 'static,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, events) = reflect(api, config, modify);
+    (
+        store,
+        quiet(K::kind(&()).into_owned(), events.touched_objects()),
+    )
+}
+
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    modify: impl FnMut(&mut K) + Send + 'static,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (store, writer) = reflector::store::<K>();
-    let kind = K::kind(&()).into_owned();
     let events = reflector(
         writer,
         watcher(api, config)
             .backoff(WatchBackoff::default())
             .modify(modify),
-    )
-    .applied_objects();
-    (store, quiet(kind, events))
+    );
+    (store, events)
 }
 
 #[cfg(test)]

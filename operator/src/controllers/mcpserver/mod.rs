@@ -17,7 +17,7 @@ use std::time::Duration;
 use admission::ConfigKind;
 use api::MCPServer;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -84,7 +84,7 @@ where
         store: &store,
     };
     let controller = Controller::for_stream(trigger, store.clone());
-    let controller = watches.owned::<Deployment>(controller);
+    let controller = watches.deployments(controller);
     let controller = watches.owned::<Service>(controller);
     let controller = watches.owned::<ConfigMap>(controller);
     let controller = watches.owned::<ServiceAccount>(controller);
@@ -142,13 +142,30 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
     /// Deployment never reaches the MCPRemoteProxy controller, nor the other way round.
     pub fn owned<K: Watched>(&self, controller: Controller<R>) -> Controller<R> {
         let managed = watcher::Config::default().labels(&owned_selector::<R>());
+        let applied = self.applied.clone();
         controller.watches_stream(
-            triggers::touched(
+            triggers::touched_relisted(
                 api::<PartialObjectMeta<K>>(self.client, self.namespace),
                 managed,
+                move || applied.forget::<K>(),
             ),
             owner::<_, R>(self.applied.clone()),
         )
+    }
+
+    /// Watches the proxy Deployments this operator applies for `R`s, as `owned` does, and
+    /// keeps what the status reads of them (generation, replicas, status, the metadata the
+    /// operator sets) in a store for [`apply::Applied`]: a reconcile after a rollout step
+    /// reads it there instead of applying and `get`ting the Deployment again.
+    pub fn deployments(&self, controller: Controller<R>) -> Controller<R> {
+        let managed = watcher::Config::default().labels(&owned_selector::<R>());
+        let (store, events) = triggers::reflected_touched(
+            api::<Deployment>(self.client, self.namespace),
+            managed,
+            slim,
+        );
+        self.applied.track(store);
+        controller.watches_stream(events, owner_of::<_, R>())
     }
 
     /// Watches every `K` object, mapped to the `R`s referencing it as `kind`.
@@ -172,9 +189,30 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
 fn owner<K: Resource<DynamicType = ()>, R: Watched>(
     applied: Arc<apply::Applied>,
 ) -> impl Fn(K) -> Option<ObjectRef<R>> + Send + Sync + 'static {
-    let owner_kind = R::kind(&()).into_owned();
+    let owner = owner_of::<K, R>();
     move |object: K| {
         applied.observe(&object);
+        owner(object)
+    }
+}
+
+/// A Deployment as the store keeps it: the pod template (most of its size), the selector
+/// and the managedFields go; the status reads none of them.
+fn slim(deployment: &mut Deployment) {
+    deployment.metadata.managed_fields = None;
+    if let Some(spec) = deployment.spec.as_mut() {
+        *spec = DeploymentSpec {
+            replicas: spec.replicas,
+            ..DeploymentSpec::default()
+        };
+    }
+}
+
+/// Maps an owned object to its `R` owner, the controller reference of `R`'s kind.
+fn owner_of<K: Resource<DynamicType = ()>, R: Watched>()
+-> impl Fn(K) -> Option<ObjectRef<R>> + Send + Sync + 'static {
+    let owner_kind = R::kind(&()).into_owned();
+    move |object: K| {
         let namespace = object.meta().namespace.clone()?;
         object
             .meta()
