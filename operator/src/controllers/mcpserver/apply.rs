@@ -47,11 +47,14 @@ use crate::error::Error;
 /// Key of an applied object: kind, namespace, name.
 type Key = (String, String, String);
 
+/// SHA-256 of an applied body.
+type Hash = [u8; 32];
+
 /// What the operator last applied of one object.
 #[derive(Debug)]
 struct Entry {
     /// Hash of the applied body.
-    hash: String,
+    hash: Hash,
     /// The resourceVersion the API server answered with.
     version: String,
     /// The object's uid and generation as the apply left them.
@@ -108,13 +111,13 @@ impl Applied {
         self.entries().retain(|(k, _, _), _| *k != kind);
     }
 
-    fn unchanged(&self, key: &Key, hash: &str) -> bool {
+    fn unchanged(&self, key: &Key, hash: &Hash) -> bool {
         self.entries()
             .get(key)
-            .is_some_and(|entry| entry.hash == hash)
+            .is_some_and(|entry| entry.hash == *hash)
     }
 
-    fn record(&self, key: Key, hash: String, stored: &ObjectMeta) {
+    fn record(&self, key: Key, hash: Hash, stored: &ObjectMeta) {
         match &stored.resource_version {
             Some(version) => {
                 let entry = Entry {
@@ -136,12 +139,12 @@ impl Applied {
     fn deployment_in_place(
         &self,
         key: &Key,
-        hash: &str,
+        hash: &Hash,
         desired: &Deployment,
     ) -> Option<Deployment> {
         let (uid, generation) = {
             let entries = self.entries();
-            let entry = entries.get(key).filter(|entry| entry.hash == hash)?;
+            let entry = entries.get(key).filter(|entry| entry.hash == *hash)?;
             (entry.uid.clone(), entry.generation)
         };
         let reference = ObjectRef::<Deployment>::new(&key.2).within(&key.1);
@@ -258,7 +261,8 @@ async fn isolate(
     isolation: &Isolation,
     applied: &Applied,
 ) -> Result<(), Error> {
-    const ABSENT: &str = "absent";
+    /// The hash recorded for a deletion: no body hashes to all zeros.
+    const ABSENT: Hash = [0; 32];
     match isolation {
         Isolation::Unmanaged => Ok(()),
         Isolation::Apply(policy) => apply_one(client, namespace, policy.as_ref(), applied)
@@ -270,7 +274,7 @@ async fn isolate(
                 namespace.to_owned(),
                 name.clone(),
             );
-            if applied.unchanged(&key, ABSENT) {
+            if applied.unchanged(&key, &ABSENT) {
                 return Ok(());
             }
             let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
@@ -283,7 +287,7 @@ async fn isolate(
                 resource_version: Some(String::new()),
                 ..ObjectMeta::default()
             };
-            applied.record(key, ABSENT.to_owned(), &absent);
+            applied.record(key, ABSENT, &absent);
             Ok(())
         }
     }
@@ -314,7 +318,7 @@ where
 }
 
 /// The body to apply for `object`, its [`Applied`] key and the body's hash.
-fn prepare<K>(namespace: &str, object: &K) -> Result<(Key, String, serde_json::Value), Error>
+fn prepare<K>(namespace: &str, object: &K) -> Result<(Key, Hash, serde_json::Value), Error>
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
@@ -326,7 +330,7 @@ where
     })?;
     body["apiVersion"] = K::api_version(&()).into();
     body["kind"] = K::kind(&()).into();
-    let hash = hex::encode(Sha256::digest(body.to_string()));
+    let hash: Hash = Sha256::digest(body.to_string()).into();
     let key: Key = (
         K::kind(&()).into_owned(),
         namespace.to_owned(),
@@ -404,10 +408,10 @@ mod tests {
 
     /// An [`Applied`] that applied `desired` (answered with generation 1, version 10), and
     /// whose Deployment watch then saw `seen`.
-    fn applied_then_seen(seen: Option<Deployment>) -> (Applied, Key, String) {
+    fn applied_then_seen(seen: Option<Deployment>) -> (Applied, Key, Hash) {
         let applied = Applied::default();
         let (key, hash, _) = prepare(NAMESPACE, &desired()).expect("prepared");
-        applied.record(key.clone(), hash.clone(), &stored(1, "10", 0).metadata);
+        applied.record(key.clone(), hash, &stored(1, "10", 0).metadata);
         let (reader, mut writer) = store::<Deployment>();
         if let Some(seen) = seen {
             writer.apply_watcher_event(&Event::Apply(seen));
@@ -463,7 +467,7 @@ mod tests {
         let (applied, key, _) = applied_then_seen(Some(stored(1, "14", 1)));
         assert!(
             applied
-                .deployment_in_place(&key, "another body", &desired)
+                .deployment_in_place(&key, &[1; 32], &desired)
                 .is_none(),
             "a changed body"
         );
@@ -473,12 +477,12 @@ mod tests {
     fn other_objects_are_applied_again_after_any_change_of_their_version() {
         let applied = Applied::default();
         let (key, hash, _) = prepare(NAMESPACE, &desired()).expect("prepared");
-        applied.record(key.clone(), hash.clone(), &stored(1, "10", 0).metadata);
+        applied.record(key.clone(), hash, &stored(1, "10", 0).metadata);
         applied.observe(&stored(1, "10", 0));
         assert!(applied.unchanged(&key, &hash), "its own apply's version");
         applied.observe(&stored(1, "11", 0));
         assert!(!applied.unchanged(&key, &hash), "a version moved");
-        applied.record(key.clone(), hash.clone(), &stored(1, "11", 0).metadata);
+        applied.record(key.clone(), hash, &stored(1, "11", 0).metadata);
         applied.forget::<Deployment>();
         assert!(!applied.unchanged(&key, &hash), "its watch listed anew");
     }

@@ -196,15 +196,20 @@ fn owner<K: Resource<DynamicType = ()>, R: Watched>(
     }
 }
 
-/// A Deployment as the store keeps it: the pod template (most of its size), the selector
-/// and the managedFields go; the status reads none of them.
+/// A Deployment as the store keeps it: what the status and [`apply::Applied`] read
+/// (generation, replicas, the status's counts, the operator's metadata). The pod template
+/// (most of its size), the selector, the managedFields and the status's conditions go.
 fn slim(deployment: &mut Deployment) {
     deployment.metadata.managed_fields = None;
+    deployment.metadata.creation_timestamp = None;
     if let Some(spec) = deployment.spec.as_mut() {
         *spec = DeploymentSpec {
             replicas: spec.replicas,
             ..DeploymentSpec::default()
         };
+    }
+    if let Some(status) = deployment.status.as_mut() {
+        status.conditions = None;
     }
 }
 
