@@ -130,65 +130,16 @@ where
         + Sync
         + 'static,
 {
-    let (store, events) = reflect(api, config, modify);
-    (
-        store,
-        quiet(K::kind(&()).into_owned(), events.applied_objects()),
-    )
-}
-
-/// An owned kind the reconcile reads: a store of it, kept as in [`reflected`], and the
-/// objects as they change or go (a deletion must bring the owner back to re-create it),
-/// for `Controller::watches_stream`.
-pub fn reflected_touched<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    modify: impl FnMut(&mut K) + Send + 'static,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, events) = reflect(api, config, modify);
-    (
-        store,
-        quiet(K::kind(&()).into_owned(), events.touched_objects()),
-    )
-}
-
-fn reflect<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    modify: impl FnMut(&mut K) + Send + 'static,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
     let (store, writer) = reflector::store::<K>();
+    let kind = K::kind(&()).into_owned();
     let events = reflector(
         writer,
         watcher(api, config)
             .backoff(WatchBackoff::default())
             .modify(modify),
-    );
-    (store, events)
+    )
+    .applied_objects();
+    (store, quiet(kind, events))
 }
 
 #[cfg(test)]

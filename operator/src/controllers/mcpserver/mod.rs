@@ -17,7 +17,7 @@ use std::time::Duration;
 use admission::ConfigKind;
 use api::MCPServer;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -84,7 +84,7 @@ where
         store: &store,
     };
     let controller = Controller::for_stream(trigger, store.clone());
-    let controller = watches.deployments(controller);
+    let controller = watches.owned::<Deployment>(controller);
     let controller = watches.owned::<Service>(controller);
     let controller = watches.owned::<ConfigMap>(controller);
     let controller = watches.owned::<ServiceAccount>(controller);
@@ -153,21 +153,6 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
         )
     }
 
-    /// Watches the proxy Deployments this operator applies for `R`s, as `owned` does, and
-    /// keeps what the status reads of them (generation, replicas, status, the metadata the
-    /// operator sets) in a store for [`apply::Applied`]: a reconcile after a rollout step
-    /// reads it there instead of applying and `get`ting the Deployment again.
-    pub fn deployments(&self, controller: Controller<R>) -> Controller<R> {
-        let managed = watcher::Config::default().labels(&owned_selector::<R>());
-        let (store, events) = triggers::reflected_touched(
-            api::<Deployment>(self.client, self.namespace),
-            managed,
-            slim,
-        );
-        self.applied.track(store);
-        controller.watches_stream(events, owner_of::<_, R>())
-    }
-
     /// Watches every `K` object, mapped to the `R`s referencing it as `kind`.
     pub fn referenced<K: Watched>(
         &self,
@@ -189,35 +174,9 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
 fn owner<K: Resource<DynamicType = ()>, R: Watched>(
     applied: Arc<apply::Applied>,
 ) -> impl Fn(K) -> Option<ObjectRef<R>> + Send + Sync + 'static {
-    let owner = owner_of::<K, R>();
-    move |object: K| {
-        applied.observe(&object);
-        owner(object)
-    }
-}
-
-/// A Deployment as the store keeps it: what the status and [`apply::Applied`] read
-/// (generation, replicas, the status's counts, the operator's metadata). The pod template
-/// (most of its size), the selector, the managedFields and the status's conditions go.
-fn slim(deployment: &mut Deployment) {
-    deployment.metadata.managed_fields = None;
-    deployment.metadata.creation_timestamp = None;
-    if let Some(spec) = deployment.spec.as_mut() {
-        *spec = DeploymentSpec {
-            replicas: spec.replicas,
-            ..DeploymentSpec::default()
-        };
-    }
-    if let Some(status) = deployment.status.as_mut() {
-        status.conditions = None;
-    }
-}
-
-/// Maps an owned object to its `R` owner, the controller reference of `R`'s kind.
-fn owner_of<K: Resource<DynamicType = ()>, R: Watched>()
--> impl Fn(K) -> Option<ObjectRef<R>> + Send + Sync + 'static {
     let owner_kind = R::kind(&()).into_owned();
     move |object: K| {
+        applied.observe(&object);
         let namespace = object.meta().namespace.clone()?;
         object
             .meta()
