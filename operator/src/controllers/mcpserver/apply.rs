@@ -29,8 +29,9 @@ use std::sync::Mutex;
 
 use api::MCPServer;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus, StatefulSet};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -48,13 +49,25 @@ type Key = (String, String, String);
 /// SHA-256 of an applied body.
 type Hash = [u8; 32];
 
+/// What the operator last applied of one object.
+#[derive(Debug)]
+struct Entry {
+    /// Hash of the applied body.
+    hash: Hash,
+    /// The resourceVersion the API server answered with.
+    version: String,
+    /// For the proxy Deployment: the API server's answer, slimmed to what the status
+    /// reads. While the entry stands, no watch event has shown the Deployment changed.
+    deployment: Option<Deployment>,
+}
+
 /// What the operator last applied: per object, the body's hash and the resourceVersion
 /// the API server answered with.
 #[derive(Debug, Default)]
-pub struct Applied(Mutex<HashMap<Key, (Hash, String)>>);
+pub struct Applied(Mutex<HashMap<Key, Entry>>);
 
 impl Applied {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Hash, String)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
         // The map holds only hints; after a panic elsewhere it is still usable.
         self.0
             .lock()
@@ -72,7 +85,7 @@ impl Applied {
         let mut entries = self.entries();
         if entries
             .get(&key)
-            .is_some_and(|(_, version)| Some(version) != object.resource_version().as_ref())
+            .is_some_and(|entry| Some(&entry.version) != object.resource_version().as_ref())
         {
             entries.remove(&key);
         }
@@ -88,13 +101,36 @@ impl Applied {
     fn unchanged(&self, key: &Key, hash: &Hash) -> bool {
         self.entries()
             .get(key)
-            .is_some_and(|(applied, _)| applied == hash)
+            .is_some_and(|entry| entry.hash == *hash)
+    }
+
+    /// The proxy Deployment as the operator's last apply of this body left it, if no
+    /// watch event has shown it changed since.
+    fn deployment(&self, key: &Key, hash: &Hash) -> Option<Deployment> {
+        self.entries()
+            .get(key)
+            .filter(|entry| entry.hash == *hash)
+            .and_then(|entry| entry.deployment.clone())
+    }
+
+    /// Keeps `stored`, the answer to applying the proxy Deployment, with its entry.
+    fn keep(&self, key: &Key, stored: &Deployment) {
+        if let Some(entry) = self.entries().get_mut(key)
+            && stored.metadata.resource_version.as_ref() == Some(&entry.version)
+        {
+            entry.deployment = Some(slim(stored));
+        }
     }
 
     fn record(&self, key: Key, hash: Hash, version: Option<String>) {
         match version {
             Some(version) => {
-                self.entries().insert(key, (hash, version));
+                let entry = Entry {
+                    hash,
+                    version,
+                    deployment: None,
+                };
+                self.entries().insert(key, entry);
             }
             None => {
                 self.entries().remove(&key);
@@ -125,18 +161,48 @@ pub async fn apply(
     )?;
     apply_one(client, namespace, &objects.role_binding, applied).await?;
     let deployment = &objects.deployment;
+    let (key, hash, _) = prepare(namespace, deployment)?;
+    // Unchanged and untouched since the operator applied it: its answer then is current.
+    if let Some(known) = applied.deployment(&key, &hash) {
+        return Ok(known);
+    }
     if let Some(stored) = apply_one(client, namespace, deployment, applied).await? {
+        applied.keep(&key, &stored);
         return Ok(stored);
     }
-    // Unchanged and untouched: read its status.
+    // Unchanged and untouched, its answer not kept: read its status.
     let api = Api::<Deployment>::namespaced(client.clone(), namespace);
     match api.get_opt(name_of(deployment)?).await? {
         Some(stored) => Ok(stored),
         // Deleted, and no event of that seen (its watch was down): apply it again.
         None => {
             let (key, hash, body) = prepare(namespace, deployment)?;
-            apply_now(client, key, hash, body, applied).await
+            let stored = apply_now(client, key.clone(), hash, body, applied).await?;
+            applied.keep(&key, &stored);
+            Ok(stored)
         }
+    }
+}
+
+/// What the status reads of a Deployment (generation, replicas, the status's counts):
+/// the pod template, the managedFields and the status's conditions go.
+fn slim(stored: &Deployment) -> Deployment {
+    Deployment {
+        metadata: ObjectMeta {
+            name: stored.metadata.name.clone(),
+            namespace: stored.metadata.namespace.clone(),
+            generation: stored.metadata.generation,
+            resource_version: stored.metadata.resource_version.clone(),
+            ..ObjectMeta::default()
+        },
+        spec: stored.spec.as_ref().map(|spec| DeploymentSpec {
+            replicas: spec.replicas,
+            ..DeploymentSpec::default()
+        }),
+        status: stored.status.as_ref().map(|status| DeploymentStatus {
+            conditions: None,
+            ..status.clone()
+        }),
     }
 }
 
@@ -317,5 +383,50 @@ mod tests {
         );
         applied.forget::<ConfigMap>();
         assert!(!applied.unchanged(&key, &hash), "its watch listed anew");
+    }
+
+    #[test]
+    fn the_deployment_the_apply_answered_stands_in_for_a_get_until_an_event_moves_it() {
+        let answer = |version: &str| Deployment {
+            metadata: ObjectMeta {
+                name: Some("fetch".to_owned()),
+                namespace: Some("tools".to_owned()),
+                resource_version: Some(version.to_owned()),
+                generation: Some(2),
+                ..ObjectMeta::default()
+            },
+            status: Some(DeploymentStatus {
+                available_replicas: Some(1),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        };
+        let applied = Applied::default();
+        let (key, hash, _) = prepare("tools", &answer("")).expect("prepared");
+        applied.record(key.clone(), hash, Some("10".to_owned()));
+        applied.keep(&key, &answer("10"));
+        let known = applied.deployment(&key, &hash).expect("kept");
+        assert_eq!(known.metadata.generation, Some(2));
+        assert_eq!(known.status.and_then(|s| s.available_replicas), Some(1));
+        assert!(applied.deployment(&key, &[0; 32]).is_none(), "another body");
+        applied.observe(&answer("10"));
+        assert!(
+            applied.deployment(&key, &hash).is_some(),
+            "its own apply's event"
+        );
+        applied.observe(&answer("11"));
+        assert!(applied.deployment(&key, &hash).is_none(), "a status step");
+        applied.record(key.clone(), hash, Some("12".to_owned()));
+        applied.keep(&key, &answer("11"));
+        assert!(
+            applied.deployment(&key, &hash).is_none(),
+            "an answer older than the entry"
+        );
+        applied.keep(&key, &answer("12"));
+        applied.forget::<Deployment>();
+        assert!(
+            applied.deployment(&key, &hash).is_none(),
+            "its watch listed anew"
+        );
     }
 }
