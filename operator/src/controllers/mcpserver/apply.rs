@@ -11,11 +11,15 @@
 //! A watch that lists anew ([`Applied::forget`]) and a skipped Deployment found gone
 //! forget it too: a deletion while a watch was down is never reported as an event.
 //!
-//! Reading the Deployment's status from a watch store instead of a `get` (and skipping
-//! the re-apply a status update causes) was measured and not kept: it saved a tenth of
-//! the requests, yet the API server, which encodes every status step of every Deployment
-//! in full for such a watch, converged no sooner, and the operator's peak RSS rose by
-//! 5 MiB (docs/performance.md, row 1).
+//! The status needs the Deployment's status. While its entry stands, the Deployment is
+//! as the operator's own apply left it, so the apply's answer, kept slim with the entry,
+//! stands in for a `get`: a reconcile that changes nothing (the periodic re-check, the
+//! event of the operator's own status write) makes no request. A status step of a
+//! rollout moves the resourceVersion, so the next reconcile applies again and reads the
+//! new status in the answer. Keeping every Deployment in a watch store instead was
+//! measured and not kept: the API server, which encodes every status step of every
+//! Deployment in full for such a watch, converged no sooner, and the operator's peak RSS
+//! rose by 5 MiB (docs/performance.md, row 1).
 //!
 //! The objects a Deployment needs (ServiceAccounts, Role, ConfigMap, Service) are applied
 //! concurrently, then the RoleBinding, then the Deployment. The RoleBinding waits for its
@@ -56,9 +60,18 @@ struct Entry {
     hash: Hash,
     /// The resourceVersion the API server answered with.
     version: String,
-    /// For the proxy Deployment: the API server's answer, slimmed to what the status
-    /// reads. While the entry stands, no watch event has shown the Deployment changed.
-    deployment: Option<Deployment>,
+    /// For the proxy Deployment: what the status reads of the API server's answer. While
+    /// the entry stands, no watch event has shown the Deployment changed.
+    deployment: Option<Box<Rollout>>,
+}
+
+/// What the status reads of a Deployment: its generation, replicas and status counts (a
+/// `Deployment` itself, pod template included, is kilobytes even when empty).
+#[derive(Debug)]
+struct Rollout {
+    generation: Option<i64>,
+    replicas: Option<i32>,
+    status: Option<DeploymentStatus>,
 }
 
 /// What the operator last applied: per object, the body's hash and the resourceVersion
@@ -107,10 +120,23 @@ impl Applied {
     /// The proxy Deployment as the operator's last apply of this body left it, if no
     /// watch event has shown it changed since.
     fn deployment(&self, key: &Key, hash: &Hash) -> Option<Deployment> {
-        self.entries()
-            .get(key)
-            .filter(|entry| entry.hash == *hash)
-            .and_then(|entry| entry.deployment.clone())
+        let entries = self.entries();
+        let entry = entries.get(key).filter(|entry| entry.hash == *hash)?;
+        let rollout = entry.deployment.as_ref()?;
+        Some(Deployment {
+            metadata: ObjectMeta {
+                name: Some(key.2.clone()),
+                namespace: Some(key.1.clone()),
+                generation: rollout.generation,
+                resource_version: Some(entry.version.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: rollout.replicas,
+                ..DeploymentSpec::default()
+            }),
+            status: rollout.status.clone(),
+        })
     }
 
     /// Keeps `stored`, the answer to applying the proxy Deployment, with its entry.
@@ -118,7 +144,15 @@ impl Applied {
         if let Some(entry) = self.entries().get_mut(key)
             && stored.metadata.resource_version.as_ref() == Some(&entry.version)
         {
-            entry.deployment = Some(slim(stored));
+            entry.deployment = Some(Box::new(Rollout {
+                generation: stored.metadata.generation,
+                replicas: stored.spec.as_ref().and_then(|spec| spec.replicas),
+                status: stored.status.as_ref().map(|status| DeploymentStatus {
+                    // Nothing reads them; their messages are most of a status's size.
+                    conditions: None,
+                    ..status.clone()
+                }),
+            }));
         }
     }
 
@@ -181,28 +215,6 @@ pub async fn apply(
             applied.keep(&key, &stored);
             Ok(stored)
         }
-    }
-}
-
-/// What the status reads of a Deployment (generation, replicas, the status's counts):
-/// the pod template, the managedFields and the status's conditions go.
-fn slim(stored: &Deployment) -> Deployment {
-    Deployment {
-        metadata: ObjectMeta {
-            name: stored.metadata.name.clone(),
-            namespace: stored.metadata.namespace.clone(),
-            generation: stored.metadata.generation,
-            resource_version: stored.metadata.resource_version.clone(),
-            ..ObjectMeta::default()
-        },
-        spec: stored.spec.as_ref().map(|spec| DeploymentSpec {
-            replicas: spec.replicas,
-            ..DeploymentSpec::default()
-        }),
-        status: stored.status.as_ref().map(|status| DeploymentStatus {
-            conditions: None,
-            ..status.clone()
-        }),
     }
 }
 
