@@ -195,27 +195,22 @@ pub async fn apply(
     )?;
     apply_one(client, namespace, &objects.role_binding, applied).await?;
     let deployment = &objects.deployment;
-    let (key, hash, _) = prepare(namespace, deployment)?;
+    let (key, hash, body) = prepare(namespace, deployment)?;
     // Unchanged and untouched since the operator applied it: its answer then is current.
     if let Some(known) = applied.deployment(&key, &hash) {
         return Ok(known);
     }
-    if let Some(stored) = apply_one(client, namespace, deployment, applied).await? {
-        applied.keep(&key, &stored);
-        return Ok(stored);
-    }
-    // Unchanged and untouched, its answer not kept: read its status.
-    let api = Api::<Deployment>::namespaced(client.clone(), namespace);
-    match api.get_opt(name_of(deployment)?).await? {
-        Some(stored) => Ok(stored),
-        // Deleted, and no event of that seen (its watch was down): apply it again.
-        None => {
-            let (key, hash, body) = prepare(namespace, deployment)?;
-            let stored = apply_now(client, key.clone(), hash, body, applied).await?;
-            applied.keep(&key, &stored);
-            Ok(stored)
+    if applied.unchanged(&key, &hash) {
+        // Unchanged and untouched, its answer not kept: read its status.
+        let api = Api::<Deployment>::namespaced(client.clone(), namespace);
+        if let Some(stored) = api.get_opt(&key.2).await? {
+            return Ok(stored);
         }
+        // Deleted, and no event of that seen (its watch was down): apply it again.
     }
+    let stored = apply_now(client, key.clone(), hash, body, applied).await?;
+    applied.keep(&key, &stored);
+    Ok(stored)
 }
 
 /// `spec.replicas: 0` stops the MCP server too, not only its proxy: once no proxy pod is
@@ -360,7 +355,6 @@ where
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
 
