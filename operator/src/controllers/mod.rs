@@ -64,6 +64,37 @@ pub(crate) fn owner_reference<K: Resource<DynamicType = ()>>(
         .ok_or(Error::MissingObjectKey("metadata.uid"))
 }
 
+/// The answer to a write whose metadata is all the operator reads: the API server then
+/// encodes a `PartialObjectMetadata` instead of the whole object (on the cores it shares
+/// with everything else), and the operator decodes no more than the resourceVersion.
+const METADATA_ONLY: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
+/// What the operator reads of a write's answer.
+#[derive(serde::Deserialize)]
+struct Written {
+    metadata: WrittenMetadata,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WrittenMetadata {
+    resource_version: Option<String>,
+}
+
+/// Sends `request`, a write built with [`kube::core::Request`], asking for its answer as
+/// metadata only; returns the resourceVersion the API server stored.
+pub(crate) async fn write(
+    client: &kube::Client,
+    mut request: http::Request<Vec<u8>>,
+) -> Result<Option<String>, Error> {
+    request.headers_mut().insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static(METADATA_ONLY),
+    );
+    let written: Written = client.request(request).await?;
+    Ok(written.metadata.resource_version)
+}
+
 /// Writes `status` into the status subresource of `object` (a merge patch).
 pub(crate) async fn patch_status<K, S>(
     client: &kube::Client,
@@ -71,21 +102,24 @@ pub(crate) async fn patch_status<K, S>(
     status: &S,
 ) -> Result<(), Error>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
     S: Serialize,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), namespace_of(object)?);
-    let patch = serde_json::json!({ "status": status });
-    api.patch_status(
-        name_of(object)?,
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await?;
-    Ok(())
+    /// The merge patch's body.
+    #[derive(Serialize)]
+    struct StatusPatch<'a, S> {
+        status: &'a S,
+    }
+    let patch = StatusPatch { status };
+    let request = kube::core::Request::new(K::url_path(&(), Some(namespace_of(object)?)))
+        .patch_subresource(
+            "status",
+            name_of(object)?,
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    write(client, request).await.map(|_| ())
 }
 
 /// Writes `status` like [`patch_status`], removing every top-level field the stored

@@ -8,15 +8,18 @@
 //! touched since is skipped. Every watch event of an owned object passes through
 //! [`Applied::observe`], which forgets the entry when the resourceVersion moved (a hand
 //! edit, a deletion, a status update), so drift is still repaired on the next reconcile.
-//! A watch that lists anew ([`Applied::forget`]) and a skipped Deployment found gone
-//! forget it too: a deletion while a watch was down is never reported as an event.
+//! A watch that lists anew forgets every entry of its kind ([`Applied::forget`]): a
+//! deletion while a watch was down is never reported as an event.
 //!
 //! The status needs the Deployment's status. While its entry stands, the Deployment is
 //! as the operator's own apply left it, so the apply's answer, kept slim with the entry,
 //! stands in for a `get`: a reconcile that changes nothing (the periodic re-check, the
 //! event of the operator's own status write) makes no request. A status step of a
 //! rollout moves the resourceVersion, so the next reconcile applies again and reads the
-//! new status in the answer. Keeping every Deployment in a watch store instead was
+//! new status in the answer. Of the other objects' answers only the resourceVersion is
+//! read, so they are asked for as metadata only, and every body is serialised once,
+//! straight from its typed object: encoding and decoding whole objects (managedFields as
+//! `serde_json::Value` trees above all) was most of the operator's CPU at scale. Keeping every Deployment in a watch store instead was
 //! measured and not kept: the API server, which encodes every status step of every
 //! Deployment in full for such a watch, converged no sooner, and the operator's peak RSS
 //! rose by 5 MiB (docs/performance.md, row 1).
@@ -38,8 +41,8 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::build::{Isolation, Objects};
@@ -72,6 +75,60 @@ struct Rollout {
     generation: Option<i64>,
     replicas: Option<i32>,
     status: Option<DeploymentStatus>,
+}
+
+impl Rollout {
+    /// What the status reads of the API server's answer to applying a Deployment.
+    fn of(answer: DeploymentAnswer) -> Self {
+        Self {
+            generation: answer.metadata.generation,
+            replicas: answer.spec.and_then(|spec| spec.replicas),
+            status: answer.status.map(|status| DeploymentStatus {
+                // Nothing reads them; their messages are most of a status's size.
+                conditions: None,
+                ..status
+            }),
+        }
+    }
+
+    /// The Deployment `key` names at `version`, as far as the status reads it.
+    fn deployment(&self, key: &Key, version: Option<&str>) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                name: Some(key.2.clone()),
+                namespace: Some(key.1.clone()),
+                generation: self.generation,
+                resource_version: version.map(str::to_owned),
+                ..ObjectMeta::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: self.replicas,
+                ..DeploymentSpec::default()
+            }),
+            status: self.status.clone(),
+        }
+    }
+}
+
+/// What the operator decodes of the API server's answer to applying a Deployment (the
+/// rest, its pod template and managedFields above all, is skipped unread).
+#[derive(Deserialize)]
+struct DeploymentAnswer {
+    metadata: AnswerMetadata,
+    spec: Option<AnswerSpec>,
+    status: Option<DeploymentStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerMetadata {
+    resource_version: Option<String>,
+    generation: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct AnswerSpec {
+    replicas: Option<i32>,
 }
 
 /// What the operator last applied: per object, the body's hash and the resourceVersion
@@ -123,46 +180,22 @@ impl Applied {
         let entries = self.entries();
         let entry = entries.get(key).filter(|entry| entry.hash == *hash)?;
         let rollout = entry.deployment.as_ref()?;
-        Some(Deployment {
-            metadata: ObjectMeta {
-                name: Some(key.2.clone()),
-                namespace: Some(key.1.clone()),
-                generation: rollout.generation,
-                resource_version: Some(entry.version.clone()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(DeploymentSpec {
-                replicas: rollout.replicas,
-                ..DeploymentSpec::default()
-            }),
-            status: rollout.status.clone(),
-        })
+        Some(rollout.deployment(key, Some(&entry.version)))
     }
 
-    /// Keeps `stored`, the answer to applying the proxy Deployment, with its entry.
-    fn keep(&self, key: &Key, stored: &Deployment) {
-        if let Some(entry) = self.entries().get_mut(key)
-            && stored.metadata.resource_version.as_ref() == Some(&entry.version)
-        {
-            entry.deployment = Some(Box::new(Rollout {
-                generation: stored.metadata.generation,
-                replicas: stored.spec.as_ref().and_then(|spec| spec.replicas),
-                status: stored.status.as_ref().map(|status| DeploymentStatus {
-                    // Nothing reads them; their messages are most of a status's size.
-                    conditions: None,
-                    ..status.clone()
-                }),
-            }));
-        }
-    }
-
-    fn record(&self, key: Key, hash: Hash, version: Option<String>) {
+    fn record(
+        &self,
+        key: Key,
+        hash: Hash,
+        version: Option<String>,
+        deployment: Option<Box<Rollout>>,
+    ) {
         match version {
             Some(version) => {
                 let entry = Entry {
                     hash,
                     version,
-                    deployment: None,
+                    deployment,
                 };
                 self.entries().insert(key, entry);
             }
@@ -194,23 +227,19 @@ pub async fn apply(
         isolate(client, namespace, &objects.network_policy, applied),
     )?;
     apply_one(client, namespace, &objects.role_binding, applied).await?;
-    let deployment = &objects.deployment;
-    let (key, hash, body) = prepare(namespace, deployment)?;
+    let Prepared { key, hash, body } = prepare(namespace, &objects.deployment)?;
     // Unchanged and untouched since the operator applied it: its answer then is current.
     if let Some(known) = applied.deployment(&key, &hash) {
         return Ok(known);
     }
-    if applied.unchanged(&key, &hash) {
-        // Unchanged and untouched, its answer not kept: read its status.
-        let api = Api::<Deployment>::namespaced(client.clone(), namespace);
-        if let Some(stored) = api.get_opt(&key.2).await? {
-            return Ok(stored);
-        }
-        // Deleted, and no event of that seen (its watch was down): apply it again.
-    }
-    let stored = apply_now(client, key.clone(), hash, body, applied).await?;
-    applied.keep(&key, &stored);
-    Ok(stored)
+    // The whole answer: the status reads the Deployment's status in it.
+    let request = apply_request::<Deployment>(&key, &body)?;
+    let mut answer: DeploymentAnswer = client.request(request).await?;
+    let version = answer.metadata.resource_version.take();
+    let rollout = Rollout::of(answer);
+    let deployment = rollout.deployment(&key, version.as_deref());
+    applied.record(key, hash, version, Some(Box::new(rollout)));
+    Ok(deployment)
 }
 
 /// `spec.replicas: 0` stops the MCP server too, not only its proxy: once no proxy pod is
@@ -263,9 +292,7 @@ async fn isolate(
     const ABSENT: Hash = [0; 32];
     match isolation {
         Isolation::Unmanaged => Ok(()),
-        Isolation::Apply(policy) => apply_one(client, namespace, policy.as_ref(), applied)
-            .await
-            .map(|_| ()),
+        Isolation::Apply(policy) => apply_one(client, namespace, policy.as_ref(), applied).await,
         Isolation::Remove(name) => {
             let key: Key = (
                 <NetworkPolicy as k8s_openapi::Resource>::KIND.to_owned(),
@@ -281,80 +308,75 @@ async fn isolate(
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
-            applied.record(key, ABSENT, Some(String::new()));
+            applied.record(key, ABSENT, Some(String::new()), None);
             Ok(())
         }
     }
 }
 
-/// Server-side applies `object` unless [`Applied`] knows it is already in place; returns
-/// the stored object when it applied.
+/// Server-side applies `object` unless [`Applied`] knows it is already in place.
 async fn apply_one<K>(
     client: &Client,
     namespace: &str,
     object: &K,
     applied: &Applied,
-) -> Result<Option<K>, Error>
+) -> Result<(), Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize,
 {
-    let (key, hash, body) = prepare(namespace, object)?;
+    let Prepared { key, hash, body } = prepare(namespace, object)?;
     if applied.unchanged(&key, &hash) {
-        return Ok(None);
+        return Ok(());
     }
-    apply_now(client, key, hash, body, applied).await.map(Some)
+    let version = crate::controllers::write(client, apply_request::<K>(&key, &body)?).await?;
+    applied.record(key, hash, version, None);
+    Ok(())
 }
 
-/// The body to apply for `object`, its [`Applied`] key and the body's hash.
-fn prepare<K>(namespace: &str, object: &K) -> Result<(Key, Hash, serde_json::Value), Error>
+/// An object's body as it is applied, its [`Applied`] key and the body's hash.
+struct Prepared {
+    key: Key,
+    hash: Hash,
+    body: Box<RawValue>,
+}
+
+/// Serialises `object` for its apply. The typed objects of k8s-openapi write their
+/// apiVersion and kind, which server-side apply needs; the body is written once, hashed
+/// and sent as it is (no `serde_json::Value` in between).
+fn prepare<K>(namespace: &str, object: &K) -> Result<Prepared, Error>
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
     let name = name_of(object)?;
-    // SSA needs apiVersion and kind in the body; typed objects built in code lack them.
-    let mut body = serde_json::to_value(object).map_err(|source| Error::Serialize {
+    let body = serde_json::value::to_raw_value(object).map_err(|source| Error::Serialize {
         what: "owned object",
         source,
     })?;
-    body["apiVersion"] = K::api_version(&()).into();
-    body["kind"] = K::kind(&()).into();
-    let hash: Hash = Sha256::digest(body.to_string()).into();
+    let hash: Hash = Sha256::digest(body.get()).into();
     let key: Key = (
         K::kind(&()).into_owned(),
         namespace.to_owned(),
         name.to_owned(),
     );
-    Ok((key, hash, body))
+    Ok(Prepared { key, hash, body })
 }
 
-/// Server-side applies `body` (of the object `key` names) and records it in [`Applied`].
-async fn apply_now<K>(
-    client: &Client,
-    key: Key,
-    hash: Hash,
-    body: serde_json::Value,
-    applied: &Applied,
-) -> Result<K, Error>
+/// The server-side apply (forced, the operator's field manager) of `body`, the object of
+/// kind `K` that `key` names.
+fn apply_request<K>(key: &Key, body: &RawValue) -> Result<http::Request<Vec<u8>>, Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), &key.1);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let stored = api.patch(&key.2, &params, &Patch::Apply(body)).await?;
-    applied.record(key, hash, stored.resource_version());
-    Ok(stored)
+    kube::core::Request::new(K::url_path(&(), Some(&key.1)))
+        .patch(&key.2, &params, &Patch::Apply(body))
+        .map_err(|e| kube::Error::BuildRequest(e).into())
 }
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 
     use super::*;
 
@@ -374,14 +396,14 @@ mod tests {
     #[test]
     fn an_object_is_applied_again_once_anything_moved_its_version_or_its_watch_listed_anew() {
         let applied = Applied::default();
-        let (key, hash, _) = prepare("tools", &stored("")).expect("prepared");
-        applied.record(key.clone(), hash, Some("10".to_owned()));
+        let Prepared { key, hash, .. } = prepare("tools", &stored("")).expect("prepared");
+        applied.record(key.clone(), hash, Some("10".to_owned()), None);
         applied.observe(&stored("10"));
         assert!(applied.unchanged(&key, &hash), "its own apply's version");
         assert!(!applied.unchanged(&key, &[0; 32]), "another body");
         applied.observe(&stored("11"));
         assert!(!applied.unchanged(&key, &hash), "a version moved");
-        applied.record(key.clone(), hash, Some("11".to_owned()));
+        applied.record(key.clone(), hash, Some("11".to_owned()), None);
         applied.forget::<Deployment>();
         assert!(
             applied.unchanged(&key, &hash),
@@ -391,44 +413,84 @@ mod tests {
         assert!(!applied.unchanged(&key, &hash), "its watch listed anew");
     }
 
+    /// Server-side apply refuses a body without apiVersion and kind.
+    #[test]
+    fn every_applied_body_names_its_api_version_and_kind() {
+        fn check<K: Resource<DynamicType = ()> + Serialize + Default>() {
+            let mut object = K::default();
+            object.meta_mut().name = Some("fetch".to_owned());
+            let Prepared { body, .. } = prepare("tools", &object).expect("prepared");
+            let body: serde_json::Value = serde_json::from_str(body.get()).expect("JSON");
+            assert_eq!(body["apiVersion"], *K::api_version(&()), "{body}");
+            assert_eq!(body["kind"], *K::kind(&()), "{body}");
+            assert_eq!(body["metadata"]["name"], "fetch", "{body}");
+        }
+        check::<ServiceAccount>();
+        check::<Role>();
+        check::<RoleBinding>();
+        check::<ConfigMap>();
+        check::<Service>();
+        check::<NetworkPolicy>();
+        check::<Deployment>();
+    }
+
+    /// An answer as the API server writes it: the pod template, managedFields and the
+    /// status conditions are not kept.
+    const ANSWER: &str = r#"{
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "fetch", "namespace": "tools", "resourceVersion": "10",
+            "generation": 2, "managedFields": [{"manager": "thv-operator",
+            "operation": "Apply", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "fetch"}},
+            "template": {"spec": {"containers": [{"name": "proxy", "image": "p"}]}}},
+        "status": {"observedGeneration": 2, "availableReplicas": 1,
+            "conditions": [{"type": "Available", "status": "True",
+                "message": "Deployment has minimum availability."}]}
+    }"#;
+
     #[test]
     fn the_deployment_the_apply_answered_stands_in_for_a_get_until_an_event_moves_it() {
-        let answer = |version: &str| Deployment {
+        let event = |version: &str| Deployment {
             metadata: ObjectMeta {
                 name: Some("fetch".to_owned()),
                 namespace: Some("tools".to_owned()),
                 resource_version: Some(version.to_owned()),
-                generation: Some(2),
                 ..ObjectMeta::default()
             },
-            status: Some(DeploymentStatus {
-                available_replicas: Some(1),
-                ..DeploymentStatus::default()
-            }),
             ..Deployment::default()
         };
+        let mut answer: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
+        let version = answer.metadata.resource_version.take();
+        assert_eq!(version.as_deref(), Some("10"));
         let applied = Applied::default();
-        let (key, hash, _) = prepare("tools", &answer("")).expect("prepared");
-        applied.record(key.clone(), hash, Some("10".to_owned()));
-        applied.keep(&key, &answer("10"));
+        let Prepared { key, hash, .. } = prepare("tools", &event("")).expect("prepared");
+        let rollout = Rollout::of(answer);
+        applied.record(key.clone(), hash, version, Some(Box::new(rollout)));
         let known = applied.deployment(&key, &hash).expect("kept");
+        assert_eq!(known.metadata.name.as_deref(), Some("fetch"));
         assert_eq!(known.metadata.generation, Some(2));
-        assert_eq!(known.status.and_then(|s| s.available_replicas), Some(1));
+        assert_eq!(known.metadata.resource_version.as_deref(), Some("10"));
+        assert_eq!(known.spec.and_then(|s| s.replicas), Some(1));
+        let status = known.status.expect("status");
+        assert_eq!(status.available_replicas, Some(1));
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(status.conditions, None);
         assert!(applied.deployment(&key, &[0; 32]).is_none(), "another body");
-        applied.observe(&answer("10"));
+        applied.observe(&event("10"));
         assert!(
             applied.deployment(&key, &hash).is_some(),
             "its own apply's event"
         );
-        applied.observe(&answer("11"));
+        applied.observe(&event("11"));
         assert!(applied.deployment(&key, &hash).is_none(), "a status step");
-        applied.record(key.clone(), hash, Some("12".to_owned()));
-        applied.keep(&key, &answer("11"));
-        assert!(
-            applied.deployment(&key, &hash).is_none(),
-            "an answer older than the entry"
+        let answer: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
+        applied.record(
+            key.clone(),
+            hash,
+            Some("12".to_owned()),
+            Some(Box::new(Rollout::of(answer))),
         );
-        applied.keep(&key, &answer("12"));
         applied.forget::<Deployment>();
         assert!(
             applied.deployment(&key, &hash).is_none(),
