@@ -27,6 +27,7 @@ use api::registry::RegistrySourceType;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -106,7 +107,9 @@ pub async fn run(
             owned,
         ))
         .watches_stream(
-            triggers::touched(api::<ConfigMap>(&client, &namespace), cfg),
+            // Metadata only: the name is all `reading` needs of any ConfigMap, and the
+            // namespace may hold many (one per MCPServer's RunConfig).
+            triggers::touched(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), cfg),
             reading(store),
         )
         .graceful_shutdown_on(shutdown.clone())
@@ -117,8 +120,8 @@ pub async fn run(
 /// Maps a changed ConfigMap to the registries of its namespace that read it.
 fn reading(
     store: Store<MCPRegistry>,
-) -> impl Fn(ConfigMap) -> Vec<ObjectRef<MCPRegistry>> + Send + Sync + 'static {
-    move |map: ConfigMap| {
+) -> impl Fn(PartialObjectMeta<ConfigMap>) -> Vec<ObjectRef<MCPRegistry>> + Send + Sync + 'static {
+    move |map: PartialObjectMeta<ConfigMap>| {
         let Ok(name) = name_of(&map) else {
             return Vec::new();
         };
