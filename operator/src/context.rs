@@ -48,6 +48,8 @@ pub struct Context {
     pub config: OperatorConfig,
     /// What the MCPServer controller last applied (skips unchanged re-applies).
     pub applied: Arc<crate::controllers::mcpserver::apply::Applied>,
+    /// Namespaces found being deleted (their reconciles pause).
+    pub terminating: Arc<crate::controllers::Terminating>,
 }
 
 impl Context {
@@ -63,6 +65,7 @@ impl Context {
             metrics,
             config,
             applied: Arc::default(),
+            terminating: Arc::default(),
         })
     }
 }

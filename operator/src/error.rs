@@ -23,6 +23,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the API server refused a write because the object's namespace is being
+    /// deleted (a create there is refused until the namespace is gone).
+    pub fn namespace_terminating(&self) -> bool {
+        matches!(self, Self::Kube(kube::Error::Api(status))
+            if status.details.as_ref().is_some_and(|details| {
+                details.causes.iter().any(|cause| cause.reason == "NamespaceTerminating")
+            }))
+    }
+
     /// Label for the `reason` of the error counter.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -31,5 +40,31 @@ impl Error {
             Self::MissingObjectKey(_) => "missing_object_key",
             Self::Registry(_) => "registry",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// The API server's answer to a create in a namespace being deleted (v1.36).
+    const TERMINATING: &str = r#"{"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "reason": "Forbidden", "code": 403,
+        "message": "configmaps \"y\" is forbidden: unable to create new content in namespace term-test because it is being terminated",
+        "details": {"name": "y", "kind": "configmaps", "causes": [{"reason": "NamespaceTerminating",
+            "message": "namespace term-test is being terminated", "field": "metadata.namespace"}]}}"#;
+
+    fn refused(answer: &str) -> Error {
+        let status: kube::core::Status = serde_json::from_str(answer).expect("a Status");
+        Error::Kube(kube::Error::Api(Box::new(status)))
+    }
+
+    #[test]
+    fn a_write_refused_because_the_namespace_is_being_deleted_is_told_apart() {
+        assert!(refused(TERMINATING).namespace_terminating());
+        let forbidden = r#"{"kind": "Status", "status": "Failure", "reason": "Forbidden",
+            "code": 403, "message": "configmaps \"y\" is forbidden: User cannot create"}"#;
+        assert!(!refused(forbidden).namespace_terminating());
+        assert!(!Error::MissingObjectKey("metadata.name").namespace_terminating());
     }
 }

@@ -26,6 +26,12 @@ impl Owner for api::MCPRemoteProxy {
     const APP_NAME: &'static str = "mcpremoteproxy";
 }
 
+/// The label selector of every object no controller of this operator applies: the
+/// watches of what users reference (ConfigMaps, Secrets, the config kinds) leave the
+/// operator's own objects out, one RunConfig ConfigMap per MCPServer above all, so the
+/// API server sends none of their events to be matched against every server.
+pub const NOT_APPLIED: &str = "app.kubernetes.io/managed-by!=thv-operator";
+
 /// The label selector of the objects the controller of `O` applies: its watches see only
 /// those, not the other controllers' (which the API server filters out).
 pub fn owned_selector<O: Owner>() -> String {

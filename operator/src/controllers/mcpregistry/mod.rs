@@ -95,11 +95,10 @@ pub async fn run(
         }
     };
     let client = state.ctx.client.clone();
-    let cfg = watcher::Config::default();
     let owned = watcher::Config::default()
         .labels("app.kubernetes.io/name=mcpregistry,app.kubernetes.io/managed-by=thv-operator");
     let (store, trigger) =
-        triggers::reflected(api::<MCPRegistry>(&client, &namespace), cfg.clone(), |_| {});
+        triggers::reflected(api::<MCPRegistry>(&client, &namespace), watcher::Config::default(), |_| {});
     let controller = Controller::for_stream(trigger, store.clone());
     let stream = controller
         .owns_stream(triggers::touched(
@@ -107,9 +106,12 @@ pub async fn run(
             owned,
         ))
         .watches_stream(
-            // Metadata only: the name is all `reading` needs of any ConfigMap, and the
-            // namespace may hold many (one per MCPServer's RunConfig).
-            triggers::touched(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), cfg),
+            // Metadata only, and none the operator applies (one per MCPServer's
+            // RunConfig): the name is all `reading` needs.
+            triggers::touched(
+                api::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
+                watcher::Config::default().labels(crate::labels::NOT_APPLIED),
+            ),
             reading(store),
         )
         .graceful_shutdown_on(shutdown.clone())

@@ -62,6 +62,10 @@ pub async fn reconcile(proxy: Arc<MCPRemoteProxy>, ctx: Arc<Context>) -> Result<
         return Ok(Action::await_change());
     }
     let namespace = namespace_of(proxy.as_ref())?;
+    if ctx.terminating.recently(namespace) {
+        // Every create there would be refused; the proxy goes with its namespace.
+        return Ok(Action::requeue(crate::controllers::Terminating::PAUSE));
+    }
     // Header values from Secrets: a rotated Secret rolls the proxy pods.
     let secrets = proxy
         .spec

@@ -153,7 +153,8 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
         )
     }
 
-    /// Watches every `K` object, mapped to the `R`s referencing it as `kind`.
+    /// Watches every `K` object but the operator's own, mapped to the `R`s referencing it
+    /// as `kind`.
     pub fn referenced<K: Watched>(
         &self,
         controller: Controller<R>,
@@ -162,7 +163,7 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
         controller.watches_stream(
             triggers::touched(
                 api::<PartialObjectMeta<K>>(self.client, self.namespace),
-                watcher::Config::default(),
+                watcher::Config::default().labels(crate::labels::NOT_APPLIED),
             ),
             referencing(self.store.clone(), kind),
         )
@@ -265,6 +266,10 @@ pub async fn reconcile(server: Arc<MCPServer>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::await_change());
     }
     let namespace = namespace_of(server.as_ref())?;
+    if ctx.terminating.recently(namespace) {
+        // Every create there would be refused; the server goes with its namespace.
+        return Ok(Action::requeue(crate::controllers::Terminating::PAUSE));
+    }
     let refs = dereference::fetch(&server, &ctx.client).await?;
     let ref_states = RefState::of(server.as_ref(), |kind| refs.found(kind));
     let hashes = refs.hashes();
