@@ -27,9 +27,9 @@ impl Error {
     /// deleted (a create there is refused until the namespace is gone).
     pub fn namespace_terminating(&self) -> bool {
         matches!(self, Self::Kube(kube::Error::Api(status))
-            if status.details.as_ref().is_some_and(|details| {
-                details.causes.iter().any(|cause| cause.reason == "NamespaceTerminating")
-            }))
+        if status.details.as_ref().is_some_and(|details| {
+            details.causes.iter().any(|cause| cause.reason == "NamespaceTerminating")
+        }))
     }
 
     /// Label for the `reason` of the error counter.

@@ -97,8 +97,11 @@ pub async fn run(
     let client = state.ctx.client.clone();
     let owned = watcher::Config::default()
         .labels("app.kubernetes.io/name=mcpregistry,app.kubernetes.io/managed-by=thv-operator");
-    let (store, trigger) =
-        triggers::reflected(api::<MCPRegistry>(&client, &namespace), watcher::Config::default(), |_| {});
+    let (store, trigger) = triggers::reflected(
+        api::<MCPRegistry>(&client, &namespace),
+        watcher::Config::default(),
+        |_| {},
+    );
     let controller = Controller::for_stream(trigger, store.clone());
     let stream = controller
         .owns_stream(triggers::touched(
