@@ -16,13 +16,16 @@
 //! stands in for a `get`: a reconcile that changes nothing (the periodic re-check, the
 //! event of the operator's own status write) makes no request. A status step of a
 //! rollout moves the resourceVersion, so the next reconcile applies again and reads the
-//! new status in the answer. Of the other objects' answers only the resourceVersion is
-//! read, so they are asked for as metadata only, and every body is serialised once,
-//! straight from its typed object: encoding and decoding whole objects (managedFields as
-//! `serde_json::Value` trees above all) was most of the operator's CPU at scale. Keeping every Deployment in a watch store instead was
+//! new status in the answer. Keeping every Deployment in a watch store instead was
 //! measured and not kept: the API server, which encodes every status step of every
 //! Deployment in full for such a watch, converged no sooner, and the operator's peak RSS
 //! rose by 5 MiB (docs/performance.md, row 1).
+//!
+//! Of the other objects' answers only the resourceVersion is read, so they are asked for
+//! as metadata only; of the Deployment's, only what the status reads is decoded; and
+//! every body is serialised once, straight from its typed object. Decoding whole answers
+//! (managedFields as `serde_json::Value` trees above all) and building each body as a
+//! `Value` took 15 % of the operator's CPU at scale (docs/performance.md, row 1).
 //!
 //! The objects a Deployment needs (ServiceAccounts, Role, ConfigMap, Service) are applied
 //! concurrently, then the RoleBinding, then the Deployment. The RoleBinding waits for its
