@@ -8,20 +8,15 @@
 //! Here each watch backs off alone ([`WatchBackoff`]) and its errors are logged and
 //! dropped before the streams merge, so one watch's trouble delays no other's events.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::marker::PhantomData;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 
 /// The first retry of a failed watch.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
@@ -147,88 +142,6 @@ where
     (store, quiet(kind, events))
 }
 
-/// An object of kind `K` as the trigger watches read it: the metadata their mappers need
-/// (name, namespace, uid, resourceVersion, generation, labels, owner references, deletion
-/// timestamp). Like kube's `PartialObjectMeta` it makes the API server send metadata
-/// only; unlike it, it skips the managedFields and annotations unread. `ObjectMeta` types
-/// managedFields as `serde_json::Value` trees, one per field manager: every event of a
-/// Deployment (each rollout step) decoded its whole pod template's field set, for
-/// nothing.
-#[derive(Clone, Debug)]
-pub struct SlimMeta<K> {
-    metadata: ObjectMeta,
-    kind: PhantomData<fn() -> K>,
-}
-
-impl<'de, K> Deserialize<'de> for SlimMeta<K> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Object {
-            metadata: Metadata,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Metadata {
-            name: Option<String>,
-            namespace: Option<String>,
-            uid: Option<String>,
-            resource_version: Option<String>,
-            generation: Option<i64>,
-            labels: Option<BTreeMap<String, String>>,
-            owner_references: Option<Vec<OwnerReference>>,
-            deletion_timestamp: Option<Time>,
-        }
-        let Object { metadata } = Object::deserialize(deserializer)?;
-        Ok(Self {
-            metadata: ObjectMeta {
-                name: metadata.name,
-                namespace: metadata.namespace,
-                uid: metadata.uid,
-                resource_version: metadata.resource_version,
-                generation: metadata.generation,
-                labels: metadata.labels,
-                owner_references: metadata.owner_references,
-                deletion_timestamp: metadata.deletion_timestamp,
-                ..ObjectMeta::default()
-            },
-            kind: PhantomData,
-        })
-    }
-}
-
-impl<K: Resource> Resource for SlimMeta<K> {
-    type DynamicType = K::DynamicType;
-    type Scope = K::Scope;
-
-    fn metadata_api() -> bool {
-        true
-    }
-
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,43 +153,6 @@ mod tests {
         assert_eq!(delays, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
         backoff.reset();
         assert_eq!(backoff.next(), Some(FIRST_RETRY));
-    }
-
-    /// A Deployment's watch event as the API server sends it for a metadata-only watch.
-    #[test]
-    fn a_slim_object_keeps_what_the_mappers_read_and_skips_managed_fields() {
-        let event = r#"{"type": "MODIFIED", "object": {"kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "fetch-proxy",
-            "namespace": "tools", "uid": "u-1", "resourceVersion": "42", "generation": 3,
-            "labels": {"app.kubernetes.io/name": "mcpserver"},
-            "annotations": {"deployment.kubernetes.io/revision": "2"},
-            "ownerReferences": [{"apiVersion": "toolhive.stacklok.dev/v1alpha1",
-                "kind": "MCPServer", "name": "fetch", "uid": "u-0", "controller": true}],
-            "managedFields": [{"manager": "thv-operator", "operation": "Apply",
-                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]}}}"#;
-        let event: kube::api::WatchEvent<SlimMeta<k8s_openapi::api::apps::v1::Deployment>> =
-            serde_json::from_str(event).expect("event");
-        let kube::api::WatchEvent::Modified(object) = event else {
-            panic!("not a modification");
-        };
-        assert_eq!(
-            SlimMeta::<k8s_openapi::api::apps::v1::Deployment>::kind(&()),
-            "Deployment"
-        );
-        assert!(SlimMeta::<k8s_openapi::api::apps::v1::Deployment>::metadata_api());
-        let meta = object.meta();
-        assert_eq!(meta.name.as_deref(), Some("fetch-proxy"));
-        assert_eq!(meta.namespace.as_deref(), Some("tools"));
-        assert_eq!(meta.resource_version.as_deref(), Some("42"));
-        assert_eq!(meta.generation, Some(3));
-        assert_eq!(meta.labels.as_ref().map(BTreeMap::len), Some(1));
-        let owner = &meta.owner_references.as_ref().expect("owners")[0];
-        assert_eq!(
-            (owner.kind.as_str(), owner.name.as_str()),
-            ("MCPServer", "fetch")
-        );
-        assert_eq!(owner.controller, Some(true));
-        assert!(meta.managed_fields.is_none() && meta.annotations.is_none());
     }
 
     #[tokio::test]

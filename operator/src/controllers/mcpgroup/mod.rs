@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::controllers::triggers::SlimMeta;
 use api::group::{MCPGroupPhase, MCPGroupStatus};
 use api::{MCPGroup, MCPRemoteProxy, MCPServer};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -57,14 +57,14 @@ pub async fn run(
     let stream = controller
         .watches_stream(
             triggers::touched(
-                scoped_api::<SlimMeta<MCPServer>>(&client, &namespace),
+                scoped_api::<PartialObjectMeta<MCPServer>>(&client, &namespace),
                 watcher::Config::default(),
             ),
             move |server| groups_of_namespace(&groups, server.namespace().as_deref()),
         )
         .watches_stream(
             triggers::touched(
-                scoped_api::<SlimMeta<MCPRemoteProxy>>(&client, &namespace),
+                scoped_api::<PartialObjectMeta<MCPRemoteProxy>>(&client, &namespace),
                 watcher::Config::default(),
             ),
             move |proxy| groups_of_namespace(&of_proxy, proxy.namespace().as_deref()),

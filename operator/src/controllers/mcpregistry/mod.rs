@@ -22,16 +22,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::controllers::triggers::SlimMeta;
 use api::MCPRegistry;
 use api::registry::RegistrySourceType;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 
 use crate::context::Context;
 use crate::controllers::conditions::Reason;
@@ -112,7 +112,7 @@ pub async fn run(
             // Metadata only, and none the operator applies (one per MCPServer's
             // RunConfig): the name is all `reading` needs.
             triggers::touched(
-                api::<SlimMeta<ConfigMap>>(&client, &namespace),
+                api::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
                 watcher::Config::default().labels(crate::labels::NOT_APPLIED),
             ),
             reading(store),
@@ -125,15 +125,15 @@ pub async fn run(
 /// Maps a changed ConfigMap to the registries of its namespace that read it.
 fn reading(
     store: Store<MCPRegistry>,
-) -> impl Fn(SlimMeta<ConfigMap>) -> Vec<ObjectRef<MCPRegistry>> + Send + Sync + 'static {
-    move |map: SlimMeta<ConfigMap>| {
+) -> impl Fn(PartialObjectMeta<ConfigMap>) -> Vec<ObjectRef<MCPRegistry>> + Send + Sync + 'static {
+    move |map: PartialObjectMeta<ConfigMap>| {
         let Ok(name) = name_of(&map) else {
             return Vec::new();
         };
         store
             .state()
             .iter()
-            .filter(|r| r.metadata.namespace == map.meta().namespace && reads_config_map(r, name))
+            .filter(|r| r.metadata.namespace == map.metadata.namespace && reads_config_map(r, name))
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect()
     }

@@ -14,7 +14,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::controllers::triggers::SlimMeta;
 use admission::ConfigKind;
 use api::MCPServer;
 use k8s_openapi::NamespaceResourceScope;
@@ -23,6 +22,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -145,7 +145,7 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
         let applied = self.applied.clone();
         controller.watches_stream(
             triggers::touched_relisted(
-                api::<SlimMeta<K>>(self.client, self.namespace),
+                api::<PartialObjectMeta<K>>(self.client, self.namespace),
                 managed,
                 move || applied.forget::<K>(),
             ),
@@ -162,7 +162,7 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
     ) -> Controller<R> {
         controller.watches_stream(
             triggers::touched(
-                api::<SlimMeta<K>>(self.client, self.namespace),
+                api::<PartialObjectMeta<K>>(self.client, self.namespace),
                 watcher::Config::default().labels(crate::labels::NOT_APPLIED),
             ),
             referencing(self.store.clone(), kind),
