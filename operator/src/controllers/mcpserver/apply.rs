@@ -383,15 +383,20 @@ mod tests {
 
     use super::*;
 
+    /// The metadata of `tools/<name>` as the API server stores it at `version`.
+    fn meta(name: &str, version: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some("tools".to_owned()),
+            resource_version: Some(version.to_owned()),
+            ..ObjectMeta::default()
+        }
+    }
+
     /// `tools/fetch-runconfig` as the API server stores it at `version`.
     fn stored(version: &str) -> ConfigMap {
         ConfigMap {
-            metadata: ObjectMeta {
-                name: Some("fetch-runconfig".to_owned()),
-                namespace: Some("tools".to_owned()),
-                resource_version: Some(version.to_owned()),
-                ..ObjectMeta::default()
-            },
+            metadata: meta("fetch-runconfig", version),
             ..ConfigMap::default()
         }
     }
@@ -455,12 +460,7 @@ mod tests {
     #[test]
     fn the_deployment_the_apply_answered_stands_in_for_a_get_until_an_event_moves_it() {
         let event = |version: &str| Deployment {
-            metadata: ObjectMeta {
-                name: Some("fetch".to_owned()),
-                namespace: Some("tools".to_owned()),
-                resource_version: Some(version.to_owned()),
-                ..ObjectMeta::default()
-            },
+            metadata: meta("fetch", version),
             ..Deployment::default()
         };
         let mut answer: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
