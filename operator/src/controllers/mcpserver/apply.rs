@@ -34,15 +34,15 @@
 //! not exist yet the binding's apply failed with NotFound (observed in `make demo-check`),
 //! the failure cancelled the Role's concurrent request, and every retry failed alike.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use api::MCPServer;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus, StatefulSet};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{GetParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -66,9 +66,23 @@ struct Entry {
     hash: Hash,
     /// The resourceVersion the API server answered with.
     version: String,
-    /// For the proxy Deployment: what the status reads of the API server's answer. While
-    /// the entry stands, no watch event has shown the Deployment changed.
+    /// For the proxy Deployment: what the status reads of the API server's answer (or of
+    /// the last read of it).
     deployment: Option<Box<Rollout>>,
+    /// For the proxy Deployment: a watch event showed a new version at the same
+    /// generation (a status step, or an edit of its metadata), so `deployment` is out of
+    /// date; a read tells which.
+    moved: bool,
+}
+
+/// What [`Applied`] knows of a proxy Deployment whose body has not changed.
+enum Known {
+    /// As the operator's last apply (or read) left it: no watch event has moved it.
+    Current(Deployment),
+    /// Moved at the generation the operator applied: its status, or its metadata.
+    Moved,
+    /// Not applied with this body, or changed since in its spec, or deleted.
+    Unknown,
 }
 
 /// What the status reads of a Deployment: its generation, replicas and status counts (a
@@ -113,8 +127,8 @@ impl Rollout {
     }
 }
 
-/// What the operator decodes of the API server's answer to applying a Deployment (the
-/// rest, its pod template and managedFields above all, is skipped unread).
+/// What the operator decodes of a Deployment the API server answers with, to an apply or
+/// a read (the rest, its pod template and managedFields above all, is skipped unread).
 #[derive(Deserialize)]
 struct DeploymentAnswer {
     metadata: AnswerMetadata,
@@ -127,6 +141,33 @@ struct DeploymentAnswer {
 struct AnswerMetadata {
     resource_version: Option<String>,
     generation: Option<i64>,
+    /// Read to tell whether a hand edit removed what the operator applied.
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    owner_references: Vec<OwnerReference>,
+}
+
+impl AnswerMetadata {
+    /// Whether every label, annotation and owner reference of `applied` is still here
+    /// as applied (others' additions, such as the Deployment controller's revision
+    /// annotation, do not count).
+    fn keeps(&self, applied: &ObjectMeta) -> bool {
+        let kept = |mine: &Option<BTreeMap<String, String>>, here: &BTreeMap<String, String>| {
+            mine.iter()
+                .flatten()
+                .all(|(key, value)| here.get(key) == Some(value))
+        };
+        kept(&applied.labels, &self.labels)
+            && kept(&applied.annotations, &self.annotations)
+            && applied
+                .owner_references
+                .iter()
+                .flatten()
+                .all(|mine| self.owner_references.contains(mine))
+    }
 }
 
 #[derive(Deserialize)]
@@ -148,7 +189,10 @@ impl Applied {
     }
 
     /// Called with every watch event of an owned object: forgets the entry unless the
-    /// event shows the very version the operator's own apply produced.
+    /// event shows the very version the operator's own apply produced. A proxy
+    /// Deployment moved at the generation the operator applied is only marked
+    /// [`Known::Moved`]: its rollout's status steps are most of its events, and reading
+    /// one costs the API server a tenth of what applying the Deployment again costs.
     pub fn observe<K: Resource<DynamicType = ()>>(&self, object: &K) {
         let key = (
             K::kind(&()).into_owned(),
@@ -156,11 +200,19 @@ impl Applied {
             object.name_any(),
         );
         let mut entries = self.entries();
-        if entries
-            .get(&key)
-            .is_some_and(|entry| Some(&entry.version) != object.resource_version().as_ref())
-        {
-            entries.remove(&key);
+        let Some(entry) = entries.get_mut(&key) else {
+            return;
+        };
+        if Some(&entry.version) == object.resource_version().as_ref() {
+            return;
+        }
+        match &entry.deployment {
+            Some(rollout) if rollout.generation == object.meta().generation => {
+                entry.moved = true;
+            }
+            _ => {
+                entries.remove(&key);
+            }
         }
     }
 
@@ -177,13 +229,30 @@ impl Applied {
             .is_some_and(|entry| entry.hash == *hash)
     }
 
-    /// The proxy Deployment as the operator's last apply of this body left it, if no
-    /// watch event has shown it changed since.
-    fn deployment(&self, key: &Key, hash: &Hash) -> Option<Deployment> {
+    /// What is known of the proxy Deployment the operator applied with this body.
+    fn deployment(&self, key: &Key, hash: &Hash) -> Known {
         let entries = self.entries();
-        let entry = entries.get(key).filter(|entry| entry.hash == *hash)?;
-        let rollout = entry.deployment.as_ref()?;
-        Some(rollout.deployment(key, Some(&entry.version)))
+        let Some((entry, rollout)) = entries
+            .get(key)
+            .filter(|entry| entry.hash == *hash)
+            .and_then(|entry| Some((entry, entry.deployment.as_ref()?)))
+        else {
+            return Known::Unknown;
+        };
+        if entry.moved {
+            Known::Moved
+        } else {
+            Known::Current(rollout.deployment(key, Some(&entry.version)))
+        }
+    }
+
+    /// The generation the operator applied the proxy Deployment at, while it is
+    /// [`Known::Moved`].
+    fn applied_generation(&self, key: &Key) -> Option<i64> {
+        self.entries()
+            .get(key)
+            .and_then(|entry| entry.deployment.as_ref())
+            .and_then(|rollout| rollout.generation)
     }
 
     fn record(
@@ -199,6 +268,7 @@ impl Applied {
                     hash,
                     version,
                     deployment,
+                    moved: false,
                 };
                 self.entries().insert(key, entry);
             }
@@ -231,18 +301,57 @@ pub async fn apply(
     )?;
     apply_one(client, namespace, &objects.role_binding, applied).await?;
     let Prepared { key, hash, body } = prepare(namespace, &objects.deployment)?;
-    // Unchanged and untouched since the operator applied it: its answer then is current.
-    if let Some(known) = applied.deployment(&key, &hash) {
-        return Ok(known);
+    match applied.deployment(&key, &hash) {
+        // Unchanged and untouched since the operator applied it: its answer then is
+        // current.
+        Known::Current(deployment) => return Ok(deployment),
+        Known::Moved => {
+            if let Some(deployment) =
+                read_back(client, key.clone(), hash, &objects.deployment, applied).await?
+            {
+                return Ok(deployment);
+            }
+        }
+        Known::Unknown => {}
     }
     // The whole answer: the status reads the Deployment's status in it.
     let request = apply_request::<Deployment>(&key, &body)?;
-    let mut answer: DeploymentAnswer = client.request(request).await?;
+    let answer: DeploymentAnswer = client.request(request).await?;
+    Ok(keep(applied, key, hash, answer))
+}
+
+/// Reads the proxy Deployment that moved at the generation the operator applied. It is
+/// returned (and kept) when it is still as applied: same generation, and its metadata
+/// keeps every label, annotation and owner reference of `desired`'s. Otherwise (a hand
+/// edit, or deleted) it must be applied again: `None`.
+async fn read_back(
+    client: &Client,
+    key: Key,
+    hash: Hash,
+    desired: &Deployment,
+    applied: &Applied,
+) -> Result<Option<Deployment>, Error> {
+    let request = kube::core::Request::new(Deployment::url_path(&(), Some(&key.1)))
+        .get(&key.2, &GetParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    let answer: DeploymentAnswer = match client.request(request).await {
+        Ok(answer) => answer,
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let as_applied = answer.metadata.generation == applied.applied_generation(&key)
+        && answer.metadata.keeps(&desired.metadata);
+    Ok(as_applied.then(|| keep(applied, key, hash, answer)))
+}
+
+/// Records the Deployment the API server answered with and returns it, as far as the
+/// status reads it.
+fn keep(applied: &Applied, key: Key, hash: Hash, mut answer: DeploymentAnswer) -> Deployment {
     let version = answer.metadata.resource_version.take();
     let rollout = Rollout::of(answer);
     let deployment = rollout.deployment(&key, version.as_deref());
     applied.record(key, hash, version, Some(Box::new(rollout)));
-    Ok(deployment)
+    deployment
 }
 
 /// `spec.replicas: 0` stops the MCP server too, not only its proxy: once no proxy pod is
@@ -457,20 +566,35 @@ mod tests {
                 "message": "Deployment has minimum availability."}]}
     }"#;
 
+    /// The proxy Deployment `tools/fetch` as a watch event shows it at `version` and
+    /// `generation`.
+    fn event(version: &str, generation: i64) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                generation: Some(generation),
+                ..meta("fetch", version)
+            },
+            ..Deployment::default()
+        }
+    }
+
+    fn current(known: Known) -> Option<Deployment> {
+        match known {
+            Known::Current(deployment) => Some(deployment),
+            Known::Moved | Known::Unknown => None,
+        }
+    }
+
     #[test]
     fn the_deployment_the_apply_answered_stands_in_for_a_get_until_an_event_moves_it() {
-        let event = |version: &str| Deployment {
-            metadata: meta("fetch", version),
-            ..Deployment::default()
-        };
         let mut answer: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
         let version = answer.metadata.resource_version.take();
         assert_eq!(version.as_deref(), Some("10"));
         let applied = Applied::default();
-        let Prepared { key, hash, .. } = prepare("tools", &event("")).expect("prepared");
+        let Prepared { key, hash, .. } = prepare("tools", &event("", 0)).expect("prepared");
         let rollout = Rollout::of(answer);
         applied.record(key.clone(), hash, version, Some(Box::new(rollout)));
-        let known = applied.deployment(&key, &hash).expect("kept");
+        let known = current(applied.deployment(&key, &hash)).expect("kept");
         assert_eq!(known.metadata.name.as_deref(), Some("fetch"));
         assert_eq!(known.metadata.generation, Some(2));
         assert_eq!(known.metadata.resource_version.as_deref(), Some("10"));
@@ -479,25 +603,98 @@ mod tests {
         assert_eq!(status.available_replicas, Some(1));
         assert_eq!(status.observed_generation, Some(2));
         assert_eq!(status.conditions, None);
-        assert!(applied.deployment(&key, &[0; 32]).is_none(), "another body");
-        applied.observe(&event("10"));
         assert!(
-            applied.deployment(&key, &hash).is_some(),
+            matches!(applied.deployment(&key, &[0; 32]), Known::Unknown),
+            "another body"
+        );
+        applied.observe(&event("10", 2));
+        assert!(
+            current(applied.deployment(&key, &hash)).is_some(),
             "its own apply's event"
         );
-        applied.observe(&event("11"));
-        assert!(applied.deployment(&key, &hash).is_none(), "a status step");
-        let answer: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
-        applied.record(
-            key.clone(),
-            hash,
-            Some("12".to_owned()),
-            Some(Box::new(Rollout::of(answer))),
+        applied.observe(&event("11", 2));
+        assert!(
+            matches!(applied.deployment(&key, &hash), Known::Moved),
+            "a status step: read it"
         );
+        assert_eq!(applied.applied_generation(&key), Some(2));
+        let read: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
+        keep(&applied, key.clone(), hash, read);
+        assert!(current(applied.deployment(&key, &hash)).is_some(), "read");
+        applied.observe(&event("12", 3));
+        assert!(
+            matches!(applied.deployment(&key, &hash), Known::Unknown),
+            "its spec edited: apply it again"
+        );
+        let answer: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
+        keep(&applied, key.clone(), hash, answer);
         applied.forget::<Deployment>();
         assert!(
-            applied.deployment(&key, &hash).is_none(),
+            matches!(applied.deployment(&key, &hash), Known::Unknown),
             "its watch listed anew"
+        );
+    }
+
+    #[test]
+    fn a_read_deployment_is_as_applied_while_it_keeps_the_operators_metadata() {
+        let owner = OwnerReference {
+            api_version: "toolhive.stacklok.dev/v1beta1".to_owned(),
+            kind: "MCPServer".to_owned(),
+            name: "fetch".to_owned(),
+            uid: "u1".to_owned(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        };
+        let mine = ObjectMeta {
+            labels: Some([("app".to_owned(), "fetch".to_owned())].into()),
+            annotations: Some([("a".to_owned(), "1".to_owned())].into()),
+            owner_references: Some(vec![owner.clone()]),
+            ..ObjectMeta::default()
+        };
+        let read =
+            |labels: &[(&str, &str)], annotations: &[(&str, &str)], owners: Vec<OwnerReference>| {
+                let pairs = |p: &[(&str, &str)]| {
+                    p.iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect()
+                };
+                AnswerMetadata {
+                    resource_version: None,
+                    generation: Some(2),
+                    labels: pairs(labels),
+                    annotations: pairs(annotations),
+                    owner_references: owners,
+                }
+            };
+        let revision = ("deployment.kubernetes.io/revision", "3");
+        assert!(
+            read(
+                &[("app", "fetch"), ("x", "y")],
+                &[("a", "1"), revision],
+                vec![owner.clone()]
+            )
+            .keeps(&mine)
+        );
+        assert!(
+            !read(&[], &[("a", "1")], vec![owner.clone()]).keeps(&mine),
+            "a label removed"
+        );
+        assert!(
+            !read(&[("app", "other")], &[("a", "1")], vec![owner.clone()]).keeps(&mine),
+            "a label changed"
+        );
+        assert!(
+            !read(&[("app", "fetch")], &[revision], vec![owner]).keeps(&mine),
+            "an annotation removed"
+        );
+        assert!(
+            !read(&[("app", "fetch")], &[("a", "1")], vec![]).keeps(&mine),
+            "its owner removed"
+        );
+        let decoded: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
+        assert!(
+            decoded.metadata.labels.is_empty(),
+            "absent maps decode empty"
         );
     }
 }
