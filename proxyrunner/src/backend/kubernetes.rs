@@ -416,6 +416,14 @@ async fn count_tools(bridge: &Bridge) -> Option<usize> {
     Some(pages.count())
 }
 
+/// The attach stream's pipes between this process and kube's WebSocket task, each way.
+/// kube sends what one read of the stdin pipe returns as one frame (up to 4 KiB), which
+/// the API server, the kubelet and the container runtime each relay on its own. With
+/// kube's default pipe (1 KiB) a batch the bridge writes at once, the messages of many
+/// sessions queued together, left in frames of 1 KiB. Paired runs of the stdio bench
+/// (100 sessions) measured +17 %, +20 % and -2 % messages/s, within this machine's noise.
+const ATTACH_BUFFER: usize = 64 * 1024;
+
 /// How long the proxy waits for one `tools/list` page.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -532,7 +540,9 @@ impl AttachedPod {
             .stdin(true)
             .stdout(true)
             .stderr(false)
-            .tty(false);
+            .tty(false)
+            .max_stdin_buf_size(ATTACH_BUFFER)
+            .max_stdout_buf_size(ATTACH_BUFFER);
         let mut attached =
             pods.attach(&pod, &params)
                 .await

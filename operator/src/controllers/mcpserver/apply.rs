@@ -15,8 +15,12 @@
 //! as the operator's own apply left it, so the apply's answer, kept slim with the entry,
 //! stands in for a `get`: a reconcile that changes nothing (the periodic re-check, the
 //! event of the operator's own status write) makes no request. A status step of a
-//! rollout moves the resourceVersion, so the next reconcile applies again and reads the
-//! new status in the answer. Keeping every Deployment in a watch store instead was
+//! rollout moves the resourceVersion but not the generation; the next reconcile then
+//! reads the Deployment and keeps what it read, unless a hand edit removed a label,
+//! annotation or owner reference the operator applied (then it applies again). A read
+//! costs the API server a tenth of a server-side apply that changes nothing (0.7 ms of
+//! CPU against 6.6-9.5 ms for a proxy Deployment, measured on the harness API server).
+//! Keeping every Deployment in a watch store instead was
 //! measured and not kept: the API server, which encodes every status step of every
 //! Deployment in full for such a watch, converged no sooner, and the operator's peak RSS
 //! rose by 5 MiB (docs/performance.md, row 1).
