@@ -275,6 +275,23 @@ async fn deleted_or_edited_objects_are_repaired() -> anyhow::Result<()> {
         })
     })
     .await?;
+
+    // A hand edit of the Deployment's metadata does not move its generation (the
+    // operator reads such a Deployment instead of applying it), and is put back too.
+    let patch = serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/instance": null}}});
+    deployments
+        .patch(
+            "fetch",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await?;
+    wait_until(&deployments, "fetch", TIMEOUT, |d| {
+        d.metadata.labels.as_ref().is_some_and(|labels| {
+            labels.get("app.kubernetes.io/instance").map(String::as_str) == Some("fetch")
+        })
+    })
+    .await?;
     ns.delete().await
 }
 

@@ -82,7 +82,7 @@ struct Entry {
 /// What [`Applied`] knows of a proxy Deployment whose body has not changed.
 enum Known {
     /// As the operator's last apply (or read) left it: no watch event has moved it.
-    Current(Deployment),
+    Current(Box<Deployment>),
     /// Moved at the generation the operator applied: its status, or its metadata.
     Moved,
     /// Not applied with this body, or changed since in its spec, or deleted.
@@ -246,7 +246,7 @@ impl Applied {
         if entry.moved {
             Known::Moved
         } else {
-            Known::Current(rollout.deployment(key, Some(&entry.version)))
+            Known::Current(Box::new(rollout.deployment(key, Some(&entry.version))))
         }
     }
 
@@ -308,7 +308,7 @@ pub async fn apply(
     match applied.deployment(&key, &hash) {
         // Unchanged and untouched since the operator applied it: its answer then is
         // current.
-        Known::Current(deployment) => return Ok(deployment),
+        Known::Current(deployment) => return Ok(*deployment),
         Known::Moved => {
             if let Some(deployment) =
                 read_back(client, key.clone(), hash, &objects.deployment, applied).await?
@@ -584,7 +584,7 @@ mod tests {
 
     fn current(known: Known) -> Option<Deployment> {
         match known {
-            Known::Current(deployment) => Some(deployment),
+            Known::Current(deployment) => Some(*deployment),
             Known::Moved | Known::Unknown => None,
         }
     }
