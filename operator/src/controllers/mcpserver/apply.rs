@@ -182,14 +182,50 @@ struct AnswerSpec {
 /// What the operator last applied: per object, the body's hash and the resourceVersion
 /// the API server answered with.
 #[derive(Debug, Default)]
-pub struct Applied(Mutex<HashMap<Key, Entry>>);
+pub struct Applied(Mutex<State>);
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<Key, Entry>,
+    /// The operator's own requests in flight ([`Flight`]), per object: the versions its
+    /// watch events showed meanwhile.
+    flights: HashMap<Key, Vec<String>>,
+}
+
+/// The operator's own apply or read of one object, from before it is sent until its
+/// answer is recorded ([`Flight::land`]). A watch event in between (another
+/// controller's write right after the operator's) would otherwise be overwritten by the
+/// older answer recorded after it, and the object taken as unchanged, its status
+/// stale, until its next event.
+struct Flight<'a> {
+    applied: &'a Applied,
+    key: Key,
+}
 
 impl Applied {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // The map holds only hints; after a panic elsewhere it is still usable.
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the deletion of `key` as done, under `hash` and the empty resourceVersion
+    /// that no watch event carries.
+    fn deleted(&self, key: Key, hash: Hash) {
+        let entry = Entry {
+            hash,
+            version: String::new(),
+            deployment: None,
+            moved: false,
+        };
+        self.state().entries.insert(key, entry);
+    }
+
+    /// Starts the operator's own request for `key`.
+    fn begin(&self, key: Key) -> Flight<'_> {
+        self.state().flights.insert(key.clone(), Vec::new());
+        Flight { applied: self, key }
     }
 
     /// Called with every watch event of an owned object: forgets the entry unless the
@@ -203,8 +239,11 @@ impl Applied {
             object.namespace().unwrap_or_default(),
             object.name_any(),
         );
-        let mut entries = self.entries();
-        let Some(entry) = entries.get_mut(&key) else {
+        let mut state = self.state();
+        if let Some(seen) = state.flights.get_mut(&key) {
+            seen.push(object.resource_version().unwrap_or_default());
+        }
+        let Some(entry) = state.entries.get_mut(&key) else {
             return;
         };
         if Some(&entry.version) == object.resource_version().as_ref() {
@@ -215,7 +254,7 @@ impl Applied {
                 entry.moved = true;
             }
             _ => {
-                entries.remove(&key);
+                state.entries.remove(&key);
             }
         }
     }
@@ -224,19 +263,21 @@ impl Applied {
     /// watch was down would otherwise never be applied again.
     pub fn forget<K: Resource<DynamicType = ()>>(&self) {
         let kind = K::kind(&());
-        self.entries().retain(|(k, _, _), _| *k != kind);
+        self.state().entries.retain(|(k, _, _), _| *k != kind);
     }
 
     fn unchanged(&self, key: &Key, hash: &Hash) -> bool {
-        self.entries()
+        self.state()
+            .entries
             .get(key)
             .is_some_and(|entry| entry.hash == *hash)
     }
 
     /// What is known of the proxy Deployment the operator applied with this body.
     fn deployment(&self, key: &Key, hash: &Hash) -> Known {
-        let entries = self.entries();
-        let Some((entry, rollout)) = entries
+        let state = self.state();
+        let Some((entry, rollout)) = state
+            .entries
             .get(key)
             .filter(|entry| entry.hash == *hash)
             .and_then(|entry| Some((entry, entry.deployment.as_ref()?)))
@@ -253,33 +294,45 @@ impl Applied {
     /// The generation the operator applied the proxy Deployment at, while it is
     /// [`Known::Moved`].
     fn applied_generation(&self, key: &Key) -> Option<i64> {
-        self.entries()
+        self.state()
+            .entries
             .get(key)
             .and_then(|entry| entry.deployment.as_ref())
             .and_then(|rollout| rollout.generation)
     }
+}
 
-    fn record(
-        &self,
-        key: Key,
-        hash: Hash,
-        version: Option<String>,
-        deployment: Option<Box<Rollout>>,
-    ) {
-        match version {
-            Some(version) => {
-                let entry = Entry {
-                    hash,
-                    version,
-                    deployment,
-                    moved: false,
-                };
-                self.entries().insert(key, entry);
-            }
-            None => {
-                self.entries().remove(&key);
-            }
+impl Flight<'_> {
+    /// Records what the API server answered: `version` of the object with this body.
+    /// An event of another version while the request was in flight leaves a proxy
+    /// Deployment [`Known::Moved`] (to be read) and any other object forgotten (to be
+    /// applied again); so does an older event arriving late, which costs one request.
+    fn land(self, hash: Hash, version: Option<String>, deployment: Option<Box<Rollout>>) {
+        let mut state = self.applied.state();
+        let seen = state.flights.remove(&self.key).unwrap_or_default();
+        let Some(version) = version else {
+            state.entries.remove(&self.key);
+            return;
+        };
+        let moved = seen.iter().any(|seen| *seen != version);
+        if moved && deployment.is_none() {
+            state.entries.remove(&self.key);
+            return;
         }
+        let entry = Entry {
+            hash,
+            version,
+            deployment,
+            moved,
+        };
+        state.entries.insert(self.key.clone(), entry);
+    }
+}
+
+impl Drop for Flight<'_> {
+    /// A request that failed or was cancelled records nothing.
+    fn drop(&mut self) {
+        self.applied.state().flights.remove(&self.key);
     }
 }
 
@@ -320,8 +373,9 @@ pub async fn apply(
     }
     // The whole answer: the status reads the Deployment's status in it.
     let request = apply_request::<Deployment>(&key, &body)?;
+    let flight = applied.begin(key);
     let answer: DeploymentAnswer = client.request(request).await?;
-    Ok(keep(applied, key, hash, answer))
+    Ok(keep(flight, hash, answer))
 }
 
 /// Reads the proxy Deployment that moved at the generation the operator applied. It is
@@ -338,6 +392,7 @@ async fn read_back(
     let request = kube::core::Request::new(Deployment::url_path(&(), Some(&key.1)))
         .get(&key.2, &GetParams::default())
         .map_err(kube::Error::BuildRequest)?;
+    let flight = applied.begin(key.clone());
     let answer: DeploymentAnswer = match client.request(request).await {
         Ok(answer) => answer,
         Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
@@ -345,16 +400,16 @@ async fn read_back(
     };
     let as_applied = answer.metadata.generation == applied.applied_generation(&key)
         && answer.metadata.keeps(&desired.metadata);
-    Ok(as_applied.then(|| keep(applied, key, hash, answer)))
+    Ok(as_applied.then(|| keep(flight, hash, answer)))
 }
 
 /// Records the Deployment the API server answered with and returns it, as far as the
 /// status reads it.
-fn keep(applied: &Applied, key: Key, hash: Hash, mut answer: DeploymentAnswer) -> Deployment {
+fn keep(flight: Flight<'_>, hash: Hash, mut answer: DeploymentAnswer) -> Deployment {
     let version = answer.metadata.resource_version.take();
     let rollout = Rollout::of(answer);
-    let deployment = rollout.deployment(&key, version.as_deref());
-    applied.record(key, hash, version, Some(Box::new(rollout)));
+    let deployment = rollout.deployment(&flight.key, version.as_deref());
+    flight.land(hash, version, Some(Box::new(rollout)));
     deployment
 }
 
@@ -424,7 +479,7 @@ async fn isolate(
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
-            applied.record(key, ABSENT, Some(String::new()), None);
+            applied.deleted(key, ABSENT);
             Ok(())
         }
     }
@@ -444,8 +499,10 @@ where
     if applied.unchanged(&key, &hash) {
         return Ok(());
     }
-    let version = crate::controllers::write(client, apply_request::<K>(&key, &body)?).await?;
-    applied.record(key, hash, version, None);
+    let request = apply_request::<K>(&key, &body)?;
+    let flight = applied.begin(key);
+    let version = crate::controllers::write(client, request).await?;
+    flight.land(hash, version, None);
     Ok(())
 }
 
@@ -518,13 +575,17 @@ mod tests {
     fn an_object_is_applied_again_once_anything_moved_its_version_or_its_watch_listed_anew() {
         let applied = Applied::default();
         let Prepared { key, hash, .. } = prepare("tools", &stored("")).expect("prepared");
-        applied.record(key.clone(), hash, Some("10".to_owned()), None);
+        applied
+            .begin(key.clone())
+            .land(hash, Some("10".to_owned()), None);
         applied.observe(&stored("10"));
         assert!(applied.unchanged(&key, &hash), "its own apply's version");
         assert!(!applied.unchanged(&key, &[0; 32]), "another body");
         applied.observe(&stored("11"));
         assert!(!applied.unchanged(&key, &hash), "a version moved");
-        applied.record(key.clone(), hash, Some("11".to_owned()), None);
+        applied
+            .begin(key.clone())
+            .land(hash, Some("11".to_owned()), None);
         applied.forget::<Deployment>();
         assert!(
             applied.unchanged(&key, &hash),
@@ -597,7 +658,9 @@ mod tests {
         let applied = Applied::default();
         let Prepared { key, hash, .. } = prepare("tools", &event("", 0)).expect("prepared");
         let rollout = Rollout::of(answer);
-        applied.record(key.clone(), hash, version, Some(Box::new(rollout)));
+        applied
+            .begin(key.clone())
+            .land(hash, version, Some(Box::new(rollout)));
         let known = current(applied.deployment(&key, &hash)).expect("kept");
         assert_eq!(known.metadata.name.as_deref(), Some("fetch"));
         assert_eq!(known.metadata.generation, Some(2));
@@ -623,7 +686,7 @@ mod tests {
         );
         assert_eq!(applied.applied_generation(&key), Some(2));
         let read: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
-        keep(&applied, key.clone(), hash, read);
+        keep(applied.begin(key.clone()), hash, read);
         assert!(current(applied.deployment(&key, &hash)).is_some(), "read");
         applied.observe(&event("12", 3));
         assert!(
@@ -631,12 +694,49 @@ mod tests {
             "its spec edited: apply it again"
         );
         let answer: DeploymentAnswer = serde_json::from_str(ANSWER).expect("answer");
-        keep(&applied, key.clone(), hash, answer);
+        keep(applied.begin(key.clone()), hash, answer);
         applied.forget::<Deployment>();
         assert!(
             matches!(applied.deployment(&key, &hash), Known::Unknown),
             "its watch listed anew"
         );
+    }
+
+    #[test]
+    fn an_event_while_the_operators_own_request_is_in_flight_is_not_overwritten_by_its_answer() {
+        let applied = Applied::default();
+        let Prepared { key, hash, .. } = prepare("tools", &event("", 0)).expect("prepared");
+        let answer = || serde_json::from_str::<DeploymentAnswer>(ANSWER).expect("answer");
+
+        // Its own write's event before the answer is recorded: nothing moved.
+        let flight = applied.begin(key.clone());
+        applied.observe(&event("10", 2));
+        keep(flight, hash, answer());
+        assert!(
+            current(applied.deployment(&key, &hash)).is_some(),
+            "own event"
+        );
+
+        // Another controller's status step (version 11) before the answer (version 10).
+        let flight = applied.begin(key.clone());
+        applied.observe(&event("11", 2));
+        keep(flight, hash, answer());
+        assert!(
+            matches!(applied.deployment(&key, &hash), Known::Moved),
+            "a status step in flight: read it"
+        );
+
+        // Any other object is applied again.
+        let Prepared { key, hash, .. } = prepare("tools", &stored("")).expect("prepared");
+        let flight = applied.begin(key.clone());
+        applied.observe(&stored("11"));
+        flight.land(hash, Some("10".to_owned()), None);
+        assert!(!applied.unchanged(&key, &hash), "moved in flight");
+
+        // A request that failed records nothing and leaves nothing behind.
+        let flight = applied.begin(key.clone());
+        drop(flight);
+        assert!(applied.state().flights.is_empty());
     }
 
     #[test]
