@@ -280,3 +280,10 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// profilingFlag is the API server's --profiling: off unless THV_E2E_PROFILING=1, which
+// serves Go's CPU and heap profiles at /debug/pprof/ to cluster-admin (a benchmark
+// that asks where the API server's time goes; docs/performance.md).
+func profilingFlag() string {
+	return "--profiling=" + strconv.FormatBool(os.Getenv("THV_E2E_PROFILING") == "1")
+}

@@ -482,7 +482,7 @@ func up(o options) int {
 				"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 				"--proxy-client-cert-file=" + pk("front-proxy-client.crt"),
 				"--proxy-client-key-file=" + pk("front-proxy-client.key"),
-				"--profiling=false",
+				profilingFlag(),
 				"--event-ttl=1h",
 				// Requests of the ServiceAccounts in the namespace thv-bench only
 				// (what a benchmark counts per client, e.g. make bench-vs-toolhive);
