@@ -56,6 +56,19 @@ impl Requests {
     }
 }
 
+impl Requests {
+    /// Requests other than those on `resource` (`leases`: leader election aside).
+    pub fn apart_from(&self, resource: &str) -> u64 {
+        let on: u64 = self
+            .by_resource
+            .iter()
+            .filter(|(what, _)| what.rsplit(' ').next() == Some(resource))
+            .map(|(_, n)| n)
+            .sum();
+        self.total - on.min(self.total)
+    }
+}
+
 impl AuditLog {
     /// The log of the harness cluster (next to its kubeconfig), which must exist.
     pub fn harness() -> anyhow::Result<Self> {
@@ -302,6 +315,7 @@ mod tests {
             ),
             event(ours, "patch", "deployments", "ResponseComplete"),
             event(ours, "watch", "mcpservers", "ResponseComplete"),
+            event(ours, "update", "leases", "ResponseComplete"),
         ];
         let mut text = lines.join("\n");
         // A line the API server is still writing.
@@ -312,14 +326,15 @@ mod tests {
         let log = AuditLog { path };
         let end = log.offset().expect("offset");
         let requests = log.between(0, end, ours).expect("counted");
-        assert_eq!(requests.total, 3);
-        assert_eq!(requests.verbs(), "get 1, patch 1, watch 1");
+        assert_eq!(requests.total, 4);
+        assert_eq!(requests.verbs(), "get 1, patch 1, update 1, watch 1");
         assert_eq!(
             requests.verbs_and_resources(),
-            "get deployments 1, patch deployments 1, watch mcpservers 1"
+            "get deployments 1, patch deployments 1, update leases 1, watch mcpservers 1"
         );
+        assert_eq!(requests.apart_from("leases"), 3);
         // From the second line on: the watch's start is not in range, its end is not counted.
         let second = lines[0].len() as u64 + 1;
-        assert_eq!(log.between(second, end, ours).expect("counted").total, 2);
+        assert_eq!(log.between(second, end, ours).expect("counted").total, 3);
     }
 }

@@ -45,6 +45,8 @@ struct Measured {
     idle_per_minute: f64,
     /// Requests per minute in the quiet period's last window.
     idle_last_window: f64,
+    /// The same, leaving out the renewals of the leader-election Lease.
+    idle_last_window_apart_from_lease: f64,
     /// Requests in each window of the quiet period.
     idle_windows: Vec<Requests>,
 }
@@ -88,6 +90,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         Row::new("API requests for the updates", "", ""),
         Row::new("API requests per minute, quiet period", "", ""),
         Row::new("API requests per minute, its last minute", "", "~0"),
+        Row::new("  of them not the leader-election Lease", "", "~0"),
     ];
     // Only one side (BENCH_SIDES=ours), to iterate on one operator.
     let sides = std::env::var("BENCH_SIDES").unwrap_or_else(|_| "ours,toolhive".to_owned());
@@ -136,6 +139,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 m.update_requests.total as f64,
                 m.idle_per_minute,
                 m.idle_last_window,
+                m.idle_last_window_apart_from_lease,
             ];
             record(&mut rows, side == Side::Ours, values);
         }
@@ -243,6 +247,9 @@ impl Bench<'_> {
             idle_last_window: windows
                 .last()
                 .map_or(f64::NAN, |w| per_minute(w.total, window)),
+            idle_last_window_apart_from_lease: windows
+                .last()
+                .map_or(f64::NAN, |w| per_minute(w.apart_from("leases"), window)),
             idle_windows: windows,
         })
     }

@@ -62,9 +62,9 @@ struct Measured {
     rss_mib: f64,
     /// Proxy CPU per right answer, µs.
     cpu_us: f64,
-    /// CPU per right answer of the processes the attach stream passes through: the API
-    /// server, the kubelet and the containerd shims, µs.
-    relay_cpu_us: f64,
+    /// CPU per right answer of each kind of process the attach stream passes through,
+    /// in [`RELAY`]'s order (the API server, the kubelet, the containerd shims), µs.
+    relay_cpu_us: [f64; 3],
     /// CPU per right answer of the MCP servers (`mcp-fixture`), µs.
     server_cpu_us: f64,
     /// CPU per right answer of this process, the load generator, µs.
@@ -197,6 +197,9 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         Row::new("proxy RSS, 100 sessions open", "MiB", ""),
         Row::new("proxy CPU per message", "µs", ""),
         Row::new("API server + kubelet + shim CPU per message", "µs", ""),
+        Row::new("  of it the API server", "µs", ""),
+        Row::new("  of it the kubelet", "µs", ""),
+        Row::new("  of it the containerd shims", "µs", ""),
         Row::new("MCP server CPU per message", "µs", ""),
         Row::new("load generator CPU per message", "µs", ""),
         Row::new("wrong + failed + lost answers", "", "0"),
@@ -210,7 +213,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         for side in sides {
             let m = measure(side, sessions, seconds).await?;
             println!(
-                "  round {} {:<8}: {} of {sessions} sessions opened; {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms; {} wrong, {} failed, {} lost; RSS {:.1} MiB; CPU/message: proxy {:.0} µs, API server + kubelet + shim {:.0} µs, server {:.0} µs, load generator {:.0} µs",
+                "  round {} {:<8}: {} of {sessions} sessions opened; {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms; {} wrong, {} failed, {} lost; RSS {:.1} MiB; CPU/message: proxy {:.0} µs, API server {:.0} + kubelet {:.0} + shim {:.0} µs, server {:.0} µs, load generator {:.0} µs",
                 round + 1,
                 side.name,
                 m.opened,
@@ -222,7 +225,9 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 m.lost,
                 m.rss_mib,
                 m.cpu_us,
-                m.relay_cpu_us,
+                m.relay_cpu_us[0],
+                m.relay_cpu_us[1],
+                m.relay_cpu_us[2],
                 m.server_cpu_us,
                 m.client_cpu_us,
             );
@@ -232,7 +237,10 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 us(m.p99) / 1e3,
                 m.rss_mib,
                 m.cpu_us,
-                m.relay_cpu_us,
+                m.relay_cpu_us.iter().sum(),
+                m.relay_cpu_us[0],
+                m.relay_cpu_us[1],
+                m.relay_cpu_us[2],
                 m.server_cpu_us,
                 m.client_cpu_us,
                 (m.wrong + m.failed + m.lost) as f64,
@@ -324,7 +332,8 @@ async fn measure(side: &Side, sessions: usize, seconds: u64) -> anyhow::Result<M
     let counts: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
     let first_wrong: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let cpu0 = cpu_seconds(pid)?;
-    let (relay0, server0) = (cpu_of(&RELAY), cpu_of(&["mcp-fixture"]));
+    let relay0 = RELAY.map(|name| cpu_of(&[name]));
+    let server0 = cpu_of(&["mcp-fixture"]);
     let client0 = cpu_seconds(std::process::id())?;
     let warm = Instant::now() + Duration::from_millis(500);
     let end = warm + Duration::from_secs(seconds);
@@ -375,7 +384,7 @@ async fn measure(side: &Side, sessions: usize, seconds: u64) -> anyhow::Result<M
     // Measured while the sessions are still open.
     let rss_mib = rss_kib(pid)? as f64 / 1024.0;
     let cpu = cpu_seconds(pid)? - cpu0;
-    let relay = cpu_since(&relay0, &cpu_of(&RELAY));
+    let relay: [f64; 3] = std::array::from_fn(|i| cpu_since(&relay0[i], &cpu_of(&[RELAY[i]])));
     let server = cpu_since(&server0, &cpu_of(&["mcp-fixture"]));
     let client = cpu_seconds(std::process::id())? - client0;
     drop(sessions_left);
@@ -406,7 +415,7 @@ async fn measure(side: &Side, sessions: usize, seconds: u64) -> anyhow::Result<M
         lost: read(3),
         rss_mib,
         cpu_us: cpu * 1e6 / read(0).max(1) as f64,
-        relay_cpu_us: relay * 1e6 / read(0).max(1) as f64,
+        relay_cpu_us: std::array::from_fn(|i| relay[i] * 1e6 / read(0).max(1) as f64),
         server_cpu_us: server * 1e6 / read(0).max(1) as f64,
         client_cpu_us: client * 1e6 / read(0).max(1) as f64,
     })
