@@ -104,6 +104,11 @@ const REPLAY_ID: &str = "thv-proxy-replay";
 /// Longest line accepted from the workload; longer output is dropped with a log line.
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
+/// How many bytes of queued messages the writer gathers before it writes them: kube
+/// sends the attach stream's stdin in frames of at most 4 KiB (one read of its pipe), so
+/// a larger batch saves no frame.
+const BATCH: usize = 4096;
+
 /// A request the workload has not answered yet, under the id the workload saw (which
 /// is also its progress token there, when the client asked for progress).
 struct Pending {
@@ -744,9 +749,21 @@ async fn run(
         writer.flush().await?;
         while let Some(line) = outbound.recv().await {
             writer.write_all(&line).await?;
-            // Batch what is already queued into one write.
-            while let Ok(line) = outbound.try_recv() {
-                writer.write_all(&line).await?;
+            let mut batch = line.len();
+            // Batch what is already queued into one write, after letting the sessions
+            // that are ready to send queue theirs too, for as long as they do: on
+            // Kubernetes every write is a frame that the API server, the kubelet and the
+            // runtime relay on their own (docs/performance.md, row 3).
+            loop {
+                tokio::task::yield_now().await;
+                let before = batch;
+                while let Ok(line) = outbound.try_recv() {
+                    batch += line.len();
+                    writer.write_all(&line).await?;
+                }
+                if batch == before || batch >= BATCH {
+                    break;
+                }
             }
             writer.flush().await?;
         }
