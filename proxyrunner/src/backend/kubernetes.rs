@@ -457,7 +457,7 @@ impl AttachedPod {
         let client = self
             .client
             .get_or_try_init(|| async {
-                let client = Client::try_default()
+                let client = super::kube_client::connect()
                     .await
                     .map_err(KubernetesError::Connect)?;
                 report::spawn(

@@ -9,6 +9,7 @@
 
 pub mod bridge;
 pub mod http;
+pub mod kube_client;
 pub mod kubernetes;
 pub mod legacy_sse;
 pub mod pods;

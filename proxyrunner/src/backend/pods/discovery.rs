@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client};
 
 use tokio::sync::watch;
 
@@ -44,7 +44,7 @@ async fn run(
 ) {
     let mut delay = Backoff::default();
     let client = loop {
-        match Client::try_default().await {
+        match crate::backend::kube_client::connect().await {
             Ok(client) => break client,
             Err(error) => {
                 tracing::error!(%error, "connecting to the Kubernetes API");
