@@ -63,8 +63,8 @@ struct Measured {
     /// Proxy CPU per right answer, µs.
     cpu_us: f64,
     /// CPU per right answer of each kind of process the attach stream passes through,
-    /// in [`RELAY`]'s order (the API server, the kubelet, the containerd shims), µs.
-    relay_cpu_us: [f64; 3],
+    /// in [`RELAY`]'s order (the API server, the kubelet, containerd, the shims), µs.
+    relay_cpu_us: [f64; 4],
     /// CPU per right answer of the MCP servers (`mcp-fixture`), µs.
     server_cpu_us: f64,
     /// CPU per right answer of this process, the load generator, µs.
@@ -73,7 +73,9 @@ struct Measured {
 
 /// The processes the attach stream passes through (names as `/proc/PID/comm` shows them,
 /// at most 15 characters).
-const RELAY: [&str; 3] = ["kube-apiserver", "kubelet", "containerd-shim"];
+/// containerd serves the attach stream itself (its CRI streaming server) and reads the
+/// container's stdout from the FIFOs its shim opened.
+const RELAY: [&str; 4] = ["kube-apiserver", "kubelet", "containerd", "containerd-shim"];
 
 /// CPU seconds used so far by each process of this machine named one of `names`.
 fn cpu_of(names: &[&str]) -> HashMap<u32, f64> {
@@ -196,9 +198,10 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         Row::new("latency p99, 100 sessions", "ms", ""),
         Row::new("proxy RSS, 100 sessions open", "MiB", ""),
         Row::new("proxy CPU per message", "µs", ""),
-        Row::new("API server + kubelet + shim CPU per message", "µs", ""),
+        Row::new("attach relay CPU per message", "µs", ""),
         Row::new("  of it the API server", "µs", ""),
         Row::new("  of it the kubelet", "µs", ""),
+        Row::new("  of it containerd", "µs", ""),
         Row::new("  of it the containerd shims", "µs", ""),
         Row::new("MCP server CPU per message", "µs", ""),
         Row::new("load generator CPU per message", "µs", ""),
@@ -213,7 +216,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
         for side in sides {
             let m = measure(side, sessions, seconds).await?;
             println!(
-                "  round {} {:<8}: {} of {sessions} sessions opened; {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms; {} wrong, {} failed, {} lost; RSS {:.1} MiB; CPU/message: proxy {:.0} µs, API server {:.0} + kubelet {:.0} + shim {:.0} µs, server {:.0} µs, load generator {:.0} µs",
+                "  round {} {:<8}: {} of {sessions} sessions opened; {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms; {} wrong, {} failed, {} lost; RSS {:.1} MiB; CPU/message: proxy {:.0} µs, relay {:.0} µs (API server {:.0}, kubelet {:.0}, containerd {:.0}, shims {:.0}), server {:.0} µs, load generator {:.0} µs",
                 round + 1,
                 side.name,
                 m.opened,
@@ -225,9 +228,11 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 m.lost,
                 m.rss_mib,
                 m.cpu_us,
+                m.relay_cpu_us.iter().sum::<f64>(),
                 m.relay_cpu_us[0],
                 m.relay_cpu_us[1],
                 m.relay_cpu_us[2],
+                m.relay_cpu_us[3],
                 m.server_cpu_us,
                 m.client_cpu_us,
             );
@@ -241,6 +246,7 @@ pub async fn run(toolhive: &ToolHive, rounds: usize) -> anyhow::Result<()> {
                 m.relay_cpu_us[0],
                 m.relay_cpu_us[1],
                 m.relay_cpu_us[2],
+                m.relay_cpu_us[3],
                 m.server_cpu_us,
                 m.client_cpu_us,
                 (m.wrong + m.failed + m.lost) as f64,
@@ -384,7 +390,7 @@ async fn measure(side: &Side, sessions: usize, seconds: u64) -> anyhow::Result<M
     // Measured while the sessions are still open.
     let rss_mib = rss_kib(pid)? as f64 / 1024.0;
     let cpu = cpu_seconds(pid)? - cpu0;
-    let relay: [f64; 3] = std::array::from_fn(|i| cpu_since(&relay0[i], &cpu_of(&[RELAY[i]])));
+    let relay: [f64; 4] = std::array::from_fn(|i| cpu_since(&relay0[i], &cpu_of(&[RELAY[i]])));
     let server = cpu_since(&server0, &cpu_of(&["mcp-fixture"]));
     let client = cpu_seconds(std::process::id())? - client0;
     drop(sessions_left);
