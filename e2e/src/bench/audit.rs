@@ -54,9 +54,7 @@ impl Requests {
             .collect();
         parts.join(", ")
     }
-}
 
-impl Requests {
     /// Requests other than those on `resource` (`leases`: leader election aside).
     pub fn apart_from(&self, resource: &str) -> u64 {
         let on: u64 = self

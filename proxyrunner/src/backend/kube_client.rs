@@ -1,4 +1,4 @@
-//! The proxy's Kubernetes client: kube's, built the same way, with `TCP_NODELAY` on its
+//! The proxy's Kubernetes client: kube's, with `TCP_NODELAY` on its
 //! connections.
 //!
 //! kube 5 connects with hyper's `HttpConnector` as it comes, Nagle's algorithm on
@@ -6,12 +6,16 @@
 //! with Nagle on, a frame written while the one before is not yet acknowledged waits
 //! for the API server's delayed ACK, up to 40 ms. The API server, the kubelet and the
 //! runtime (Go) all set `TCP_NODELAY`; kube's `Client::new` over our own connector is
-//! the way kube documents for a client of one's own.
+//! the way kube documents for a client of one's own. Its layers are kube's default
+//! client's, in kube's order (base URI, the retry of 429/503/504 when
+//! `Config::default_retry`, auth, extra headers), less kube's debug-level HTTP spans.
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use kube::client::ConfigExt;
+use kube::client::retry::RetryPolicy;
 use kube::{Client, Config};
+use tower::retry::RetryLayer;
 
 /// A client for the cluster `Config::infer` finds (in the pod: its ServiceAccount).
 pub async fn connect() -> Result<Client, kube::Error> {
@@ -33,6 +37,11 @@ pub async fn connect() -> Result<Client, kube::Error> {
         .build::<_, kube::client::Body>(connector);
     let service = tower::ServiceBuilder::new()
         .layer(config.base_uri_layer())
+        .option_layer(
+            config
+                .default_retry
+                .then(|| RetryLayer::new(RetryPolicy::server_retry())),
+        )
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
         .map_err(tower::BoxError::from)
