@@ -1,7 +1,8 @@
 //! Leader election on the real control plane: of two thv-operator processes both report
 //! ready (every replica serves the webhook) and exactly one runs the controllers
 //! (`thv_operator_leader 1`): the Lease holder. When it shuts down it releases the Lease
-//! and the other takes over.
+//! and the other takes over; when it is killed (no release), a third takes over once the
+//! Lease has gone unrenewed for its duration.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -171,6 +172,28 @@ async fn one_replica_leads_and_hands_over_on_shutdown() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+
+    // A crash: SIGKILL releases nothing. A new replica may take the Lease only once its
+    // last renewal is 10 s old; the killed one renewed every 5 s, so 5 to 10 s (and some
+    // scheduling) after the kill.
+    let third = Replica::start(&binary, "replica-c", &ns.name)?;
+    replicas.push(third);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        holder(&leases).await.as_deref(),
+        Some(replicas[follower].name),
+        "a new replica waits while the leader renews"
+    );
+    let _ = replicas[follower].child.kill();
+    let _ = replicas[follower].child.wait();
+    let killed = Instant::now();
+    wait_for_holder(&leases, replicas[2].name).await?;
+    let took = killed.elapsed();
+    println!("take-over after SIGKILL: {:.1} s", took.as_secs_f64());
+    assert!(
+        took >= Duration::from_secs(4),
+        "the Lease was taken {took:?} after the kill, before it could have expired"
+    );
     drop(replicas);
     ns.delete().await
 }

@@ -8,6 +8,7 @@ pub mod controllers;
 pub mod error;
 pub mod http;
 pub mod labels;
+pub mod leader;
 pub mod metrics;
 pub mod webhook;
 

@@ -35,7 +35,8 @@ struct Args {
     leader_elect_namespace: String,
     /// How long the Lease is valid without renewal: the longest a crashed leader's
     /// controllers stay unowned before a follower takes over. The leader renews it when
-    /// half of it is left; a leader that sees another holder exits.
+    /// half of it is left; a leader that sees another holder, or cannot renew before three
+    /// quarters of it have passed, exits.
     #[arg(
         long,
         env = "THV_LEADER_ELECT_LEASE_DURATION",
@@ -297,16 +298,14 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| format!("thv-operator-{}", std::process::id())),
             std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8)
         );
-        let leases =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "thv-operator-leader")
-                .with_namespace(&args.leader_elect_namespace)
-                .with_identity(identity)
-                .with_duration(args.leader_elect_lease_duration)
-                .with_grace(renew_grace(args.leader_elect_lease_duration))
-                .build()
-                .await
-                .context("creating the leader-election lease manager")?;
-        let (mut leader, task) = leases.watch().await;
+        let elector = operator::leader::Elector::new(
+            client.clone(),
+            &args.leader_elect_namespace,
+            "thv-operator-leader",
+            identity,
+            std::time::Duration::from_secs(args.leader_elect_lease_duration),
+        );
+        let (mut leader, task) = elector.run();
         tracing::info!(namespace = %args.leader_elect_namespace, "waiting to become leader");
         let mut stop = stop_rx.clone();
         loop {
@@ -366,8 +365,8 @@ async fn main() -> anyhow::Result<()> {
         // Hand the Lease over now rather than let the next leader wait for it to expire.
         monitor.abort();
         drop(leader);
-        if let Ok(Ok(manager)) = task.await {
-            match manager.release().await {
+        if let Ok(mut elector) = task.await {
+            match elector.release().await {
                 Ok(()) => tracing::info!("released the leader-election Lease"),
                 Err(error) => tracing::warn!(%error, "releasing the leader-election Lease"),
             }
@@ -413,12 +412,6 @@ fn lease_seconds(value: &str) -> Result<u64, String> {
     Ok(duration.as_secs())
 }
 
-/// How long before the Lease expires its holder renews it: half its duration, so that a
-/// slow API server has that long to answer the renewal.
-fn renew_grace(duration: u64) -> u64 {
-    (duration / 2).max(1)
-}
-
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -441,7 +434,7 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::{lease_seconds, renew_grace};
+    use super::lease_seconds;
 
     #[test]
     fn the_lease_duration_is_whole_seconds_and_leaves_time_to_renew() {
@@ -450,7 +443,5 @@ mod tests {
         for bad in ["2s", "1500ms", "ten", ""] {
             assert!(lease_seconds(bad).is_err(), "{bad}");
         }
-        assert_eq!(renew_grace(10), 5);
-        assert_eq!(renew_grace(3), 1);
     }
 }
