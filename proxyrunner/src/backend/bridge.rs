@@ -818,4 +818,6 @@ async fn drain_stderr(stderr: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>
 }
 
 #[cfg(test)]
+pub(crate) mod scripted;
+#[cfg(test)]
 mod tests;

@@ -4,7 +4,9 @@
 //! POSTs need a known session (400 without, 404 for an unknown or deleted one). A POST of
 //! only notifications and responses is answered 202; one with requests is answered as
 //! an SSE stream (when the client accepts it) carrying the server's requests and
-//! notifications about them and ending after the last response, or as JSON. GET opens
+//! notifications about them and ending after the last response, or as JSON: always for a
+//! client that accepts only JSON, and for a lone request whose answer is the first thing
+//! the server sends about it when the client accepts both. GET opens
 //! the session's listening stream; DELETE ends the session. Streams are not resumable:
 //! the bridge keeps no event history, so `Last-Event-ID` starts a fresh stream.
 
@@ -141,11 +143,29 @@ impl Streamable {
             *r.status_mut() = StatusCode::ACCEPTED;
             r
         } else if accepts(headers, "text/event-stream") {
-            let guard = self.metrics.as_ref().map(|m| m.connection());
-            let events = until_responses(receiver_stream(rx), expected).map(|message| {
-                sse::encode(Some("message"), None, &String::from_utf8_lossy(&message))
-            });
-            sse_response(events, guard)
+            let mut messages = Box::pin(until_responses(receiver_stream(rx), expected));
+            // One request, and a client that takes either: the answer is JSON when the
+            // server's first message about it is the answer itself (the spec lets the
+            // server choose; it chooses once it knows). That is one write, where a stream
+            // is its head, then the event and the end. Anything first (progress, a
+            // server request) makes it a stream, with that message as its first event.
+            let first = if expected == 1 && !body.batch && accepts(headers, "application/json") {
+                messages.next().await
+            } else {
+                None
+            };
+            match first {
+                Some(answer) if is_response(&answer) => {
+                    reply::with_body(StatusCode::OK, "application/json", answer)
+                }
+                first => {
+                    let guard = self.metrics.as_ref().map(|m| m.connection());
+                    let events = futures::stream::iter(first).chain(messages).map(|message| {
+                        sse::encode(Some("message"), None, &String::from_utf8_lossy(&message))
+                    });
+                    sse_response(events, guard)
+                }
+            }
         } else {
             let responses: Vec<Bytes> = until_responses(receiver_stream(rx), expected)
                 .filter(|m| futures::future::ready(is_response(m)))
@@ -266,8 +286,111 @@ fn until_responses(
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;
+    use http_body_util::BodyExt;
+    use serde_json::json;
 
     use super::*;
+    use crate::backend::bridge::scripted;
+
+    /// A session on a bridge to a scripted server; the headers of its requests.
+    async fn session(accept: &str) -> (Streamable, scripted::Server, HeaderMap) {
+        let (bridge, mut server) = scripted::start();
+        let streamable = Streamable::new(bridge, None);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "accept",
+            HeaderValue::from_str(accept).expect("a header value"),
+        );
+        let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "test", "version": "1"}}});
+        let asked = post(&streamable, &headers, &initialize);
+        let answered = async {
+            let seen = server.read().await;
+            server
+                .write(json!({"jsonrpc": "2.0", "id": seen["id"], "result": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "serverInfo": {"name": "scripted", "version": "1"}}}))
+                .await;
+        };
+        let (response, ()) = tokio::join!(asked, answered);
+        let id = response.headers()[SESSION_HEADER].clone();
+        headers.insert(SESSION_HEADER, id);
+        (streamable, server, headers)
+    }
+
+    async fn post(
+        streamable: &Streamable,
+        headers: &HeaderMap,
+        message: &serde_json::Value,
+    ) -> Response<Body> {
+        let bytes = message.to_string();
+        let body = mcp::parse(bytes.as_bytes()).expect("a JSON-RPC message");
+        streamable.post(headers, &body, bytes.as_bytes()).await
+    }
+
+    /// The answer's content type and body.
+    async fn answer(response: Response<Body>) -> (String, String) {
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .to_owned();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        (kind, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A call to the scripted server, which first sends what `before` lists about it.
+    async fn call(accept: &str, before: &[serde_json::Value]) -> (String, String) {
+        let (streamable, mut server, headers) = session(accept).await;
+        let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "hi"}, "_meta": {"progressToken": 7}}});
+        let asked = post(&streamable, &headers, &call);
+        let answered = async {
+            let seen = server.read().await;
+            for message in before {
+                let mut message = message.clone();
+                message["params"]["progressToken"] = seen["id"].clone();
+                server.write(message).await;
+            }
+            server
+                .write(json!({"jsonrpc": "2.0", "id": seen["id"], "result": {"content": []}}))
+                .await;
+        };
+        let (response, ()) = tokio::join!(asked, answered);
+        answer(response).await
+    }
+
+    #[tokio::test]
+    async fn a_lone_answer_is_json_for_a_client_that_takes_either() {
+        let (kind, body) = call("application/json, text/event-stream", &[]).await;
+        assert_eq!(kind, "application/json");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(answer["id"], 7);
+    }
+
+    #[tokio::test]
+    async fn progress_before_the_answer_makes_it_a_stream_that_starts_with_it() {
+        let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                              "params": {"progress": 1}});
+        let (kind, body) = call("application/json, text/event-stream", &[progress]).await;
+        assert_eq!(kind, "text/event-stream");
+        let events: Vec<&str> = body.lines().filter(|l| l.starts_with("data: ")).collect();
+        assert_eq!(events.len(), 2, "{body}");
+        assert!(events[0].contains("notifications/progress"), "{body}");
+        assert!(events[1].contains(r#""id":7"#), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_only_a_stream_gets_one() {
+        let (kind, body) = call("text/event-stream", &[]).await;
+        assert_eq!(kind, "text/event-stream");
+        assert!(body.contains(r#""id":7"#), "{body}");
+    }
 
     /// A POST's stream closes as soon as its last answer went out, even though the bridge
     /// keeps the channel open for later messages of the session.

@@ -1,80 +1,10 @@
 //! The bridge between sessions that number their requests alike, against a scripted
 //! workload: the test reads what the workload would read and writes its answers.
 
-use std::sync::Mutex;
-
-use futures::FutureExt;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
 
+use super::scripted::{start, start_with};
 use super::*;
-
-/// A workload whose other ends the test holds; it starts once.
-struct Scripted(Mutex<Option<(DuplexStream, DuplexStream)>>);
-
-impl Workload for Scripted {
-    fn start(&self) -> futures::future::BoxFuture<'_, std::io::Result<super::super::Attached>> {
-        let ends = self.0.lock().expect("not poisoned").take();
-        async move {
-            let Some((stdin, stdout)) = ends else {
-                return futures::future::pending().await;
-            };
-            Ok(super::super::Attached {
-                stdin: Box::pin(stdin),
-                stdout: Box::pin(stdout),
-                stderr: None,
-                exited: futures::future::pending().boxed(),
-            })
-        }
-        .boxed()
-    }
-
-    fn describe(&self) -> String {
-        "scripted".to_owned()
-    }
-}
-
-/// The workload's side: what it reads, and where it writes.
-struct Server {
-    reads: Lines<BufReader<DuplexStream>>,
-    writes: DuplexStream,
-}
-
-impl Server {
-    async fn read(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(5), self.reads.next_line())
-            .await
-            .expect("the bridge wrote a line within 5 s")
-            .expect("reading the workload's stdin")
-            .expect("the workload's stdin is open");
-        serde_json::from_str(&line).expect("the bridge writes JSON lines")
-    }
-
-    async fn write(&mut self, value: Value) {
-        let mut line = value.to_string();
-        line.push('\n');
-        self.writes
-            .write_all(line.as_bytes())
-            .await
-            .expect("writing the workload's stdout");
-    }
-}
-
-fn start() -> (Arc<Bridge>, Server) {
-    start_with(Handshake::Lazy)
-}
-
-fn start_with(handshake: Handshake) -> (Arc<Bridge>, Server) {
-    let (stdin, server_reads) = tokio::io::duplex(64 * 1024);
-    let (server_writes, stdout) = tokio::io::duplex(64 * 1024);
-    let workload = Arc::new(Scripted(Mutex::new(Some((stdin, stdout)))));
-    let bridge = Bridge::start_with(workload, handshake);
-    let server = Server {
-        reads: BufReader::new(server_reads).lines(),
-        writes: server_writes,
-    };
-    (bridge, server)
-}
 
 /// Sends one message as `session`; returns the stream its answers arrive on.
 async fn send(bridge: &Bridge, session: &str, message: Value) -> mpsc::UnboundedReceiver<Bytes> {
