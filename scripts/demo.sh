@@ -128,9 +128,14 @@ if [[ -z "$session" ]]; then
 fi
 mcp -H "mcp-session-id: $session" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
 say "tools/list through the proxy Service ($ip:8080), answered by the server in pod fixture-0"
+# The answer comes as JSON or as an SSE stream; the server (and the proxy) may choose either.
 mcp -H "mcp-session-id: $session" -d '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' |
-  sed -n 's/^data: //p' |
-  python3 -c 'import json, sys; print("\n".join("  " + t["name"] for t in json.load(sys.stdin)["result"]["tools"]))'
+  python3 -c '
+import json, sys
+body = sys.stdin.read()
+lines = [body] if body.lstrip().startswith("{") else [l[5:] for l in body.splitlines() if l.startswith("data:")]
+answer = next(m for m in map(json.loads, filter(str.strip, lines)) if m.get("id") == 2)
+print("\n".join("  " + t["name"] for t in answer["result"]["tools"]))'
 
 kubectl -n "$namespace" wait --for=jsonpath='{.status.phase}'=Ready mcpserver/fixture --timeout=60s >/dev/null || true
 
