@@ -225,9 +225,11 @@ async fn main() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init(),
     }
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+        .context("reading the Kubernetes API's address (in-cluster config or KUBECONFIG)")?;
+    let client = operator::controllers::triggers::client(kube_config)
+        .context("building the Kubernetes API client")?;
     let metrics = Arc::new(Metrics::new().context("registering metrics")?);
     let config = OperatorConfig {
         proxy_image: args.proxy_image.clone(),

@@ -7,6 +7,12 @@
 //! answer paused all of them for 10 to 30 s, and nothing was reconciled for minutes.
 //! Here each watch backs off alone ([`WatchBackoff`]) and its errors are logged and
 //! dropped before the streams merge, so one watch's trouble delays no other's events.
+//!
+//! Every watch asks the API server to end it after 30 to 60 minutes ([`watch_timeout`]),
+//! not kube's 290 s: an idle operator's watches then re-open about once an hour each, not
+//! twelve times. A connection that died unseen is found by the client's read timeout
+//! ([`READ_TIMEOUT`]) instead, which the API server's bookmarks keep from firing on a
+//! live watch.
 
 use std::time::Duration;
 
@@ -22,6 +28,34 @@ use serde::de::DeserializeOwned;
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// The longest wait between retries.
 const LONGEST_RETRY: Duration = Duration::from_secs(8);
+
+/// The shortest and longest time one watch is asked to stay open: the API server's own
+/// choice for a client that names none (`--min-request-timeout`, 1800 s by default,
+/// times 1 to 2). kube asks for 290 s unless told; with the ~40 watches of this operator
+/// all started together, that was 40 re-opened watches every 290 s on an idle cluster,
+/// all in the same second. Each watch draws its own time, so they re-open apart.
+const WATCH_TIMEOUT: std::ops::RangeInclusive<u32> = 1800..=3600;
+
+/// How long the operator's client waits for the next byte of an answer before it takes
+/// the connection for dead. The API server sends every watch a bookmark about once a
+/// minute (its watch cache's heartbeat), so a live watch never goes this long without a
+/// byte; a watch whose connection died unseen (a partition, a load balancer dropping
+/// state) is opened again after this long, where kube's own check waits for the watch's
+/// whole timeout. Every other request is answered within seconds.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// `config` with this watch's own timeout drawn from [`WATCH_TIMEOUT`].
+fn watch_timeout(config: watcher::Config) -> watcher::Config {
+    config.timeout(fastrand::u32(WATCH_TIMEOUT))
+}
+
+/// The operator's client for `config`: kube's, with [`READ_TIMEOUT`] counted from each
+/// request sent (not from when its pooled connection went idle).
+pub fn client(mut config: kube::Config) -> Result<kube::Client, kube::Error> {
+    config.read_timeout = Some(READ_TIMEOUT);
+    config.reset_reader_on_write = true;
+    kube::Client::try_from(config)
+}
 
 /// Retry delays of one watch: 250 ms, doubling to 8 s, back to 250 ms after any event.
 /// kube's default (client-go's 0.8 to 30 s, plus up to 100 % jitter) can leave a watch
@@ -99,7 +133,7 @@ where
     let kind = K::kind(&()).into_owned();
     quiet(
         kind,
-        watcher(api, config)
+        watcher(api, watch_timeout(config))
             .backoff(WatchBackoff::default())
             .inspect_ok(move |event| {
                 if matches!(event, watcher::Event::Init) {
@@ -134,7 +168,7 @@ where
     let kind = K::kind(&()).into_owned();
     let events = reflector(
         writer,
-        watcher(api, config)
+        watcher(api, watch_timeout(config))
             .backoff(WatchBackoff::default())
             .modify(modify),
     )
