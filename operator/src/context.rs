@@ -50,6 +50,8 @@ pub struct Context {
     pub applied: Arc<crate::controllers::mcpserver::apply::Applied>,
     /// Namespaces found being deleted (their reconciles pause).
     pub terminating: Arc<crate::controllers::Terminating>,
+    /// The watches the controllers share.
+    pub feeds: Arc<crate::controllers::feeds::Feeds>,
 }
 
 impl Context {
@@ -59,12 +61,17 @@ impl Context {
             controller: crate::FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let applied = Arc::<crate::controllers::mcpserver::apply::Applied>::default();
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
+            feeds: Arc::new(crate::controllers::feeds::Feeds::new(
+                client.clone(),
+                applied.clone(),
+            )),
             client,
             metrics,
             config,
-            applied: Arc::default(),
+            applied,
             terminating: Arc::default(),
         })
     }

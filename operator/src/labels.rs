@@ -9,7 +9,7 @@ pub const RUNCONFIG_CHECKSUM: &str = "toolhive.stacklok.dev/runconfig-checksum";
 pub const SECRETS_CHECKSUM: &str = "toolhive.stacklok.dev/secrets-checksum";
 
 /// Labels the operator's watches find the objects of one kind's controller by
-/// ([`owned_selector`]): a user's `resourceOverrides` never replace them ([`overlay`]).
+/// ([`proxied_selector`]): a user's `resourceOverrides` never replace them ([`overlay`]).
 const OWNERSHIP: [&str; 2] = ["app.kubernetes.io/managed-by", "app.kubernetes.io/name"];
 
 /// A kind whose controller owns proxy objects, and the `app.kubernetes.io/name` they carry.
@@ -32,12 +32,14 @@ impl Owner for api::MCPRemoteProxy {
 /// API server sends none of their events to be matched against every server.
 pub const NOT_APPLIED: &str = "app.kubernetes.io/managed-by!=thv-operator";
 
-/// The label selector of the objects the controller of `O` applies: its watches see only
-/// those, not the other controllers' (which the API server filters out).
-pub fn owned_selector<O: Owner>() -> String {
+/// The label selector of the objects the controllers of every [`Owner`] kind apply,
+/// for the watches they share (`controllers::feeds`); each controller's mapper keeps
+/// the objects its own kind owns.
+pub fn proxied_selector() -> String {
     format!(
-        "app.kubernetes.io/managed-by=thv-operator,app.kubernetes.io/name={}",
-        O::APP_NAME
+        "app.kubernetes.io/managed-by=thv-operator,app.kubernetes.io/name in ({},{})",
+        <api::MCPServer as Owner>::APP_NAME,
+        <api::MCPRemoteProxy as Owner>::APP_NAME
     )
 }
 
@@ -132,16 +134,15 @@ mod tests {
         assert_eq!(ours["app"], "fetcher");
         assert_eq!(ours["app.kubernetes.io/managed-by"], "thv-operator");
         assert_eq!(ours["app.kubernetes.io/name"], "mcpserver");
-        // What the watch selects by is what every owned object carries.
+        // What the watch selects by is what every owned object of both kinds carries.
         assert_eq!(
-            owned_selector::<api::MCPServer>(),
-            "app.kubernetes.io/managed-by=thv-operator,app.kubernetes.io/name=mcpserver"
+            proxied_selector(),
+            "app.kubernetes.io/managed-by=thv-operator,\
+             app.kubernetes.io/name in (mcpserver,mcpremoteproxy)"
         );
-        let remote = mcpremoteproxy("fetch");
-        assert!(
-            owned_selector::<api::MCPRemoteProxy>()
-                .split(',')
-                .all(|pair| pair.split_once('=').is_some_and(|(k, v)| remote[k] == v))
-        );
+        for labels in [ours, mcpremoteproxy("fetch")] {
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "thv-operator");
+            assert!(["mcpserver", "mcpremoteproxy"].contains(&&*labels["app.kubernetes.io/name"]));
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! plumbing both share (object keys, status writes, events, the error policy, watches).
 
 pub mod conditions;
+pub mod feeds;
 pub mod mcpgroup;
 pub mod mcpregistry;
 pub mod mcpremoteproxy;

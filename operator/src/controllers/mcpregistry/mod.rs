@@ -111,10 +111,7 @@ pub async fn run(
         .watches_stream(
             // Metadata only, and none the operator applies (one per MCPServer's
             // RunConfig): the name is all `reading` needs.
-            triggers::touched(
-                api::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
-                watcher::Config::default().labels(crate::labels::NOT_APPLIED),
-            ),
+            state.ctx.feeds.referenced::<ConfigMap>(&namespace),
             reading(store),
         )
         .graceful_shutdown_on(shutdown.clone())

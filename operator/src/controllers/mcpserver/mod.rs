@@ -22,7 +22,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -33,7 +32,7 @@ use crate::context::Context;
 use crate::controllers::conditions::Reason;
 use crate::controllers::{back_off, drain, name_of, namespace_of, scoped_api as api, triggers};
 use crate::error::Error;
-use crate::labels::{Owner, owned_selector};
+use crate::labels::Owner;
 use references::{RefKind, RefState, Referencing};
 use status::Observed;
 use validate::Outcome;
@@ -78,9 +77,8 @@ where
         |object: &mut R| object.managed_fields_mut().clear(),
     );
     let watches = Watches {
-        client,
+        feeds: &ctx.feeds,
         namespace,
-        applied: &ctx.applied,
         store: &store,
     };
     let controller = Controller::for_stream(trigger, store.clone());
@@ -130,27 +128,17 @@ impl<
 
 /// What the metadata-only watches of a controller of `R` (MCPServer, MCPRemoteProxy) share.
 pub(crate) struct Watches<'a, R: Watched> {
-    pub client: &'a kube::Client,
+    pub feeds: &'a crate::controllers::feeds::Feeds,
     pub namespace: &'a Option<String>,
-    pub applied: &'a Arc<apply::Applied>,
     pub store: &'a Store<R>,
 }
 
 impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_, R> {
     /// Watches the `K` objects this operator applies for `R`s, mapped to their owner. The
-    /// API server leaves out other controllers' objects (by label), so an MCPServer's
-    /// Deployment never reaches the MCPRemoteProxy controller, nor the other way round.
+    /// watch is shared with the other kind's controller; an object the other kind owns
+    /// maps to nothing here.
     pub fn owned<K: Watched>(&self, controller: Controller<R>) -> Controller<R> {
-        let managed = watcher::Config::default().labels(&owned_selector::<R>());
-        let applied = self.applied.clone();
-        controller.watches_stream(
-            triggers::touched_relisted(
-                api::<PartialObjectMeta<K>>(self.client, self.namespace),
-                managed,
-                move || applied.forget::<K>(),
-            ),
-            owner::<_, R>(self.applied.clone()),
-        )
+        controller.watches_stream(self.feeds.owned::<K>(self.namespace), owner::<_, R>())
     }
 
     /// Watches every `K` object but the operator's own, mapped to the `R`s referencing it
@@ -161,23 +149,18 @@ impl<R: Watched + Referencing + Owner + serde::de::DeserializeOwned> Watches<'_,
         kind: RefKind,
     ) -> Controller<R> {
         controller.watches_stream(
-            triggers::touched(
-                api::<PartialObjectMeta<K>>(self.client, self.namespace),
-                watcher::Config::default().labels(crate::labels::NOT_APPLIED),
-            ),
+            self.feeds.referenced::<K>(self.namespace),
             referencing(self.store.clone(), kind),
         )
     }
 }
 
-/// Maps an owned object's event to its `R` owner (what `Controller::owns` does), telling
-/// [`apply::Applied`] first so a changed object is applied again.
-fn owner<K: Resource<DynamicType = ()>, R: Watched>(
-    applied: Arc<apply::Applied>,
-) -> impl Fn(K) -> Option<ObjectRef<R>> + Send + Sync + 'static {
+/// Maps an owned object's event to its `R` owner (what `Controller::owns` does);
+/// [`apply::Applied`] was told of the event where the shared watch received it.
+fn owner<K: Resource<DynamicType = ()>, R: Watched>()
+-> impl Fn(K) -> Option<ObjectRef<R>> + Send + Sync + 'static {
     let owner_kind = R::kind(&()).into_owned();
     move |object: K| {
-        applied.observe(&object);
         let namespace = object.meta().namespace.clone()?;
         object
             .meta()
