@@ -189,6 +189,18 @@ mod tests {
         assert_eq!(backoff.next(), Some(FIRST_RETRY));
     }
 
+    #[test]
+    fn each_watch_draws_its_own_timeout_of_half_an_hour_to_an_hour() {
+        let drawn: std::collections::BTreeSet<u32> = (0..64)
+            .filter_map(|_| watch_timeout(watcher::Config::default()).timeout)
+            .collect();
+        assert!(drawn.iter().all(|t| WATCH_TIMEOUT.contains(t)), "{drawn:?}");
+        assert!(drawn.len() > 1, "the watches would end together: {drawn:?}");
+        // A watch stays silent no longer than a minute (bookmarks); dead after three.
+        const { assert!(READ_TIMEOUT.as_secs() >= 120) };
+        const { assert!(*WATCH_TIMEOUT.start() as u64 > READ_TIMEOUT.as_secs()) };
+    }
+
     #[tokio::test]
     async fn errors_are_dropped_and_the_objects_pass() {
         let events = futures::stream::iter([Ok(1), Err(watcher::Error::NoResourceVersion), Ok(2)]);
