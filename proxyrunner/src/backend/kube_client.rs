@@ -1,5 +1,5 @@
-//! The proxy's Kubernetes client: kube's, with `TCP_NODELAY` on its
-//! connections.
+//! The proxy's Kubernetes client: kube's, with `TCP_NODELAY` and TCP keep-alive on
+//! its connections, and the configuration of its watches.
 //!
 //! kube 5 connects with hyper's `HttpConnector` as it comes, Nagle's algorithm on
 //! (kube-rs issue #2056). The stdio attach stream writes a frame per batch of messages:
@@ -9,25 +9,59 @@
 //! the way kube documents for a client of one's own. Its layers are kube's default
 //! client's, in kube's order (base URI, the retry of 429/503/504 when
 //! `Config::default_retry`, auth, extra headers), less kube's debug-level HTTP spans.
+//!
+//! Its watches (the StatefulSet, the pods, the StatefulSet's Events) stay open for the
+//! proxy's life, and each asks the API server to end it after 30 to 60 minutes
+//! ([`watch_config`]) instead of kube's 290 s: at a thousand proxies with three or four
+//! watches each, that is about 70 watches re-opened a minute across the cluster instead
+//! of about 700. A connection that dies unseen (the API server's host lost, a load
+//! balancer dropping its state) is found by TCP keep-alive ([`KEEPALIVE_IDLE`]): a
+//! read timeout, as the operator has, would also cut a quiet stdio attach stream, and
+//! Events watches get no bookmarks to keep one from firing.
+
+use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use kube::client::ConfigExt;
 use kube::client::retry::RetryPolicy;
+use kube::runtime::watcher;
 use kube::{Client, Config};
 use tower::retry::RetryLayer;
+
+/// How long one watch is asked to stay open: the API server's own choice for a client
+/// that names none (`--min-request-timeout`, 1800 s by default, times 1 to 2), drawn
+/// per watch so that the watches of proxies started together re-open apart.
+const WATCH_TIMEOUT: std::ops::RangeInclusive<u32> = 1800..=3600;
+
+/// Idle time before the first keep-alive probe on a connection to the API server, the
+/// time between probes, and the probes left unanswered before the kernel fails the
+/// connection: a dead one is found about a minute after its last byte (Linux's own
+/// defaults take over two hours). client-go dials with keep-alive on too.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 3;
+
+/// A watch's configuration, with its own timeout drawn from [`WATCH_TIMEOUT`].
+pub fn watch_config() -> watcher::Config {
+    watcher::Config::default().timeout(rand::random_range(WATCH_TIMEOUT))
+}
 
 /// A client for the cluster `Config::infer` finds (in the pod: its ServiceAccount).
 pub async fn connect() -> Result<Client, kube::Error> {
     let config = Config::infer().await.map_err(kube::Error::InferConfig)?;
     if config.proxy_url.is_some() {
         // kube's builder knows the proxies (HTTP CONNECT, SOCKS5); a proxy between this
-        // pod and its API server is rare enough to keep kube's connector for it.
+        // pod and its API server is rare enough to keep kube's connector for it (no
+        // keep-alive there: the watches' own timeouts bound a dead one).
         return Client::try_from(config);
     }
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
+    http.set_keepalive(Some(KEEPALIVE_IDLE));
+    http.set_keepalive_interval(Some(KEEPALIVE_INTERVAL));
+    http.set_keepalive_retries(Some(KEEPALIVE_PROBES));
     let https = config.rustls_https_connector_with_connector(http)?;
     let mut connector = hyper_timeout::TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);
@@ -47,4 +81,20 @@ pub async fn connect() -> Result<Client, kube::Error> {
         .map_err(tower::BoxError::from)
         .service(client);
     Ok(Client::new(service, config.default_namespace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_watch_asks_for_its_own_half_hour_to_hour() {
+        let drawn: std::collections::BTreeSet<u32> =
+            (0..64).filter_map(|_| watch_config().timeout).collect();
+        assert!(drawn.iter().all(|t| WATCH_TIMEOUT.contains(t)), "{drawn:?}");
+        assert!(
+            drawn.len() > 1,
+            "the watches would re-open together: {drawn:?}"
+        );
+    }
 }

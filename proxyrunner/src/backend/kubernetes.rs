@@ -203,7 +203,8 @@ pub async fn apply_and_keep(
     tracing::info!(statefulset = %objects.name, namespace = %objects.namespace, "applied the MCP server's StatefulSet");
     start_stopped(&client, &objects).await?;
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &objects.namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", objects.name));
+    let config =
+        super::kube_client::watch_config().fields(&format!("metadata.name={}", objects.name));
     tokio::spawn(async move {
         let mut events = watcher::watcher(statefulsets, config)
             .default_backoff()
@@ -254,7 +255,7 @@ fn drifted(sts: &StatefulSet) -> bool {
 pub fn watch_pods(client: Client, objects: Arc<ServerObjects>, inputs: watch::Sender<Inputs>) {
     tokio::spawn(async move {
         let pods: Api<Pod> = Api::namespaced(client, &objects.namespace);
-        let config = watcher::Config::default().labels(&selector(&objects.name));
+        let config = super::kube_client::watch_config().labels(&selector(&objects.name));
         let mut events = watcher::watcher(pods, config).default_backoff().boxed();
         let mut seen = std::collections::BTreeMap::<String, Pod>::new();
         let mut listing = std::collections::BTreeMap::<String, Pod>::new();
@@ -299,7 +300,7 @@ pub fn watch_create_failures(
 ) {
     tokio::spawn(async move {
         let events: Api<Event> = Api::namespaced(client, &objects.namespace);
-        let config = watcher::Config::default().fields(&format!(
+        let config = super::kube_client::watch_config().fields(&format!(
             "involvedObject.kind=StatefulSet,involvedObject.name={}",
             objects.name
         ));
@@ -620,7 +621,7 @@ const WATCH_GRACE: Duration = Duration::from_secs(30);
 
 /// Waits (watching the StatefulSet's pods) for one whose `mcp` container runs.
 async fn running_pod(pods: &Api<Pod>, name: &str) -> Result<(String, String), KubernetesError> {
-    let config = watcher::Config::default().labels(&selector(name));
+    let config = super::kube_client::watch_config().labels(&selector(name));
     let mut events = watcher::watcher(pods.clone(), config)
         .default_backoff()
         .boxed();
@@ -660,7 +661,7 @@ async fn running_pod(pods: &Api<Pod>, name: &str) -> Result<(String, String), Ku
 
 /// Resolves when the pod is deleted or its `mcp` container is no longer `container_id`.
 async fn container_gone(pods: &Api<Pod>, pod: &str, container_id: &str) -> String {
-    let config = watcher::Config::default().fields(&format!("metadata.name={pod}"));
+    let config = super::kube_client::watch_config().fields(&format!("metadata.name={pod}"));
     let mut events = watcher::watcher(pods.clone(), config)
         .default_backoff()
         .boxed();

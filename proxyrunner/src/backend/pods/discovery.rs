@@ -74,7 +74,10 @@ async fn run(
     let (store, writer) = reflector::store();
     let mut events = reflector(
         writer,
-        watcher::watcher(pods, watcher::Config::default().labels(&selector)),
+        watcher::watcher(
+            pods,
+            crate::backend::kube_client::watch_config().labels(&selector),
+        ),
     )
     .default_backoff()
     .boxed();
