@@ -13,10 +13,11 @@
 //! Its watches (the StatefulSet, the pods, the StatefulSet's Events) stay open for the
 //! proxy's life, and each asks the API server to end it after 30 to 60 minutes
 //! ([`watch_config`]) instead of kube's 290 s: at a thousand proxies with three or four
-//! watches each, that is about 70 watches re-opened a minute across the cluster instead
+//! watches each, that is about 80 watches re-opened a minute across the cluster instead
 //! of about 700. A connection that dies unseen (the API server's host lost, a load
-//! balancer dropping its state) is found by TCP keep-alive ([`KEEPALIVE_IDLE`]): a
-//! read timeout, as the operator has, would also cut a quiet stdio attach stream, and
+//! balancer dropping its state) is found by TCP keep-alive ([`KEEPALIVE_IDLE`]) when it
+//! is idle and by `TCP_USER_TIMEOUT` ([`UNACKNOWLEDGED`]) when it has bytes in flight:
+//! a read timeout, as the operator has, would also cut a quiet stdio attach stream, and
 //! Events watches get no bookmarks to keep one from firing.
 
 use std::time::Duration;
@@ -42,6 +43,18 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_PROBES: u32 = 3;
 
+/// How long bytes sent to the API server may stay unacknowledged before the kernel
+/// fails the connection (`TCP_USER_TIMEOUT`, Linux). Keep-alive probes only an idle
+/// connection: one with a message in flight (an MCP request written to a stdio attach
+/// stream whose path died) is retransmitted for about 15 minutes by Linux's defaults,
+/// every MCP call meanwhile unanswered. Seen on the harness by dropping the API
+/// server's packets to one proxy: its watches were opened again in 48 s, its attach
+/// stream not at all. 20 s: a live peer acknowledges within a second even when its
+/// reader is slow (the window closes, the probes of it are acknowledged), and an MCP
+/// client waiting on a call gets its error well before its own timeout (the chaos
+/// suite's is 30 s). It also bounds an idle connection's keep-alive to about 40 s.
+const UNACKNOWLEDGED: Duration = Duration::from_secs(20);
+
 /// A watch's configuration, with its own timeout drawn from [`WATCH_TIMEOUT`].
 pub fn watch_config() -> watcher::Config {
     watcher::Config::default().timeout(rand::random_range(WATCH_TIMEOUT))
@@ -62,6 +75,7 @@ pub async fn connect() -> Result<Client, kube::Error> {
     http.set_keepalive(Some(KEEPALIVE_IDLE));
     http.set_keepalive_interval(Some(KEEPALIVE_INTERVAL));
     http.set_keepalive_retries(Some(KEEPALIVE_PROBES));
+    http.set_tcp_user_timeout(Some(UNACKNOWLEDGED));
     let https = config.rustls_https_connector_with_connector(http)?;
     let mut connector = hyper_timeout::TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);
