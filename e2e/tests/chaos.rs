@@ -6,7 +6,9 @@
 //! election, the webhook behind its Service) on the real node; the MCP servers and their
 //! proxies are real pods under the `restricted` Pod Security Standard. Scenarios, in order:
 //! 1. an HTTP MCP server's pod deleted mid-stream (grace period 0);
-//! 2. a stdio MCP server's pod deleted mid-stream;
+//! 2. a stdio MCP server's pod deleted mid-stream; then the API server's packets to its
+//!    proxy dropped, so that the connections the proxy holds to it (watches, the
+//!    pods/attach stream) die unseen, as when the API server's host is lost;
 //! 3. the proxy Deployment rolled by a RunConfig change under load (graceful drain);
 //! 4. the leading operator SIGKILLed, three times, 100 MCPServers changed during each
 //!    failover, the webhook probed throughout (after a control round with no fault); then
@@ -209,6 +211,142 @@ fn recovery(counts: &Counts, injected: Instant) -> String {
         Some(d) => format!("{:.1} s", d.as_secs_f64()),
         None => "no disruption".to_owned(),
     }
+}
+
+/// The local ports of the established TCP connections of `pid`'s network namespace to
+/// `peer` (`/proc/<pid>/net/tcp`: IPv4 addresses as the kernel's native-endian hex).
+fn connections_to(pid: u32, peer: std::net::SocketAddrV4) -> anyhow::Result<Vec<u16>> {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))
+        .with_context(|| format!("the TCP connections of process {pid}"))?;
+    let remote = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(peer.ip().octets()),
+        peer.port()
+    );
+    Ok(table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address rem_address st; 01 is ESTABLISHED.
+            let (local, rem, state) = (fields.get(1)?, fields.get(2)?, fields.get(3)?);
+            (*rem == remote && *state == "01")
+                .then(|| u16::from_str_radix(local.rsplit(':').next()?, 16).ok())
+                .flatten()
+        })
+        .collect())
+}
+
+/// The API server address a pod's process was given (`KUBERNETES_SERVICE_HOST` and
+/// `_PORT`, what in-cluster clients connect to).
+fn api_server_of(pid: u32) -> anyhow::Result<std::net::SocketAddrV4> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
+    let var = |name: &str| {
+        let prefix = format!("{name}=");
+        environ
+            .split(|b| *b == 0)
+            .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .with_context(|| format!("{name} in the environment of process {pid}"))
+    };
+    Ok(std::net::SocketAddrV4::new(
+        var("KUBERNETES_SERVICE_HOST")?.parse()?,
+        var("KUBERNETES_SERVICE_PORT")?.parse()?,
+    ))
+}
+
+/// `iptables` in the network namespace of `pid`.
+fn iptables_in(pid: u32, args: &[String]) -> anyhow::Result<()> {
+    let mut command = Command::new("nsenter");
+    command
+        .args(["-t", &pid.to_string(), "-n", "iptables"])
+        .args(args);
+    run_ok(command, "iptables in the proxy pod's network namespace").map(drop)
+}
+
+/// Scenario 2c: the API server's packets to a stdio proxy's pod dropped, so every
+/// connection it has open to the API server (its watches, its pods/attach stream) dies
+/// with no FIN or RST, as when the API server's host is lost or a load balancer drops
+/// its state; new connections pass. The proxy finds them dead (TCP keep-alive and
+/// `TCP_USER_TIMEOUT`), answers the calls it had sent with an error and attaches again.
+async fn blackhole_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<Row> {
+    let pods = team.api::<Pod>();
+    let selector = format!("app=mcpserver,app.kubernetes.io/instance={server}");
+    let proxy = ready_pods(&pods, &selector, 1, Duration::from_secs(60)).await?;
+    let pid = pid_in_pod("thv-proxyrunner", &proxy[0].0)?;
+    let api_server = api_server_of(pid)?;
+    let addr = service_addr(team, &format!("mcp-{server}-proxy")).await?;
+    let traffic = Traffic::start(&addr, "/mcp", 8, sleep_call(100));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let open = connections_to(pid, api_server)?;
+    anyhow::ensure!(
+        !open.is_empty(),
+        "the proxy of {server} has no connection to the API server {api_server}"
+    );
+    let ports = open
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let (host, port) = (api_server.ip().to_string(), api_server.port().to_string());
+    let rule = |op: &str| -> Vec<String> {
+        [
+            op,
+            "INPUT",
+            "-p",
+            "tcp",
+            "-s",
+            &host,
+            "--sport",
+            &port,
+            "-m",
+            "multiport",
+            "--dports",
+            &ports,
+            "-j",
+            "DROP",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    iptables_in(pid, &rule("-I"))?;
+    let injected = Instant::now();
+    // Every dropped connection closed by the proxy's kernel, the proxy connected anew.
+    let closed = loop {
+        let now = connections_to(pid, api_server)?;
+        if open.iter().all(|p| !now.contains(p)) && !now.is_empty() {
+            break injected.elapsed();
+        }
+        if injected.elapsed() > Duration::from_secs(150) {
+            let _ = iptables_in(pid, &rule("-D"));
+            let _ = traffic.finish().await;
+            anyhow::bail!(
+                "the proxy of {server} still holds connections the API server's packets no longer reach after 150 s: {now:?} of {open:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let counts = traffic.finish().await;
+    iptables_in(pid, &rule("-D"))?;
+    anyhow::ensure!(
+        counts.recovered(),
+        "nothing answered after the last failure: {counts:?}"
+    );
+    Ok(Row {
+        scenario: format!(
+            "the API server's packets to the stdio proxy dropped: its {} connections to it (watches, pods/attach) dead without a FIN, 8 sessions",
+            open.len()
+        ),
+        recovery: recovery(&counts, injected),
+        notes: format!(
+            "all {} closed by the proxy after {:.1} s; {}",
+            open.len(),
+            closed.as_secs_f64(),
+            counts.top_causes()
+        ),
+        counts,
+    })
 }
 
 /// Scenario 3: a RunConfig change (audit on) rolls the proxy Deployment under load.
@@ -1539,6 +1677,9 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     rows.push(delete_proxy_replica(&team, "shared").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("2b: a proxy replica deleted, sessions in Redis");
+    rows.push(blackhole_proxy(&team, "pipe").await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("2c: the API server's packets to the stdio proxy dropped");
     rows.push(roll_proxy(&team, "web").await?);
     show(&rows[rows.len() - 1]);
     watch.lap("3: proxy rolled");
