@@ -868,7 +868,10 @@ fn owned_objects(ns: &str) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
 }
 
 /// Restarts of the operator's containers so far.
-async fn operator_restarts(system: &TestNamespace) -> anyhow::Result<i32> {
+/// Restarts of each operator pod's container, by pod name.
+async fn operator_restarts(
+    system: &TestNamespace,
+) -> anyhow::Result<std::collections::BTreeMap<String, i32>> {
     let pods = system
         .api::<Pod>()
         .list(&ListParams::default().labels("app.kubernetes.io/name=thv-operator"))
@@ -876,13 +879,55 @@ async fn operator_restarts(system: &TestNamespace) -> anyhow::Result<i32> {
     Ok(pods
         .items
         .iter()
-        .flat_map(|p| {
-            p.status
+        .map(|p| {
+            let restarts = p
+                .status
                 .iter()
                 .flat_map(|s| s.container_statuses.iter().flatten())
+                .map(|c| c.restart_count)
+                .sum();
+            (p.metadata.name.clone().unwrap_or_default(), restarts)
         })
-        .map(|c| c.restart_count)
-        .sum())
+        .collect())
+}
+
+/// The last line each operator container that restarted since `before` wrote before it
+/// ended (its previous container's log), so the row says why, not only how often.
+async fn last_words(
+    system: &TestNamespace,
+    before: &std::collections::BTreeMap<String, i32>,
+    now: &std::collections::BTreeMap<String, i32>,
+) -> Vec<String> {
+    let pods = system.api::<Pod>();
+    let mut words = Vec::new();
+    for (pod, restarts) in now {
+        if *restarts <= before.get(pod).copied().unwrap_or_default() {
+            continue;
+        }
+        let params = kube::api::LogParams {
+            previous: true,
+            tail_lines: Some(5),
+            ..Default::default()
+        };
+        match pods.logs(pod, &params).await {
+            Ok(log) => {
+                for line in log.lines() {
+                    println!("{pod}, previous container: {line}");
+                }
+                let last: String = log
+                    .lines()
+                    .last()
+                    .unwrap_or("(empty log)")
+                    .chars()
+                    .take(240)
+                    .map(|c| if c == '|' { '/' } else { c })
+                    .collect();
+                words.push(format!("{pod}: {last}"));
+            }
+            Err(error) => words.push(format!("{pod}: its previous log unreadable ({error})")),
+        }
+    }
+    words
 }
 
 /// Scenario 5: etcd and the API server SIGKILLed together and started again (the
@@ -944,7 +989,15 @@ async fn restart_control_plane(
     let _ = stop_watch.send(true);
     let regressions = generations.await?;
     let objects_after = owned_objects(&scale.name)?;
-    let restarts = operator_restarts(system).await? - restarts_before;
+    let restarts_after = operator_restarts(system).await?;
+    let restarts: i32 =
+        restarts_after.values().sum::<i32>() - restarts_before.values().sum::<i32>();
+    let why = last_words(system, &restarts_before, &restarts_after).await;
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" (the last line before each: {})", why.join("; "))
+    };
 
     anyhow::ensure!(
         regressions.is_empty(),
@@ -975,7 +1028,7 @@ async fn restart_control_plane(
             converged.as_secs_f64()
         ),
         notes: format!(
-            "HTTP sessions: {} ({}/{} answered); stdio sessions (attach passes through the API server): {} ({}/{} answered); operator container restarts: {restarts}; changes admitted within {:.1} s (retried {}); {owned} owned objects, none added or lost; no observedGeneration went back{}",
+            "HTTP sessions: {} ({}/{} answered); stdio sessions (attach passes through the API server): {} ({}/{} answered); operator container restarts: {restarts}{why}; changes admitted within {:.1} s (retried {}); {owned} owned objects, none added or lost; no observedGeneration went back{}",
             outage(&web),
             web.answered,
             web.sent,

@@ -533,7 +533,17 @@ impl AttachedPod {
     }
 
     async fn try_attach(&self) -> Result<Attached, KubernetesError> {
-        let client = self.client().await?.clone();
+        // The first attach connects, applies the StatefulSet and starts the watches.
+        self.client().await?;
+        // Each attach then runs on a client of its own, on new connections. After an
+        // attach stream died unseen (its path to the API server lost), the shared
+        // client's pool may hold more connections on that path, each a further 20 s
+        // (`TCP_USER_TIMEOUT`) before the kernel fails it: the chaos suite saw calls
+        // wait 40 s for the second attach that way. A new connection is a TLS handshake
+        // per attach, only when the server starts or restarts.
+        let client = super::kube_client::connect()
+            .await
+            .map_err(KubernetesError::Connect)?;
         let pods: Api<Pod> = Api::namespaced(client, &self.objects.namespace);
         let (pod, container_id) = running_pod(&pods, &self.objects.name).await?;
         let params = AttachParams::default()
