@@ -1794,16 +1794,20 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
             .join(", ")
     );
     let _ = std::fs::write(e2e::repo_root().join("target/chaos.md"), &rendered);
-    assert!(found.is_empty(), "the Secret's value leaked: {found:?}");
-    for row in &rows {
-        assert_eq!(row.counts.lost, 0, "{}: requests lost", row.scenario);
-    }
 
+    // Uninstalled before the table is judged: a cluster-wide release left behind would
+    // collide with the next run's.
     let mut uninstall = helm();
     uninstall.args(["uninstall", RELEASE, "-n", &system.name, "--wait"]);
     run_ok(uninstall, "helm uninstall")?;
     let _ = std::fs::remove_dir_all(&dir);
     scale.delete().await?;
     team.delete().await?;
-    system.delete().await
+    system.delete().await?;
+
+    assert!(found.is_empty(), "the Secret's value leaked: {found:?}");
+    for row in &rows {
+        assert_eq!(row.counts.lost, 0, "{}: requests lost", row.scenario);
+    }
+    Ok(())
 }

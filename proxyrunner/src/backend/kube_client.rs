@@ -37,10 +37,15 @@ const WATCH_TIMEOUT: std::ops::RangeInclusive<u32> = 1800..=3600;
 
 /// Idle time before the first keep-alive probe on a connection to the API server, the
 /// time between probes, and the probes left unanswered before the kernel fails the
-/// connection: a dead one is found about a minute after its last byte (Linux's own
-/// defaults take over two hours). client-go dials with keep-alive on too.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// connection (Linux's own defaults take over two hours). With [`UNACKNOWLEDGED`] set,
+/// the kernel fails an idle connection at the first probe 20 s after its last byte
+/// arrived: about 20 s. That bounds an MCP call whose request the API server had
+/// acknowledged when the path died: the bytes are not in flight, only the answer is
+/// missing, and only keep-alive notices (with 30 s and 10 s the chaos suite saw such
+/// calls wait 45 to 56 s). 15 s is Go's default keep-alive; a probe is an empty
+/// segment and its acknowledgement, on a connection quiet that long.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const KEEPALIVE_PROBES: u32 = 3;
 
 /// How long bytes sent to the API server may stay unacknowledged before the kernel
@@ -52,7 +57,7 @@ const KEEPALIVE_PROBES: u32 = 3;
 /// stream not at all. 20 s: a live peer acknowledges within a second even when its
 /// reader is slow (the window closes, the probes of it are acknowledged), and an MCP
 /// client waiting on a call gets its error well before its own timeout (the chaos
-/// suite's is 30 s). It also bounds an idle connection's keep-alive to about 40 s.
+/// suite's is 30 s).
 const UNACKNOWLEDGED: Duration = Duration::from_secs(20);
 
 /// A watch's configuration, with its own timeout drawn from [`WATCH_TIMEOUT`].
