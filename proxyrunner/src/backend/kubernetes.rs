@@ -538,8 +538,8 @@ impl AttachedPod {
         // Each attach then runs on a client of its own, on new connections. After an
         // attach stream died unseen (its path to the API server lost), the shared
         // client's pool may hold more connections on that path, each a further 20 s
-        // (`TCP_USER_TIMEOUT`) before the kernel fails it: the chaos suite saw calls
-        // wait 40 s for the second attach that way. A new connection is a TLS handshake
+        // (`TCP_USER_TIMEOUT`) before the kernel fails it: by hand on the harness, the
+        // first call after the failed attach waited 22 s for the new one that way. A new connection is a TLS handshake
         // per attach, only when the server starts or restarts.
         let client = super::kube_client::connect()
             .await
