@@ -1,5 +1,5 @@
-//! The proxy's Kubernetes client: kube's, with `TCP_NODELAY` and TCP keep-alive on
-//! its connections, and the configuration of its watches.
+//! The proxy's Kubernetes client: kube's, with `TCP_NODELAY`, TCP keep-alive and
+//! `TCP_USER_TIMEOUT` on its connections, and the configuration of its watches.
 //!
 //! kube 5 connects with hyper's `HttpConnector` as it comes, Nagle's algorithm on
 //! (kube-rs issue #2056). The stdio attach stream writes a frame per batch of messages:
@@ -58,6 +58,7 @@ const KEEPALIVE_PROBES: u32 = 3;
 /// reader is slow (the window closes, the probes of it are acknowledged), and an MCP
 /// client waiting on a call gets its error well before its own timeout (the chaos
 /// suite's is 30 s).
+#[cfg(target_os = "linux")]
 const UNACKNOWLEDGED: Duration = Duration::from_secs(20);
 
 /// A watch's configuration, with its own timeout drawn from [`WATCH_TIMEOUT`].
@@ -80,6 +81,8 @@ pub async fn connect() -> Result<Client, kube::Error> {
     http.set_keepalive(Some(KEEPALIVE_IDLE));
     http.set_keepalive_interval(Some(KEEPALIVE_INTERVAL));
     http.set_keepalive_retries(Some(KEEPALIVE_PROBES));
+    // Linux only (the proxy's pods); a build elsewhere relies on keep-alive alone.
+    #[cfg(target_os = "linux")]
     http.set_tcp_user_timeout(Some(UNACKNOWLEDGED));
     let https = config.rustls_https_connector_with_connector(http)?;
     let mut connector = hyper_timeout::TimeoutConnector::new(https);
