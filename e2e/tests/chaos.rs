@@ -867,8 +867,7 @@ fn owned_objects(ns: &str) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
     .collect()
 }
 
-/// Restarts of the operator's containers so far.
-/// Restarts of each operator pod's container, by pod name.
+/// Restarts of each operator pod's container so far, by pod name.
 async fn operator_restarts(
     system: &TestNamespace,
 ) -> anyhow::Result<std::collections::BTreeMap<String, i32>> {

@@ -72,7 +72,8 @@ pub async fn connect() -> Result<Client, kube::Error> {
     if config.proxy_url.is_some() {
         // kube's builder knows the proxies (HTTP CONNECT, SOCKS5); a proxy between this
         // pod and its API server is rare enough to keep kube's connector for it (no
-        // keep-alive there: the watches' own timeouts bound a dead one).
+        // keep-alive there: a connection that died unseen is found only when its
+        // watch's own timeout ends it).
         return Client::try_from(config);
     }
     let mut http = HttpConnector::new();

@@ -539,8 +539,9 @@ impl AttachedPod {
         // attach stream died unseen (its path to the API server lost), the shared
         // client's pool may hold more connections on that path, each a further 20 s
         // (`TCP_USER_TIMEOUT`) before the kernel fails it: by hand on the harness, the
-        // first call after the failed attach waited 22 s for the new one that way. A new connection is a TLS handshake
-        // per attach, only when the server starts or restarts.
+        // first call after the failed attach waited 22 s for the new one that way. A
+        // new connection costs a TLS handshake per attach, only when the server starts
+        // or restarts.
         let client = super::kube_client::connect()
             .await
             .map_err(KubernetesError::Connect)?;
