@@ -340,7 +340,7 @@ fn report_remote(name: &str, url: &str, upstream: &Upstream, transport: Transpor
             .filter(|uid| !uid.is_empty()),
     };
     tokio::spawn(async move {
-        match crate::backend::kube_client::connect().await {
+        match kube_connect::infer().await {
             Ok(client) => report::spawn(client, subject, receiver),
             Err(error) => {
                 tracing::warn!(%error, "no Kubernetes client: the remote server's state is not reported");

@@ -8,11 +8,13 @@
 //! Here each watch backs off alone ([`WatchBackoff`]) and its errors are logged and
 //! dropped before the streams merge, so one watch's trouble delays no other's events.
 //!
-//! Every watch asks the API server to end it after 30 to 60 minutes ([`watch_timeout`]),
-//! not kube's 290 s: an idle operator's watches then re-open about once an hour each, not
-//! twelve times. A connection that died unseen is found by the client's read timeout
-//! ([`READ_TIMEOUT`]) instead, which the API server's bookmarks keep from firing on a
-//! live watch.
+//! Every watch asks the API server to end it after 30 to 60 minutes
+//! ([`kube_connect::WATCH_TIMEOUT`]), not kube's 290 s: an idle operator's watches then
+//! re-open about once an hour each, not twelve times. A connection that died unseen is
+//! failed by the kernel about 20 s after its last byte (the keep-alive and
+//! `TCP_USER_TIMEOUT` of [`kube_connect`]), and by the client's read timeout
+//! ([`READ_TIMEOUT`]) where those are not set; the API server's bookmarks keep that
+//! timeout from firing on a live watch.
 
 use std::time::Duration;
 
@@ -29,32 +31,22 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// The longest wait between retries.
 const LONGEST_RETRY: Duration = Duration::from_secs(8);
 
-/// The shortest and longest time one watch is asked to stay open: the API server's own
-/// choice for a client that names none (`--min-request-timeout`, 1800 s by default,
-/// times 1 to 2). kube asks for 290 s unless told; with the ~40 watches of this operator
-/// all started together, that was 40 re-opened watches every 290 s on an idle cluster,
-/// all in the same second. Each watch draws its own time, so they re-open apart.
-const WATCH_TIMEOUT: std::ops::RangeInclusive<u32> = 1800..=3600;
-
 /// How long the operator's client waits for the next byte of an answer before it takes
 /// the connection for dead. The API server sends every watch a bookmark about once a
 /// minute (its watch cache's heartbeat), so a live watch never goes this long without a
-/// byte; a watch whose connection died unseen (a partition, a load balancer dropping
-/// state) is opened again after this long, where kube's own check waits for the watch's
-/// whole timeout. Every other request is answered within seconds.
+/// byte. It also ends a watch whose API server is alive below HTTP but stopped
+/// answering, which TCP cannot see, and a dead connection where [`kube_connect`] leaves
+/// kube's own client (behind a proxy, with an exec credential plugin). Every other
+/// request is answered within seconds.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// `config` with this watch's own timeout drawn from [`WATCH_TIMEOUT`].
-fn watch_timeout(config: watcher::Config) -> watcher::Config {
-    config.timeout(fastrand::u32(WATCH_TIMEOUT))
-}
-
-/// The operator's client for `config`: kube's, with [`READ_TIMEOUT`] counted from each
-/// request sent (not from when its pooled connection went idle).
+/// The operator's client for `config`: [`kube_connect`]'s (the proxy's), with
+/// [`READ_TIMEOUT`] counted from each request sent (not from when its pooled connection
+/// went idle).
 pub fn client(mut config: kube::Config) -> Result<kube::Client, kube::Error> {
     config.read_timeout = Some(READ_TIMEOUT);
     config.reset_reader_on_write = true;
-    kube::Client::try_from(config)
+    kube_connect::client(config)
 }
 
 /// Retry delays of one watch: 250 ms, doubling to 8 s, back to 250 ms after any event.
@@ -133,7 +125,7 @@ where
     let kind = K::kind(&()).into_owned();
     quiet(
         kind,
-        watcher(api, watch_timeout(config))
+        watcher(api, kube_connect::with_watch_timeout(config))
             .backoff(WatchBackoff::default())
             .inspect_ok(move |event| {
                 if matches!(event, watcher::Event::Init) {
@@ -168,7 +160,7 @@ where
     let kind = K::kind(&()).into_owned();
     let events = reflector(
         writer,
-        watcher(api, watch_timeout(config))
+        watcher(api, kube_connect::with_watch_timeout(config))
             .backoff(WatchBackoff::default())
             .modify(modify),
     )
@@ -190,15 +182,10 @@ mod tests {
     }
 
     #[test]
-    fn each_watch_draws_its_own_timeout_of_half_an_hour_to_an_hour() {
-        let drawn: std::collections::BTreeSet<u32> = (0..64)
-            .filter_map(|_| watch_timeout(watcher::Config::default()).timeout)
-            .collect();
-        assert!(drawn.iter().all(|t| WATCH_TIMEOUT.contains(t)), "{drawn:?}");
-        assert!(drawn.len() > 1, "the watches would end together: {drawn:?}");
+    fn the_read_timeout_outlasts_a_bookmark_and_ends_before_the_watch() {
         // A watch stays silent no longer than a minute (bookmarks); dead after three.
         const { assert!(READ_TIMEOUT.as_secs() >= 120) };
-        const { assert!(*WATCH_TIMEOUT.start() as u64 > READ_TIMEOUT.as_secs()) };
+        const { assert!(*kube_connect::WATCH_TIMEOUT.start() as u64 > READ_TIMEOUT.as_secs()) };
     }
 
     #[tokio::test]

@@ -203,8 +203,7 @@ pub async fn apply_and_keep(
     tracing::info!(statefulset = %objects.name, namespace = %objects.namespace, "applied the MCP server's StatefulSet");
     start_stopped(&client, &objects).await?;
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &objects.namespace);
-    let config =
-        super::kube_client::watch_config().fields(&format!("metadata.name={}", objects.name));
+    let config = kube_connect::watch_config().fields(&format!("metadata.name={}", objects.name));
     tokio::spawn(async move {
         let mut events = watcher::watcher(statefulsets, config)
             .default_backoff()
@@ -255,7 +254,7 @@ fn drifted(sts: &StatefulSet) -> bool {
 pub fn watch_pods(client: Client, objects: Arc<ServerObjects>, inputs: watch::Sender<Inputs>) {
     tokio::spawn(async move {
         let pods: Api<Pod> = Api::namespaced(client, &objects.namespace);
-        let config = super::kube_client::watch_config().labels(&selector(&objects.name));
+        let config = kube_connect::watch_config().labels(&selector(&objects.name));
         let mut events = watcher::watcher(pods, config).default_backoff().boxed();
         let mut seen = std::collections::BTreeMap::<String, Pod>::new();
         let mut listing = std::collections::BTreeMap::<String, Pod>::new();
@@ -300,7 +299,7 @@ pub fn watch_create_failures(
 ) {
     tokio::spawn(async move {
         let events: Api<Event> = Api::namespaced(client, &objects.namespace);
-        let config = super::kube_client::watch_config().fields(&format!(
+        let config = kube_connect::watch_config().fields(&format!(
             "involvedObject.kind=StatefulSet,involvedObject.name={}",
             objects.name
         ));
@@ -458,7 +457,7 @@ impl AttachedPod {
         let client = self
             .client
             .get_or_try_init(|| async {
-                let client = super::kube_client::connect()
+                let client = kube_connect::infer()
                     .await
                     .map_err(KubernetesError::Connect)?;
                 report::spawn(
@@ -542,7 +541,7 @@ impl AttachedPod {
         // first call after the failed attach waited 22 s for the new one that way. A
         // new connection costs a TLS handshake per attach, only when the server starts
         // or restarts.
-        let client = super::kube_client::connect()
+        let client = kube_connect::infer()
             .await
             .map_err(KubernetesError::Connect)?;
         let pods: Api<Pod> = Api::namespaced(client, &self.objects.namespace);
@@ -632,7 +631,7 @@ const WATCH_GRACE: Duration = Duration::from_secs(30);
 
 /// Waits (watching the StatefulSet's pods) for one whose `mcp` container runs.
 async fn running_pod(pods: &Api<Pod>, name: &str) -> Result<(String, String), KubernetesError> {
-    let config = super::kube_client::watch_config().labels(&selector(name));
+    let config = kube_connect::watch_config().labels(&selector(name));
     let mut events = watcher::watcher(pods.clone(), config)
         .default_backoff()
         .boxed();
@@ -672,7 +671,7 @@ async fn running_pod(pods: &Api<Pod>, name: &str) -> Result<(String, String), Ku
 
 /// Resolves when the pod is deleted or its `mcp` container is no longer `container_id`.
 async fn container_gone(pods: &Api<Pod>, pod: &str, container_id: &str) -> String {
-    let config = super::kube_client::watch_config().fields(&format!("metadata.name={pod}"));
+    let config = kube_connect::watch_config().fields(&format!("metadata.name={pod}"));
     let mut events = watcher::watcher(pods.clone(), config)
         .default_backoff()
         .boxed();

@@ -9,7 +9,6 @@
 
 pub mod bridge;
 pub mod http;
-pub mod kube_client;
 pub mod kubernetes;
 pub mod legacy_sse;
 pub mod pods;

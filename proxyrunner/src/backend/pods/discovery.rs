@@ -44,7 +44,7 @@ async fn run(
 ) {
     let mut delay = Backoff::default();
     let client = loop {
-        match crate::backend::kube_client::connect().await {
+        match kube_connect::infer().await {
             Ok(client) => break client,
             Err(error) => {
                 tracing::error!(%error, "connecting to the Kubernetes API");
@@ -74,10 +74,7 @@ async fn run(
     let (store, writer) = reflector::store();
     let mut events = reflector(
         writer,
-        watcher::watcher(
-            pods,
-            crate::backend::kube_client::watch_config().labels(&selector),
-        ),
+        watcher::watcher(pods, kube_connect::watch_config().labels(&selector)),
     )
     .default_backoff()
     .boxed();
