@@ -76,9 +76,43 @@ fn secret_value() -> String {
     format!("chaos-secret-{nanos:x}-{:x}", std::process::id())
 }
 
+/// The release the suite installed, uninstalled when dropped: a scenario that fails with
+/// `?` leaves no cluster-wide release (webhook configurations, ClusterRoles) behind to
+/// collide with the next run's. Its namespaces stay, for a look at what failed.
+struct Installed {
+    namespace: Option<String>,
+}
+
+impl Installed {
+    /// Uninstalls the release now, and says whether that worked.
+    fn uninstall(mut self) -> anyhow::Result<()> {
+        match self.namespace.take() {
+            Some(namespace) => uninstall(&namespace),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if let Some(namespace) = self.namespace.take() {
+            eprintln!("the suite failed: uninstalling its release from {namespace}");
+            if let Err(e) = uninstall(&namespace) {
+                eprintln!("{e:#}");
+            }
+        }
+    }
+}
+
+fn uninstall(namespace: &str) -> anyhow::Result<()> {
+    let mut command = helm();
+    command.args(["uninstall", RELEASE, "-n", namespace, "--wait"]);
+    run_ok(command, "helm uninstall").map(drop)
+}
+
 /// The chart, two operator replicas, cluster-wide, its webhook limited to the suite's
 /// namespaces (label `thv-chaos`).
-fn helm_install(system: &str, label: &str, dir: &Path) -> anyhow::Result<()> {
+fn helm_install(system: &str, label: &str, dir: &Path) -> anyhow::Result<Installed> {
     let values = dir.join("chaos-values.yaml");
     std::fs::write(
         &values,
@@ -101,7 +135,12 @@ fn helm_install(system: &str, label: &str, dir: &Path) -> anyhow::Result<()> {
         ])
         .arg("-f")
         .arg(&values);
-    run_ok(command, "helm install").map(|_| ())
+    // A release half installed (`--wait` timed out) is uninstalled too.
+    let installed = Installed {
+        namespace: Some(system.to_owned()),
+    };
+    run_ok(command, "helm install")?;
+    Ok(installed)
 }
 
 /// The Lease holder: `<pod>_<random per process start>`.
@@ -255,13 +294,76 @@ fn api_server_of(pid: u32) -> anyhow::Result<std::net::SocketAddrV4> {
     ))
 }
 
+/// The local ports of the established connections of `pid`'s network namespace to
+/// `peer` that have sent nothing for `quiet` or longer (`ss`'s `lastsnd`: a watch sends
+/// only its request; a connection in use sends every few seconds).
+fn quiet_connections_to(
+    pid: u32,
+    peer: std::net::SocketAddrV4,
+    quiet: Duration,
+) -> anyhow::Result<Vec<u16>> {
+    let mut command = Command::new("nsenter");
+    command.args([
+        "-t",
+        &pid.to_string(),
+        "-n",
+        "ss",
+        "-tniHO",
+        "state",
+        "established",
+    ]);
+    command.args(["dst", &peer.to_string()]);
+    let table = run_ok(command, "ss in the pod's network namespace")?;
+    Ok(table
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            // Recv-Q Send-Q Local Peer, then the -i fields.
+            let local = fields.nth(2)?;
+            let port = local.rsplit(':').next()?.parse::<u16>().ok()?;
+            let last_sent = fields.find_map(|f| f.strip_prefix("lastsnd:"))?;
+            let last_sent = Duration::from_millis(last_sent.parse().ok()?);
+            (last_sent >= quiet).then_some(port)
+        })
+        .collect())
+}
+
 /// `iptables` in the network namespace of `pid`.
 fn iptables_in(pid: u32, args: &[String]) -> anyhow::Result<()> {
     let mut command = Command::new("nsenter");
     command
         .args(["-t", &pid.to_string(), "-n", "iptables"])
         .args(args);
-    run_ok(command, "iptables in the proxy pod's network namespace").map(drop)
+    run_ok(command, "iptables in the pod's network namespace").map(drop)
+}
+
+/// The iptables rule (`op`: `-I` inserts, `-D` deletes) that drops what `api_server`
+/// sends to the local `ports`, and nothing else.
+fn drop_from(op: &str, api_server: std::net::SocketAddrV4, ports: &[u16]) -> Vec<String> {
+    let ports = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let (host, port) = (api_server.ip().to_string(), api_server.port().to_string());
+    [
+        op,
+        "INPUT",
+        "-p",
+        "tcp",
+        "-s",
+        &host,
+        "--sport",
+        &port,
+        "-m",
+        "multiport",
+        "--dports",
+        &ports,
+        "-j",
+        "DROP",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// Scenario 2c: the API server's packets to a stdio proxy's pod dropped, so every
@@ -283,32 +385,7 @@ async fn blackhole_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<R
         !open.is_empty(),
         "the proxy of {server} has no connection to the API server {api_server}"
     );
-    let ports = open
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let (host, port) = (api_server.ip().to_string(), api_server.port().to_string());
-    let rule = |op: &str| -> Vec<String> {
-        [
-            op,
-            "INPUT",
-            "-p",
-            "tcp",
-            "-s",
-            &host,
-            "--sport",
-            &port,
-            "-m",
-            "multiport",
-            "--dports",
-            &ports,
-            "-j",
-            "DROP",
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    };
+    let rule = |op: &str| drop_from(op, api_server, &open);
     iptables_in(pid, &rule("-I"))?;
     let injected = Instant::now();
     // Every dropped connection closed by the proxy's kernel, the proxy connected anew.
@@ -1118,6 +1195,83 @@ async fn roll_operator(
     })
 }
 
+/// Scenario 4c: the API server's packets to the leading operator dropped on the
+/// connections it has sent nothing on for 10 s: its watches, while the connection its
+/// Lease is renewed on every few seconds passes. So are watches cut when one of several
+/// API servers behind a load balancer is lost with no FIN or RST, the Lease renewed
+/// through another. Every scale server is then changed: the leader must find its
+/// watches dead (the kernel, by TCP keep-alive and `TCP_USER_TIMEOUT`, about 20 s after
+/// the last byte; its read timeout, 180 s, where those are not set), open them again
+/// and reconcile what changed meanwhile.
+async fn blackhole_operator_watches(
+    system: &TestNamespace,
+    scale: &TestNamespace,
+) -> anyhow::Result<Row> {
+    let leases = system.api::<Lease>();
+    ready_pods(
+        &system.api::<Pod>(),
+        "app.kubernetes.io/name=thv-operator",
+        2,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let leader = holder(&leases).await.context("a Lease holder")?;
+    let leader_pod = leader.split('_').next().unwrap_or_default().to_owned();
+    let pid = operator_pid(&leader_pod)?;
+    let api_server = api_server_of(pid)?;
+    let restarts_before = operator_restarts(system).await?;
+    let open = connections_to(pid, api_server)?;
+    let quiet = quiet_connections_to(pid, api_server, Duration::from_secs(10))?;
+    anyhow::ensure!(
+        !quiet.is_empty(),
+        "the leading operator {leader_pod} has no quiet connection to the API server {api_server} (of {} open)",
+        open.len()
+    );
+    let rule = |op: &str| drop_from(op, api_server, &quiet);
+    iptables_in(pid, &rule("-I"))?;
+    let injected = Instant::now();
+    let servers = scale.api::<MCPServer>();
+    let outcome = async {
+        let changed = change_all(&servers, "blackhole").await?;
+        Ok::<_, anyhow::Error>((changed, all_reconciled(&servers, injected).await?))
+    }
+    .await;
+    // The dropped connections closed by the operator's kernel (or still open).
+    let left: Vec<u16> = connections_to(pid, api_server)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| quiet.contains(p))
+        .collect();
+    iptables_in(pid, &rule("-D"))?;
+    let ((counts, changed_after), converged) = outcome?;
+    let now_leader = holder(&leases).await.unwrap_or_default();
+    let restarts_after = operator_restarts(system).await?;
+    let words = last_words(system, &restarts_before, &restarts_after).await;
+    let leadership = if now_leader == leader {
+        "the leader kept its Lease".to_owned()
+    } else {
+        format!("the Lease went to {now_leader}; {}", words.join("; "))
+    };
+    Ok(Row {
+        scenario: format!(
+            "the API server's packets to the leading operator dropped on its {} quiet connections (watches; {} open), then {SCALE_SERVERS} MCPServers changed",
+            quiet.len(),
+            open.len()
+        ),
+        recovery: format!(
+            "{SCALE_SERVERS}/{SCALE_SERVERS} reconciled after {:.1} s",
+            converged.as_secs_f64()
+        ),
+        notes: format!(
+            "{leadership}; of the dropped connections {} still open when all were reconciled; changes admitted within {:.1} s{}",
+            left.len(),
+            changed_after.as_secs_f64(),
+            counts.causes_note()
+        ),
+        counts,
+    })
+}
+
 /// Sessions of the load scenario.
 const LOAD_SESSIONS: usize = 1000;
 
@@ -1649,7 +1803,7 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     let scale = TestNamespace::create(&client, "chaos-scale", &[member]).await?;
     let dir = std::env::temp_dir().join(format!("thv-{}", system.name));
     std::fs::create_dir_all(&dir)?;
-    helm_install(&system.name, &label, &dir)?;
+    let installed = helm_install(&system.name, &label, &dir)?;
     watch.lap("helm install: 2 operator replicas on the real node");
 
     // The webhook answers through its Service.
@@ -1749,6 +1903,9 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
     rows.push(roll_operator(&system, &team, &invalid).await?);
     show(&rows[rows.len() - 1]);
     watch.lap("4b: operator rolled");
+    rows.push(blackhole_operator_watches(&system, &scale).await?);
+    show(&rows[rows.len() - 1]);
+    watch.lap("4c: the API server's packets to the leader's watches dropped");
     if std::env::var("THV_E2E_USE_EXISTING").is_ok_and(|v| v == "1") {
         println!("5 skipped: the control plane is not the harness's, which cannot restart it");
     } else {
@@ -1796,9 +1953,7 @@ async fn faults_load_and_attacks_on_real_pods_lose_nothing() -> anyhow::Result<(
 
     // Uninstalled before the table is judged: a cluster-wide release left behind would
     // collide with the next run's.
-    let mut uninstall = helm();
-    uninstall.args(["uninstall", RELEASE, "-n", &system.name, "--wait"]);
-    run_ok(uninstall, "helm uninstall")?;
+    installed.uninstall()?;
     let _ = std::fs::remove_dir_all(&dir);
     scale.delete().await?;
     team.delete().await?;
