@@ -337,33 +337,41 @@ fn iptables_in(pid: u32, args: &[String]) -> anyhow::Result<()> {
     run_ok(command, "iptables in the pod's network namespace").map(drop)
 }
 
-/// The iptables rule (`op`: `-I` inserts, `-D` deletes) that drops what `api_server`
-/// sends to the local `ports`, and nothing else.
-fn drop_from(op: &str, api_server: std::net::SocketAddrV4, ports: &[u16]) -> Vec<String> {
-    let ports = ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+/// `iptables` in the network namespace of `pid` with `op` (`-I` inserts, `-D` deletes)
+/// on the rules that drop what `api_server` sends to the local `ports`, and nothing
+/// else: one rule per 15 ports (`multiport`'s most).
+fn drop_from(
+    pid: u32,
+    op: &str,
+    api_server: std::net::SocketAddrV4,
+    ports: &[u16],
+) -> anyhow::Result<()> {
     let (host, port) = (api_server.ip().to_string(), api_server.port().to_string());
-    [
-        op,
-        "INPUT",
-        "-p",
-        "tcp",
-        "-s",
-        &host,
-        "--sport",
-        &port,
-        "-m",
-        "multiport",
-        "--dports",
-        &ports,
-        "-j",
-        "DROP",
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    for chunk in ports.chunks(15) {
+        let ports = chunk
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rule = [
+            op,
+            "INPUT",
+            "-p",
+            "tcp",
+            "-s",
+            &host,
+            "--sport",
+            &port,
+            "-m",
+            "multiport",
+            "--dports",
+            &ports,
+            "-j",
+            "DROP",
+        ];
+        iptables_in(pid, &rule.map(str::to_owned))?;
+    }
+    Ok(())
 }
 
 /// Scenario 2c: the API server's packets to a stdio proxy's pod dropped, so every
@@ -385,8 +393,8 @@ async fn blackhole_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<R
         !open.is_empty(),
         "the proxy of {server} has no connection to the API server {api_server}"
     );
-    let rule = |op: &str| drop_from(op, api_server, &open);
-    iptables_in(pid, &rule("-I"))?;
+    let rule = |op: &str| drop_from(pid, op, api_server, &open);
+    rule("-I")?;
     let injected = Instant::now();
     // Every dropped connection closed by the proxy's kernel, the proxy connected anew.
     let closed = loop {
@@ -395,7 +403,7 @@ async fn blackhole_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<R
             break injected.elapsed();
         }
         if injected.elapsed() > Duration::from_secs(150) {
-            let _ = iptables_in(pid, &rule("-D"));
+            let _ = rule("-D");
             let _ = traffic.finish().await;
             anyhow::bail!(
                 "the proxy of {server} still holds connections the API server's packets no longer reach after 150 s: {now:?} of {open:?}"
@@ -405,7 +413,7 @@ async fn blackhole_proxy(team: &TestNamespace, server: &str) -> anyhow::Result<R
     };
     tokio::time::sleep(Duration::from_secs(10)).await;
     let counts = traffic.finish().await;
-    iptables_in(pid, &rule("-D"))?;
+    rule("-D")?;
     anyhow::ensure!(
         counts.recovered(),
         "nothing answered after the last failure: {counts:?}"
@@ -1227,8 +1235,8 @@ async fn blackhole_operator_watches(
         "the leading operator {leader_pod} has no quiet connection to the API server {api_server} (of {} open)",
         open.len()
     );
-    let rule = |op: &str| drop_from(op, api_server, &quiet);
-    iptables_in(pid, &rule("-I"))?;
+    let rule = |op: &str| drop_from(pid, op, api_server, &quiet);
+    rule("-I")?;
     let injected = Instant::now();
     let servers = scale.api::<MCPServer>();
     let outcome = async {
@@ -1242,7 +1250,7 @@ async fn blackhole_operator_watches(
         .into_iter()
         .filter(|p| quiet.contains(p))
         .collect();
-    iptables_in(pid, &rule("-D"))?;
+    rule("-D")?;
     let ((counts, changed_after), converged) = outcome?;
     let now_leader = holder(&leases).await.unwrap_or_default();
     let restarts_after = operator_restarts(system).await?;
