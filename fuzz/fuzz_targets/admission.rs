@@ -60,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(response["allowed"].is_boolean(), "a decision: {body}");
             assert!(response["uid"].is_string(), "the request's uid: {body}");
         }
-        400 | 500 => assert!(body["error"].is_string(), "a reason: {body}"),
+        400 | 500 => assert!(
+            body["kind"] == "Status" && body["message"].is_string(),
+            "a Status with a reason: {body}"
+        ),
         other => panic!("unexpected status {other}"),
     }
 });

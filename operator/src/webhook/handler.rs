@@ -78,7 +78,7 @@ impl ReviewedKind {
 #[derive(Debug)]
 pub struct Answer {
     /// 200 with an AdmissionReview; 400 (malformed request) or 500 (lookup failed)
-    /// with `{"error": "..."}`.
+    /// with a `v1` `Status` whose `message` says why.
     pub status: u16,
     /// JSON.
     pub body: Vec<u8>,
@@ -89,11 +89,29 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// A request that could not be decided; `status` 400 or 500.
+    /// A request that could not be decided; `status` 400 or 500. The body is a `v1`
+    /// `Status`: the API server's client reads the message of a failed call only from
+    /// one (or from a `text/` body); from any other JSON it tells the user the error was
+    /// `"unknown"` (client-go's `Result.Error`). kubectl then prints `Internal error
+    /// occurred: failed calling webhook "…": failed to call webhook: <message>`.
     pub fn error(status: u16, kind: ReviewedKind, message: &str) -> Self {
+        let reason = match status {
+            400 => "BadRequest",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            _ => "InternalError",
+        };
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Status",
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": status,
+        });
         Self {
             status,
-            body: json!({ "error": message }).to_string().into_bytes(),
+            body: body.to_string().into_bytes(),
             kind,
             verdict: Verdict::Error,
         }

@@ -233,8 +233,12 @@ fn malformed_review_is_a_400_with_a_json_reason() {
             String::from_utf8_lossy(body)
         );
         assert!(
-            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            json["message"].as_str().is_some_and(|e| !e.is_empty()),
             "{json}"
+        );
+        assert_eq!(
+            (json["kind"].as_str(), json["code"].as_u64()),
+            (Some("Status"), Some(400))
         );
     }
 }
@@ -247,7 +251,7 @@ fn review_of_another_version_of_admission_is_refused() {
     let (answer, json) = run(body.to_string().as_bytes(), &MemoryCatalogs::default());
     assert_eq!(answer.status, 400);
     assert!(
-        json["error"]
+        json["message"]
             .to_string()
             .contains("admission.k8s.io/v1 AdmissionReview")
     );
@@ -258,7 +262,7 @@ fn oversized_review_is_refused_unread() {
     let body = vec![b' '; MAX_REVIEW_BYTES + 1];
     let (answer, json) = run(&body, &MemoryCatalogs::default());
     assert_eq!(answer.status, 400);
-    assert!(json["error"].to_string().contains("3 MiB"), "{json}");
+    assert!(json["message"].to_string().contains("3 MiB"), "{json}");
 }
 
 #[test]
@@ -317,5 +321,30 @@ fn failed_lookup_is_a_500_so_the_failure_policy_decides() {
         Instant::now(),
     );
     assert_eq!((answer.status, answer.verdict), (500, Verdict::Error));
-    assert!(String::from_utf8_lossy(&answer.body).contains("connection refused"));
+    // A `Status` of failure, so that the API server passes its message on to the user
+    // instead of "unknown".
+    let status: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    assert_eq!(
+        (
+            status["apiVersion"].as_str(),
+            status["kind"].as_str(),
+            status["status"].as_str(),
+            status["reason"].as_str(),
+            status["code"].as_u64()
+        ),
+        (
+            Some("v1"),
+            Some("Status"),
+            Some("Failure"),
+            Some("InternalError"),
+            Some(500)
+        ),
+        "{status}"
+    );
+    assert!(
+        status["message"].as_str().is_some_and(
+            |m| m.contains("MCPToolConfig github-tools") && m.contains("connection refused")
+        ),
+        "{status}"
+    );
 }

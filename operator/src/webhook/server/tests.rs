@@ -93,7 +93,7 @@ async fn oversized_review_is_a_400_with_a_json_reason_declared_or_streamed() -> 
         exchange(&running, &post(&format!("content-length: {big}\r\n")), b"").await?;
     assert_eq!(status, 400, "{answer}");
     assert!(
-        answer.contains("{\"error\":\"the AdmissionReview is 3145729 bytes"),
+        answer.contains("\"message\":\"the AdmissionReview is 3145729 bytes"),
         "{answer}"
     );
     // Chunked, no length declared: cut off at the limit.
