@@ -1216,36 +1216,60 @@ async fn blackhole_operator_watches(
     scale: &TestNamespace,
 ) -> anyhow::Result<Row> {
     let leases = system.api::<Lease>();
-    ready_pods(
-        &system.api::<Pod>(),
-        "app.kubernetes.io/name=thv-operator",
-        2,
-        Duration::from_secs(120),
-    )
-    .await?;
-    let leader = holder(&leases).await.context("a Lease holder")?;
-    let leader_pod = leader.split('_').next().unwrap_or_default().to_owned();
-    let pid = operator_pid(&leader_pod)?;
-    let api_server = api_server_of(pid)?;
-    let restarts_before = operator_restarts(system).await?;
-    // Until only the Lease's connection is busy: a leader that just took over has
-    // opened its watches seconds ago, and its first reconciles used (and pooled) a
-    // connection each.
+    let operator_pods = system.api::<Pod>();
+    let selector = "app.kubernetes.io/name=thv-operator";
+    ready_pods(&operator_pods, selector, 2, Duration::from_secs(120)).await?;
+    // Until the Lease holder is a Ready replica that is not being deleted (after the
+    // rollout of 4b its last old replica may still lead while it drains) and only its
+    // Lease's connection is busy: a leader that just took over opened its watches
+    // seconds ago, and its first reconciles used (and pooled) a connection each.
     let waited = Instant::now();
-    let (open, quiet) = loop {
-        let open = connections_to(pid, api_server)?;
-        let quiet = quiet_connections_to(pid, api_server, Duration::from_secs(10))?;
-        if !quiet.is_empty() && open.len() - quiet.len().min(open.len()) <= 2 {
-            break (open, quiet);
-        }
+    let mut why = String::from("no Lease holder");
+    let (leader, leader_pod, pid, api_server, open, quiet) = loop {
         anyhow::ensure!(
             waited.elapsed() < Duration::from_secs(150),
-            "the leading operator {leader_pod} has {} of its {} connections to the API server {api_server} busy after 150 s",
-            open.len() - quiet.len().min(open.len()),
-            open.len()
+            "no leading operator to cut the watches of after 150 s: {why}"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(leader) = holder(&leases).await else {
+            continue;
+        };
+        let leader_pod = leader.split('_').next().unwrap_or_default().to_owned();
+        let pods = operator_pods
+            .list(&ListParams::default().labels(selector))
+            .await?;
+        let ready = pods
+            .items
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == Some(leader_pod.as_str()) && pod_ready(p));
+        if !ready {
+            why = format!("the holder {leader_pod} is not Ready or is being deleted");
+            continue;
+        }
+        let found = operator_pid(&leader_pod).and_then(|pid| {
+            let api_server = api_server_of(pid)?;
+            let open = connections_to(pid, api_server)?;
+            let quiet = quiet_connections_to(pid, api_server, Duration::from_secs(10))?;
+            Ok((pid, api_server, open, quiet))
+        });
+        let (pid, api_server, open, quiet) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                why = format!("{leader_pod}: {e:#}");
+                continue;
+            }
+        };
+        let busy = open.len().saturating_sub(quiet.len());
+        if quiet.is_empty() || busy > 2 {
+            why = format!(
+                "{leader_pod} has {busy} of its {} connections to the API server {api_server} busy",
+                open.len()
+            );
+            continue;
+        }
+        break (leader, leader_pod, pid, api_server, open, quiet);
     };
+    let restarts_before = operator_restarts(system).await?;
     let rule = |op: &str| drop_from(pid, op, api_server, &quiet);
     rule("-I")?;
     let injected = Instant::now();
@@ -1261,7 +1285,14 @@ async fn blackhole_operator_watches(
         .into_iter()
         .filter(|p| quiet.contains(p))
         .collect();
-    rule("-D")?;
+    // A process that ended (its container restarted) leaves its rules in the pod's
+    // network namespace, on ports its successor's connections are unlikely to get;
+    // the namespace goes with the suite's.
+    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        rule("-D")?;
+    } else {
+        println!("4c: {leader_pod}'s process {pid} ended; its DROP rules stay in its pod");
+    }
     let ((counts, changed_after), converged) = outcome?;
     let now_leader = holder(&leases).await.unwrap_or_default();
     let restarts_after = operator_restarts(system).await?;
